@@ -1,0 +1,1 @@
+"""Pydantic models shared by the intake, the workflows, the activities and the CLI."""

@@ -1,0 +1,30 @@
+"""Alerts as every monitoring source reduces to: one alert, one status, one fingerprint."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class AlertStatus(StrEnum):
+    firing = "firing"
+    resolved = "resolved"
+
+
+class Alert(BaseModel):
+    source: str = Field(description="alertmanager, grafana or generic")
+    name: str
+    status: AlertStatus = AlertStatus.firing
+    fingerprint: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    group_key: str | None = None
+    generator_url: str | None = None
+
+    @property
+    def summary(self) -> str:
+        return self.annotations.get("summary") or self.annotations.get("description") or self.name

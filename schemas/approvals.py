@@ -1,0 +1,66 @@
+"""What a human sends to a running incident. Field names are what a person types in the Temporal UI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class ApprovalRequest(BaseModel):
+    """One named action the runbook asks a human to approve."""
+
+    action: str
+    recommendation: str
+    risk: str
+    requested_by: str = "stanch"
+    allowed_approvers: list[str] = Field(default_factory=list)
+    destructive: bool = False
+
+
+class ApprovalAnswer(BaseModel):
+    """Payload of the `approve` and `reject` signals."""
+
+    approver: str
+    action: str | None = None
+    comment: str = ""
+
+
+class Decision(ApprovalAnswer):
+    """Payload of the `decide` update: the same fields plus the verdict."""
+
+    approved: bool
+
+
+class DecisionOutcome(BaseModel):
+    accepted: bool
+    action: str
+    approved: bool
+    approver: str
+    detail: str = ""
+
+
+class ApprovalOutcome(BaseModel):
+    """How an approval gate closed."""
+
+    action: str
+    approved: bool
+    decided_by: str
+    comment: str = ""
+    decided_at: datetime
+    escalated: bool = False
+    timed_out: bool = False
+
+
+class Acknowledgement(BaseModel):
+    by: str
+
+
+class EscalationRequest(BaseModel):
+    by: str
+    reason: str = ""
+
+
+class Resolution(BaseModel):
+    by: str
+    note: str = ""

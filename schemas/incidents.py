@@ -1,0 +1,55 @@
+"""What starts a runbook and what it ends with."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from schemas.alerts import Alert
+from schemas.approvals import ApprovalOutcome
+from schemas.severity import Severity
+
+
+class EscalationLevel(BaseModel):
+    name: str
+    notify: list[str] = Field(default_factory=list)
+    after: timedelta = timedelta(minutes=30)
+
+
+class IncidentPolicy(BaseModel):
+    """The slice of the policy file an incident needs, copied into its input so history shows what ruled."""
+
+    approvers: list[str] = Field(default_factory=list, description="empty: anyone may decide")
+    escalation: list[EscalationLevel] = Field(
+        default_factory=lambda: [EscalationLevel(name="team-lead", notify=["team-lead"])]
+    )
+    approval_timeout: timedelta = timedelta(minutes=30)
+
+
+class IncidentInput(BaseModel):
+    incident_id: str
+    runbook: str
+    severity: Severity
+    service: str
+    summary: str
+    alert: Alert
+    target: dict[str, str] = Field(default_factory=dict, description="what the runbook acts on, e.g. agent_id")
+    policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
+
+
+class ActionTaken(BaseModel):
+    action: str
+    by: str
+    at: datetime
+    outcome: str
+
+
+class IncidentResult(BaseModel):
+    incident_id: str
+    runbook: str
+    final_state: str
+    actions: list[ActionTaken] = Field(default_factory=list)
+    approval: ApprovalOutcome | None = None
+    resolved_by: str | None = None
+    finished_at: datetime

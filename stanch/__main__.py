@@ -1,0 +1,3 @@
+from stanch.cli import app
+
+app()

@@ -1,0 +1,86 @@
+"""The Postgres schema: an append-only, hash-chained audit log.
+
+Workers connect as `stanch_app`, a role that may read and insert but never update or delete; a trigger
+refuses updates and deletes for every role, so an edit needs a deliberate `DISABLE TRIGGER` by an owner
+and is then caught by `stanch audit verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+GENESIS_HASH = "0" * 64
+APP_ROLE = "stanch_app"
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS audit_log (
+        id          bigserial PRIMARY KEY,
+        workflow_id text        NOT NULL,
+        step_key    text        NOT NULL,
+        actor       text        NOT NULL,
+        action      text        NOT NULL,
+        outcome     text        NOT NULL,
+        reason      text        NOT NULL DEFAULT '',
+        details     jsonb       NOT NULL DEFAULT '{}'::jsonb,
+        occurred_at timestamptz NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        prev_hash   text        NOT NULL,
+        row_hash    text        NOT NULL,
+        UNIQUE (workflow_id, step_key)
+    );
+    CREATE INDEX IF NOT EXISTS audit_log_by_incident ON audit_log (workflow_id, id);
+    CREATE OR REPLACE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;
+    END $$;
+    DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;
+    CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
+    """,
+    f"""
+    DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+            CREATE ROLE {APP_ROLE} LOGIN;
+        END IF;
+    END $$;
+    REVOKE ALL ON audit_log FROM {APP_ROLE};
+    GRANT SELECT, INSERT ON audit_log TO {APP_ROLE};
+    GRANT USAGE ON SEQUENCE audit_log_id_seq TO {APP_ROLE};
+    """,
+]
+
+
+def migrate(admin_url: str) -> None:
+    """Bring the schema up to date; safe to run on every start."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version int PRIMARY KEY)")
+        conn.execute("SELECT pg_advisory_lock(727274)")
+        try:
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+            current = row[0] if row else 0
+            for version, sql in enumerate(MIGRATIONS, start=1):
+                if version > current:
+                    with conn.transaction():
+                        conn.execute(sql)  # type: ignore[arg-type]
+                        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(727274)")
+
+
+def row_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    """The chain link: sha256 over the previous hash and the row's own fields, in a canonical form."""
+    canonical = json.dumps(
+        {key: (value.isoformat() if isinstance(value, datetime) else value) for key, value in fields.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+HASHED_COLUMNS = ("workflow_id", "step_key", "actor", "action", "outcome", "reason", "details", "occurred_at")

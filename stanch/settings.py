@@ -1,0 +1,54 @@
+"""Process settings, read from `STANCH_*` environment variables and validated once at start-up."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STANCH_", extra="ignore")
+
+    temporal_address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "stanch"
+    temporal_ui_port: int = Field(8233, ge=1, le=65535)
+
+    # Workers and the CLI use the insert-only role; migrations and `stanch dev` use the owner.
+    database_url: str = "postgresql://stanch_app@127.0.0.1:5433/stanch"
+    database_admin_url: str = "postgresql://postgres@127.0.0.1:5433/stanch"
+    postgres_port: int = Field(5433, ge=1, le=65535)
+
+    host: str = "127.0.0.1"
+    intake_port: int = Field(8080, ge=1, le=65535)
+    intake_token: SecretStr | None = None
+    sandbox_port: int = Field(8090, ge=1, le=65535)
+
+    # Where platform actions (pause, rollback, …) and dev notifications go; the sandbox in dev and tests.
+    platform_url: str = "http://127.0.0.1:8090"
+    notify_webhook_url: str = "http://127.0.0.1:8090/chat/messages"
+
+    config: Path = REPO_ROOT / "config" / "stanch.toml"
+    home: Path = REPO_ROOT / ".stanch"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def load_settings_or_exit() -> Settings:
+    """A bad value stops the process with one line naming the variable, not a traceback."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "STANCH_" + str(first["loc"][0]).upper() if first["loc"] else "STANCH_*"
+        print(f"stanch: invalid setting {name}: {first['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
