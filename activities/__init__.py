@@ -1,0 +1,1 @@
+"""Effects: each activity touches one outside system and is safe to retry."""

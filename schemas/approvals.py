@@ -14,8 +14,10 @@ class ApprovalRequest(BaseModel):
     recommendation: str
     risk: str
     requested_by: str = "stanch"
-    allowed_approvers: list[str] = Field(default_factory=list)
+    allowed_roles: list[str] = Field(default_factory=list, description="empty: any approver in the policy")
+    required_approvals: int = Field(1, ge=1, description="distinct approvers needed to approve")
     destructive: bool = False
+    safe_default: str = Field(description="what happens if nobody answers; never destructive")
 
 
 class ApprovalAnswer(BaseModel):

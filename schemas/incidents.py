@@ -20,7 +20,9 @@ class EscalationLevel(BaseModel):
 class IncidentPolicy(BaseModel):
     """The slice of the policy file an incident needs, copied into its input so history shows what ruled."""
 
-    approvers: list[str] = Field(default_factory=list, description="empty: anyone may decide")
+    roles: dict[str, list[str]] = Field(
+        default_factory=dict, description="role → people who hold it; no roles at all: anyone may decide"
+    )
     escalation: list[EscalationLevel] = Field(
         default_factory=lambda: [EscalationLevel(name="team-lead", notify=["team-lead"])]
     )
@@ -34,7 +36,9 @@ class IncidentInput(BaseModel):
     service: str
     summary: str
     alert: Alert
-    target: dict[str, str] = Field(default_factory=dict, description="what the runbook acts on, e.g. agent_id")
+    target: dict[str, str] = Field(
+        default_factory=dict, description="what the runbook acts on, e.g. agent_id"
+    )
     policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -22,6 +22,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE IF NOT EXISTS audit_log (
         id          bigserial PRIMARY KEY,
         workflow_id text        NOT NULL,
+        run_id      text        NOT NULL,
         step_key    text        NOT NULL,
         actor       text        NOT NULL,
         action      text        NOT NULL,
@@ -32,9 +33,9 @@ MIGRATIONS: list[str] = [
         recorded_at timestamptz NOT NULL DEFAULT now(),
         prev_hash   text        NOT NULL,
         row_hash    text        NOT NULL,
-        UNIQUE (workflow_id, step_key)
+        UNIQUE (workflow_id, run_id, step_key)
     );
-    CREATE INDEX IF NOT EXISTS audit_log_by_incident ON audit_log (workflow_id, id);
+    CREATE INDEX IF NOT EXISTS audit_log_by_incident ON audit_log (workflow_id, run_id, id);
     CREATE OR REPLACE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;
@@ -67,20 +68,40 @@ def migrate(admin_url: str) -> None:
             for version, sql in enumerate(MIGRATIONS, start=1):
                 if version > current:
                     with conn.transaction():
-                        conn.execute(sql)  # type: ignore[arg-type]
+                        conn.execute(sql)
                         conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
         finally:
             conn.execute("SELECT pg_advisory_unlock(727274)")
 
 
 def row_hash(prev_hash: str, fields: dict[str, Any]) -> str:
-    """The chain link: sha256 over the previous hash and the row's own fields, in a canonical form."""
+    """The chain link: sha256 over the previous hash and the row's hashed columns, in a canonical form.
+
+    Writer and verifier both call this with the columns named in HASHED_COLUMNS; timestamps are normalised
+    to UTC microseconds, which is exactly what timestamptz keeps.
+    """
     canonical = json.dumps(
-        {key: (value.isoformat() if isinstance(value, datetime) else value) for key, value in fields.items()},
+        {name: _canonical(fields[name]) for name in HASHED_COLUMNS},
         sort_keys=True,
         separators=(",", ":"),
     )
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-HASHED_COLUMNS = ("workflow_id", "step_key", "actor", "action", "outcome", "reason", "details", "occurred_at")
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+HASHED_COLUMNS = (
+    "workflow_id",
+    "run_id",
+    "step_key",
+    "actor",
+    "action",
+    "outcome",
+    "reason",
+    "details",
+    "occurred_at",
+)

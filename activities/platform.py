@@ -1,0 +1,36 @@
+"""Actions on the operator's agent platform (the sandbox platform in dev and tests)."""
+
+from __future__ import annotations
+
+import httpx
+from temporalio import activity
+
+from activities.errors import raise_for_status
+from schemas.actions import AgentAction, AgentState
+
+
+class PlatformActivities:
+    """Built once in the worker; every call carries the idempotency key the workflow chose."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def _agent_call(self, verb: str, request: AgentAction) -> AgentState:
+        body: dict[str, str] = {"reason": request.reason}
+        if request.to_version:
+            body["to_version"] = request.to_version
+        response = await self._client.post(
+            f"/agents/{request.agent_id}/{verb}",
+            json=body,
+            headers={"Idempotency-Key": request.idempotency_key},
+        )
+        raise_for_status(response, f"{verb} of agent {request.agent_id}")
+        return AgentState.model_validate(response.json())
+
+    @activity.defn(name="pause_agent")
+    async def pause_agent(self, request: AgentAction) -> AgentState:
+        return await self._agent_call("pause", request)
+
+    @activity.defn(name="rollback_agent")
+    async def rollback_agent(self, request: AgentAction) -> AgentState:
+        return await self._agent_call("rollback", request)

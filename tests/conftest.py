@@ -1,0 +1,154 @@
+"""Shared fixtures: a real embedded Postgres, a real sandbox platform over HTTP, the time-skipping
+Temporal test server, and a worker running the real runbooks and activities on a fresh task queue."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from stanch.devstack import postgres
+from stanch.policy import load_policy
+from stanch.settings import REPO_ROOT, Settings
+from workers.sandbox import create_app as create_sandbox
+from workers.worker import activity_implementations, build_worker
+
+SEARCH_ATTRIBUTE_NAMES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """One embedded Postgres for the session; each test uses its own incident ids, so rows never mix."""
+    home = tmp_path_factory.mktemp("pg")
+    port = free_port()
+    settings = Settings(
+        home=home,
+        postgres_port=port,
+        database_url=f"postgresql://stanch_app@127.0.0.1:{port}/stanch",
+        database_admin_url=f"postgresql://postgres@127.0.0.1:{port}/stanch",
+    )
+    logs = home / "logs"
+    logs.mkdir()
+    child = postgres.launch(settings, logs)
+    try:
+        postgres.wait_ready(child, settings)
+        yield settings
+    finally:
+        child.stop()
+
+
+class ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test process owns its signals
+        pass
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedServer(
+        uvicorn.Config(create_sandbox(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("sandbox platform did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def settings(postgres_settings: Settings, sandbox_url: str) -> Settings:
+    return postgres_settings.model_copy(
+        update={"platform_url": sandbox_url, "notify_webhook_url": f"{sandbox_url}/chat/messages"}
+    )
+
+
+async def register_search_attributes(client: Client) -> None:
+    # The time-skipping server knows no custom search attribute until told; the first upsert would
+    # otherwise fail the workflow task forever.
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_NAMES
+            },
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    binary = Path(sys.executable).parent / "temporal-test-server"
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(binary)
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+class Running:
+    """A worker on a fresh task queue, with the client and settings the test needs to reach it."""
+
+    def __init__(self, env: WorkflowEnvironment, task_queue: str, settings: Settings) -> None:
+        self.env = env
+        self.client = env.client
+        self.task_queue = task_queue
+        self.settings = settings
+
+
+@pytest.fixture
+async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
+    task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    async with activity_implementations(settings) as activities:
+        async with build_worker(time_env.client, task_queue, activities):
+            yield Running(time_env, task_queue, settings)
+
+
+@pytest.fixture
+def policy() -> Any:
+    return load_policy(REPO_ROOT / "config" / "stanch.toml")
+
+
+def audit_rows(settings: Settings, workflow_id: str) -> list[dict[str, Any]]:
+    with psycopg.connect(settings.database_url) as conn:
+        cursor = conn.execute(
+            "SELECT step_key, actor, action, outcome, reason FROM audit_log WHERE workflow_id = %s ORDER BY id",
+            (workflow_id,),
+        )
+        names = [column.name for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
+    agent_id = f"agent-{uuid.uuid4().hex[:8]}"
+    response = httpx.put(
+        f"{sandbox_url}/agents/{agent_id}", json={"versions": versions or ["v1", "v2", "v3"]}
+    )
+    response.raise_for_status()
+    return agent_id

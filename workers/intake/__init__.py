@@ -1,0 +1,1 @@
+"""The alert intake: monitoring webhooks in, incidents started or signalled."""

@@ -1,0 +1,218 @@
+"""The approval gate: one named action, decided by humans, escalated on timers when nobody answers.
+
+The golden rule holds here: a human approves what the runbook recommends and nothing else. Refusals never
+change the gate; they are kept in the timeline and the audit log so an auditor sees who tried what.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
+
+if TYPE_CHECKING:
+    from workflows.steps.incident import IncidentWorkflow
+
+
+class ApprovalGate:
+    def __init__(self, incident: IncidentWorkflow) -> None:
+        self._incident = incident
+        self.request: ApprovalRequest | None = None
+        self.outcome: ApprovalOutcome | None = None
+        self._approvals: dict[str, ApprovalAnswer] = {}
+        self._rejection: ApprovalAnswer | None = None
+        self._acknowledged = False
+        self._escalate_now = False
+        self._asked = 0
+        self._refused = 0
+
+    # ---- rules ------------------------------------------------------------------------------------
+
+    def refusal(self, answer: ApprovalAnswer, *, approved: bool) -> str | None:
+        """Why this answer must not count, or None. Pure: used by the `decide` validator too."""
+        request = self.request
+        if request is None or self._closed():
+            return "no approval is pending"
+        if answer.action and answer.action != request.action:
+            return f"{answer.action!r} was not recommended; the pending action is {request.action!r}"
+        if not self._may_decide(answer.approver, request):
+            roles = ", ".join(request.allowed_roles) or "any approver role"
+            return f"{answer.approver} may not decide {request.action!r} (needs {roles})"
+        if approved and request.destructive and answer.approver == request.requested_by:
+            return f"{answer.approver} requested the destructive action {request.action!r} and may not approve it"
+        if approved and answer.approver in self._approvals:
+            return f"{answer.approver} already approved; a different approver is needed"
+        return None
+
+    def _may_decide(self, approver: str, request: ApprovalRequest) -> bool:
+        roles = self._incident.incident.policy.roles
+        if not roles:
+            return True
+        wanted = request.allowed_roles or list(roles)
+        return any(approver in roles.get(role, []) for role in wanted)
+
+    def _closed(self) -> bool:
+        return self._rejection is not None or (
+            self.request is not None and len(self._approvals) >= self.request.required_approvals
+        )
+
+    # ---- answers ----------------------------------------------------------------------------------
+
+    async def answer_by_signal(self, answer: ApprovalAnswer, *, approved: bool) -> None:
+        refusal = self.refusal(answer, approved=approved)
+        if refusal:
+            self._refused += 1
+            verb = "approval" if approved else "rejection"
+            self._incident.note(
+                "refused", f"{verb} from {answer.approver} refused: {refusal}", answer.approver
+            )
+            await self._incident.audit(
+                f"refused-{self._refused}",
+                action=f"{verb} of {answer.action or '?'}",
+                outcome="refused",
+                actor=answer.approver,
+                reason=refusal,
+            )
+            return
+        self._record(answer, approved=approved)
+
+    async def answer_by_update(self, decision: Decision) -> DecisionOutcome:
+        # The validator ran against the same state in the same activation, so this cannot be refused now.
+        assert self.request is not None
+        self._record(decision, approved=decision.approved)
+        await workflow.wait_condition(lambda: self.outcome is not None or not self._closed())
+        pending = self.request.required_approvals - len(self._approvals)
+        detail = (
+            f"{self.request.action} {'approved' if decision.approved else 'rejected'}"
+            if self._closed()
+            else f"recorded; {pending} more approver(s) needed"
+        )
+        return DecisionOutcome(
+            accepted=True,
+            action=self.request.action,
+            approved=decision.approved,
+            approver=decision.approver,
+            detail=detail,
+        )
+
+    def _record(self, answer: ApprovalAnswer, *, approved: bool) -> None:
+        assert self.request is not None
+        verb = "approved" if approved else "rejected"
+        comment = f": {answer.comment}" if answer.comment else ""
+        self._incident.note(
+            "decision", f"{answer.approver} {verb} {self.request.action}{comment}", answer.approver
+        )
+        if approved:
+            self._approvals[answer.approver] = answer
+        else:
+            self._rejection = answer
+
+    def acknowledge(self, by: str) -> None:
+        if self.request is not None and not self._closed():
+            self._acknowledged = True
+
+    def escalate_now(self) -> None:
+        if self.request is not None and not self._closed():
+            self._escalate_now = True
+
+    # ---- the wait ---------------------------------------------------------------------------------
+
+    async def ask(self, request: ApprovalRequest) -> ApprovalOutcome:
+        """Wait for a decision; walk the escalation chain on timers; end on the safe default."""
+        self._asked += 1
+        gate = f"gate{self._asked}"
+        self.request, self.outcome = request, None
+        self._approvals, self._rejection = {}, None
+        incident = self._incident
+        policy = incident.incident.policy
+        incident.brief.recommendation = request.recommendation
+        incident.brief.risk_if_no_action = request.risk
+        incident.set_state("awaiting_approval", awaiting=self._awaiting_text(request))
+        await incident.audit(
+            f"{gate}-requested",
+            action=f"ask approval for {request.action}",
+            outcome="pending",
+            reason=request.recommendation,
+            details={"risk": request.risk, "roles": ",".join(request.allowed_roles)},
+        )
+
+        waits = [policy.approval_timeout] + [level.after for level in policy.escalation]
+        for step, wait in enumerate(waits):
+            self._acknowledged = self._escalate_now = False
+            if await self._wait_one_level(wait, step):
+                return await self._close(gate)
+            if step < len(policy.escalation):
+                level = policy.escalation[step]
+                incident.set_state(
+                    "escalated", awaiting=f"{self._awaiting_text(request)}; escalated to {level.name}"
+                )
+                incident.note("escalation", f"no decision on {request.action}; escalated to {level.name}")
+                await incident.notify(
+                    f"{gate}-escalate-{step + 1}",
+                    channel=level.name,
+                    recipient=", ".join(level.notify) or None,
+                    title=f"Escalation: {incident.incident.summary}",
+                    text=f"Nobody has decided on {request.action!r}. Recommendation: {request.recommendation}. "
+                    f"Risk if no action: {request.risk}.",
+                )
+
+        # Nobody answered anywhere along the chain: the safe default, never the destructive action.
+        self.outcome = ApprovalOutcome(
+            action=request.action,
+            approved=False,
+            decided_by="stanch",
+            comment=request.safe_default,
+            decided_at=workflow.now(),
+            escalated=bool(policy.escalation),
+            timed_out=True,
+        )
+        incident.note("decision", f"no decision on {request.action}; safe default: {request.safe_default}")
+        await incident.audit(
+            f"{gate}-safe-default", action=request.action, outcome="not taken", reason=request.safe_default
+        )
+        return self.outcome
+
+    async def _wait_one_level(self, wait: timedelta, step: int) -> bool:
+        """True once decided. The clock stops for an acknowledgement, until a decision or `escalate`."""
+        try:
+            await workflow.wait_condition(
+                lambda: self._closed() or self._escalate_now or self._acknowledged,
+                timeout=wait,
+                timeout_summary=f"escalate if no decision (level {step})",
+            )
+        except TimeoutError:
+            return False
+        if self._acknowledged and not self._closed() and not self._escalate_now:
+            await workflow.wait_condition(lambda: self._closed() or self._escalate_now)
+        return self._closed()
+
+    async def _close(self, gate: str) -> ApprovalOutcome:
+        assert self.request is not None
+        approved = self._rejection is None
+        deciders = [self._rejection] if self._rejection else list(self._approvals.values())
+        self.outcome = ApprovalOutcome(
+            action=self.request.action,
+            approved=approved,
+            decided_by=", ".join(answer.approver for answer in deciders),
+            comment="; ".join(answer.comment for answer in deciders if answer.comment),
+            decided_at=workflow.now(),
+            escalated=self._incident.state == "escalated",
+        )
+        await self._incident.audit(
+            f"{gate}-decision",
+            action=self.request.action,
+            outcome="approved" if approved else "rejected",
+            actor=self.outcome.decided_by,
+            reason=self.outcome.comment,
+        )
+        return self.outcome
+
+    @staticmethod
+    def _awaiting_text(request: ApprovalRequest) -> str:
+        roles = " or ".join(request.allowed_roles) or "an approver"
+        count = f"{request.required_approvals} approvers" if request.required_approvals > 1 else roles
+        return f"approval of {request.action!r} by {count}"

@@ -1,0 +1,268 @@
+"""The base every incident runbook inherits: human messages, brief, timeline, audit and effects.
+
+A runbook subclass only writes its procedure in `run`; everything an on-call human or auditor relies on
+(the `approve`/`reject`/`decide` answers, `brief`, `timeline`, the search attributes) lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities
+    from activities.notify import NotifyActivities
+    from schemas.actions import Notification
+    from schemas.alerts import Alert, AlertStatus
+    from schemas.approvals import (
+        Acknowledgement,
+        ApprovalAnswer,
+        Decision,
+        DecisionOutcome,
+        EscalationRequest,
+        Resolution,
+    )
+    from schemas.audit import AuditEvent
+    from schemas.briefs import Brief, Timeline, TimelineEntry
+    from schemas.incidents import ActionTaken, IncidentInput, IncidentResult
+    from workflows.steps.approval import ApprovalGate
+    from workflows.steps.policies import AUDIT_RETRY, AUDIT_TIMEOUT, EFFECT_RETRY, EFFECT_TIMEOUT
+
+RUNBOOK = SearchAttributeKey.for_keyword("StanchRunbook")
+SEVERITY = SearchAttributeKey.for_keyword("StanchSeverity")
+SERVICE = SearchAttributeKey.for_keyword("StanchService")
+STATE = SearchAttributeKey.for_keyword("StanchState")
+
+SEARCH_ATTRIBUTES = (RUNBOOK, SEVERITY, SERVICE, STATE)
+
+Result = TypeVar("Result", bound=BaseModel)
+
+
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, incident: IncidentInput) -> None:
+        self.incident = incident
+        now = workflow.now()
+        self.state = "triggered"
+        self.brief = Brief(
+            incident_id=incident.incident_id,
+            runbook=incident.runbook,
+            severity=incident.severity.value,
+            service=incident.service,
+            summary=incident.summary,
+            started_at=incident.alert.starts_at or now,
+            last_update_at=now,
+            state=self.state,
+        )
+        self.timeline = Timeline()
+        self.actions: list[ActionTaken] = []
+        self.alerts_received = 0
+        self.resolution: Resolution | None = None
+        self.gate = ApprovalGate(self)
+        self._audit_steps: set[str] = set()
+
+    # ---- what the runbook calls -------------------------------------------------------------------
+
+    def open(self, *, recommendation: str, risk_if_no_action: str) -> None:
+        """Publish the first brief and the search attributes before any effect."""
+        self.brief.recommendation = recommendation
+        self.brief.risk_if_no_action = risk_if_no_action
+        workflow.upsert_search_attributes(
+            [
+                RUNBOOK.value_set(self.incident.runbook),
+                SEVERITY.value_set(self.incident.severity.value),
+                SERVICE.value_set(self.incident.service),
+                STATE.value_set(self.state),
+            ]
+        )
+        self.note("state", f"{self.incident.runbook} opened: {self.incident.summary}")
+        self.publish_brief()
+
+    def set_state(self, state: str, *, awaiting: str | None = None) -> None:
+        self.state = state
+        self.brief.state = state
+        self.brief.awaiting = awaiting
+        workflow.upsert_search_attributes([STATE.value_set(state)])
+        self.note("state", f"state is now {state}")
+        self.publish_brief()
+
+    def note(self, kind: str, text: str, actor: str = "stanch") -> None:
+        self.timeline.entries.append(TimelineEntry(at=workflow.now(), kind=kind, text=text, actor=actor))
+
+    def publish_brief(self) -> None:
+        self.brief.last_update_at = workflow.now()
+        workflow.set_current_details(self.brief.as_markdown())
+
+    def step_key(self, step: str) -> str:
+        """Idempotency key of one effect: stable across retries, distinct for a re-opened incident."""
+        info = workflow.info()
+        return f"{info.workflow_id}/{info.run_id}/{step}"
+
+    async def audit(
+        self,
+        step: str,
+        *,
+        action: str,
+        outcome: str,
+        actor: str = "stanch",
+        reason: str = "",
+        details: dict[str, str] | None = None,
+    ) -> None:
+        if step in self._audit_steps:
+            raise RuntimeError(f"audit step {step!r} used twice in one incident")
+        self._audit_steps.add(step)
+        info = workflow.info()
+        await workflow.execute_activity_method(
+            AuditActivities.write_audit,
+            AuditEvent(
+                workflow_id=info.workflow_id,
+                run_id=info.run_id,
+                step_key=step,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                reason=reason,
+                occurred_at=workflow.now(),
+                details=details or {},
+            ),
+            start_to_close_timeout=AUDIT_TIMEOUT,
+            retry_policy=AUDIT_RETRY,
+            summary=f"audit {step}",
+        )
+
+    async def act(
+        self,
+        step: str,
+        effect: Callable[[Any, Any], Awaitable[Result]],
+        request: BaseModel,
+        *,
+        summary: str,
+        actor: str = "stanch",
+    ) -> Result | None:
+        """Carry out one effect, then audit it. A failure is audited too and returns None."""
+        try:
+            result: Result = await workflow.execute_activity_method(
+                effect,
+                request,
+                start_to_close_timeout=EFFECT_TIMEOUT,
+                retry_policy=EFFECT_RETRY,
+                summary=summary,
+            )
+        except ActivityError as error:
+            cause = str(error.cause or error)
+            self.actions.append(ActionTaken(action=step, by=actor, at=workflow.now(), outcome="failed"))
+            self.note("action", f"{summary} failed: {cause}", actor)
+            await self.audit(step, action=summary, outcome="failed", actor=actor, reason=cause)
+            return None
+        self.actions.append(ActionTaken(action=step, by=actor, at=workflow.now(), outcome="done"))
+        self.note("action", f"{summary}: done", actor)
+        if actor == "stanch":
+            self.brief.automatic_actions.append(f"{workflow.now():%H:%M:%S} {summary}")
+        self.publish_brief()
+        await self.audit(step, action=summary, outcome="done", actor=actor, details=_flat(result))
+        return result
+
+    async def notify(
+        self, step: str, *, channel: str, title: str, text: str, recipient: str | None = None
+    ) -> bool:
+        receipt = await self.act(
+            step,
+            NotifyActivities.send_notification,
+            Notification(
+                idempotency_key=self.step_key(step),
+                channel=channel,
+                severity=self.incident.severity.value,
+                title=title,
+                text=text,
+                recipient=recipient,
+            ),
+            summary=f"Notify {channel}: {title}",
+        )
+        return receipt is not None
+
+    async def finish(self, final_state: str) -> IncidentResult:
+        self.set_state(final_state)
+        await self.audit(
+            "closed",
+            action="close incident",
+            outcome=final_state,
+            actor=self.resolution.by if self.resolution else "stanch",
+        )
+        # Refused answers are audited by their own handlers; let them land before the run closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return IncidentResult(
+            incident_id=self.incident.incident_id,
+            runbook=self.incident.runbook,
+            final_state=final_state,
+            actions=self.actions,
+            approval=self.gate.outcome,
+            resolved_by=self.resolution.by if self.resolution else None,
+            finished_at=workflow.now(),
+        )
+
+    # ---- what humans and monitoring send -----------------------------------------------------------
+
+    @workflow.signal(name="alert")
+    def on_alert(self, alert: Alert) -> None:
+        self.alerts_received += 1
+        if alert.status is AlertStatus.resolved:
+            self.note(
+                "alert", f"monitoring reports {alert.name} resolved ({alert.fingerprint})", alert.source
+            )
+            self.brief.summary = f"{self.incident.summary} — monitoring now reports it resolved"
+            self.publish_brief()
+        elif self.alerts_received > 1:
+            self.note("alert", f"repeat of {alert.name} (#{self.alerts_received})", alert.source)
+        else:
+            self.note("alert", f"{alert.name} firing: {alert.summary}", alert.source)
+
+    @workflow.signal(name="approve")
+    async def on_approve(self, answer: ApprovalAnswer) -> None:
+        await self.gate.answer_by_signal(answer, approved=True)
+
+    @workflow.signal(name="reject")
+    async def on_reject(self, answer: ApprovalAnswer) -> None:
+        await self.gate.answer_by_signal(answer, approved=False)
+
+    @workflow.update(name="decide")
+    async def on_decide(self, decision: Decision) -> DecisionOutcome:
+        return await self.gate.answer_by_update(decision)
+
+    @on_decide.validator
+    def validate_decide(self, decision: Decision) -> None:
+        refusal = self.gate.refusal(decision, approved=decision.approved)
+        if refusal:
+            raise ValueError(refusal)
+
+    @workflow.signal(name="acknowledge")
+    def on_acknowledge(self, ack: Acknowledgement) -> None:
+        self.note("decision", f"acknowledged by {ack.by}", ack.by)
+        self.gate.acknowledge(ack.by)
+
+    @workflow.signal(name="escalate")
+    def on_escalate(self, request: EscalationRequest) -> None:
+        self.note("escalation", f"{request.by} asks to escalate now: {request.reason}", request.by)
+        self.gate.escalate_now()
+
+    @workflow.signal(name="resolve")
+    def on_resolve(self, resolution: Resolution) -> None:
+        if self.resolution is None:
+            self.resolution = resolution
+            self.note("decision", f"marked resolved by {resolution.by}: {resolution.note}", resolution.by)
+
+    @workflow.query(name="brief")
+    def get_brief(self) -> Brief:
+        return self.brief
+
+    @workflow.query(name="timeline")
+    def get_timeline(self) -> Timeline:
+        return self.timeline
+
+
+def _flat(result: BaseModel) -> dict[str, str]:
+    return {key: str(value) for key, value in result.model_dump(mode="json").items() if value is not None}
