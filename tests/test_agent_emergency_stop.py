@@ -68,6 +68,12 @@ def agent(sandbox_url: str, agent_id: str) -> dict[str, Any]:
     return httpx.get(f"{sandbox_url}/agents/{agent_id}").json()
 
 
+def chat_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
+    """Messages this incident sent; their idempotency keys start with its workflow id."""
+    messages = httpx.get(f"{sandbox_url}/chat/messages").json()
+    return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
+
+
 def applied(sandbox_url: str, path: str) -> int:
     return httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": "POST"}).json()["applied"]
 
@@ -97,9 +103,7 @@ async def test_pauses_at_once_then_rolls_back_on_approval(stanch: Running, polic
         row for row in audit_rows(stanch.settings, handle.id) if row["step_key"] == "gate1-decision"
     )
     assert (decision["actor"], decision["outcome"], decision["reason"]) == ("alice", "approved", "v3 is bad")
-    messages = httpx.get(f"{sandbox}/chat/messages").json()
-    mine = [m["body"]["channel"] for m in messages if m["idempotency_key"].startswith(handle.id + "/")]
-    assert mine == ["customer", "on-call"]
+    assert [m["channel"] for m in chat_messages(sandbox, handle.id)] == ["customer", "on-call"]
 
 
 async def test_rejection_keeps_agent_paused_on_its_version(stanch: Running, policy: Policy) -> None:
@@ -135,11 +139,7 @@ async def test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused(
     await stanch.env.sleep(timedelta(minutes=30, seconds=5))
     brief = await until_state(handle, "escalated")
     assert brief.awaiting is not None and "team-lead" in brief.awaiting
-    escalations = [
-        m["body"]
-        for m in httpx.get(f"{sandbox}/chat/messages").json()
-        if m["idempotency_key"].startswith(handle.id + "/") and m["body"]["channel"] == "team-lead"
-    ]
+    escalations = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
     assert len(escalations) == 1 and escalations[0]["recipient"] == "carol"
 
     result = await handle.result()  # nobody answers the team lead either: the safe default
