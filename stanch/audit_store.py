@@ -61,12 +61,12 @@ def read_rows(database_url: str, workflow_id: str | None = None) -> list[AuditRo
     return [AuditRow.model_validate(row) for row in rows]
 
 
-def verify_chains(database_url: str) -> ChainReport:
+def verify_chains(database_url: str, workflow_id: str | None = None) -> ChainReport:
     """Recompute each incident's chain; report the first bad link of each broken chain."""
     report = ChainReport()
     previous: dict[tuple[str, str], str] = {}
     broken_chains: set[tuple[str, str]] = set()
-    for row in read_rows(database_url):
+    for row in read_rows(database_url, workflow_id):
         report.rows += 1
         chain = (row.workflow_id, row.run_id)
         if chain not in previous:

@@ -236,11 +236,13 @@ def audit_log(incident: str) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check every incident's hash chain; report the first broken link."""
+def audit_verify(
+    incident: str | None = typer.Argument(None, help="only this incident (default: every incident)"),
+) -> None:
+    """Check the audit log's hash chains; report the first broken link of each."""
     from stanch.audit_store import verify_chains
 
-    report = verify_chains(_settings().database_url)
+    report = verify_chains(_settings().database_url, workflow_id(incident) if incident else None)
     typer.echo(report.summary())
     if report.broken:
         raise typer.Exit(1)

@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from stanch.devstack import postgres
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
+from tests.workflows.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
 
@@ -126,7 +127,7 @@ class Running:
 async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
     async with activity_implementations(settings) as activities:
-        async with build_worker(time_env.client, task_queue, activities):
+        async with build_worker(time_env.client, task_queue, activities, extra_workflows=[GateProbe]):
             yield Running(time_env, task_queue, settings)
 
 

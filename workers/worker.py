@@ -43,11 +43,13 @@ async def activity_implementations(settings: Settings) -> AsyncIterator[Sequence
         ]
 
 
-def build_worker(client: Client, task_queue: str, activities: Sequence[Any]) -> Worker:
+def build_worker(
+    client: Client, task_queue: str, activities: Sequence[Any], extra_workflows: Sequence[type] = ()
+) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=list(RUNBOOKS.values()),
+        workflows=[*RUNBOOKS.values(), *extra_workflows],
         activities=list(activities),
         # Parked incidents cost ~70 KB each in cache; beyond this they are replayed from history on demand.
         max_cached_workflows=2000,

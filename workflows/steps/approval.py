@@ -13,6 +13,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
+    from schemas.severity import Severity
 
 if TYPE_CHECKING:
     from workflows.steps.incident import IncidentWorkflow
@@ -125,6 +126,10 @@ class ApprovalGate:
         """Wait for a decision; walk the escalation chain on timers; end on the safe default."""
         self._asked += 1
         gate = f"gate{self._asked}"
+        self._acknowledged = self._escalate_now = False
+        if request.destructive and self._incident.incident.severity is Severity.P0:
+            # Two-person rule: nobody alone destroys anything during the worst incidents.
+            request = request.model_copy(update={"required_approvals": max(2, request.required_approvals)})
         self.request, self.outcome = request, None
         self._approvals, self._rejection = {}, None
         incident = self._incident
@@ -142,7 +147,6 @@ class ApprovalGate:
 
         waits = [policy.approval_timeout] + [level.after for level in policy.escalation]
         for step, wait in enumerate(waits):
-            self._acknowledged = self._escalate_now = False
             if await self._wait_one_level(wait, step):
                 return await self._close(gate)
             if step < len(policy.escalation):
@@ -159,6 +163,8 @@ class ApprovalGate:
                     text=f"Nobody has decided on {request.action!r}. Recommendation: {request.recommendation}. "
                     f"Risk if no action: {request.risk}.",
                 )
+                # A new level starts with its own clock; an acknowledgement was for the level before.
+                self._acknowledged = self._escalate_now = False
 
         # Nobody answered anywhere along the chain: the safe default, never the destructive action.
         self.outcome = ApprovalOutcome(

@@ -1,0 +1,42 @@
+"""The policy file is validated at load: a mistake stops the process with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stanch.policy import PolicyError, load_policy
+from stanch.settings import REPO_ROOT
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_policy_loads_and_routes() -> None:
+    policy = load_policy(REPO_ROOT / "config" / "stanch.toml")
+    route = policy.route_for({"alertname": "AgentHallucination", "agent": "support-bot"})
+    assert route is not None and route.runbook == "agent_emergency_stop"
+    assert (
+        policy.route_for({"alertname": "DiskFull"}) is None
+        or policy.route_for({"alertname": "DiskFull"}) != route
+    )
+
+
+def test_unknown_key_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"approvals\.timeout_minuts"):
+        load_policy(write(tmp_path, "[approvals]\ntimeout_minuts = 5\n"))
+
+
+def test_bad_regex_is_an_error_naming_the_route(tmp_path: Path) -> None:
+    text = '[[routes]]\nname = "x"\nrunbook = "agent_emergency_stop"\nmatch = { alertname = "(" }\n'
+    with pytest.raises(PolicyError, match=r"routes\.0\.match"):
+        load_policy(write(tmp_path, text))
+
+
+def test_missing_file_says_which_setting_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="STANCH_CONFIG"):
+        load_policy(tmp_path / "absent.toml")

@@ -1,0 +1,43 @@
+"""A minimal runbook that only asks the approval gate, so its rules can be tested one by one.
+
+Its effects are the real ones (audit rows in Postgres, notifications to the sandbox); only the
+procedure is a test's own.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.approvals import ApprovalOutcome, ApprovalRequest
+    from schemas.incidents import IncidentInput
+    from workflows.steps.incident import IncidentWorkflow
+
+
+class ProbeResult(BaseModel):
+    outcome: ApprovalOutcome
+    final_state: str
+
+
+@workflow.defn(name="gate_probe")
+class GateProbe(IncidentWorkflow):
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> ProbeResult:
+        self.open(recommendation="purge the queue", risk_if_no_action="the queue keeps growing")
+        outcome = await self.gate.ask(
+            ApprovalRequest(
+                action=incident.target.get("action", "purge"),
+                recommendation="purge the queue",
+                risk="the queue keeps growing",
+                requested_by=incident.target.get("requested_by", "stanch"),
+                destructive=incident.target.get("destructive") == "yes",
+                safe_default="leave the queue as it is",
+            )
+        )
+        if incident.target.get("linger") == "yes":
+            # Stay open after the decision, so late answers to the closed gate can be observed.
+            self.set_state("decided")
+            await workflow.wait_condition(lambda: self.resolution is not None)
+        result = await self.finish("done" if outcome.approved else "left_alone")
+        return ProbeResult(outcome=outcome, final_state=result.final_state)
