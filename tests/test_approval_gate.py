@@ -6,7 +6,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
@@ -22,7 +21,7 @@ from schemas.approvals import (
 from schemas.incidents import EscalationLevel, IncidentInput, IncidentPolicy
 from schemas.severity import Severity
 from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import until_state
+from tests.test_agent_emergency_stop import chat_messages, until_state
 from tests.workflows.gate_probe import ProbeResult
 
 ROLES = {"oncall": ["alice", "bob"], "lead": ["carol"], "director": ["dana"]}
@@ -148,8 +147,7 @@ async def test_escalation_walks_every_level_then_takes_the_safe_default(stanch: 
         "gate1-safe-default",
         "closed",
     ]
-    messages = httpx.get(f"{stanch.settings.platform_url}/chat/messages").json()
-    mine = [m["body"] for m in messages if m["idempotency_key"].startswith(handle.id + "/")]
+    mine = chat_messages(stanch.settings.platform_url, handle.id)
     assert [(m["channel"], m["recipient"]) for m in mine] == [
         ("team-lead", "carol"),
         ("director", "dana"),
