@@ -39,7 +39,7 @@ def sample(name: str, *, agent: str = "support-bot", fingerprint: str | None = N
         raise KeyError(name)
     alertname, summary = SAMPLES[name]
     labels = {"agent": agent, "service": "support", "customer": "acme", "severity": "critical"}
-    return alertmanager_body(alertname, labels, summary.format(agent=agent), fingerprint or f"{name}-{agent}")
+    return alertmanager_body(alertname, labels, summary.format(agent=agent), fingerprint or agent)
 
 
 SAMPLES: dict[str, tuple[str, str]] = {
