@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from stanch.devstack import postgres
+from stanch.devstack import DevStack, postgres
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
 from tests.workflows.gate_probe import GateProbe
@@ -126,7 +126,9 @@ class Running:
 @pytest.fixture
 async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
-    async with activity_implementations(settings) as activities:
+    # The guardrail activity starts guardrails on the worker's queue, so it must know this test's queue.
+    worker_settings = settings.model_copy(update={"task_queue": task_queue})
+    async with activity_implementations(worker_settings, time_env.client) as activities:
         async with build_worker(time_env.client, task_queue, activities, extra_workflows=[GateProbe]):
             yield Running(time_env, task_queue, settings)
 
@@ -153,3 +155,23 @@ def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
     )
     response.raise_for_status()
     return agent_id
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests."""
+    pg, intake, sandbox = free_port(), free_port(), free_port()
+    settings = Settings(
+        home=tmp_path_factory.mktemp("stack"),
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_ui_port=free_port(),
+        postgres_port=pg,
+        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
+        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
+        intake_port=intake,
+        sandbox_port=sandbox,
+        platform_url=f"http://127.0.0.1:{sandbox}",
+        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
+    )
+    with DevStack(settings, log=lambda line: None) as running:
+        yield running.settings

@@ -1,0 +1,281 @@
+"""The embedded dev stack behind `stanch dev` and the end-to-end tests.
+
+Postgres, the Temporal dev server and the stack's own processes (sandbox, worker, intake), each a child
+process started in dependency order and stopped in reverse; nothing but the Python packages is needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import SecretStr
+
+from stanch.devstack import postgres, temporal
+from stanch.devstack.supervisor import (
+    Child,
+    DevStackError,
+    Interrupted,
+    LogFn,
+    PortInUse,
+    StartupFailed,
+    check_port_free,
+    env_name,
+    shutdown_requested,
+)
+from stanch.settings import Settings
+
+__all__ = ["DevStack", "DevStackError", "Interrupted", "PortInUse", "StartupFailed", "child_environment"]
+
+# Dependency order: the worker's activities call the sandbox, the intake needs a worker to make progress.
+PROCESS_ORDER = ("sandbox", "worker", "intake")
+PROCESS_READY_TIMEOUT_SECONDS = 60.0
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DATABASE_URLS = ("database_url", "database_admin_url")
+SANDBOX_URLS = ("platform_url", "notify_webhook_url")
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The current environment plus every setting as its `STANCH_*` variable, so children agree with us."""
+    env = dict(os.environ)
+    for field, dumped in settings.model_dump(mode="json").items():
+        value = getattr(settings, field)
+        name = env_name(field)
+        if value is None:
+            env.pop(name, None)
+        elif isinstance(value, SecretStr):
+            env[name] = value.get_secret_value()
+        else:
+            env[name] = dumped if isinstance(dumped, str) else json.dumps(dumped)
+    # Line-buffered output, or a child's log lines reach the terminal in bursts, long after the fact.
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _http_host(host: str) -> str:
+    if host in WILDCARD_HOSTS:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _request_shutdown(signum: int, frame: FrameType | None) -> None:
+    shutdown_requested.set()
+
+
+class DevStack:
+    def __init__(
+        self,
+        settings: Settings,
+        processes: Sequence[str] = PROCESS_ORDER,
+        log: LogFn | None = None,
+    ) -> None:
+        unknown = sorted(set(processes) - set(PROCESS_ORDER))
+        if unknown:
+            raise ValueError(f"unknown dev stack process {unknown}; choose from {list(PROCESS_ORDER)}")
+        # Postgres runs with its data dir as working directory, so a relative home would point elsewhere.
+        self.settings = settings.model_copy(update={"home": settings.home.resolve()})
+        self.processes = tuple(name for name in PROCESS_ORDER if name in processes)
+        self._log: LogFn = log if log is not None else lambda line: print(line, flush=True)
+        self._children: list[Child] = []
+        self.started_in: float | None = None
+        self.stopped_in: float | None = None
+
+    @property
+    def children(self) -> tuple[Child, ...]:
+        """The running children in start order, for tests and tools that need their pids or logs."""
+        return tuple(self._children)
+
+    def __enter__(self) -> DevStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start everything and return once each part answers; on any failure, stop what was started."""
+        if self._children:
+            raise RuntimeError("the dev stack is already running")
+        self._check_settings()
+        # All ports up front: finding a busy intake port after Postgres and Temporal came up helps nobody.
+        for what, host, port, settings_to_change in self._ports():
+            check_port_free(host, port, what, settings_to_change)
+        settings = self.settings
+        logs = settings.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        try:
+            self._start(
+                lambda: postgres.launch(settings, logs), lambda child: postgres.wait_ready(child, settings)
+            )
+            self._start(
+                lambda: temporal.launch(settings, logs), lambda child: temporal.wait_ready(child, settings)
+            )
+            for name in self.processes:
+                self._start(functools.partial(self._launch_process, name, logs), self._wait_process)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        self._log(f"[dev] stack ready in {self.started_in:.1f} s")
+
+    def stop(self) -> None:
+        """Stop the children in reverse order of start; a no-op when nothing runs."""
+        if not self._children:
+            return
+        began = time.monotonic()
+        while self._children:
+            self._children.pop().stop()
+        self.stopped_in = time.monotonic() - began
+        self._log(f"[dev] stack stopped in {self.stopped_in:.1f} s")
+
+    def run_forever(self) -> None:
+        """`stanch dev`: start, show where everything is, and stop cleanly on Ctrl-C, SIGTERM or SIGHUP."""
+        shutdown_requested.clear()
+        # The handler only sets a flag that every wait checks: raising from it would land in whatever library
+        # the main thread is in, which may wrap or swallow the exception mid start-up.
+        previous = {signum: signal.signal(signum, _request_shutdown) for signum in SHUTDOWN_SIGNALS}
+        try:
+            self.start()
+            self._log(self.banner())
+            while not shutdown_requested.wait(0.5):
+                self._exit_if_a_child_died()
+        except DevStackError as error:
+            # After a shutdown request, a failure is only the interrupted start-up: nothing to report.
+            if not shutdown_requested.is_set():
+                print(f"stanch dev: {error}", file=sys.stderr, flush=True)
+                raise SystemExit(1) from None
+        finally:
+            try:
+                self.stop()
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+                shutdown_requested.clear()
+
+    def banner(self) -> str:
+        settings = self.settings
+        rows = [
+            ("Temporal UI", f"http://127.0.0.1:{settings.temporal_ui_port}"),
+            ("Temporal gRPC", f"{settings.temporal_address} (namespace {settings.namespace})"),
+        ]
+        if "intake" in self.processes:
+            rows.append(("intake", f"http://{_http_host(settings.host)}:{settings.intake_port}"))
+        if "sandbox" in self.processes:
+            rows.append(("sandbox", f"http://{_http_host(settings.host)}:{settings.sandbox_port}"))
+        rows.append(("Postgres", _redacted(settings.database_admin_url)))
+        rows.append(("logs", str(settings.home / "logs")))
+        started = f" in {self.started_in:.1f} s" if self.started_in is not None else ""
+        lines = [f"Stanch dev stack is up{started}:"]
+        lines += [f"  {label:<14}{value}" for label, value in rows]
+        lines.append("Press Ctrl-C to stop.")
+        return "\n".join(lines)
+
+    def _start(self, launch: Callable[[], Child], wait_ready: Callable[[Child], None]) -> None:
+        if shutdown_requested.is_set():
+            raise Interrupted("interrupted while starting")
+        began = time.monotonic()
+        child = launch()
+        # Registered before the wait, so a failed or interrupted wait still stops this child.
+        self._children.append(child)
+        wait_ready(child)
+        self._log(f"[dev] {child.name} ready in {time.monotonic() - began:.1f} s")
+
+    def _launch_process(self, name: str, logs: Path) -> Child:
+        return Child(
+            name,
+            [sys.executable, "-m", "stanch", name],
+            logs / f"{name}.log",
+            echo=self._log,
+            env=child_environment(self.settings),
+        )
+
+    def _wait_process(self, child: Child) -> None:
+        settings = self.settings
+        if child.name == "worker":
+            child.wait_until_ready(
+                lambda: temporal.has_poller(settings),
+                PROCESS_READY_TIMEOUT_SECONDS,
+                f"poller on task queue {settings.task_queue!r}",
+            )
+            return
+        port = settings.intake_port if child.name == "intake" else settings.sandbox_port
+        url = f"http://{_http_host(settings.host)}:{port}/healthz"
+
+        def healthy() -> bool:
+            with httpx.Client(trust_env=False, timeout=5) as http:
+                return http.get(url).status_code == 200
+
+        child.wait_until_ready(healthy, PROCESS_READY_TIMEOUT_SECONDS, f"200 from {url}")
+
+    def _exit_if_a_child_died(self) -> None:
+        for child in self._children:
+            if not child.alive():
+                raise DevStackError(
+                    f"{child.name} exited unexpectedly with code {child.returncode}; "
+                    f"last lines of {child.log_path}:\n{child.tail()}"
+                )
+
+    def _ports(self) -> list[tuple[str, str, int, list[str]]]:
+        """What listens where, and the settings that name that port (the first one is the port's own)."""
+        settings = self.settings
+        _, temporal_port = temporal.split_address(settings.temporal_address)
+        ports = [
+            ("Temporal gRPC", "127.0.0.1", temporal_port, ["temporal_address"]),
+            ("Temporal UI", "127.0.0.1", settings.temporal_ui_port, ["temporal_ui_port"]),
+            ("Postgres", "127.0.0.1", settings.postgres_port, ["postgres_port", *DATABASE_URLS]),
+        ]
+        if "intake" in self.processes:
+            ports.append(("intake", settings.host, settings.intake_port, ["intake_port"]))
+        if "sandbox" in self.processes:
+            # The platform and notification URLs follow the sandbox only where they point at it.
+            following = [
+                url for url in SANDBOX_URLS if urlsplit(getattr(settings, url)).port == settings.sandbox_port
+            ]
+            ports.append(("sandbox", settings.host, settings.sandbox_port, ["sandbox_port", *following]))
+        return [
+            (what, host, port, [env_name(field) for field in fields]) for what, host, port, fields in ports
+        ]
+
+    def _check_settings(self) -> None:
+        """The stack runs its own servers on 127.0.0.1; clients pointed elsewhere would fail confusingly."""
+        settings = self.settings
+        host, _ = temporal.split_address(settings.temporal_address)
+        if host not in LOCAL_HOSTS:
+            raise DevStackError(
+                f"{env_name('temporal_address')} is {settings.temporal_address}, but the dev stack runs "
+                "Temporal on 127.0.0.1"
+            )
+        for field in DATABASE_URLS:
+            params = conninfo_to_dict(getattr(settings, field))
+            host, port = str(params.get("host", "")), int(str(params.get("port") or 5432))
+            if host not in LOCAL_HOSTS or port != settings.postgres_port or not params.get("dbname"):
+                raise DevStackError(
+                    f"{env_name(field)} must name a database on 127.0.0.1:{settings.postgres_port}, where the "
+                    f"dev stack runs Postgres ({env_name('postgres_port')}); it points at {host}:{port}"
+                )

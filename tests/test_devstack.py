@@ -1,0 +1,225 @@
+"""The embedded dev stack: real Temporal dev server and Postgres, started, used, stopped and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+
+from stanch.devstack import DevStack, DevStackError, PortInUse, StartupFailed, child_environment, temporal
+from stanch.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+def free_ports(count: int) -> list[int]:
+    # Held open together so the kernel cannot hand out the same port twice.
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    try:
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def stack_settings(home: Path) -> Settings:
+    grpc, ui, pg, intake, sandbox = free_ports(5)
+    return Settings(
+        home=home,
+        temporal_address=f"127.0.0.1:{grpc}",
+        temporal_ui_port=ui,
+        postgres_port=pg,
+        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
+        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
+        intake_port=intake,
+        sandbox_port=sandbox,
+        platform_url=f"http://127.0.0.1:{sandbox}",
+        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return stack_settings(tmp_path / "home")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def temporal_facts(
+    settings: Settings, start_workflow_id: str | None = None
+) -> tuple[list[str], set[str]]:
+    """The workflow ids Temporal lists and its custom search attributes, optionally after starting one."""
+    client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
+    if start_workflow_id is not None:
+        # No worker polls this queue: the execution just stays open, which is all a restart test needs.
+        await client.start_workflow("Nobody", id=start_workflow_id, task_queue="devstack-test-nobody")
+    workflows = [execution.id async for execution in client.list_workflows()]
+    attributes = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=settings.namespace)
+    )
+    return workflows, set(attributes.custom_attributes)
+
+
+def insert_audit_row(settings: Settings, workflow_id: str) -> None:
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "INSERT INTO audit_log (workflow_id, run_id, step_key, actor, action, outcome, occurred_at,"
+            " prev_hash, row_hash) VALUES (%s, 'run-1', 'step-1', 'test', 'pause', 'done', %s, %s, %s)",
+            (workflow_id, datetime.now(UTC), "0" * 64, "1" * 64),
+        )
+
+
+def audit_workflow_ids(settings: Settings) -> list[str]:
+    with psycopg.connect(settings.database_url) as conn:
+        return [row[0] for row in conn.execute("SELECT workflow_id FROM audit_log ORDER BY id")]
+
+
+def test_stack_serves_temporal_and_postgres_and_keeps_data_across_restarts(settings: Settings) -> None:
+    log_lines: list[str] = []
+    with DevStack(settings, processes=(), log=log_lines.append) as stack:
+        assert [child.name for child in stack.children] == ["postgres", "temporal"]
+        assert asyncio.run(temporal_facts(settings)) == ([], set(temporal.SEARCH_ATTRIBUTES))
+        asyncio.run(temporal_facts(settings, start_workflow_id="incident-devstack"))
+
+        insert_audit_row(settings, "incident-devstack")
+        # The app role may insert but never rewrite history.
+        with (
+            psycopg.connect(settings.database_url) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute("UPDATE audit_log SET outcome = 'edited'")
+        pids = [child.pid for child in stack.children]
+    assert stack.started_in is not None and stack.stopped_in is not None
+    assert not any(pid_alive(pid) for pid in pids)
+    assert stack.children == ()
+    stack.stop()  # idempotent
+
+    with DevStack(settings, processes=(), log=log_lines.append):
+        assert audit_workflow_ids(settings) == ["incident-devstack"]
+        workflows, attributes = asyncio.run(temporal_facts(settings))
+        assert workflows == ["incident-devstack"]
+        assert attributes == set(temporal.SEARCH_ATTRIBUTES)
+    assert (settings.home / "logs" / "postgres.log").read_text()
+    assert any("stack ready in" in line for line in log_lines)
+
+
+def test_restart_after_a_hard_kill_reuses_the_data(settings: Settings) -> None:
+    """A killed run leaves postmaster.pid and an unclean SQLite WAL behind; neither may block a restart."""
+    with DevStack(settings, processes=(), log=lambda line: None) as stack:
+        insert_audit_row(settings, "incident-before-kill")
+        for child in stack.children:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert (settings.home / "postgres" / "postmaster.pid").exists()
+
+    with DevStack(settings, processes=(), log=lambda line: None):
+        assert audit_workflow_ids(settings) == ["incident-before-kill"]
+
+
+def test_a_busy_port_is_reported_before_anything_starts(settings: Settings) -> None:
+    with socket.create_server(("127.0.0.1", settings.intake_port)):
+        stack = DevStack(settings, processes=("worker", "intake"), log=lambda line: None)
+        with pytest.raises(PortInUse) as caught:
+            stack.start()
+    assert (caught.value.port, caught.value.what) == (settings.intake_port, "intake")
+    assert str(caught.value) == (
+        f"port {settings.intake_port} (intake) is already in use; set STANCH_INTAKE_PORT to another port"
+    )
+    assert stack.children == ()
+    assert not (settings.home / "postgres").exists()
+    assert not (settings.home / "temporal.db").exists()
+
+
+def test_a_busy_postgres_port_names_every_setting_that_repeats_it(settings: Settings) -> None:
+    with socket.create_server(("127.0.0.1", settings.postgres_port)):
+        with pytest.raises(PortInUse) as caught:
+            DevStack(settings, processes=(), log=lambda line: None).start()
+    assert caught.value.port == settings.postgres_port
+    assert caught.value.settings == [
+        "STANCH_POSTGRES_PORT",
+        "STANCH_DATABASE_URL",
+        "STANCH_DATABASE_ADMIN_URL",
+    ]
+
+
+def test_run_forever_reports_a_busy_port_in_one_line(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.create_server(("127.0.0.1", settings.sandbox_port)):
+        with pytest.raises(SystemExit) as caught:
+            DevStack(settings, processes=("sandbox",), log=lambda line: None).run_forever()
+    assert caught.value.code == 1
+    assert capsys.readouterr().err == (
+        f"stanch dev: port {settings.sandbox_port} (sandbox) is already in use; set STANCH_SANDBOX_PORT to"
+        " another port (and the port in STANCH_PLATFORM_URL and STANCH_NOTIFY_WEBHOOK_URL)\n"
+    )
+
+
+def test_run_forever_stops_cleanly_on_sigterm(settings: Settings) -> None:
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if "Press Ctrl-C" in line:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stack = DevStack(settings, processes=(), log=log)
+    before = signal.getsignal(signal.SIGTERM)
+    stack.run_forever()  # returns, so `stanch dev` exits 0
+    assert stack.children == ()
+    assert signal.getsignal(signal.SIGTERM) == before
+    banner = next(line for line in lines if "Press Ctrl-C" in line)
+    assert f"http://127.0.0.1:{settings.temporal_ui_port}" in banner
+    assert settings.database_admin_url in banner
+    assert lines[-1].startswith("[dev] stack stopped in")
+
+
+def test_a_failed_start_stops_what_already_started(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash = [sys.executable, "-c", "import sys; print('temporal says no'); sys.exit(3)"]
+    monkeypatch.setattr(temporal, "command", lambda settings: crash)
+    stack = DevStack(settings, processes=(), log=lambda line: None)
+    with pytest.raises(StartupFailed, match=r"(?s)exited with code 3.*temporal says no"):
+        stack.start()
+    assert stack.children == ()
+    # Postgres had started first; a clean fast shutdown removes its pid file.
+    assert not (settings.home / "postgres" / "postmaster.pid").exists()
+
+
+def test_settings_pointing_away_from_the_stack_are_refused(settings: Settings) -> None:
+    elsewhere = settings.model_copy(update={"database_url": "postgresql://stanch_app@db.example:5432/stanch"})
+    with pytest.raises(DevStackError, match=r"STANCH_DATABASE_URL must name a database on 127\.0\.0\.1"):
+        DevStack(elsewhere, processes=(), log=lambda line: None).start()
+
+
+def test_children_see_the_same_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANCH_INTAKE_TOKEN", "stale-token-from-the-shell")
+    assert "STANCH_INTAKE_TOKEN" not in child_environment(settings)
+
+    expected = settings.model_copy(update={"intake_token": SecretStr("s3cret")})
+    env = child_environment(expected)
+    assert env["STANCH_INTAKE_TOKEN"] == "s3cret"
+    assert env["STANCH_POSTGRES_PORT"] == str(settings.postgres_port)
+    # What a child parses from that environment is exactly the parent's settings.
+    for name in [name for name in os.environ if name.startswith("STANCH_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("STANCH_"):
+            monkeypatch.setenv(name, value)
+    assert Settings() == expected
