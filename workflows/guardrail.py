@@ -1,0 +1,322 @@
+"""The guardrail: one long-lived workflow per subsystem (id `guardrail-<subsystem>`) that every runbook asks,
+through the `check` update, before it takes an automatic action on that subsystem.
+
+Asking is the only way to act automatically, and each answer is decided and recorded in one synchronous
+handler, so two runbooks asking at the same moment are counted one after the other: the workflow is the
+subsystem's mutex.
+
+The rules, in the order they are applied to one ask:
+
+1. A malformed ask is refused by the update validator and leaves no trace: empty requester, key, action
+   or kind, or a high or critical risk without a documented reason.
+2. An idempotency key the guardrail has answered before gets that same answer again, marked `repeated`,
+   and nothing is counted twice (an activity retry must not spend a restart). The last
+   `remembered_keys` answers are kept, across continue-as-new too.
+3. Low risk: `diagnose_only`. Nothing is recorded, so a low ask never holds back another action.
+4. Any other risk is checked against every limit that applies to it; if one or more are reached the
+   answer is `needs_approval` (the runbook goes through its approval gate instead), naming each limit,
+   with `retry_after` = how long until every one of them would let the ask through by itself (None if
+   waiting never will, e.g. a limit of 0). A refused ask is not recorded: it takes no slot, so it does
+   not push the limit further out.
+   - medium: at most one automatic action per `medium_interval` (10 min) on the subsystem — refused if
+     any action (medium, high or critical) was allowed within the last interval. High and critical
+     asks are not held back by this rule; they have their own, stricter ones below.
+   - kind `restart`, whatever its risk: at most `high_restarts_per_hour` (3) allowed restarts in any
+     rolling hour; the 4th within the hour is refused.
+   - kill switch on (the default) and the ask is critical risk or destructive: at most
+     `critical_retries_per_window` (2) critical-or-destructive actions allowed in any rolling
+     `critical_window` (5 min); the 3rd within the window is refused. With the switch off this limit
+     does not apply; the others still do.
+5. Otherwise `allow`, and the action is recorded at `workflow.now()` with its reason.
+
+Windows slide: an action counts while it is younger than the window (allowed at `t`, it stops counting
+at exactly `t + window`). Human-approved actions taken after a `needs_approval` are not reported back
+here; the guardrail counts automatic actions only.
+
+Operators read everything through the `state` query and flip the kill switch with the
+`set_kill_switch` update, which takes effect at once and is written to the audit log (step
+`kill-switch-<n>`, n counted over the guardrail's whole life so a key never repeats). After
+`continue_as_new_after` handled updates, or when the server suggests it, the guardrail waits for its
+handlers to finish and continues-as-new with its memory: recorded actions, kill switch, remembered
+answers and every counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities
+    from schemas.audit import AuditEvent
+    from schemas.guardrail import (
+        CHECK_UPDATE,
+        GUARDRAIL_WORKFLOW,
+        KILL_SWITCH_UPDATE,
+        RESTART_KIND,
+        RESTART_WINDOW,
+        STATE_QUERY,
+        ActionCheck,
+        GuardrailInput,
+        GuardrailMemory,
+        GuardrailState,
+        KillSwitchChange,
+        RecordedAction,
+        Risk,
+        Ruling,
+        Verdict,
+    )
+    from workflows.steps.policies import AUDIT_RETRY, AUDIT_TIMEOUT
+
+
+@workflow.defn(name=GUARDRAIL_WORKFLOW)
+class Guardrail:
+    @workflow.init
+    def __init__(self, params: GuardrailInput) -> None:
+        # Set up here, not in run: with update-with-start the first ask arrives in the very first task.
+        self.params = params
+        self.subsystem = params.subsystem
+        self.limits = params.limits
+        memory = params.memory or GuardrailMemory(kill_switch=params.limits.kill_switch_default)
+        self.kill_switch = memory.kill_switch
+        self.actions: list[RecordedAction] = list(memory.actions)
+        self.verdicts: dict[str, Verdict] = {verdict.idempotency_key: verdict for verdict in memory.verdicts}
+        self.counters = memory.counters.model_copy()
+        self.generation = memory.generation
+        self.handled = 0
+        # Kill-switch audits are written in the order the changes were made.
+        self.audit_lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, params: GuardrailInput) -> GuardrailState:
+        self._publish()
+        await workflow.wait_condition(
+            lambda: (
+                self.handled >= params.continue_as_new_after or workflow.info().is_continue_as_new_suggested()
+            )
+        )
+        # A kill-switch change may still be writing its audit row; it must land in this run.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._prune(workflow.now())
+        workflow.continue_as_new(
+            params.model_copy(
+                update={
+                    "memory": GuardrailMemory(
+                        kill_switch=self.kill_switch,
+                        actions=self.actions,
+                        verdicts=list(self.verdicts.values()),
+                        counters=self.counters,
+                        generation=self.generation + 1,
+                    )
+                }
+            )
+        )
+
+    # ---- the ask ----------------------------------------------------------------------------------
+
+    @workflow.update(name=CHECK_UPDATE)
+    def check(self, ask: ActionCheck) -> Verdict:
+        # Synchronous on purpose: deciding and recording happen with no await in between.
+        self.handled += 1
+        self.counters.asks += 1
+        known = self.verdicts.get(ask.idempotency_key)
+        if known is not None:
+            self.counters.repeated += 1
+            return known.model_copy(update={"repeated": True})
+
+        now = workflow.now()
+        self._prune(now)
+        verdict = self._decide(ask, now)
+        if verdict.ruling is Ruling.allow:
+            self.counters.allowed += 1
+            self.actions.append(
+                RecordedAction(
+                    at=now,
+                    requested_by=ask.requested_by,
+                    idempotency_key=ask.idempotency_key,
+                    action=ask.action,
+                    kind=ask.kind,
+                    risk=ask.risk,
+                    destructive=ask.destructive,
+                    reason=ask.reason,
+                )
+            )
+        elif verdict.ruling is Ruling.diagnose_only:
+            self.counters.diagnose_only += 1
+        else:
+            self.counters.needs_approval += 1
+        self._remember(verdict)
+        self._publish()
+        return verdict
+
+    @check.validator
+    def validate_check(self, ask: ActionCheck) -> None:
+        problem = ask.problem()
+        if problem:
+            raise ValueError(problem)
+
+    def _decide(self, ask: ActionCheck, now: datetime) -> Verdict:
+        def verdict(ruling: Ruling, reason: str, retry_after: timedelta | None = None) -> Verdict:
+            return Verdict(
+                ruling=ruling,
+                subsystem=self.subsystem,
+                idempotency_key=ask.idempotency_key,
+                reason=reason,
+                retry_after=retry_after,
+                decided_at=now,
+            )
+
+        if ask.risk is Risk.low:
+            return verdict(Ruling.diagnose_only, "low risk: diagnose and alert only, no automatic action")
+
+        limits = self.limits
+        hits: list[tuple[str, timedelta | None]] = []
+
+        def limit(text: str, actions: list[RecordedAction], most: int, window: timedelta) -> None:
+            wait = _wait_for_room(actions, most, window, now)
+            if wait is None or wait > timedelta(0):
+                hits.append((text, wait))
+
+        if ask.risk is Risk.medium:
+            limit(
+                f"an automatic action was already taken within {_span(limits.medium_interval)}",
+                self.actions,
+                1,
+                limits.medium_interval,
+            )
+        if ask.kind == RESTART_KIND:
+            limit(
+                f"{limits.high_restarts_per_hour} restarts already within the hour",
+                [action for action in self.actions if action.kind == RESTART_KIND],
+                limits.high_restarts_per_hour,
+                RESTART_WINDOW,
+            )
+        if self.kill_switch and (ask.risk is Risk.critical or ask.destructive):
+            limit(
+                f"kill switch on: {limits.critical_retries_per_window} critical or destructive actions "
+                f"already within {_span(limits.critical_window)}",
+                [action for action in self.actions if action.critical],
+                limits.critical_retries_per_window,
+                limits.critical_window,
+            )
+        if hits:
+            waits = [wait for _, wait in hits]
+            retry_after = None if None in waits else max(wait for wait in waits if wait is not None)
+            return verdict(Ruling.needs_approval, "; ".join(text for text, _ in hits), retry_after)
+        return verdict(Ruling.allow, f"{ask.risk.value} risk {ask.kind} within limits")
+
+    def _remember(self, verdict: Verdict) -> None:
+        self.verdicts[verdict.idempotency_key] = verdict
+        while len(self.verdicts) > self.params.remembered_keys:
+            del self.verdicts[next(iter(self.verdicts))]
+
+    def _prune(self, now: datetime) -> None:
+        """Forget actions no window can count any more; what continue-as-new carries stays small."""
+        longest = max(self.limits.medium_interval, RESTART_WINDOW, self.limits.critical_window)
+        self.actions = [action for action in self.actions if action.at > now - longest]
+
+    # ---- operators --------------------------------------------------------------------------------
+
+    @workflow.update(name=KILL_SWITCH_UPDATE)
+    async def set_kill_switch(self, change: KillSwitchChange) -> GuardrailState:
+        # The switch flips at once — an operator stopping automatic damage must not wait on Postgres —
+        # and the change is audited right after, under its own never-repeating step key.
+        self.handled += 1
+        previous = self.kill_switch
+        self.kill_switch = change.enabled
+        self.counters.kill_switch_changes += 1
+        step = f"kill-switch-{self.counters.kill_switch_changes}"
+        self._publish()
+        info = workflow.info()
+        async with self.audit_lock:
+            await workflow.execute_activity_method(
+                AuditActivities.write_audit,
+                AuditEvent(
+                    workflow_id=info.workflow_id,
+                    run_id=info.run_id,
+                    step_key=step,
+                    actor=change.by,
+                    action=f"turn kill switch {_on_off(change.enabled)} for {self.subsystem}",
+                    outcome="done" if previous != change.enabled else "unchanged",
+                    reason=change.reason,
+                    occurred_at=workflow.now(),
+                    details={"previous": _on_off(previous), "now": _on_off(change.enabled)},
+                ),
+                start_to_close_timeout=AUDIT_TIMEOUT,
+                retry_policy=AUDIT_RETRY,
+                summary=f"audit {step}",
+            )
+        return self._state()
+
+    @set_kill_switch.validator
+    def validate_kill_switch(self, change: KillSwitchChange) -> None:
+        if not change.by.strip():
+            raise ValueError("by must name the operator")
+        if not change.reason.strip():
+            raise ValueError("a kill-switch change needs a reason")
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> GuardrailState:
+        return self._state()
+
+    def _state(self) -> GuardrailState:
+        now = workflow.now()
+        return GuardrailState(
+            subsystem=self.subsystem,
+            kill_switch=self.kill_switch,
+            limits=self.limits,
+            as_of=now,
+            recent_actions=list(self.actions),
+            restarts_in_last_hour=sum(
+                1
+                for action in self.actions
+                if action.kind == RESTART_KIND and action.at > now - RESTART_WINDOW
+            ),
+            critical_in_window=sum(
+                1
+                for action in self.actions
+                if action.critical and action.at > now - self.limits.critical_window
+            ),
+            last_action_at=self.actions[-1].at if self.actions else None,
+            counters=self.counters.model_copy(),
+            remembered_keys=len(self.verdicts),
+            generation=self.generation,
+        )
+
+    def _publish(self) -> None:
+        state = self._state()
+        limits = self.limits
+        workflow.set_current_details(
+            f"**Guardrail for {self.subsystem}**\n\n"
+            f"- Kill switch: **{_on_off(state.kill_switch)}**\n"
+            f"- Restarts in the last hour: {state.restarts_in_last_hour}/{limits.high_restarts_per_hour}\n"
+            f"- Critical or destructive actions in the last {_span(limits.critical_window)}: "
+            f"{state.critical_in_window}/{limits.critical_retries_per_window}\n"
+            f"- Last automatic action: {state.last_action_at or 'none'}\n"
+            f"- Asks: {state.counters.asks} (allowed {state.counters.allowed}, needs approval "
+            f"{state.counters.needs_approval}, diagnose only {state.counters.diagnose_only})"
+        )
+
+
+def _wait_for_room(
+    actions: list[RecordedAction], most: int, window: timedelta, now: datetime
+) -> timedelta | None:
+    """How long until one more action fits in the window: zero if it fits now, None if it never will."""
+    inside = sorted(action.at for action in actions if action.at > now - window)
+    if len(inside) < most:
+        return timedelta(0)
+    if most == 0:
+        return None
+    # Enough of the oldest must age out to leave room for one more.
+    return inside[len(inside) - most] + window - now
+
+
+def _span(window: timedelta) -> str:
+    minutes = window.total_seconds() / 60
+    return f"{minutes:g} min"
+
+
+def _on_off(enabled: bool) -> str:
+    return "on" if enabled else "off"
