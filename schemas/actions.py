@@ -29,6 +29,21 @@ class Notification(BaseModel):
     title: str
     text: str
     recipient: str | None = None
+    incident_id: str = ""
+    escalation: bool = Field(
+        False, description="an escalation level's message: goes to the policy's escalation groups"
+    )
+
+
+class Delivery(BaseModel):
+    """One try of one configured channel; never carries a URL, token or password, only names."""
+
+    channel: str = Field(description="configured channel name, e.g. slack-oncall")
+    group: str = Field(description="the group it was tried for, e.g. instant")
+    transport: str = Field(description="slack, telegram, discord, webhook or email")
+    delivered: bool
+    replayed: bool = Field(False, description="already delivered under this idempotency key; not re-sent")
+    error: str = ""
 
 
 class NotificationReceipt(BaseModel):
@@ -36,3 +51,6 @@ class NotificationReceipt(BaseModel):
     channel: str
     delivered: bool
     status_code: int | None = None
+    deliveries: list[Delivery] = Field(
+        default_factory=list, description="every channel tried, in order, failures included"
+    )

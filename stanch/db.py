@@ -54,6 +54,18 @@ MIGRATIONS: list[str] = [
     GRANT SELECT, INSERT ON audit_log TO {APP_ROLE};
     GRANT USAGE ON SEQUENCE audit_log_id_seq TO {APP_ROLE};
     """,
+    # The notification delivery ledger: which channel already took which notification, so a retried
+    # notify activity skips it (Slack, Telegram, Discord and email have no idempotency key of their own).
+    f"""
+    CREATE TABLE IF NOT EXISTS notification_deliveries (
+        idempotency_key text        NOT NULL,
+        channel         text        NOT NULL,
+        delivered_at    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (idempotency_key, channel)
+    );
+    REVOKE ALL ON notification_deliveries FROM {APP_ROLE};
+    GRANT SELECT, INSERT ON notification_deliveries TO {APP_ROLE};
+    """,
 ]
 
 
