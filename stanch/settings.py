@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     intake_port: int = Field(8080, ge=1, le=65535)
     intake_token: SecretStr | None = None
+    # When set, every POST must carry `X-Stanch-Signature: sha256=<hex HMAC-SHA256 of the raw body>`.
+    intake_hmac_secret: SecretStr | None = None
+    # Alertmanager bodies are a few KB per alert; anything near this is a mistake or an attack.
+    intake_max_body_bytes: int = Field(1_000_000, ge=1)
     sandbox_port: int = Field(8090, ge=1, le=65535)
 
     # Where platform actions (pause, rollback, …) and dev notifications go; the sandbox in dev and tests.

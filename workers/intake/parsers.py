@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -29,15 +29,20 @@ class AlertmanagerAlert(_Lenient):
 
 
 class AlertmanagerWebhook(_Lenient):
-    """Alertmanager webhook version 4; one body may mix firing and resolved alerts."""
+    """Alertmanager webhook version 4; one body may mix firing and resolved alerts.
 
-    version: str = "4"
+    Each alert carries its own status: the body's `status` is only "firing if any alert still fires".
+    """
+
+    # Another version may mean another shape; refusing it loudly beats misreading it quietly.
+    version: Literal["4"] = "4"
     status: AlertStatus
     groupKey: str = ""
     alerts: list[AlertmanagerAlert]
 
 
 class GrafanaAlert(AlertmanagerAlert):
+    # Grafana before 8.x sent no fingerprint; one is derived from the labels instead.
     fingerprint: str = ""
     valueString: str = ""
     dashboardURL: str = ""
@@ -45,7 +50,12 @@ class GrafanaAlert(AlertmanagerAlert):
 
 
 class GrafanaWebhook(_Lenient):
-    """Grafana unified alerting webhook: Alertmanager's shape with Grafana's extra fields."""
+    """Grafana unified alerting webhook: Alertmanager's shape with Grafana's extra fields.
+
+    Shape from Grafana's documentation ("Configure the webhook notifier for Alerting", payload version
+    "1"): orgId, title, state and message at the top; values, valueString, silenceURL, dashboardURL and
+    panelURL per alert. Fields Stanch does not use are ignored, so Grafana can add more.
+    """
 
     status: AlertStatus
     groupKey: str = ""
@@ -75,6 +85,7 @@ class GenericWebhook(BaseModel):
 
 
 def _ended(value: datetime | None) -> datetime | None:
+    """Go's zero time (0001-01-01T00:00:00Z) means "not set", e.g. the endsAt of a firing alert."""
     return None if value is None or value.year == ZERO_TIME_YEAR else value
 
 
@@ -93,7 +104,7 @@ def parse_alertmanager(body: Any) -> list[Alert]:
             fingerprint=alert.fingerprint,
             labels=alert.labels,
             annotations=alert.annotations,
-            starts_at=alert.startsAt,
+            starts_at=_ended(alert.startsAt),
             ends_at=_ended(alert.endsAt),
             group_key=webhook.groupKey or None,
             generator_url=alert.generatorURL or None,
@@ -118,7 +129,7 @@ def parse_grafana(body: Any) -> list[Alert]:
                 fingerprint=alert.fingerprint or labels_fingerprint(name, alert.labels),
                 labels=alert.labels,
                 annotations=annotations,
-                starts_at=alert.startsAt,
+                starts_at=_ended(alert.startsAt),
                 ends_at=_ended(alert.endsAt),
                 group_key=webhook.groupKey or None,
                 generator_url=alert.generatorURL or alert.panelURL or None,

@@ -1,4 +1,4 @@
-"""From a parsed alert to the incident it belongs to."""
+"""From a parsed alert to the incident it belongs to: pure functions of the policy and the alert."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ from pydantic import BaseModel
 from schemas.alerts import Alert
 from schemas.incidents import IncidentInput
 from stanch.policy import DedupeBy, Policy, Route
+
+# What may appear verbatim in a workflow id; anything else is hashed, so two keys never collide.
+_SAFE_ID_PART = re.compile(r"[A-Za-z0-9_.-]{1,80}")
+# The service becomes the StanchService search attribute, whose values Temporal caps (2 KB by default):
+# an oversized label must not leave the runbook failing its first workflow task forever.
+MAX_SERVICE_CHARS = 200
 
 
 class RoutingError(ValueError):
@@ -26,6 +32,19 @@ class RoutedAlert(BaseModel):
     route: Route | None
     incident: IncidentInput | None
 
+    @property
+    def workflow_id(self) -> str:
+        """The workflow this alert goes to: its incident, or the audit record of an unrouted alert."""
+        return self.incident.incident_id if self.incident else unrouted_workflow_id(self.alert)
+
+
+def id_part(text: str) -> str:
+    """`text` as it may stand in a workflow id: itself when short and plain, else a readable prefix + hash."""
+    if _SAFE_ID_PART.fullmatch(text):
+        return text
+    prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:40]
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
 
 def dedupe_key(alert: Alert, route: Route) -> str:
     if route.dedupe_by is DedupeBy.group_key and alert.group_key:
@@ -33,12 +52,18 @@ def dedupe_key(alert: Alert, route: Route) -> str:
     elif route.dedupe_by is DedupeBy.labels:
         raw = "|".join(f"{label}={alert.labels.get(label, '')}" for label in route.dedupe_labels)
     else:
-        return f"{route.name}-{_safe(alert.fingerprint)}"
+        # Also the fallback for group_key when the source sends none (the generic format).
+        return f"{route.name}-{id_part(alert.fingerprint)}"
     return f"{route.name}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80]
+def unrouted_workflow_id(alert: Alert) -> str:
+    """One id per occurrence of an unrouted alert: a re-delivery maps to the same id (and is refused),
+    while the same alert firing again later (a new startsAt) is audited again."""
+    parts = ["unrouted", id_part(alert.fingerprint), alert.status.value]
+    if alert.starts_at is not None:
+        parts.append(id_part(alert.starts_at.isoformat()))
+    return "-".join(parts)
 
 
 def route_alert(policy: Policy, alert: Alert, field_prefix: str) -> RoutedAlert:
@@ -56,11 +81,12 @@ def route_alert(policy: Policy, alert: Alert, field_prefix: str) -> RoutedAlert:
     for field, label in route.optional_target_labels.items():
         if alert.labels.get(label):
             target[field] = alert.labels[label]
+    service = alert.labels.get("service") or next(iter(target.values()), "unknown")
     incident = IncidentInput(
         incident_id=f"incident-{dedupe_key(alert, route)}",
         runbook=route.runbook,
         severity=route.severity,
-        service=alert.labels.get("service") or next(iter(target.values()), "unknown"),
+        service=service[:MAX_SERVICE_CHARS],
         summary=alert.summary,
         alert=alert,
         target=target,

