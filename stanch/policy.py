@@ -1,4 +1,4 @@
-"""The policy file: who approves, how escalation runs, and which runbook each alert starts.
+"""The policy file: who approves, how escalation runs, which runbook each alert starts, and the guardrails' limits.
 
 Loaded and validated once at start-up by every process; unknown keys are errors, so a typo cannot
 silently switch a rule off.
@@ -12,9 +12,20 @@ import tomllib
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from schemas.guardrail import GuardrailLimits
 from schemas.incidents import EscalationLevel, IncidentPolicy
 from schemas.severity import Severity
 
@@ -65,18 +76,194 @@ class Route(Strict):
         return all(re.fullmatch(pattern, labels.get(label, "")) for label, pattern in self.match.items())
 
 
+class GuardrailRules(Strict):
+    """Limits of the per-subsystem guardrail; a key left out inherits (subsystem → defaults → built-in)."""
+
+    medium_interval_minutes: float | None = Field(None, gt=0)
+    high_restarts_per_hour: int | None = Field(None, ge=0)
+    critical_retries_per_window: int | None = Field(None, ge=0)
+    critical_window_minutes: float | None = Field(None, gt=0)
+    kill_switch_default: bool | None = None
+
+    def applied_to(self, limits: GuardrailLimits) -> GuardrailLimits:
+        changes: dict[str, object] = {
+            "medium_interval": _minutes(self.medium_interval_minutes),
+            "high_restarts_per_hour": self.high_restarts_per_hour,
+            "critical_retries_per_window": self.critical_retries_per_window,
+            "critical_window": _minutes(self.critical_window_minutes),
+            "kill_switch_default": self.kill_switch_default,
+        }
+        return limits.model_copy(update={key: value for key, value in changes.items() if value is not None})
+
+
+def _minutes(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(minutes=value)
+
+
+class GuardrailSettings(Strict):
+    defaults: GuardrailRules = Field(default_factory=GuardrailRules)
+    subsystems: dict[str, GuardrailRules] = Field(default_factory=dict)
+
+    @field_validator("subsystems")
+    @classmethod
+    def _names_fit_a_workflow_id(cls, subsystems: dict[str, GuardrailRules]) -> dict[str, GuardrailRules]:
+        for name in subsystems:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"subsystem name {name!r}: use letters, digits, '-', '_' or '.'")
+        return subsystems
+
+
+# ---- notifications: channels, groups, priorities ------------------------------------------------------
+# Secrets are never in this file: a channel names the environment variable that holds each one (`url_env`,
+# `token_env`, `password_env`), and the worker reads it at start-up; a missing variable stops it.
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable")]
+
+
+class ChannelBase(Strict):
+    # One try of one channel; a hung endpoint costs at most this before the next channel is tried, so keep
+    # a priority's channels together well inside the notify activity's 30 s timeout.
+    timeout_seconds: float = Field(5, gt=0, le=10)
+
+
+class SlackChannel(ChannelBase):
+    type: Literal["slack"]
+    url_env: EnvName
+
+
+class TelegramChannel(ChannelBase):
+    type: Literal["telegram"]
+    token_env: EnvName
+    chat_id: str = Field(min_length=1)
+    api_base: str = "https://api.telegram.org"
+
+
+class DiscordChannel(ChannelBase):
+    type: Literal["discord"]
+    url_env: EnvName
+
+
+class WebhookChannel(ChannelBase):
+    type: Literal["webhook"]
+    url_env: EnvName | None = None
+    # The dev stack's receiver is the sandbox, whose address is a setting (STANCH_NOTIFY_WEBHOOK_URL) that
+    # `stanch dev` and the tests move around; naming the setting keeps one source for that address.
+    url_setting: Literal["notify_webhook_url"] | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookChannel:
+        if (self.url_env is None) == (self.url_setting is None):
+            raise ValueError("give exactly one of url_env or url_setting")
+        return self
+
+
+class EmailChannel(ChannelBase):
+    type: Literal["email"]
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password_env: EnvName | None = None
+    from_address: str = Field(min_length=3)
+    to: list[str] = Field(min_length=1)
+
+
+Channel = Annotated[
+    SlackChannel | TelegramChannel | DiscordChannel | WebhookChannel | EmailChannel,
+    Field(discriminator="type"),
+]
+GroupList = Annotated[list[str], Field(min_length=1)]
+
+
+class NotifyRouting(Strict):
+    """Which groups hear a message; within a group, channels are tried in order until one takes it."""
+
+    P0: GroupList
+    P1: GroupList
+    P2: GroupList
+    P3: GroupList
+    customer: GroupList = Field(description="the end customer's chat")
+    escalation: GroupList = Field(description="escalation levels; their `notify` people are the recipients")
+    groups: dict[str, GroupList] = Field(default_factory=dict)
+
+    def for_severity(self, severity: Severity) -> list[str]:
+        return {Severity.P0: self.P0, Severity.P1: self.P1, Severity.P2: self.P2, Severity.P3: self.P3}[
+            severity
+        ]
+
+    def channels_of(self, group: str) -> list[str]:
+        """A channel's own name works as a group of one, so a single channel needs no group entry."""
+        return self.groups.get(group, [group])
+
+    def unknown_name(self, channels: set[str]) -> str | None:
+        """The first name that refers to nothing, as `key: problem`; None when every name resolves."""
+        for group, members in self.groups.items():
+            if group in channels:
+                return f"groups.{group}: a group may not share its name with a channel"
+            for member in members:
+                if member not in channels:
+                    return f"groups.{group}: unknown channel {member!r}"
+        audiences = {
+            "P0": self.P0,
+            "P1": self.P1,
+            "P2": self.P2,
+            "P3": self.P3,
+            "customer": self.customer,
+            "escalation": self.escalation,
+        }
+        for key, groups in audiences.items():
+            for group in groups:
+                if group not in self.groups and group not in channels:
+                    return f"{key}: unknown group or channel {group!r}"
+        return None
+
+
 class Policy(Strict):
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     roles: dict[str, list[str]] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    # Notifications: read by the worker only (see activities/notify.py); optional here so that a policy
+    # used by the intake or the CLI alone needs no channels.
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    notify: NotifyRouting | None = None
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_names_resolve(
+        cls, notify: NotifyRouting | None, info: ValidationInfo
+    ) -> NotifyRouting | None:
+        channels = info.data.get("channels")  # absent when the channels themselves failed validation
+        if notify is not None and channels is not None:
+            problem = notify.unknown_name(set(channels))
+            if problem:
+                raise PydanticCustomError("unknown_name", "{problem}", {"problem": problem})
+        return notify
+
+    # Where an alert no rule matches goes. None: the intake answers `unrouted` and audits the alert.
+    default_route: Route | None = None
+
+    @field_validator("default_route")
+    @classmethod
+    def _default_route_matches_everything(cls, route: Route | None) -> Route | None:
+        # A `match` here could only mislead: the default takes whatever no rule matched, regardless.
+        if route is not None and route.match:
+            raise ValueError("a default route takes every alert no rule matched; remove its `match`")
+        return route
 
     def route_for(self, labels: dict[str, str]) -> Route | None:
-        """First match wins."""
-        return next((route for route in self.routes if route.matches(labels)), None)
+        """First match wins; then the default route, if there is one."""
+        return next((route for route in self.routes if route.matches(labels)), self.default_route)
 
     def route_named(self, name: str) -> Route | None:
         return next((route for route in self.routes if route.name == name), None)
+
+    def guardrail_limits(self, subsystem: str) -> GuardrailLimits:
+        """The limits one subsystem's guardrail enforces: its own keys, then the defaults, then built-ins."""
+        limits = self.guardrails.defaults.applied_to(GuardrailLimits())
+        override = self.guardrails.subsystems.get(subsystem)
+        return override.applied_to(limits) if override else limits
 
     def incident_policy(self) -> IncidentPolicy:
         return IncidentPolicy(

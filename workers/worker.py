@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -15,8 +16,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
+from activities.guardrail import GuardrailActivities
 from activities.notify import NotifyActivities
 from activities.platform import PlatformActivities
+from stanch.policy import PolicyError, load_policy_or_exit
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.temporal_client import connect
 from workflows.registry import RUNBOOKS
@@ -25,7 +28,7 @@ log = logging.getLogger("stanch.worker")
 
 
 @contextlib.asynccontextmanager
-async def activity_implementations(settings: Settings) -> AsyncIterator[Sequence[Any]]:
+async def activity_implementations(settings: Settings, client: Client) -> AsyncIterator[Sequence[Any]]:
     """The activity objects, with the clients they share, open for as long as the worker runs."""
     async with (
         httpx.AsyncClient(base_url=settings.platform_url, timeout=20.0) as platform_http,
@@ -33,14 +36,29 @@ async def activity_implementations(settings: Settings) -> AsyncIterator[Sequence
         AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False) as pool,
     ):
         platform = PlatformActivities(platform_http)
-        notify = NotifyActivities(notify_http, settings.notify_webhook_url)
+        notify = notify_activities(settings, notify_http, pool)
         audit = AuditActivities(pool)
+        # Guardrails run on this worker's own task queue; runbooks reach them through this activity.
+        guardrail = GuardrailActivities(client, settings.task_queue)
         yield [
             platform.pause_agent,
             platform.rollback_agent,
             notify.send_notification,
             audit.write_audit,
+            guardrail.ask,
         ]
+
+
+def notify_activities(
+    settings: Settings, http: httpx.AsyncClient, pool: AsyncConnectionPool
+) -> NotifyActivities:
+    """Channels from the policy, secrets from the environment; either missing stops the worker in one line."""
+    policy = load_policy_or_exit(settings.config)
+    try:
+        return NotifyActivities.from_policy(policy, settings, http, pool)
+    except PolicyError as error:
+        print(f"stanch: policy file {settings.config}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def build_worker(
@@ -58,7 +76,7 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
-    async with activity_implementations(settings) as activities:
+    async with activity_implementations(settings, client) as activities:
         worker = build_worker(client, settings.task_queue, activities)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -170,6 +170,12 @@ class IncidentWorkflow:
     async def notify(
         self, step: str, *, channel: str, title: str, text: str, recipient: str | None = None
     ) -> bool:
+        """Tell an audience (customer, on-call, an escalation level); the worker's policy picks the channels.
+
+        The notification is audited once under `step`. A channel that failed on the way and was fallen
+        back from gets its own row, `<step>-failed-<channel>`: a broken Slack hook must be seen and fixed
+        even when Telegram saved the page. Only channel names travel here, never a URL or a token.
+        """
         receipt = await self.act(
             step,
             NotifyActivities.send_notification,
@@ -180,10 +186,26 @@ class IncidentWorkflow:
                 title=title,
                 text=text,
                 recipient=recipient,
+                incident_id=self.incident.incident_id,
+                escalation=any(level.name == channel for level in self.incident.policy.escalation),
             ),
             summary=f"Notify {channel}: {title}",
         )
-        return receipt is not None
+        if receipt is None:
+            return False
+        for delivery in receipt.deliveries:
+            failed_step = f"{step}-failed-{delivery.channel}"
+            if delivery.delivered or failed_step in self._audit_steps:
+                continue
+            self.note("action", f"Notify {channel} via {delivery.channel} failed: {delivery.error}")
+            await self.audit(
+                failed_step,
+                action=f"Notify {channel} via {delivery.channel}",
+                outcome="failed",
+                reason=delivery.error,
+                details={"group": delivery.group, "transport": delivery.transport},
+            )
+        return True
 
     async def finish(self, final_state: str) -> IncidentResult:
         self.set_state(final_state)
