@@ -282,6 +282,17 @@ class PolicyError(Exception):
     pass
 
 
+def check_runbooks(policy: Policy, known: set[str]) -> None:
+    """A route naming a runbook no worker runs would start workflows that never make progress."""
+    routes = [*policy.routes, *([policy.default_route] if policy.default_route else [])]
+    for index, route in enumerate(routes):
+        if route.runbook not in known:
+            where = f"routes.{index}" if index < len(policy.routes) else "default_route"
+            raise PolicyError(
+                f"{where}.runbook: unknown runbook {route.runbook!r}; known: {', '.join(sorted(known))}"
+            )
+
+
 def load_policy(path: Path) -> Policy:
     try:
         raw = tomllib.loads(path.read_text())
@@ -297,9 +308,12 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"policy file {path}: {key}: {first['msg']}") from None
 
 
-def load_policy_or_exit(path: Path) -> Policy:
+def load_policy_or_exit(path: Path, runbooks: set[str] | None = None) -> Policy:
     try:
-        return load_policy(path)
+        policy = load_policy(path)
+        if runbooks is not None:
+            check_runbooks(policy, runbooks)
+        return policy
     except PolicyError as error:
         print(f"stanch: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stanch.policy import PolicyError, load_policy
+from stanch.policy import PolicyError, check_runbooks, load_policy
 from stanch.settings import REPO_ROOT
 
 
@@ -40,3 +40,15 @@ def test_bad_regex_is_an_error_naming_the_route(tmp_path: Path) -> None:
 def test_missing_file_says_which_setting_to_fix(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="STANCH_CONFIG"):
         load_policy(tmp_path / "absent.toml")
+
+
+def test_every_example_route_names_a_runbook_the_worker_runs() -> None:
+    from workflows.registry import RUNBOOKS
+
+    check_runbooks(load_policy(REPO_ROOT / "config" / "stanch.toml"), set(RUNBOOKS))
+
+
+def test_route_to_an_unknown_runbook_is_an_error(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, '[[routes]]\nname = "x"\nrunbook = "guardrail"\n'))
+    with pytest.raises(PolicyError, match=r"routes\.0\.runbook: unknown runbook 'guardrail'"):
+        check_runbooks(policy, {"agent_emergency_stop"})

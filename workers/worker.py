@@ -22,7 +22,7 @@ from activities.platform import PlatformActivities
 from stanch.policy import PolicyError, load_policy_or_exit
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.temporal_client import connect
-from workflows.registry import RUNBOOKS
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("stanch.worker")
 
@@ -67,7 +67,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[*RUNBOOKS.values(), *extra_workflows],
+        workflows=[*WORKFLOWS, *extra_workflows],
         activities=list(activities),
         # Parked incidents cost ~70 KB each in cache; beyond this they are replayed from history on demand.
         max_cached_workflows=2000,

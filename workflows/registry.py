@@ -1,5 +1,9 @@
-"""Every workflow the worker runs: the runbooks, by the name alerts are routed to, and the guardrail
-they all ask before an automatic action."""
+"""What the worker runs.
+
+RUNBOOKS are the incident procedures, by the name a policy route starts them under. WORKFLOWS adds the
+machinery around them that no route may start: the guardrail each runbook asks before an automatic action,
+and the workflow that audits an alert no route matched.
+"""
 
 from workflows.agent_emergency_stop import AgentEmergencyStop
 from workflows.guardrail import Guardrail
@@ -7,7 +11,6 @@ from workflows.unrouted_alert import UnroutedAlert
 
 RUNBOOKS: dict[str, type] = {
     "agent_emergency_stop": AgentEmergencyStop,
-    "guardrail": Guardrail,
-    # Audits an alert no route matched (the intake starts it); not a runbook, but the worker must run it.
-    "unrouted_alert": UnroutedAlert,
 }
+
+WORKFLOWS: list[type] = [*RUNBOOKS.values(), Guardrail, UnroutedAlert]

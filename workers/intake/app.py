@@ -418,9 +418,10 @@ def main() -> None:
 
     from stanch.policy import load_policy_or_exit
     from stanch.settings import load_settings_or_exit
+    from workflows.registry import RUNBOOKS
 
     settings = load_settings_or_exit()
-    policy = load_policy_or_exit(settings.config)
+    policy = load_policy_or_exit(settings.config, set(RUNBOOKS))
     uvicorn.run(
         create_app(settings, policy), host=settings.host, port=settings.intake_port, log_level="warning"
     )
