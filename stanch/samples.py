@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def alertmanager_body(
@@ -34,17 +34,26 @@ def alertmanager_body(
     }
 
 
+class Sample(NamedTuple):
+    alertname: str
+    summary: str
+    labels: dict[str, str]
+
+
 def sample(name: str, *, agent: str = "support-bot", fingerprint: str | None = None) -> dict[str, Any]:
+    """The Alertmanager body for one scenario; `{agent}` in a label or the summary is the chosen agent."""
     if name not in SAMPLES:
         raise KeyError(name)
-    alertname, summary = SAMPLES[name]
-    labels = {"agent": agent, "service": "support", "customer": "acme", "severity": "critical"}
-    return alertmanager_body(alertname, labels, summary.format(agent=agent), fingerprint or agent)
+    alertname, summary, labels = SAMPLES[name]
+    filled = {key: value.format(agent=agent) for key, value in labels.items()}
+    return alertmanager_body(alertname, filled, summary.format(agent=agent), fingerprint or agent)
 
 
-SAMPLES: dict[str, tuple[str, str]] = {
-    "agent-hallucination": (
+# One entry per scenario `stanch fire` knows; each must match a route in config/stanch.toml.
+SAMPLES: dict[str, Sample] = {
+    "agent-hallucination": Sample(
         "AgentHallucination",
         "Agent {agent} promised customers a 90% discount and left its persona",
+        {"agent": "{agent}", "service": "support", "customer": "acme", "severity": "critical"},
     ),
 }
