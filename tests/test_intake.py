@@ -38,7 +38,7 @@ from workers.intake.routing import RoutedAlert
 from workers.worker import activity_implementations, build_worker
 from workflows.steps.incident import SEARCH_ATTRIBUTES
 
-ALERTMANAGER_FIXTURES = Path("/work/shared/fixtures/alertmanager")
+ALERTMANAGER_FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
 GRAFANA_FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
 
 

@@ -16,7 +16,7 @@ from stanch.policy import DedupeBy, Policy, PolicyError, Route, load_policy
 from workers.intake.parsers import parse_alertmanager, parse_generic, parse_grafana
 from workers.intake.routing import RoutingError, dedupe_key, id_part, route_alert, unrouted_workflow_id
 
-ALERTMANAGER_FIXTURES = Path("/work/shared/fixtures/alertmanager")
+ALERTMANAGER_FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
 GRAFANA_FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
 
 
