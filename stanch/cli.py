@@ -166,7 +166,9 @@ def _decide(incident: str, action: str, approver: str, comment: str, approved: b
     try:
         outcome = _run(go())
     except WorkflowUpdateFailedError as error:
-        typer.echo(f"stanch: refused: {error.cause or error}", err=True)
+        # The validator's own sentence, without the exception type the SDK wraps it in.
+        reason = getattr(error.cause, "message", None) or str(error.cause or error)
+        typer.echo(f"stanch: refused: {reason}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{workflow_id(incident)}: {outcome.detail} (by {outcome.approver})")
 
