@@ -188,7 +188,7 @@ class ApprovalGate:
             await workflow.wait_condition(
                 lambda: self._closed() or self._escalate_now or self._acknowledged,
                 timeout=wait,
-                timeout_summary=f"escalate if no decision (level {step})",
+                timeout_summary=f"{self._next_if_silent(step)} if no decision",
             )
         except TimeoutError:
             return False
@@ -216,6 +216,10 @@ class ApprovalGate:
             reason=self.outcome.comment,
         )
         return self.outcome
+
+    def _next_if_silent(self, step: int) -> str:
+        chain = self._incident.incident.policy.escalation
+        return f"escalate to {chain[step].name}" if step < len(chain) else "take the safe default"
 
     @staticmethod
     def _awaiting_text(request: ApprovalRequest) -> str:
