@@ -1,3 +1,3 @@
-from stanch.cli import app
+from stanch.cli import main
 
-app()
+main()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -248,3 +250,43 @@ def audit_verify(
     typer.echo(report.summary())
     if report.broken:
         raise typer.Exit(1)
+
+
+# ---- schedules -----------------------------------------------------------------------------------
+
+schedule_app = typer.Typer(help="Temporal Schedules Stanch keeps (the daily report).", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("apply")
+def schedule_apply(
+    hour: int = typer.Option(7, min=0, max=23, help="UTC hour the daily cockpit report runs"),
+    minute: int = typer.Option(0, min=0, max=59, help="minute past that hour"),
+) -> None:
+    """Create or update the daily cockpit report schedule; applying twice leaves one schedule."""
+    from stanch.schedules import apply_schedules
+
+    async def go() -> dict[str, str]:
+        settings = _settings()
+        return await apply_schedules(await connect(settings), settings.task_queue, hour, minute)
+
+    for schedule_id, outcome in _run(go()).items():
+        typer.echo(f"{schedule_id}: {outcome} (daily at {hour:02d}:{minute:02d} UTC)")
+
+
+def main() -> None:
+    """Console entry point: the command's own exit code, whatever happens at interpreter shutdown.
+
+    The Temporal SDK's native runtime can abort while Python finalises (PyGILState_Release), turning a
+    finished, successful `stanch approve` into exit code -6. Once the command has returned there is nothing
+    left to do, so flush and leave without finalising.
+    """
+    try:
+        app()
+    except SystemExit as exit_:
+        code = exit_.code
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 0 if code is None else 1)
