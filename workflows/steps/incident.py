@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
@@ -154,6 +154,9 @@ class IncidentWorkflow:
                 summary=summary,
             )
         except ActivityError as error:
+            if is_cancelled_exception(error):
+                # The incident itself is being cancelled: stand down, do not record a failed step.
+                raise
             cause = str(error.cause or error)
             self.actions.append(ActionTaken(action=step, by=actor, at=workflow.now(), outcome="failed"))
             self.note("action", f"{summary} failed: {cause}", actor)
