@@ -1,0 +1,211 @@
+"""Effects on the deploy system (the sandbox platform in dev and tests): what a war room reads and changes.
+
+Reads carry the idempotency key too: the platform ignores it for a GET, and the call log stays uniform.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from temporalio import activity
+
+from activities.errors import raise_for_status
+from schemas.hotfix import (
+    BackupRef,
+    DatabaseBackup,
+    DatabaseState,
+    DeployRecord,
+    ExternalStatus,
+    FlagChange,
+    FlagState,
+    HotfixBuild,
+    HotfixBuildRequest,
+    InfraStatus,
+    IntegrityReport,
+    MigrateDown,
+    PostmortemReceipt,
+    PostmortemRequest,
+    QaRun,
+    QaRunRequest,
+    RecentDeploys,
+    ServiceRequest,
+    ServiceRollback,
+    ShipRequest,
+    StoryReceipt,
+    StoryRequest,
+)
+
+
+class DeployActivities:
+    """Built once in the worker with the platform client; every call carries the workflow's key."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def _call(self, method: str, path: str, key: str, what: str, body: Any = None) -> Any:
+        response = await self._client.request(method, path, json=body, headers={"Idempotency-Key": key})
+        raise_for_status(response, what)
+        return response.json()
+
+    # ---- triage: reads --------------------------------------------------------------------------------
+
+    @activity.defn(name="deploys_recent")
+    async def recent_deploys(self, request: ServiceRequest) -> RecentDeploys:
+        listed = await self._call("GET", "/deploys", request.idempotency_key, "list of deploys")
+        mine = [DeployRecord.model_validate(d) for d in listed if d["service"] == request.service]
+        return RecentDeploys(service=request.service, deploys=mine)
+
+    @activity.defn(name="deploys_infra_status")
+    async def infra_status(self, request: ServiceRequest) -> InfraStatus:
+        path = f"/infra/{request.service}"
+        return InfraStatus.model_validate(
+            await self._call("GET", path, request.idempotency_key, f"infra status of {request.service}")
+        )
+
+    @activity.defn(name="deploys_external_status")
+    async def external_status(self, request: ServiceRequest) -> ExternalStatus:
+        path = f"/external/{request.service}"
+        what = f"external services of {request.service}"
+        return ExternalStatus.model_validate(await self._call("GET", path, request.idempotency_key, what))
+
+    @activity.defn(name="deploys_database_state")
+    async def database_state(self, request: ServiceRequest) -> DatabaseState:
+        path = f"/databases/{request.service}"
+        what = f"database of {request.service}"
+        return DatabaseState.model_validate(await self._call("GET", path, request.idempotency_key, what))
+
+    # ---- containment ----------------------------------------------------------------------------------
+
+    @activity.defn(name="deploys_rollback_service")
+    async def rollback_service(self, request: ServiceRequest) -> ServiceRollback:
+        path = f"/deploys/services/{request.service}/rollback"
+        body = {"reason": request.reason}
+        what = f"rollback of {request.service}"
+        return ServiceRollback.model_validate(
+            await self._call("POST", path, request.idempotency_key, what, body)
+        )
+
+    @activity.defn(name="deploys_set_flag")
+    async def set_flag(self, request: FlagChange) -> FlagState:
+        body = {"enabled": request.enabled}
+        what = f"feature flag {request.name}"
+        return FlagState.model_validate(
+            await self._call("PUT", f"/flags/{request.name}", request.idempotency_key, what, body)
+        )
+
+    @activity.defn(name="deploys_revert_infra_config")
+    async def revert_infra_config(self, request: ServiceRequest) -> InfraStatus:
+        path = f"/infra/{request.service}/config/revert"
+        what = f"config revert of {request.service}"
+        body = {"reason": request.reason}
+        return InfraStatus.model_validate(await self._call("POST", path, request.idempotency_key, what, body))
+
+    # ---- QA and hotfix builds -------------------------------------------------------------------------
+
+    @activity.defn(name="deploys_qa_run")
+    async def qa_run(self, request: QaRunRequest) -> QaRun:
+        body = {"service": request.service, "subject": request.subject}
+        return QaRun.model_validate(
+            await self._call("POST", "/qa/runs", request.idempotency_key, "QA gate run", body)
+        )
+
+    @activity.defn(name="deploys_build_hotfix")
+    async def build_hotfix(self, request: HotfixBuildRequest) -> HotfixBuild:
+        body = request.model_dump(exclude={"idempotency_key"})
+        return HotfixBuild.model_validate(
+            await self._call("POST", "/hotfix/builds", request.idempotency_key, "hotfix build", body)
+        )
+
+    @activity.defn(name="deploys_ship_hotfix")
+    async def ship_hotfix(self, request: ShipRequest) -> DeployRecord:
+        path = f"/hotfix/builds/{request.build_id}/deploy"
+        what = f"expedited deploy of {request.build_id}"
+        return DeployRecord.model_validate(await self._call("POST", path, request.idempotency_key, what, {}))
+
+    # ---- database rollback ----------------------------------------------------------------------------
+
+    @activity.defn(name="deploys_backup_database")
+    async def backup_database(self, request: ServiceRequest) -> DatabaseBackup:
+        path = f"/databases/{request.service}/backups"
+        what = f"backup of {request.service}"
+        return DatabaseBackup.model_validate(
+            await self._call("POST", path, request.idempotency_key, what, {})
+        )
+
+    @activity.defn(name="deploys_verify_backup")
+    async def verify_backup(self, request: BackupRef) -> DatabaseBackup:
+        path = f"/databases/{request.service}/backups/{request.backup_id}/verify"
+        what = f"verification of backup {request.backup_id}"
+        return DatabaseBackup.model_validate(
+            await self._call("POST", path, request.idempotency_key, what, {})
+        )
+
+    @activity.defn(name="deploys_migrate_down")
+    async def migrate_down(self, request: MigrateDown) -> DatabaseState:
+        path = f"/databases/{request.service}/migrate-down"
+        body = {"backup_id": request.backup_id, "migration": request.migration}
+        what = f"reverse migration {request.migration} of {request.service}"
+        return DatabaseState.model_validate(
+            await self._call("POST", path, request.idempotency_key, what, body)
+        )
+
+    @activity.defn(name="deploys_check_integrity")
+    async def check_integrity(self, request: ServiceRequest) -> IntegrityReport:
+        path = f"/databases/{request.service}/integrity-check"
+        what = f"integrity check of {request.service}"
+        return IntegrityReport.model_validate(
+            await self._call("POST", path, request.idempotency_key, what, {})
+        )
+
+    # ---- after the incident ---------------------------------------------------------------------------
+
+    @activity.defn(name="deploys_store_postmortem")
+    async def store_postmortem(self, request: PostmortemRequest) -> PostmortemReceipt:
+        # The platform's document store speaks its own field names; the timeline goes as readable lines.
+        postmortem = request.postmortem
+        body = {
+            "incident_id": postmortem.incident_id,
+            "subject": postmortem.title,
+            "what_happened": f"{postmortem.severity} incident on {postmortem.service}",
+            "root_cause": postmortem.root_cause,
+            "impact": postmortem.impact,
+            "remediation": postmortem.response,
+            "prevention": postmortem.prevention,
+            "timeline": [
+                f"{entry.at:%Y-%m-%d %H:%M:%S} [{entry.kind}] {entry.actor}: {entry.text}"
+                for entry in postmortem.timeline
+            ],
+        }
+        stored = await self._call("POST", "/postmortems", request.idempotency_key, "post-mortem", body)
+        return PostmortemReceipt(
+            id=stored["id"], incident_id=postmortem.incident_id, replayed=stored.get("replayed", False)
+        )
+
+    @activity.defn(name="deploys_file_story")
+    async def file_story(self, request: StoryRequest) -> StoryReceipt:
+        body = {"incident_id": request.incident_id, "title": request.title}
+        return StoryReceipt.model_validate(
+            await self._call("POST", "/backlog/stories", request.idempotency_key, "backlog story", body)
+        )
+
+    def all(self) -> list[Any]:
+        """Every activity of this class, for the worker's list."""
+        return [
+            self.recent_deploys,
+            self.infra_status,
+            self.external_status,
+            self.database_state,
+            self.rollback_service,
+            self.set_flag,
+            self.revert_infra_config,
+            self.qa_run,
+            self.build_hotfix,
+            self.ship_hotfix,
+            self.backup_database,
+            self.verify_backup,
+            self.migrate_down,
+            self.check_integrity,
+            self.store_postmortem,
+            self.file_story,
+        ]

@@ -1,0 +1,232 @@
+"""Rollback: put one service back the way it was, by the kind of change that broke it (alert label `kind`).
+
+- code: find the service's last stable deploy and, once a human approves, roll the live one back to it.
+- database: find the migration to reverse; take a backup of the data as it is now and verify it — without
+  a verified backup nothing is touched, ever; then, once approved (two people on a P0, as for every
+  destructive step), run the reverse migration and check the data's integrity.
+- infrastructure: revert the service's deploy configuration to the previous version, once approved.
+
+Nobody answers: the escalation chain is walked, and the service is left as it is.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.deploys import DeployActivities
+    from schemas.approvals import ApprovalOutcome, ApprovalRequest
+    from schemas.hotfix import BackupRef, MigrateDown, ServiceRequest
+    from schemas.incidents import IncidentInput, IncidentResult
+    from workflows.steps.incident import IncidentWorkflow
+
+KINDS = {
+    "code": "code",
+    "deploy": "code",
+    "database": "database",
+    "db": "database",
+    "infrastructure": "infrastructure",
+    "infra": "infrastructure",
+}
+APPROVERS = ["oncall", "lead"]
+
+
+@workflow.defn(name="rollback")
+class Rollback(IncidentWorkflow):
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> IncidentResult:
+        service = incident.target.get("service") or incident.service
+        kind = KINDS.get(incident.target.get("kind", "code").lower())
+        self.open(
+            recommendation=f"Roll {service} back ({kind or 'unknown kind'}) to its last known good state",
+            risk_if_no_action=f"{service} keeps running the change that broke it",
+        )
+        if kind == "database":
+            return await self.database(service)
+        if kind == "infrastructure":
+            return await self.infrastructure(service)
+        if kind == "code":
+            return await self.code(service)
+        await self.notify(
+            "unknown-kind",
+            channel="on-call",
+            title=f"Rollback of {service}: unknown kind",
+            text=f"The alert asks for a {incident.target.get('kind')!r} rollback; expected code, database "
+            "or infrastructure. Nothing was done.",
+        )
+        return await self.finish("unknown_kind")
+
+    # ---- code -----------------------------------------------------------------------------------------
+
+    async def code(self, service: str) -> IncidentResult:
+        deploys = await self.act(
+            "find-deploy",
+            DeployActivities.recent_deploys,
+            self.ask(service, "find-deploy"),
+            summary=f"Recent deploys of {service}",
+        )
+        if deploys is None:
+            return await self.finish("action_failed")
+        live = deploys.live
+        if live is None or not deploys.rollback_possible:
+            return await self.nothing_to_do(service, "no earlier live deploy to go back to")
+        decision = await self.gate.ask(
+            ApprovalRequest(
+                action="rollback-deploy",
+                recommendation=f"Roll {service} back from {live.version} to its previous stable deploy",
+                risk=f"{service} keeps running {live.version}",
+                allowed_roles=APPROVERS,
+                safe_default=f"keep {live.version} live",
+            )
+        )
+        if not decision.approved:
+            return await self.declined(decision)
+        rolled = await self.act(
+            "rollback-deploy",
+            DeployActivities.rollback_service,
+            self.ask(service, "rollback-deploy", reason=decision.comment),
+            summary=f"Roll back {service} from {live.version}",
+            actor=decision.decided_by,
+        )
+        return await self.finish("rolled_back" if rolled else "action_failed")
+
+    # ---- database -------------------------------------------------------------------------------------
+
+    async def database(self, service: str) -> IncidentResult:
+        state = await self.act(
+            "find-migration",
+            DeployActivities.database_state,
+            self.ask(service, "find-migration"),
+            summary=f"Applied migrations of {service}",
+        )
+        if state is None:
+            return await self.finish("action_failed")
+        if len(state.migrations) < 2:
+            return await self.nothing_to_do(service, "no migration after the initial schema to reverse")
+        migration = state.migrations[-1]
+
+        # Never touch production data without a backup of it as it is now, verified to be restorable.
+        backup = await self.act(
+            "backup",
+            DeployActivities.backup_database,
+            self.ask(service, "backup"),
+            summary=f"Back up {service}'s database before reversing {migration}",
+        )
+        verified = None
+        if backup is not None:
+            verified = await self.act(
+                "verify-backup",
+                DeployActivities.verify_backup,
+                BackupRef(
+                    service=service, backup_id=backup.id, idempotency_key=self.step_key("verify-backup")
+                ),
+                summary=f"Verify backup {backup.id}",
+            )
+        if backup is None or verified is None or not verified.verified:
+            what = f"backup {backup.id} failed verification" if backup else "the backup failed"
+            await self.notify(
+                "no-backup",
+                channel="on-call",
+                title=f"Database rollback of {service} blocked: no verified backup",
+                text=f"{self.incident.summary}. {what}; migration {migration} was not reversed and no data "
+                "was touched. Fix the backup first.",
+            )
+            return await self.finish("blocked_no_backup")
+
+        decision = await self.gate.ask(
+            ApprovalRequest(
+                action="migrate-down",
+                recommendation=f"Reverse migration {migration} on {service}; verified backup {backup.id} "
+                "holds the data as it is now",
+                risk=f"{service} keeps the schema of {migration}",
+                allowed_roles=APPROVERS,
+                destructive=True,
+                safe_default=f"leave {migration} applied; keep backup {backup.id}",
+            )
+        )
+        if not decision.approved:
+            return await self.declined(decision)
+        reversed_ = await self.act(
+            "migrate-down",
+            DeployActivities.migrate_down,
+            MigrateDown(
+                service=service,
+                backup_id=backup.id,
+                migration=migration,
+                idempotency_key=self.step_key("migrate-down"),
+            ),
+            summary=f"Reverse migration {migration} on {service}",
+            actor=decision.decided_by,
+        )
+        if reversed_ is None:
+            return await self.finish("action_failed")
+
+        integrity = await self.act(
+            "integrity-check",
+            DeployActivities.check_integrity,
+            self.ask(service, "integrity-check"),
+            summary=f"Check data integrity of {service}",
+        )
+        if integrity is None or not integrity.ok:
+            await self.notify(
+                "integrity-failed",
+                channel="on-call",
+                title=f"Integrity check failed on {service} after reversing {migration}",
+                text=f"{integrity.detail if integrity else 'the check did not run'}. Backup {backup.id} holds "
+                "the data from before; restoring it is a human's call.",
+            )
+            return await self.finish("integrity_failed")
+        return await self.finish("rolled_back")
+
+    # ---- infrastructure -------------------------------------------------------------------------------
+
+    async def infrastructure(self, service: str) -> IncidentResult:
+        infra = await self.act(
+            "find-config",
+            DeployActivities.infra_status,
+            self.ask(service, "find-config"),
+            summary=f"Deploy configuration of {service}",
+        )
+        if infra is None:
+            return await self.finish("action_failed")
+        if infra.previous_config_version is None:
+            return await self.nothing_to_do(service, "no previous configuration to revert to")
+        decision = await self.gate.ask(
+            ApprovalRequest(
+                action="revert-config",
+                recommendation=f"Revert {service}'s configuration from {infra.config_version} "
+                f"to {infra.previous_config_version}",
+                risk=f"{service} keeps configuration {infra.config_version} ({infra.status})",
+                allowed_roles=APPROVERS,
+                safe_default=f"keep configuration {infra.config_version}",
+            )
+        )
+        if not decision.approved:
+            return await self.declined(decision)
+        reverted = await self.act(
+            "revert-config",
+            DeployActivities.revert_infra_config,
+            self.ask(service, "revert-config", reason=decision.comment),
+            summary=f"Revert {service} to configuration {infra.previous_config_version}",
+            actor=decision.decided_by,
+        )
+        return await self.finish("rolled_back" if reverted else "action_failed")
+
+    # ---- shared endings -------------------------------------------------------------------------------
+
+    def ask(self, service: str, step: str, reason: str = "") -> ServiceRequest:
+        return ServiceRequest(
+            service=service, idempotency_key=self.step_key(step), reason=reason or self.incident.summary
+        )
+
+    async def declined(self, decision: ApprovalOutcome) -> IncidentResult:
+        return await self.finish("escalated" if decision.timed_out else "declined")
+
+    async def nothing_to_do(self, service: str, why: str) -> IncidentResult:
+        await self.notify(
+            "nothing-to-roll-back",
+            channel="on-call",
+            title=f"Nothing to roll back on {service}",
+            text=f"{self.incident.summary}. {why.capitalize()}; nothing was changed.",
+        )
+        return await self.finish("nothing_to_roll_back")

@@ -1,0 +1,524 @@
+"""War room: a production crisis (outage, data loss, a critical function down, cascading failures).
+
+The severity sets the pace: P0 is answered within minutes, P1 within an hour, P2 within four hours (an
+expedited room without the status cadence), and P3 waits for the next sprint as a backlog story. For P0 to P2:
+
+1. Assemble the people who act — devops (infrastructure, deploys), dev (code), QA (verification), and the
+   architect too on a P0 — and, for P0/P1, post a status update every 15 (P0) or 30 (P1) minutes until the
+   incident is resolved.
+2. Triage at the same time: recent deploys, infrastructure status, external services. What it finds goes
+   into the brief.
+3. Contain with the fastest mitigation, each one behind a human approval, in this order: roll back to the
+   last stable deploy; else switch the feature flag off; else run the hotfix cycle as a child workflow.
+   A rejected option moves to the next one.
+4. Verify with the QA gate. A pass resolves the incident; so does a human's `resolve` at any time.
+5. Write the post-mortem (timeline, root cause, impact, response, prevention) from this workflow's own
+   timeline and store it; remind if the report is not marked filed (`report_filed`) within 24 hours; file
+   the preventive stories within 48 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from activities.deploys import DeployActivities
+    from schemas.approvals import ApprovalRequest, Resolution
+    from schemas.briefs import TimelineEntry
+    from schemas.hotfix import (
+        ExternalStatus,
+        FlagChange,
+        HotfixInput,
+        HotfixResult,
+        InfraStatus,
+        Postmortem,
+        PostmortemRequest,
+        QaRunRequest,
+        RecentDeploys,
+        ReportFiled,
+        ServiceRequest,
+        StoryRequest,
+    )
+    from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.severity import Severity
+    from workflows.steps.incident import IncidentWorkflow
+
+RESPONSE_TARGET = {
+    Severity.P0: "within minutes",
+    Severity.P1: "within 1 hour",
+    Severity.P2: "within 4 hours",
+    Severity.P3: "in the next sprint",
+}
+STATUS_EVERY = {Severity.P0: timedelta(minutes=15), Severity.P1: timedelta(minutes=30)}
+# A day of 15-minute updates. Past it the room is stuck and the updates only grow the history; the brief
+# and the escalation chain carry on without them.
+MAX_STATUS_UPDATES = 96
+ROLES = {
+    "devops": "infrastructure and deploys",
+    "dev": "code investigation and fixes",
+    "qa": "verification and regression tests",
+    "architect": "system-level analysis",
+}
+REPORT_DUE = timedelta(hours=24)
+STORIES_DUE = timedelta(hours=48)
+APPROVERS = ["oncall", "lead"]
+
+
+@workflow.defn(name="war_room")
+class WarRoom(IncidentWorkflow):
+    @workflow.init
+    def __init__(self, incident: IncidentInput) -> None:
+        # A `priority` label on the alert overrides the route's severity: monitoring knows best how bad it is.
+        label = incident.target.get("priority", "").upper()
+        if label in Severity.__members__:
+            incident = incident.model_copy(update={"severity": Severity(label)})
+        super().__init__(incident)
+        self.report: ReportFiled | None = None
+        self.interruptible = False
+        self.closing = False
+        self.contained_by: str | None = None
+        self.findings: list[str] = []
+
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> IncidentResult:
+        incident = self.incident  # with the severity the label asked for
+        severity, service = incident.severity, incident.target.get("service") or incident.service
+        target = RESPONSE_TARGET[severity]
+        self.brief.summary = f"{incident.summary} (respond {target})"
+        self.open(
+            recommendation=f"Assemble the war room for {service}, triage, then contain",
+            risk_if_no_action=f"{service} stays down or degraded for its users",
+        )
+        self.note("note", f"{severity.value}: response target {target}")
+
+        if severity is Severity.P3:
+            # Minor, limited impact: the normal development cycle takes it, no room is assembled.
+            await self.act(
+                "sprint-story",
+                DeployActivities.file_story,
+                StoryRequest(
+                    incident_id=incident.incident_id,
+                    title=f"[{service}] {incident.summary}",
+                    idempotency_key=self.step_key("sprint-story"),
+                ),
+                summary=f"File a next-sprint story for {service}",
+            )
+            await self.notify(
+                "tell-dev",
+                channel="dev",
+                title=f"P3 on {service} queued for the next sprint",
+                text=f"{incident.summary}. Filed as a backlog story; no war room.",
+            )
+            return await self.finish("queued_for_sprint")
+
+        # 1. Assemble, and keep everyone posted while the room is open.
+        roles = ["devops", "dev", "qa", *(["architect"] if severity is Severity.P0 else [])]
+        for role in roles:
+            await self.notify(
+                f"assemble-{role}",
+                channel=role,
+                title=f"War room {severity.value}: {service}",
+                text=f"{incident.summary}. You are needed for {ROLES[role]}; respond {target}.",
+            )
+        self.set_state("assembled")
+        updates = None
+        if severity in STATUS_EVERY:
+            updates = asyncio.create_task(self.status_updates(STATUS_EVERY[severity], service))
+
+        # 2. Triage: the three looks are independent, so they run together.
+        self.set_state("triage")
+        deploys, infra, external = await asyncio.gather(
+            self.act(
+                "triage-deploys",
+                DeployActivities.recent_deploys,
+                self.ask(service, "triage-deploys"),
+                summary=f"Recent deploys of {service}",
+            ),
+            self.act(
+                "triage-infra",
+                DeployActivities.infra_status,
+                self.ask(service, "triage-infra"),
+                summary=f"Infrastructure status of {service}",
+            ),
+            self.act(
+                "triage-external",
+                DeployActivities.external_status,
+                self.ask(service, "triage-external"),
+                summary=f"External services of {service}",
+            ),
+        )
+        self.findings = triage_findings(service, deploys, infra, external)
+        self.brief.summary = f"{incident.summary} (respond {target}). Triage: {'; '.join(self.findings)}"
+        self.note("note", "triage: " + "; ".join(self.findings))
+        self.publish_brief()
+
+        # 3 and 4. Contain and verify, until QA passes or a person resolves the incident.
+        ladder = asyncio.create_task(self.contain(service, deploys, incident.target.get("feature")))
+        await workflow.wait_condition(
+            lambda: ladder.done() or (self.resolution is not None and self.interruptible)
+        )
+        if not ladder.done():
+            # Only ever while waiting for a human (or the hotfix child), never in the middle of an effect.
+            ladder.cancel()
+            try:
+                await ladder
+            except asyncio.CancelledError:
+                pending = self.brief.awaiting or "the containment step"
+                self.note("decision", f"withdrawn: {pending}, the incident was resolved")
+                await self.audit("containment-withdrawn", action="withdraw containment", outcome=pending)
+        outcome = ladder.result() if not ladder.cancelled() else "resolved"
+        if outcome == "uncontained":
+            self.set_state("uncontained", awaiting="a manual fix, then `resolve`")
+            await self.notify(
+                "uncontained",
+                channel="on-call",
+                title=f"No containment for {service} was approved",
+                text=f"{incident.summary}. Rollback, feature flag and hotfix were each declined or failed. "
+                "Fix it by hand and send `resolve` when the service is back.",
+            )
+            await workflow.wait_condition(lambda: self.resolution is not None)
+        elif outcome == "verified" and self.resolution is None:
+            self.resolution = Resolution(by="qa-gate", note=f"QA passed after {self.contained_by}")
+            self.note("decision", f"resolved: QA passed after {self.contained_by}", "qa-gate")
+
+        resolved_at = workflow.now()
+        self.closing = True
+        if updates is not None:
+            await updates
+        self.set_state("resolved")
+        await self.notify(
+            "resolved",
+            channel="stakeholders",
+            title=f"Resolved: {service}",
+            text=f"{incident.summary}. Resolved by {self.resolution.by if self.resolution else '?'}"
+            f"{f' after {self.contained_by}' if self.contained_by else ''}. A post-mortem follows.",
+        )
+
+        # 5. The post-mortem, from what this workflow saw and did.
+        postmortem = build_postmortem(
+            incident,
+            service=service,
+            timeline=list(self.timeline.entries),
+            findings=self.findings,
+            contained_by=self.contained_by,
+            resolution=self.resolution,
+            opened_at=self.brief.started_at,
+            resolved_at=resolved_at,
+            has_flag="feature" in incident.target,
+            could_roll_back=bool(deploys and deploys.rollback_possible),
+        )
+        await self.act(
+            "postmortem",
+            DeployActivities.store_postmortem,
+            PostmortemRequest(postmortem=postmortem, idempotency_key=self.step_key("postmortem")),
+            summary=f"Store the post-mortem of {incident.incident_id}",
+        )
+        self.set_state("awaiting_report", awaiting="`report_filed` within 24 h")
+        filed = await self.wait_for_report(REPORT_DUE, "report due")
+        if not filed:
+            await self.notify(
+                "report-reminder",
+                channel="on-call",
+                title=f"Incident report for {service} is overdue",
+                text=f"The report of {incident.incident_id} was due within 24 hours of resolution. "
+                "Share it and send `report_filed`; preventive stories are filed within 48 hours either way.",
+            )
+            filed = await self.wait_for_report(STORIES_DUE - REPORT_DUE, "preventive stories due")
+        if filed and self.report is not None:
+            await self.audit(
+                "report-filed", action="incident report shared", outcome="filed", actor=self.report.by
+            )
+
+        stories = (self.report.stories if self.report else []) or postmortem.prevention
+        for number, title in enumerate(stories, start=1):
+            await self.act(
+                f"story-{number}",
+                DeployActivities.file_story,
+                StoryRequest(
+                    incident_id=incident.incident_id,
+                    title=title,
+                    idempotency_key=self.step_key(f"story-{number}"),
+                ),
+                summary=f"File preventive story {number}: {title}",
+            )
+        return await self.finish("resolved" if filed else "resolved_without_report")
+
+    # ---- containment ----------------------------------------------------------------------------------
+
+    async def contain(self, service: str, deploys: RecentDeploys | None, flag: str | None) -> str:
+        """Try each mitigation in order of speed; 'verified', 'uncontained' or 'resolved'."""
+        options = [
+            *(["rollback"] if deploys is not None and deploys.rollback_possible else []),
+            *(["feature-flag"] if flag else []),
+            "hotfix",
+        ]
+        for option in options:
+            if self.resolution is not None:
+                return "resolved"
+            self.set_state("containing")
+            if option == "rollback" and deploys is not None:
+                contained = await self.roll_back(service, deploys)
+            elif option == "feature-flag" and flag:
+                contained = await self.switch_off(service, flag)
+            else:
+                contained = await self.hotfix(service)
+            if not contained:
+                continue
+            self.contained_by = option
+            if self.resolution is not None:
+                return "resolved"
+            # Verify: the fix resolves what users saw, without regressions, core functions intact.
+            self.set_state("verifying")
+            qa = await self.act(
+                f"verify-{option}",
+                DeployActivities.qa_run,
+                QaRunRequest(
+                    service=service, subject=option, idempotency_key=self.step_key(f"verify-{option}")
+                ),
+                summary=f"QA gate on {service} after the {option}",
+            )
+            verdict = qa.verdict if qa else None
+            self.note("decision", f"QA after the {option}: {verdict.value if verdict else 'no answer'}")
+            if verdict is not None and verdict.releasable:
+                return "verified"
+        return "uncontained"
+
+    async def approved(self, request: ApprovalRequest) -> bool:
+        self.interruptible = True
+        try:
+            decision = await self.gate.ask(request)
+        finally:
+            self.interruptible = False
+        if not decision.approved:
+            self.note("decision", f"{request.action} not taken ({decision.decided_by}): moving on")
+        return decision.approved
+
+    async def roll_back(self, service: str, deploys: RecentDeploys) -> bool:
+        live = deploys.live
+        assert live is not None  # rollback_possible
+        if not await self.approved(
+            ApprovalRequest(
+                action="rollback",
+                recommendation=f"Roll {service} back from {live.version} to its previous stable deploy",
+                risk=f"{service} keeps running {live.version}, deployed at {live.at}",
+                allowed_roles=APPROVERS,
+                safe_default=f"keep {live.version} live and offer the next mitigation",
+            )
+        ):
+            return False
+        decided_by = self.gate.outcome.decided_by if self.gate.outcome else "stanch"
+        done = await self.act(
+            "contain-rollback",
+            DeployActivities.rollback_service,
+            ServiceRequest(
+                service=service,
+                idempotency_key=self.step_key("contain-rollback"),
+                reason=self.incident.summary,
+            ),
+            summary=f"Roll back {service} from {live.version}",
+            actor=decided_by,
+        )
+        return done is not None
+
+    async def switch_off(self, service: str, flag: str) -> bool:
+        if not await self.approved(
+            ApprovalRequest(
+                action="disable-flag",
+                recommendation=f"Switch feature flag {flag!r} off on {service}",
+                risk=f"the feature behind {flag!r} keeps failing for users",
+                allowed_roles=APPROVERS,
+                safe_default=f"leave {flag!r} as it is and offer a hotfix",
+            )
+        ):
+            return False
+        decided_by = self.gate.outcome.decided_by if self.gate.outcome else "stanch"
+        done = await self.act(
+            "contain-flag",
+            DeployActivities.set_flag,
+            FlagChange(name=flag, enabled=False, idempotency_key=self.step_key("contain-flag")),
+            summary=f"Switch feature flag {flag} off",
+            actor=decided_by,
+        )
+        return done is not None
+
+    async def hotfix(self, service: str) -> bool:
+        if not await self.approved(
+            ApprovalRequest(
+                action="hotfix",
+                recommendation=f"Run the hotfix cycle on {service}: smallest fix, QA gate, expedited deploy",
+                risk=f"{service} stays broken; no other mitigation is left",
+                allowed_roles=APPROVERS,
+                safe_default="no hotfix; the room fixes it by hand",
+            )
+        ):
+            return False
+        incident = self.incident
+        child = HotfixInput(
+            incident_id=f"{workflow.info().workflow_id}-hotfix",
+            runbook="hotfix_cycle",
+            severity=incident.severity,
+            service=incident.service,
+            summary=incident.summary,
+            alert=incident.alert,
+            target={"service": service},
+            policy=incident.policy,
+            issue=incident.target.get("issue", ""),
+            parent_workflow_id=workflow.info().workflow_id,
+        )
+        self.set_state("hotfix", awaiting=f"the hotfix cycle {child.incident_id}")
+        self.interruptible = True
+        try:
+            result: HotfixResult = await workflow.execute_child_workflow(
+                "hotfix_cycle",
+                child,
+                id=child.incident_id,
+                result_type=HotfixResult,
+                static_summary=f"Hotfix cycle for {service}",
+            )
+        except ChildWorkflowError as error:
+            if is_cancelled_exception(error):
+                raise asyncio.CancelledError("the hotfix cycle stood down") from error
+            self.note("action", f"hotfix cycle failed: {error.cause or error}", child.incident_id)
+            await self.audit(
+                "contain-hotfix",
+                action=f"hotfix cycle {child.incident_id}",
+                outcome="failed",
+                actor=child.incident_id,
+                reason=str(error.cause or error),
+            )
+            return False
+        finally:
+            self.interruptible = False
+        self.note("action", f"hotfix cycle ended {result.outcome}", child.incident_id)
+        await self.audit(
+            "contain-hotfix",
+            action=f"hotfix cycle {child.incident_id}",
+            outcome=result.outcome,
+            actor=child.incident_id,
+            reason=result.escalation_trigger.value if result.escalation_trigger else "",
+            details={
+                "iterations": str(result.iterations),
+                "deployed_version": result.deployed_version or "",
+                "escalated_to": result.escalated_to or "",
+            },
+        )
+        return result.outcome == "fixed"
+
+    # ---- communication --------------------------------------------------------------------------------
+
+    async def status_updates(self, every: timedelta, service: str) -> None:
+        """Post where things stand on a fixed cadence, until the incident is resolved."""
+        for number in range(1, MAX_STATUS_UPDATES + 1):
+            try:
+                await workflow.wait_condition(
+                    lambda: self.closing, timeout=every, timeout_summary=f"status update {number}"
+                )
+                return
+            except TimeoutError:
+                pass
+            minutes = int((workflow.now() - self.brief.started_at).total_seconds() // 60)
+            await self.notify(
+                f"status-{number}",
+                channel="stakeholders",
+                title=f"Status {number} · {self.incident.severity.value} {service}: {self.state}",
+                text=f"Open for {minutes} min. State: {self.state}. "
+                f"Done so far: {', '.join(self.brief.automatic_actions) or 'nothing automatic yet'}. "
+                f"Next: {self.brief.awaiting or self.brief.recommendation}.",
+            )
+
+    async def wait_for_report(self, wait: timedelta, summary: str) -> bool:
+        try:
+            await workflow.wait_condition(
+                lambda: self.report is not None, timeout=wait, timeout_summary=summary
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    def ask(self, service: str, step: str) -> ServiceRequest:
+        return ServiceRequest(service=service, idempotency_key=self.step_key(step))
+
+    @workflow.signal(name="report_filed")
+    def on_report_filed(self, report: ReportFiled) -> None:
+        if self.report is None:
+            self.report = report
+            self.note("decision", f"incident report filed by {report.by} {report.url}".rstrip(), report.by)
+
+
+# ---- pure helpers: what the brief and the post-mortem say -----------------------------------------------
+
+
+def triage_findings(
+    service: str, deploys: RecentDeploys | None, infra: InfraStatus | None, external: ExternalStatus | None
+) -> list[str]:
+    findings = []
+    if deploys is None:
+        findings.append("recent deploys unknown (lookup failed)")
+    elif deploys.live is None:
+        findings.append(f"no recent deploy of {service}")
+    else:
+        findings.append(f"last deploy {deploys.live.version} at {deploys.live.at}")
+    if infra is None:
+        findings.append("infrastructure status unknown (lookup failed)")
+    else:
+        detail = f" ({infra.detail})" if infra.detail else ""
+        findings.append(f"infrastructure {infra.status}{detail}")
+    if external is None:
+        findings.append("external services unknown (lookup failed)")
+    elif external.unhealthy:
+        findings.append("external trouble: " + ", ".join(external.unhealthy))
+    else:
+        findings.append("external services up")
+    return findings
+
+
+def build_postmortem(
+    incident: IncidentInput,
+    *,
+    service: str,
+    timeline: list[TimelineEntry],
+    findings: list[str],
+    contained_by: str | None,
+    resolution: Resolution | None,
+    opened_at: datetime,
+    resolved_at: datetime,
+    has_flag: bool,
+    could_roll_back: bool,
+) -> Postmortem:
+    minutes = max(0, int((resolved_at - opened_at).total_seconds() // 60))
+    actions = [entry for entry in timeline if entry.kind in ("action", "decision")]
+    first_action = next((entry.at for entry in actions if entry.kind == "action"), None)
+    cause = {
+        "rollback": "the latest deploy: rolling it back contained the incident",
+        "feature-flag": "the feature behind the flag: switching it off contained the incident",
+        "hotfix": "a code defect, fixed by the hotfix cycle",
+    }.get(contained_by or "", "not established by the runbook; the team completes it")
+    prevention = [f"Add a regression test for: {incident.summary}"]
+    if not has_flag:
+        prevention.append(f"Put {service}'s risky features behind feature flags")
+    if not could_roll_back:
+        prevention.append(f"Keep a previous stable deploy of {service} ready to roll back to")
+    prevention.append(f"Update alerts and dashboards for {service} to catch this earlier")
+    return Postmortem(
+        incident_id=incident.incident_id,
+        service=service,
+        severity=incident.severity.value,
+        title=f"{incident.severity.value} {service}: {incident.summary}",
+        timeline=timeline,
+        root_cause=f"Most likely {cause}. Triage found: {'; '.join(findings)}.",
+        impact=f"{service} affected for {minutes} min from detection to resolution "
+        f"({incident.severity.value}: {incident.summary}).",
+        response=(
+            f"{len(actions)} actions and decisions; first action "
+            f"{f'at {first_action:%H:%M:%S} UTC' if first_action else 'none'}; "
+            f"contained by {contained_by or 'nothing automatic'}; resolved by "
+            f"{resolution.by if resolution else 'unknown'}"
+            f"{f' ({resolution.note})' if resolution and resolution.note else ''}."
+        ),
+        prevention=prevention,
+        written_at=resolved_at,
+    )
