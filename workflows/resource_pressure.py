@@ -1,0 +1,141 @@
+"""Resource pressure: CPU, memory, GPU or IO on a gateway host is running hot.
+
+Mark the pressure on the gateway so every other process sees it, then stop new risky sub-agent spawns from
+adding to it, tell the people on call and open a review so someone confirms or undoes what was done.
+
+Blocking spawns is an automatic action, so the gateway's guardrail is asked first, at the risk the alert
+states (label `risk`, medium unless told): low risk only diagnoses — pressure marked, people told, nothing
+blocked; medium risk blocks at most once per 10 minutes per subsystem. Past that, the review is still opened
+at once and a human is asked whether to block spawns; nobody answering leaves spawns open.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.gateway import GatewayActivities, GatewayEffect, GatewayRead, ReviewOpening
+    from schemas.approvals import ApprovalRequest
+    from schemas.guardrail import GuardrailLimits, Risk, Ruling
+    from schemas.incidents import IncidentInput, IncidentResult
+    from workflows.steps.guardrail import action_check, ask_guardrail
+    from workflows.steps.incident import IncidentWorkflow
+
+# The seed allows only these two for resource pressure; anything else in the label is treated as medium.
+RISKS = {"low": Risk.low, "medium": Risk.medium}
+
+
+@workflow.defn(name="resource_pressure")
+class ResourcePressure(IncidentWorkflow):
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> IncidentResult:
+        gateway = incident.target["gateway"]
+        subsystem = incident.target.get("subsystem", "gateway")
+        risk = RISKS.get(incident.target.get("risk", "medium"), Risk.medium)
+        self.open(
+            recommendation=f"Block new risky spawns on gateway {gateway} until the pressure is reviewed",
+            risk_if_no_action=f"New sub-agents keep landing on gateway {gateway} and push it into "
+            "throttling or the OOM killer",
+        )
+
+        # 1. Mark the pressure: a flag, not a change in behaviour, so it is set whatever the risk.
+        status = await self.act(
+            "diagnose",
+            GatewayActivities.status,
+            GatewayRead(gateway=gateway),
+            summary=f"Read resource usage of gateway {gateway}",
+        )
+        usage = f"memory at {status.memory_ratio:.0%} of its high watermark" if status else "usage unknown"
+        marked = await self.act(
+            "mark-pressure",
+            GatewayActivities.mark_pressure,
+            GatewayEffect(
+                gateway=gateway, idempotency_key=self.step_key("mark-pressure"), reason=incident.summary
+            ),
+            summary=f"Mark resource pressure on gateway {gateway}",
+        )
+        if marked is None:
+            await self.notify(
+                "mark-failed",
+                channel="on-call",
+                title=f"Resource pressure on {gateway}: could not mark it",
+                text=f"{incident.summary} ({usage}). Marking the pressure failed; check the gateway by hand.",
+            )
+            return await self.finish("action_failed")
+
+        # 2. Block risky spawns, if the guardrail lets an automatic action through at this risk.
+        verdict = await ask_guardrail(
+            subsystem,
+            action_check(
+                "block-spawns",
+                action=f"block risky spawns on gateway {gateway}",
+                kind="block_spawns",
+                risk=risk,
+                reason=f"{incident.summary} ({usage})",
+            ),
+            GuardrailLimits(),
+        )
+        await self.audit(
+            "guardrail",
+            action="ask guardrail to block risky spawns",
+            outcome=verdict.ruling.value,
+            reason=verdict.reason,
+        )
+        blocked = verdict.ruling is Ruling.allow and await self.block_spawns(gateway, "stanch")
+        if verdict.ruling is Ruling.diagnose_only:
+            self.brief.recommendation = f"None automatic at {risk.value} risk: watch gateway {gateway}"
+
+        # 3. Tell the people on call, and open the review that confirms (or undoes) what was done.
+        done = "risky spawns blocked" if blocked else "spawns left open"
+        await self.notify(
+            "tell-oncall",
+            channel="on-call",
+            title=f"Resource pressure on gateway {gateway}",
+            text=f"{incident.summary} ({usage}). Pressure marked; {done}. Guardrail: {verdict.reason}.",
+        )
+        await self.act(
+            "review",
+            GatewayActivities.open_review,
+            ReviewOpening(
+                gateway=gateway,
+                idempotency_key=self.step_key("review"),
+                kind="resource_pressure",
+                title=f"Resource pressure on {gateway}: {done}",
+                detail=f"{incident.summary} ({usage}). Confirm the action or lift it once the load is down.",
+            ),
+            summary=f"Open a resource-pressure review for gateway {gateway}",
+        )
+        if verdict.ruling is Ruling.diagnose_only:
+            return await self.finish("diagnosed")
+        if blocked:
+            return await self.finish("spawns_blocked")
+        if verdict.ruling is Ruling.allow:  # allowed, but the block itself failed
+            return await self.finish("action_failed")
+
+        # 4. Held back by the guardrail: a human decides whether to block now.
+        decision = await self.gate.ask(
+            ApprovalRequest(
+                action="block-risky-spawns",
+                recommendation=f"Block new risky spawns on gateway {gateway} ({usage}); the guardrail held "
+                f"the automatic block back: {verdict.reason}",
+                risk=f"New sub-agents keep adding load to gateway {gateway}",
+                allowed_roles=["oncall", "lead"],
+                safe_default=f"leave spawns open on gateway {gateway}; the pressure stays marked and in review",
+            )
+        )
+        if not decision.approved:
+            return await self.finish("escalated" if decision.timed_out else "left_open")
+        blocked = await self.block_spawns(gateway, decision.decided_by)
+        return await self.finish("spawns_blocked" if blocked else "action_failed")
+
+    async def block_spawns(self, gateway: str, actor: str) -> bool:
+        result = await self.act(
+            "block-spawns",
+            GatewayActivities.block_risky_spawns,
+            GatewayEffect(
+                gateway=gateway, idempotency_key=self.step_key("block-spawns"), reason=self.incident.summary
+            ),
+            summary=f"Block risky spawns on gateway {gateway}",
+            actor=actor,
+        )
+        return result is not None
