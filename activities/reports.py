@@ -1,0 +1,132 @@
+"""Handoffs to humans and the daily cockpit report: the platform's handoff desk, usage meter and report
+shelf over HTTP, and a read-only summary of the audit log in Postgres."""
+
+from __future__ import annotations
+
+import httpx
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+
+from activities.errors import raise_for_status
+from schemas.handoff import HandoffDocument, HandoffExecution, HandoffRecord
+from schemas.report import (
+    AgentUsage,
+    AuditSummary,
+    AuditWindow,
+    FleetUsage,
+    PublishedReport,
+    ReportDocument,
+    UsageQuery,
+)
+
+# Each count in one pass over the window's rows. The rules:
+# - incidents: distinct workflows with a row in the window (handoff children excluded: they are counted
+#   as handoffs), closed: those with their `closed` row in the window;
+# - escalations: approval gates that walked to an escalation level (`gate<n>-escalate-<m>` rows);
+# - handoffs: workflows that wrote a handoff document (`handoff-document`), child or alert-routed;
+# - security incidents: workflows that flipped a kill switch (`kill-switch`, the security runbook's step);
+# - failed actions: rows whose outcome is `failed`.
+AUDIT_SUMMARY_SQL = """
+SELECT
+    count(DISTINCT workflow_id) FILTER (WHERE workflow_id NOT LIKE '%%-handoff-%%'),
+    count(DISTINCT workflow_id) FILTER (WHERE step_key = 'closed' AND workflow_id NOT LIKE '%%-handoff-%%'),
+    count(*) FILTER (WHERE step_key LIKE 'gate%%-escalate-%%'),
+    count(DISTINCT workflow_id) FILTER (WHERE step_key = 'handoff-document'),
+    count(DISTINCT workflow_id) FILTER (WHERE step_key = 'kill-switch'),
+    count(*) FILTER (WHERE outcome = 'failed')
+FROM audit_log
+WHERE workflow_id LIKE %s AND occurred_at >= %s AND occurred_at < %s
+"""
+
+
+class ReportActivities:
+    """Built once in the worker with the platform client and the audit log's pool (read here, never written)."""
+
+    def __init__(self, client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
+        self._client = client
+        self._pool = pool
+
+    # ---- handoffs -----------------------------------------------------------------------------------
+
+    @activity.defn(name="handoff_store_document")
+    async def store_handoff(self, document: HandoffDocument) -> HandoffRecord:
+        response = await self._client.post(
+            "/handoffs",
+            json={
+                "handoff_id": document.handoff_id,
+                "incident_id": document.incident_id,
+                "priority": document.priority,
+                "subject": document.subject,
+                "markdown": document.markdown,
+                "handoff": document.handoff.model_dump(mode="json"),
+            },
+            headers={"Idempotency-Key": document.idempotency_key},
+        )
+        raise_for_status(response, f"storing handoff {document.handoff_id}")
+        return HandoffRecord.model_validate(response.json())
+
+    @activity.defn(name="handoff_execute_decision")
+    async def execute_handoff(self, execution: HandoffExecution) -> HandoffRecord:
+        response = await self._client.post(
+            f"/handoffs/{execution.handoff_id}/execute",
+            json={
+                "option": execution.option,
+                "decided_by": execution.decided_by,
+                "comment": execution.comment,
+            },
+            headers={"Idempotency-Key": execution.idempotency_key},
+        )
+        raise_for_status(response, f"carrying out {execution.option} for handoff {execution.handoff_id}")
+        return HandoffRecord.model_validate(response.json())
+
+    # ---- the daily report ---------------------------------------------------------------------------
+
+    @activity.defn(name="report_fleet_usage")
+    async def fleet_usage(self, query: UsageQuery) -> FleetUsage:
+        if not query.agent_ids:
+            response = await self._client.get("/usage")
+            raise_for_status(response, "reading fleet usage")
+            return FleetUsage(agents=[AgentUsage.model_validate(item) for item in response.json()])
+        agents = []
+        for agent_id in query.agent_ids:
+            response = await self._client.get(f"/agents/{agent_id}/usage")
+            raise_for_status(response, f"reading usage of {agent_id}")
+            agents.append(AgentUsage.model_validate(response.json()))
+        return FleetUsage(agents=agents)
+
+    @activity.defn(name="report_audit_summary")
+    async def audit_summary(self, window: AuditWindow) -> AuditSummary:
+        # A read-only transaction: this activity may look at the audit log but never change it.
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION READ ONLY")
+            cursor = await conn.execute(
+                AUDIT_SUMMARY_SQL, (window.incident_prefix + "%", window.start, window.end)
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            return AuditSummary()
+        incidents, closed, escalations, handoffs, security, failed = (int(value or 0) for value in row)
+        return AuditSummary(
+            incidents=incidents,
+            closed=closed,
+            escalations=escalations,
+            handoffs=handoffs,
+            security_incidents=security,
+            failed_actions=failed,
+        )
+
+    @activity.defn(name="report_publish")
+    async def publish(self, document: ReportDocument) -> PublishedReport:
+        response = await self._client.post(
+            "/reports",
+            json={
+                "report_id": document.report_id,
+                "title": document.title,
+                "markdown": document.markdown,
+                "urgent": document.urgent,
+                "data": document.data,
+            },
+            headers={"Idempotency-Key": document.idempotency_key},
+        )
+        raise_for_status(response, f"publishing report {document.report_id}")
+        return PublishedReport.model_validate(response.json())

@@ -1,0 +1,218 @@
+"""Security incident (P0): an agent was prompt-injected, is suspected of exfiltrating data, abuses a tool, or
+behaves critically out of the ordinary.
+
+Contain first, understand second, fix third — and only the containment is automatic:
+
+1. Kill switch and isolation, at once and without asking (stopping harm needs no approval, and no
+   guardrail may hold it back): turn on the kill switch of the agent's subsystem guardrail, revoke the
+   agent's tokens and pause it. If the agent cannot be isolated, page and stop: a person must do it.
+2. Notify: the P0 page goes to the instant channel now; every step is in the audit log already.
+3. Investigate: collect the agent's history, its security events and every call made about it into an
+   evidence bundle, and name the likely cause and the impact from it.
+4. Remediate behind an approval: roll the agent back to its previous version and test that fix with the
+   gold set in the sandbox. The agent stays paused either way; putting it back in service is a separate,
+   human decision. A fix that fails its test (or cannot be applied) is handed to a human
+   (`escalation_to_human`, as a child). Rejected or unanswered: the agent stays isolated.
+5. Post-mortem: what happened, root cause, impact, what was done, and how to prevent it, published in
+   every case once the evidence is in.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.platform import PlatformActivities
+    from activities.security import SecurityActivities
+    from schemas.actions import AgentAction
+    from schemas.approvals import ApprovalRequest
+    from schemas.handoff import Handoff, HandoffOption, Trigger
+    from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.security import EvidenceRequest, KillSwitchRequest, PostMortemRequest
+    from schemas.severity import Severity
+    from workflows.steps.handoff import hand_off
+    from workflows.steps.incident import IncidentWorkflow
+
+# What keeps each kind of incident from happening again; every post-mortem lists its cause's entries.
+PREVENTION = {
+    "prompt_injection": [
+        "Keep untrusted content (web pages, documents, customer text) out of the agent's instructions",
+        "Add the injected prompt to the agent's gold set",
+    ],
+    "exfiltration": [
+        "Restrict the agent's outbound tools to an allow-list of destinations",
+        "Alert on bulk reads of customer data by any agent",
+    ],
+    "tool_abuse": [
+        "Cut the agent's tool permissions down to what its job description needs",
+        "Rate-limit the abused tool through the subsystem guardrail",
+    ],
+}
+GENERAL_PREVENTION = ["Add this pattern to monitoring", "Add a gold-set case that reproduces it"]
+
+AFTER_FAILED_FIX = [
+    HandoffOption(
+        name="keep-isolated", description="keep the agent paused with no tokens while it is fixed by hand"
+    ),
+    HandoffOption(name="manual-fix", description="an engineer patches the agent and reruns the gold set"),
+    HandoffOption(name="terminate-agent", description="retire the agent for good", destructive=True),
+]
+
+
+@workflow.defn(name="security_incident")
+class SecurityIncident(IncidentWorkflow):
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> IncidentResult:
+        agent_id = incident.target["agent_id"]
+        kind = incident.target.get("kind", "anomaly")
+        subsystem = incident.target.get("subsystem", agent_id)
+        self.open(
+            recommendation=f"Isolate agent {agent_id} now; remediate once the evidence is in",
+            risk_if_no_action=f"Agent {agent_id} keeps acting with its tools and tokens ({kind})",
+        )
+
+        # 1. Kill switch and isolation.
+        switched = await self.act(
+            "kill-switch",
+            SecurityActivities.kill_switch,
+            KillSwitchRequest(
+                idempotency_key=self.step_key("kill-switch"),
+                subsystem=subsystem,
+                enabled=True,
+                by=workflow.info().workflow_id,
+                reason=f"security incident on {agent_id}: {kind}",
+            ),
+            summary=f"Kill switch on for {subsystem}",
+        )
+        revoked = await self.act(
+            "revoke-tokens",
+            SecurityActivities.revoke_tokens,
+            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("revoke-tokens"), reason=kind),
+            summary=f"Revoke tokens of agent {agent_id}",
+        )
+        paused = await self.act(
+            "pause",
+            PlatformActivities.pause_agent,
+            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason=incident.summary),
+            summary=f"Pause agent {agent_id}",
+        )
+        if paused is None or revoked is None:
+            await self.notify(
+                "isolation-failed",
+                channel="security",
+                title=f"Could not isolate agent {agent_id}",
+                text=f"{incident.summary}. Tokens revoked: {revoked is not None}; paused: {paused is not None}. "
+                "Cut its access by hand now.",
+            )
+            return await self.finish("action_failed")
+        self.set_state("contained")
+
+        # 2. Page.
+        switch = "on" if switched else "FAILED (check the guardrail)"
+        await self.notify(
+            "page",
+            channel="security",
+            title=f"Security incident on agent {agent_id}: {kind}",
+            text=f"{incident.summary}. Contained: kill switch {switch}, tokens revoked, agent paused. "
+            "Evidence is being collected.",
+        )
+
+        # 3. Investigate.
+        evidence = await self.act(
+            "collect-evidence",
+            SecurityActivities.collect_evidence,
+            EvidenceRequest(
+                idempotency_key=self.step_key("collect-evidence"),
+                incident_id=incident.incident_id,
+                agent_id=agent_id,
+                kind=kind,
+                summary=incident.summary,
+            ),
+            summary=f"Collect evidence on agent {agent_id}",
+        )
+        cause = evidence.cause if evidence else kind
+        impact = evidence.impact if evidence else "unknown: the evidence could not be collected"
+        self.note("note", f"likely cause: {cause}; impact: {impact}")
+        self.set_state("investigated")
+
+        # 4. Remediate, once a human approves, and test the fix.
+        final_state, remediation = await self._remediate(agent_id, paused.version, paused.previous_version)
+
+        # 5. Post-mortem.
+        await self.act(
+            "post-mortem",
+            SecurityActivities.publish_postmortem,
+            PostMortemRequest(
+                idempotency_key=self.step_key("post-mortem"),
+                incident_id=incident.incident_id,
+                subject=agent_id,
+                what_happened=incident.summary,
+                root_cause=cause,
+                impact=impact,
+                remediation=remediation,
+                prevention=[
+                    *PREVENTION.get(cause, GENERAL_PREVENTION),
+                    f"Agent {agent_id} stays paused until a reviewer puts it back in service",
+                ],
+                timeline=[f"{e.at:%H:%M:%S} {e.actor}: {e.text}" for e in self.timeline.entries],
+            ),
+            summary=f"Publish post-mortem for agent {agent_id}",
+        )
+        return await self.finish(final_state)
+
+    async def _remediate(self, agent_id: str, version: str, previous: str | None) -> tuple[str, str]:
+        """The final state and what the post-mortem says about the fix."""
+        if previous is None:
+            return await self._hand_over(agent_id, [f"no earlier version of {agent_id} to roll back to"])
+        decision = await self.gate.ask(
+            ApprovalRequest(
+                action="remediate",
+                recommendation=f"Roll agent {agent_id} back from {version} to {previous} and run its gold set "
+                "in the sandbox; it stays paused",
+                risk=f"Agent {agent_id} stays isolated and its work waits",
+                allowed_roles=["oncall", "lead"],
+                safe_default=f"keep agent {agent_id} isolated and paused",
+            )
+        )
+        if not decision.approved:
+            state = "escalated" if decision.timed_out else "contained"
+            return state, f"not remediated ({decision.comment or 'rejected'}); agent kept isolated"
+
+        fixed = await self.act(
+            "remediate",
+            PlatformActivities.rollback_agent,
+            AgentAction(
+                agent_id=agent_id, idempotency_key=self.step_key("remediate"), reason=decision.comment
+            ),
+            summary=f"Roll back agent {agent_id} to {previous}",
+            actor=decision.decided_by,
+        )
+        if fixed is None:
+            return await self._hand_over(agent_id, [f"rollback of {agent_id} to {previous} failed"])
+        test = await self.act(
+            "test-fix",
+            SecurityActivities.run_gold_set,
+            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("test-fix"), reason="test the fix"),
+            summary=f"Gold set for agent {agent_id} on {fixed.version}",
+        )
+        if test is None or not test.passed:
+            score = f"gold set {test.score:.0%} < {test.threshold:.0%}" if test else "gold set did not run"
+            return await self._hand_over(agent_id, [f"rolled back to {fixed.version}", score])
+        return "remediated", f"rolled back to {fixed.version}; gold set passed at {test.score:.0%}"
+
+    async def _hand_over(self, agent_id: str, tried: list[str]) -> tuple[str, str]:
+        result = await hand_off(
+            self,
+            Handoff(
+                trigger=Trigger.persistent_doubt,
+                subject=agent_id,
+                context=f"Security incident on {agent_id}: the automatic fix is not good enough.",
+                tried=tried,
+                options=AFTER_FAILED_FIX,
+                recommendation="keep-isolated",
+                priority=Severity.P0,
+                requested_by=workflow.info().workflow_id,
+            ),
+        )
+        chosen = result.chosen_option or "nothing"
+        return "escalated", f"fix not verified ({'; '.join(tried)}); handed to a human, who chose {chosen}"
