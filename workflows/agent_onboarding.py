@@ -1,0 +1,175 @@
+"""Agent onboarding: someone needs a new agent; Stanch takes it from the request to a tested, live agent.
+
+Three drafts go to the owner one after the other — the scope of the job, the job description, and the
+capabilities manifest (tools and permissions) — and each needs its own approval: a rejection, or nobody
+answering, ends the onboarding with nothing deployed. Then the agent is deployed (workspace, config),
+health-checked and announced, and run against its gold set. It starts serving only once it passes; a failed
+run is debugged and retried a bounded number of times, with a pause between, and then handed to a human.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agents import AgentLifecycleActivities, AgentStep, ConfigRequest, WorkspaceRequest
+    from schemas.approvals import ApprovalRequest
+    from schemas.incidents import IncidentInput, IncidentResult
+    from workflows.steps.incident import IncidentWorkflow
+
+OWNER_ROLES = ["lead"]
+FIRST_VERSION = "v1"
+DEFAULT_TOOLS = "knowledge-base:read"
+# A failed gold set is debugged and rerun this many times before a human takes over.
+MAX_RETRIES = 3
+RETRY_PAUSE = timedelta(minutes=10)
+
+
+@workflow.defn(name="agent_onboarding")
+class AgentOnboarding(IncidentWorkflow):
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> IncidentResult:
+        agent_id = incident.target["agent_id"]
+        role = incident.target.get("role", "assistant")
+        tools = [
+            tool.strip() for tool in incident.target.get("tools", DEFAULT_TOOLS).split(",") if tool.strip()
+        ]
+        need = incident.summary
+        self.open(
+            recommendation=f"Approve the scope, job description and capabilities of agent {agent_id}",
+            risk_if_no_action=f"Agent {agent_id} is not created and the need stays unserved: {need}",
+        )
+
+        # 1-3. Scope, job description, capabilities manifest: each approved on its own, in this order.
+        scope = f"Agent {agent_id}, a level-1 {role}, for: {need}. Anything outside this is escalated."
+        job = (
+            f"Role: {role}. Mission: {need}. Answers to its owner. Done well when it passes its gold set "
+            "and escalates what it is unsure of."
+        )
+        manifest = f"Tools: {', '.join(tools)}. Permissions: level 1, nothing destructive without approval."
+        drafts = [
+            ("approve-scope", "scope", scope),
+            ("approve-job-description", "job description", job),
+            ("approve-capabilities", "capabilities manifest", manifest),
+        ]
+        for action, what, draft in drafts:
+            decision = await self.gate.ask(
+                ApprovalRequest(
+                    action=action,
+                    recommendation=f"Approve the {what} of agent {agent_id}: {draft}",
+                    risk=f"Agent {agent_id} is not created; the need stays unserved",
+                    allowed_roles=OWNER_ROLES,
+                    safe_default=f"deploy nothing; agent {agent_id} is not created",
+                )
+            )
+            if not decision.approved:
+                return await self.finish("escalated" if decision.timed_out else "rejected")
+
+        # 4. Deploy: workspace, config, health check, then tell the owner.
+        self.set_state("deploying")
+        workspace = await self.act(
+            "workspace",
+            AgentLifecycleActivities.create_workspace,
+            WorkspaceRequest(
+                agent_id=agent_id,
+                idempotency_key=self.step_key("workspace"),
+                files={"SCOPE.md": scope, "JOB.md": job, "CAPABILITIES.md": manifest},
+            ),
+            summary=f"Create the workspace of agent {agent_id}",
+        )
+        config = None
+        if workspace is not None:
+            config = await self.act(
+                "config",
+                AgentLifecycleActivities.inject_config,
+                ConfigRequest(
+                    agent_id=agent_id,
+                    idempotency_key=self.step_key("config"),
+                    version=FIRST_VERSION,
+                    config={"role": role, "tools": tools, "level": "L1"},
+                    reason="onboarding",
+                ),
+                summary=f"Inject the config of agent {agent_id} {FIRST_VERSION}",
+            )
+        health = None
+        if config is not None:
+            health = await self.act(
+                "health-check",
+                AgentLifecycleActivities.health_check,
+                AgentStep(agent_id=agent_id),
+                summary=f"Health check of agent {agent_id}",
+            )
+        if health is None or not health.healthy:
+            why = health.detail if health else "the deploy did not complete"
+            await self.notify(
+                "deploy-failed",
+                channel="owner",
+                title=f"Agent {agent_id} could not be deployed",
+                text=f"{why}. The agent serves nobody; the deploy needs a person.",
+            )
+            return await self.finish("deploy_failed")
+        await self.notify(
+            "deployed",
+            channel="owner",
+            title=f"Agent {agent_id} deployed",
+            text=f"Agent {agent_id} ({role}, tools: {', '.join(tools)}) is deployed and healthy; "
+            "it starts serving once it passes its gold set.",
+        )
+
+        # 5. Test: pass the gold set to go live; otherwise debug, wait, retry; past the limit, a human.
+        self.set_state("testing")
+        for attempt in range(1, MAX_RETRIES + 2):
+            gold = await self.act(
+                f"gold-set-{attempt}",
+                AgentLifecycleActivities.run_gold_set,
+                AgentStep(agent_id=agent_id, idempotency_key=self.step_key(f"gold-set-{attempt}")),
+                summary=f"Run the gold set on agent {agent_id} (attempt {attempt})",
+            )
+            if gold is not None and gold.passed:
+                return await self.go_live(agent_id, gold.version, gold.score)
+            if attempt > MAX_RETRIES:
+                break
+            fixed = await self.act(
+                f"debug-{attempt}",
+                AgentLifecycleActivities.debug,
+                AgentStep(
+                    agent_id=agent_id,
+                    idempotency_key=self.step_key(f"debug-{attempt}"),
+                    reason=f"gold set attempt {attempt} failed",
+                ),
+                summary=f"Debug agent {agent_id} after gold set attempt {attempt}",
+            )
+            if fixed is None:
+                break
+            await workflow.sleep(RETRY_PAUSE, summary=f"pause before gold set attempt {attempt + 1}")
+
+        # The first escalation level hears it, like an approval nobody answered.
+        levels = incident.policy.escalation
+        await self.notify(
+            "gold-set-escalation",
+            channel=levels[0].name if levels else "on-call",
+            recipient=(", ".join(levels[0].notify) or None) if levels else None,
+            title=f"Agent {agent_id} keeps failing its gold set",
+            text=f"Agent {agent_id} failed its gold set after {MAX_RETRIES} debug-and-retry rounds. "
+            "It is deployed but serves nobody; a person has to look at it.",
+        )
+        return await self.finish("escalated")
+
+    async def go_live(self, agent_id: str, version: str, score: float) -> IncidentResult:
+        live = await self.act(
+            "activate",
+            AgentLifecycleActivities.activate,
+            AgentStep(agent_id=agent_id, idempotency_key=self.step_key("activate"), reason="gold set passed"),
+            summary=f"Put agent {agent_id} {version} in service",
+        )
+        if live is None:
+            return await self.finish("action_failed")
+        await self.notify(
+            "operational",
+            channel="owner",
+            title=f"Agent {agent_id} is operational",
+            text=f"Agent {agent_id} {version} passed its gold set ({score:.0%}) and is now serving.",
+        )
+        return await self.finish("operational")

@@ -1,0 +1,185 @@
+"""Agent termination: retire an agent for good (its mission is over, it was replaced, it fell short).
+
+A human confirms first; the action is destructive, so during a P0 two different people must. The agent is
+paused, so that what it holds stops changing, and its workspace, memory and logs go into an archive, which
+is then read back from the store. Only an archive that reads back unlocks the part that cannot be undone:
+terminate the agent, revoke its tokens, delete its secrets, and keep the archive until its retention date.
+A final report goes to the owner, and every agent that depends on this one is told that it is gone.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agents import (
+        AgentLifecycleActivities,
+        AgentStep,
+        ArchiveCheck,
+        ArchiveResult,
+        NoticeRequest,
+        RetentionRequest,
+    )
+    from activities.platform import PlatformActivities
+    from schemas.actions import AgentAction
+    from schemas.approvals import ApprovalRequest
+    from schemas.incidents import IncidentInput, IncidentResult
+    from workflows.steps.incident import IncidentWorkflow
+
+# How long a terminated agent's archive is kept before it may be purged.
+ARCHIVE_RETENTION = timedelta(days=365)
+APPROVER_ROLES = ["lead", "oncall"]
+
+
+@workflow.defn(name="agent_termination")
+class AgentTermination(IncidentWorkflow):
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> IncidentResult:
+        agent_id = incident.target["agent_id"]
+        self.open(
+            recommendation=f"Archive agent {agent_id}, then terminate it and remove its credentials",
+            risk_if_no_action=f"Agent {agent_id} keeps running with its tokens and secrets",
+        )
+
+        # 1. Confirmation: nothing happens to the agent without it.
+        decision = await self.gate.ask(
+            ApprovalRequest(
+                action="terminate",
+                recommendation=f"Terminate agent {agent_id} once its workspace, memory and logs are archived",
+                risk=f"Agent {agent_id} keeps running and keeps its access",
+                allowed_roles=APPROVER_ROLES,
+                destructive=True,
+                safe_default=f"keep agent {agent_id} as it is: nothing archived, revoked or deleted",
+            )
+        )
+        if not decision.approved:
+            return await self.finish("escalated" if decision.timed_out else "kept")
+        lessons = decision.comment or "none recorded"
+
+        # 2. Archive: stop the agent answering so the copy is whole, copy, then read the copy back.
+        self.set_state("archiving")
+        paused = await self.act(
+            "pause",
+            PlatformActivities.pause_agent,
+            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason="termination"),
+            summary=f"Pause agent {agent_id}",
+            actor=decision.decided_by,
+        )
+        archive = None
+        if paused is not None:
+            archive = await self.act(
+                "archive",
+                AgentLifecycleActivities.archive,
+                AgentStep(agent_id=agent_id, idempotency_key=self.step_key("archive"), reason="termination"),
+                summary=f"Archive workspace, memory and logs of agent {agent_id}",
+            )
+        verified = None
+        if archive is not None:
+            verified = await self.act(
+                "verify-archive",
+                AgentLifecycleActivities.verify_archive,
+                ArchiveCheck(agent_id=agent_id, archive_id=archive.archive_id),
+                summary=f"Read back archive {archive.archive_id}",
+            )
+        if archive is None or verified is None or not _same_contents(archive, verified):
+            await self.notify(
+                "archive-failed",
+                channel="on-call",
+                title=f"Agent {agent_id} not terminated: no confirmed archive",
+                text=f"The archive of agent {agent_id} could not be made or read back, so nothing was "
+                "terminated, revoked or deleted. Archive it by hand (it is paused if the pause went through), "
+                "then ask again.",
+            )
+            return await self.finish("archive_failed")
+
+        # 3. Clean-up, now that everything is safe in the archive: each step is tried, failures are kept.
+        self.set_state("cleaning_up")
+        step = AgentStep(agent_id=agent_id, reason=f"terminated: {lessons}")
+        cleanup = [
+            ("terminate", AgentLifecycleActivities.terminate, f"Terminate agent {agent_id}"),
+            (
+                "revoke-tokens",
+                AgentLifecycleActivities.revoke_tokens,
+                f"Revoke the tokens of agent {agent_id}",
+            ),
+            (
+                "delete-secrets",
+                AgentLifecycleActivities.delete_secrets,
+                f"Delete the secrets of agent {agent_id}",
+            ),
+        ]
+        failed = [
+            summary
+            for key, effect, summary in cleanup
+            if await self.act(
+                key, effect, step.model_copy(update={"idempotency_key": self.step_key(key)}), summary=summary
+            )
+            is None
+        ]
+        until = workflow.now() + ARCHIVE_RETENTION
+        retention = await self.act(
+            "retention",
+            AgentLifecycleActivities.set_retention,
+            RetentionRequest(
+                agent_id=agent_id,
+                idempotency_key=self.step_key("retention"),
+                archive_id=archive.archive_id,
+                until=until,
+            ),
+            summary=f"Keep archive {archive.archive_id} until {until:%Y-%m-%d}",
+        )
+        if retention is None:
+            failed.append(f"retention of {archive.archive_id}")
+
+        # 4. Documentation: the final report to the owner and the cockpit, and the termination log row.
+        outcome = "terminated" if not failed else "cleanup_incomplete"
+        dependents = await self.act(
+            "dependents",
+            AgentLifecycleActivities.dependents,
+            AgentStep(agent_id=agent_id),
+            summary=f"List the agents that depend on {agent_id}",
+        )
+        names = dependents.dependents if dependents else []
+        await self.notify(
+            "final-report",
+            channel="owner",
+            title=f"Agent {agent_id} terminated" if not failed else f"Agent {agent_id}: clean-up incomplete",
+            text=f"Archive {archive.archive_id} ({verified.files} files, {verified.memory_items} memories, "
+            f"{verified.log_entries} log entries) kept until {until:%Y-%m-%d}. Lessons learned: {lessons}. "
+            f"Dependent agents: {', '.join(names) or 'none'}."
+            + (f" Still to do by hand: {'; '.join(failed)}." if failed else ""),
+        )
+        await self.audit(
+            "termination-log",
+            action=f"terminate agent {agent_id}",
+            outcome=outcome,
+            actor=decision.decided_by,
+            reason=f"archive {archive.archive_id} kept until {until:%Y-%m-%d}; lessons learned: {lessons}",
+            details={"archive": archive.archive_id, "retention_until": until.isoformat()},
+        )
+
+        # 5. Communication: every dependent agent hears that this one is gone.
+        for name in names:
+            await self.act(
+                f"inform-{name}",
+                AgentLifecycleActivities.notify_dependent,
+                NoticeRequest(
+                    agent_id=name,
+                    idempotency_key=self.step_key(f"inform-{name}"),
+                    from_agent=agent_id,
+                    text=f"Agent {agent_id} was terminated; stop routing work to it.",
+                ),
+                summary=f"Tell agent {name} that {agent_id} is gone",
+            )
+        return await self.finish(outcome)
+
+
+def _same_contents(written: ArchiveResult, read_back: ArchiveResult) -> bool:
+    """The archive read back holds everything that was written: files, memories and log entries."""
+    return (written.files, written.memory_items, written.log_entries) == (
+        read_back.files,
+        read_back.memory_items,
+        read_back.log_entries,
+    )
