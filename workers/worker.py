@@ -15,11 +15,18 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.agents import AgentLifecycleActivities
 from activities.audit import AuditActivities
+from activities.channel import ChannelActivities
+from activities.deploys import DeployActivities
+from activities.gateway import GatewayActivities
 from activities.guardrail import GuardrailActivities
 from activities.notify import NotifyActivities
 from activities.platform import PlatformActivities
+from activities.reports import ReportActivities
+from activities.security import SecurityActivities
 from stanch.policy import PolicyError, load_policy_or_exit
+from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.temporal_client import connect
 from workflows.registry import WORKFLOWS
@@ -40,12 +47,61 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         audit = AuditActivities(pool)
         # Guardrails run on this worker's own task queue; runbooks reach them through this activity.
         guardrail = GuardrailActivities(client, settings.task_queue)
+        deploys = DeployActivities(platform_http)
+        agent_lifecycle = AgentLifecycleActivities(platform_http)
+        gateway = GatewayActivities(platform_http)
+        channel = ChannelActivities(platform_http)
+        reports = ReportActivities(platform_http, pool)
+        # The security runbook flips guardrail kill switches, so it needs the guardrails' queue and limits.
+        security = SecurityActivities(
+            platform_http, client, settings.task_queue, load_policy_or_exit(settings.config).guardrail_limits
+        )
         yield [
             platform.pause_agent,
             platform.rollback_agent,
+            reports.store_handoff,
+            reports.execute_handoff,
+            reports.fleet_usage,
+            reports.audit_summary,
+            reports.publish,
+            security.kill_switch,
+            security.revoke_tokens,
+            security.collect_evidence,
+            security.run_gold_set,
+            security.publish_postmortem,
             notify.send_notification,
             audit.write_audit,
             guardrail.ask,
+            *deploys.all(),
+            *agent_lifecycle.all(),
+            gateway.status,
+            gateway.health,
+            gateway.failure_history,
+            gateway.mark_pressure,
+            gateway.block_risky_spawns,
+            gateway.open_review,
+            gateway.clean_scheduled_runs,
+            gateway.remove_junk_files,
+            gateway.safe_restart,
+            gateway.move_tasks_to_review,
+            gateway.set_retry_policy,
+            gateway.freeze_chain,
+            gateway.unfreeze_chain,
+            gateway.collect_logs,
+            gateway.collect_state,
+            channel.webhook_events,
+            channel.account_balance,
+            channel.token_expiry,
+            channel.provider_status,
+            channel.send_report,
+            channel.get_template,
+            channel.restart_runtime,
+            channel.rotate_token,
+            channel.set_template_sends,
+            channel.open_appeal,
+            channel.provision_number,
+            channel.use_template,
+            channel.submit_template,
         ]
 
 
@@ -76,6 +132,7 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
+    await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal
     async with activity_implementations(settings, client) as activities:
         worker = build_worker(client, settings.task_queue, activities)
         stop = asyncio.Event()

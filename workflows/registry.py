@@ -6,11 +6,43 @@ and the workflow that audits an alert no route matched.
 """
 
 from workflows.agent_emergency_stop import AgentEmergencyStop
+from workflows.agent_onboarding import AgentOnboarding
+from workflows.agent_termination import AgentTermination
+from workflows.agent_upgrade import AgentUpgrade
+from workflows.channel_downtime import ChannelDowntime
+from workflows.daily_cockpit_report import DailyCockpitReport
+from workflows.escalation_to_human import EscalationToHuman
+from workflows.gateway_safe_restart import GatewaySafeRestart
 from workflows.guardrail import Guardrail
+from workflows.hotfix_cycle import HotfixCycle
+from workflows.lost_session import LostSession
+from workflows.number_banned import NumberBanned
+from workflows.resource_pressure import ResourcePressure
+from workflows.retry_storm import RetryStorm
+from workflows.rollback import Rollback
+from workflows.security_incident import SecurityIncident
+from workflows.template_rejected import TemplateRejected
 from workflows.unrouted_alert import UnroutedAlert
+from workflows.war_room import WarRoom
+from workflows.zombie_gateway import ZombieGateway
 
 RUNBOOKS: dict[str, type] = {
     "agent_emergency_stop": AgentEmergencyStop,
+    "agent_onboarding": AgentOnboarding,
+    "agent_upgrade": AgentUpgrade,
+    "agent_termination": AgentTermination,
+    "escalation_to_human": EscalationToHuman,
+    "security_incident": SecurityIncident,
+    "gateway_safe_restart": GatewaySafeRestart,
+    "retry_storm": RetryStorm,
+    "resource_pressure": ResourcePressure,
+    "lost_session": LostSession,
+    "zombie_gateway": ZombieGateway,
+    "war_room": WarRoom,
+    "rollback": Rollback,
+    "channel_downtime": ChannelDowntime,
+    "number_banned": NumberBanned,
+    "template_rejected": TemplateRejected,
 }
 
-WORKFLOWS: list[type] = [*RUNBOOKS.values(), Guardrail, UnroutedAlert]
+WORKFLOWS: list[type] = [*RUNBOOKS.values(), HotfixCycle, Guardrail, UnroutedAlert, DailyCockpitReport]
