@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from schemas.alerts import Alert
 from schemas.approvals import ApprovalOutcome
+from schemas.guardrail import GuardrailLimits
 from schemas.severity import Severity
 
 
@@ -27,6 +28,12 @@ class IncidentPolicy(BaseModel):
         default_factory=lambda: [EscalationLevel(name="team-lead", notify=["team-lead"])]
     )
     approval_timeout: timedelta = timedelta(minutes=30)
+    guardrail_defaults: GuardrailLimits = Field(default_factory=GuardrailLimits)
+    guardrail_subsystems: dict[str, GuardrailLimits] = Field(default_factory=dict)
+
+    def guardrail_limits(self, subsystem: str) -> GuardrailLimits:
+        """The limits the policy sets for one subsystem's guardrail."""
+        return self.guardrail_subsystems.get(subsystem, self.guardrail_defaults)
 
 
 class IncidentInput(BaseModel):

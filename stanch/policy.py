@@ -275,6 +275,8 @@ class Policy(Strict):
                 for step in self.escalation
             ],
             approval_timeout=timedelta(minutes=self.approvals.timeout_minutes),
+            guardrail_defaults=self.guardrails.defaults.applied_to(GuardrailLimits()),
+            guardrail_subsystems={name: self.guardrail_limits(name) for name in self.guardrails.subsystems},
         )
 
 

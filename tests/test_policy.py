@@ -52,3 +52,13 @@ def test_route_to_an_unknown_runbook_is_an_error(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, '[[routes]]\nname = "x"\nrunbook = "guardrail"\n'))
     with pytest.raises(PolicyError, match=r"routes\.0\.runbook: unknown runbook 'guardrail'"):
         check_runbooks(policy, {"agent_emergency_stop"})
+
+
+def test_incidents_carry_each_subsystems_guardrail_limits(tmp_path: Path) -> None:
+    text = (
+        "[guardrails.defaults]\nhigh_restarts_per_hour = 2\n"
+        "[guardrails.subsystems.gateway]\nhigh_restarts_per_hour = 1\n"
+    )
+    limits = load_policy(write(tmp_path, text)).incident_policy()
+    assert limits.guardrail_limits("gateway").high_restarts_per_hour == 1
+    assert limits.guardrail_limits("runtime").high_restarts_per_hour == 2

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         TokenExpiry,
         WebhookEvents,
     )
-    from schemas.guardrail import GuardrailLimits, Risk
+    from schemas.guardrail import Risk
     from schemas.incidents import IncidentInput, IncidentResult
     from workflows.steps.channel import read
     from workflows.steps.guardrail import action_check, ask_guardrail
@@ -142,7 +142,7 @@ class ChannelDowntime(IncidentWorkflow):
                 risk=Risk.high,
                 reason=reason,
             ),
-            GuardrailLimits(),
+            self.incident.policy.guardrail_limits(subsystem),
         )
         self.note("decision", f"guardrail {subsystem}: {verdict.ruling.value} ({verdict.reason})")
         await self.audit(

@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.gateway import GatewayActivities, GatewayEffect, GatewayRead, GatewayStatus
     from schemas.approvals import ApprovalRequest
-    from schemas.guardrail import GuardrailLimits, Risk, Ruling
+    from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
@@ -86,7 +86,7 @@ class GatewaySafeRestart(IncidentWorkflow):
                 risk=Risk.high,
                 reason=reason,
             ),
-            GuardrailLimits(),
+            incident.policy.guardrail_limits(subsystem),
         )
         await self.audit(
             "guardrail",

@@ -16,7 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.gateway import GatewayActivities, GatewayEffect, GatewayRead, ReviewOpening
     from schemas.approvals import ApprovalRequest
-    from schemas.guardrail import GuardrailLimits, Risk, Ruling
+    from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
@@ -73,7 +73,7 @@ class ResourcePressure(IncidentWorkflow):
                 risk=risk,
                 reason=f"{incident.summary} ({usage})",
             ),
-            GuardrailLimits(),
+            incident.policy.guardrail_limits(subsystem),
         )
         await self.audit(
             "guardrail",
