@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from stanch.policy import PolicyError, check_runbooks, load_policy
+from stanch.samples import SAMPLES
 from stanch.settings import REPO_ROOT
 
 
@@ -62,3 +63,17 @@ def test_incidents_carry_each_subsystems_guardrail_limits(tmp_path: Path) -> Non
     limits = load_policy(write(tmp_path, text)).incident_policy()
     assert limits.guardrail_limits("gateway").high_restarts_per_hour == 1
     assert limits.guardrail_limits("runtime").high_restarts_per_hour == 2
+
+
+@pytest.mark.parametrize("scenario", sorted(SAMPLES))
+def test_every_fire_scenario_reaches_a_runbook(scenario: str) -> None:
+    """`stanch fire <scenario>` must start a runbook in `make dev`, not land as unrouted."""
+    from stanch.samples import sample
+    from workers.intake.parsers import parse_alertmanager
+    from workers.intake.routing import route_alert
+    from workflows.registry import RUNBOOKS
+
+    policy = load_policy(REPO_ROOT / "config" / "stanch.toml")
+    [alert] = parse_alertmanager(sample(scenario))
+    routed = route_alert(policy, alert, "alerts.0")
+    assert routed.incident is not None and routed.incident.runbook in RUNBOOKS
