@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.errors import raise_for_status
+from activities.http import M, PlatformHttp
 
 # ---- requests ------------------------------------------------------------------------------------------
 
@@ -164,111 +164,87 @@ class AgentLifecycleActivities:
     """Built once in the worker with the shared platform client."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+        self._http = PlatformHttp(client)
 
-    async def _send(self, method: str, path: str, step: AgentStep, what: str, body: Any = None) -> Any:
-        response = await self._client.request(
+    async def _send(
+        self, method: str, verb: str, step: AgentStep, result: type[M], what: str, body: Any = None
+    ) -> M:
+        """An effect on `/agents/{agent_id}/{verb}`, named `{what} of agent {agent_id}`."""
+        return await self._http.effect(
             method,
-            path,
-            json=body,
-            headers={"Idempotency-Key": step.idempotency_key},
+            f"/agents/{step.agent_id}/{verb}",
+            key=step.idempotency_key,
+            body=body,
+            result=result,
+            what=f"{what} of agent {step.agent_id}",
         )
-        raise_for_status(response, what)
-        return response.json()
 
-    async def _read(self, path: str, what: str, params: dict[str, str] | None = None) -> Any:
-        response = await self._client.get(path, params=params)
-        raise_for_status(response, what)
-        return response.json()
+    async def _post(self, verb: str, step: AgentStep, result: type[M], what: str) -> M:
+        """A POST of `{"reason": ...}` to `/agents/{agent_id}/{verb}`."""
+        return await self._send("POST", verb, step, result, what, {"reason": step.reason})
 
     # onboarding
 
     @activity.defn(name="agents_create_workspace")
     async def create_workspace(self, request: WorkspaceRequest) -> WorkspaceResult:
         body = {"files": request.files}
-        path = f"/agents/{request.agent_id}/workspace"
-        data = await self._send("PUT", path, request, f"workspace of agent {request.agent_id}", body)
-        return WorkspaceResult.model_validate(data)
+        return await self._send("PUT", "workspace", request, WorkspaceResult, "workspace", body)
 
     @activity.defn(name="agents_inject_config")
     async def inject_config(self, request: ConfigRequest) -> AgentVersion:
         body = {"version": request.version, "config": request.config, "reason": request.reason}
-        path = f"/agents/{request.agent_id}/config"
-        data = await self._send("PUT", path, request, f"config of agent {request.agent_id}", body)
-        return AgentVersion.model_validate(data)
+        return await self._send("PUT", "config", request, AgentVersion, "config", body)
 
     @activity.defn(name="agents_health_check")
     async def health_check(self, request: AgentStep) -> HealthResult:
-        data = await self._read(f"/agents/{request.agent_id}/health", f"health of agent {request.agent_id}")
-        return HealthResult.model_validate(data)
+        path = f"/agents/{request.agent_id}/health"
+        return await self._http.read(path, HealthResult, f"health of agent {request.agent_id}")
 
     @activity.defn(name="agents_run_gold_set")
     async def run_gold_set(self, request: AgentStep) -> GoldSetResult:
-        path = f"/agents/{request.agent_id}/gold-set"
-        data = await self._send(
-            "POST", path, request, f"gold set of agent {request.agent_id}", {"reason": request.reason}
-        )
-        return GoldSetResult.model_validate(data)
+        return await self._post("gold-set", request, GoldSetResult, "gold set")
 
     @activity.defn(name="agents_debug")
     async def debug(self, request: AgentStep) -> DebugResult:
-        path = f"/agents/{request.agent_id}/debug"
-        data = await self._send(
-            "POST", path, request, f"debug of agent {request.agent_id}", {"reason": request.reason}
-        )
-        return DebugResult.model_validate(data)
+        return await self._post("debug", request, DebugResult, "debug")
 
     @activity.defn(name="agents_activate")
     async def activate(self, request: AgentStep) -> AgentVersion:
-        path = f"/agents/{request.agent_id}/resume"
-        data = await self._send(
-            "POST", path, request, f"activation of agent {request.agent_id}", {"reason": request.reason}
-        )
-        return AgentVersion.model_validate(data)
+        return await self._post("resume", request, AgentVersion, "activation")
 
     # upgrade
 
     @activity.defn(name="agents_version_diff")
     async def version_diff(self, request: DiffRequest) -> VersionDiff:
-        data = await self._read(
+        return await self._http.read(
             f"/agents/{request.agent_id}/versions/diff",
+            VersionDiff,
             f"diff of agent {request.agent_id} to {request.to_version}",
             params={"to_version": request.to_version},
         )
-        return VersionDiff.model_validate(data)
 
     @activity.defn(name="agents_snapshot_state")
     async def snapshot_state(self, request: AgentStep) -> SnapshotResult:
-        path = f"/agents/{request.agent_id}/snapshots"
-        data = await self._send(
-            "POST", path, request, f"snapshot of agent {request.agent_id}", {"reason": request.reason}
-        )
-        return SnapshotResult.model_validate(data)
+        return await self._post("snapshots", request, SnapshotResult, "snapshot")
 
     @activity.defn(name="agents_restore_snapshot")
     async def restore_snapshot(self, request: RestoreRequest) -> RestoreResult:
-        path = f"/agents/{request.agent_id}/snapshots/{request.snapshot_id}/restore"
-        data = await self._send(
-            "POST", path, request, f"restore of agent {request.agent_id}", {"reason": request.reason}
-        )
-        return RestoreResult.model_validate(data)
+        verb = f"snapshots/{request.snapshot_id}/restore"
+        return await self._post(verb, request, RestoreResult, "restore")
 
     # termination
 
     @activity.defn(name="agents_archive")
     async def archive(self, request: AgentStep) -> ArchiveResult:
-        path = f"/agents/{request.agent_id}/archives"
-        data = await self._send(
-            "POST", path, request, f"archive of agent {request.agent_id}", {"reason": request.reason}
-        )
-        return ArchiveResult.model_validate(data)
+        return await self._post("archives", request, ArchiveResult, "archive")
 
     @activity.defn(name="agents_verify_archive")
     async def verify_archive(self, request: ArchiveCheck) -> ArchiveResult:
         """Read the archive back from the store: only what can be read back counts as archived."""
-        data = await self._read(
+        data = await self._http.call(
+            "GET",
             f"/agents/{request.agent_id}/archives/{request.archive_id}",
-            f"archive {request.archive_id} of agent {request.agent_id}",
+            what=f"archive {request.archive_id} of agent {request.agent_id}",
         )
         return ArchiveResult(
             agent_id=request.agent_id,
@@ -280,35 +256,25 @@ class AgentLifecycleActivities:
 
     @activity.defn(name="agents_terminate")
     async def terminate(self, request: AgentStep) -> AgentVersion:
-        path = f"/agents/{request.agent_id}/terminate"
-        data = await self._send(
-            "POST", path, request, f"termination of agent {request.agent_id}", {"reason": request.reason}
-        )
-        return AgentVersion.model_validate(data)
+        return await self._post("terminate", request, AgentVersion, "termination")
 
     @activity.defn(name="agents_revoke_tokens")
     async def revoke_tokens(self, request: AgentStep) -> CredentialsResult:
-        path = f"/agents/{request.agent_id}/tokens"
-        data = await self._send("DELETE", path, request, f"token revocation of agent {request.agent_id}")
-        return CredentialsResult.model_validate(data)
+        return await self._send("DELETE", "tokens", request, CredentialsResult, "token revocation")
 
     @activity.defn(name="agents_delete_secrets")
     async def delete_secrets(self, request: AgentStep) -> CredentialsResult:
-        path = f"/agents/{request.agent_id}/secrets"
-        data = await self._send("DELETE", path, request, f"secret deletion of agent {request.agent_id}")
-        return CredentialsResult.model_validate(data)
+        return await self._send("DELETE", "secrets", request, CredentialsResult, "secret deletion")
 
     @activity.defn(name="agents_set_retention")
     async def set_retention(self, request: RetentionRequest) -> RetentionResult:
         body = {"archive_id": request.archive_id, "until": request.until.isoformat()}
-        path = f"/agents/{request.agent_id}/retention"
-        data = await self._send("PUT", path, request, f"retention of agent {request.agent_id}", body)
-        return RetentionResult.model_validate(data)
+        return await self._send("PUT", "retention", request, RetentionResult, "retention", body)
 
     @activity.defn(name="agents_dependents")
     async def dependents(self, request: AgentStep) -> Dependents:
-        data = await self._read(
-            f"/agents/{request.agent_id}/dependents", f"dependents of agent {request.agent_id}"
+        data = await self._http.call(
+            "GET", f"/agents/{request.agent_id}/dependents", what=f"dependents of agent {request.agent_id}"
         )
         return Dependents(agent_id=request.agent_id, dependents=list(data))
 
@@ -316,8 +282,10 @@ class AgentLifecycleActivities:
     async def notify_dependent(self, request: NoticeRequest) -> NoticeResult:
         body = {"from_agent": request.from_agent, "text": request.text}
         path = f"/agents/{request.agent_id}/notices"
-        data = await self._send("POST", path, request, f"notice to agent {request.agent_id}", body)
-        return NoticeResult.model_validate(data)
+        what = f"notice to agent {request.agent_id}"
+        return await self._http.effect(
+            "POST", path, key=request.idempotency_key, body=body, result=NoticeResult, what=what
+        )
 
     def all(self) -> list[Any]:
         """Every activity of this class, for the worker's list."""

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from activities.errors import raise_for_status
+from activities.http import M, PlatformHttp
 from schemas.channel import (
     AccountBalance,
     Appeal,
@@ -39,128 +39,93 @@ class ChannelActivities:
     """Built once in the worker with the platform's HTTP client."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+        self._http = PlatformHttp(client)
 
-    async def _read(self, channel: str, path: str, what: str) -> Any:
-        response = await self._client.get(f"/chat/channels/{channel}{path}")
-        raise_for_status(response, f"{what} of channel {channel}")
-        return response.json()
-
-    async def _effect(self, method: str, path: str, key: str, body: dict[str, Any], what: str) -> Any:
-        response = await self._client.request(
-            method, f"/chat/channels{path}", json=body, headers={"Idempotency-Key": key}
+    async def _read(self, channel: str, path: str, result: type[M], what: str) -> M:
+        return await self._http.read(
+            f"/chat/channels/{channel}{path}", result, f"{what} of channel {channel}"
         )
-        raise_for_status(response, what)
-        return response.json()
+
+    async def _effect(
+        self, method: str, path: str, key: str, body: dict[str, Any], result: type[M], what: str
+    ) -> M:
+        return await self._http.effect(
+            method, f"/chat/channels{path}", key=key, body=body, result=result, what=what
+        )
+
+    async def _act(self, verb: str, request: ChannelAction, result: type[M], what: str) -> M:
+        """A POST of `{"reason": ...}` to `/chat/channels/{channel}/{verb}`."""
+        path = f"/{request.channel}/{verb}"
+        return await self._effect(
+            "POST", path, request.idempotency_key, {"reason": request.reason}, result, what
+        )
 
     # ---- diagnostics --------------------------------------------------------------------------------
 
     @activity.defn(name="channel_webhook_events")
     async def webhook_events(self, request: ChannelRef) -> WebhookEvents:
-        data = await self._read(request.channel, "/webhook-events", "webhook events")
-        return WebhookEvents.model_validate(data)
+        return await self._read(request.channel, "/webhook-events", WebhookEvents, "webhook events")
 
     @activity.defn(name="channel_account_balance")
     async def account_balance(self, request: ChannelRef) -> AccountBalance:
-        data = await self._read(request.channel, "/balance", "account balance")
-        return AccountBalance.model_validate(data)
+        return await self._read(request.channel, "/balance", AccountBalance, "account balance")
 
     @activity.defn(name="channel_token_expiry")
     async def token_expiry(self, request: ChannelRef) -> TokenExpiry:
-        data = await self._read(request.channel, "/token", "token expiry")
-        return TokenExpiry.model_validate(data)
+        return await self._read(request.channel, "/token", TokenExpiry, "token expiry")
 
     @activity.defn(name="channel_provider_status")
     async def provider_status(self, request: ChannelRef) -> ProviderStatus:
-        data = await self._read(request.channel, "/provider-status", "provider status")
-        return ProviderStatus.model_validate(data)
+        return await self._read(request.channel, "/provider-status", ProviderStatus, "provider status")
 
     @activity.defn(name="channel_send_report")
     async def send_report(self, request: ChannelRef) -> SendReport:
-        data = await self._read(request.channel, "/sends", "send report")
-        return SendReport.model_validate(data)
+        return await self._read(request.channel, "/sends", SendReport, "send report")
 
     @activity.defn(name="channel_get_template")
     async def get_template(self, request: TemplateRef) -> TemplateState:
-        data = await self._read(request.channel, f"/templates/{request.template}", "template")
-        return TemplateState.model_validate(data)
+        path = f"/templates/{request.template}"
+        return await self._read(request.channel, path, TemplateState, "template")
 
     # ---- effects ------------------------------------------------------------------------------------
 
     @activity.defn(name="channel_restart_runtime")
     async def restart_runtime(self, request: ChannelAction) -> RuntimeState:
-        data = await self._effect(
-            "POST",
-            f"/{request.channel}/runtime/restart",
-            request.idempotency_key,
-            {"reason": request.reason},
-            f"runtime restart of channel {request.channel}",
-        )
-        return RuntimeState.model_validate(data)
+        what = f"runtime restart of channel {request.channel}"
+        return await self._act("runtime/restart", request, RuntimeState, what)
 
     @activity.defn(name="channel_rotate_token")
     async def rotate_token(self, request: ChannelAction) -> TokenRotated:
         # The new token stays with the provider and the vault; only its version and expiry come back.
-        data = await self._effect(
-            "POST",
-            f"/{request.channel}/token/rotate",
-            request.idempotency_key,
-            {"reason": request.reason},
-            f"token rotation of channel {request.channel}",
-        )
-        return TokenRotated.model_validate(data)
+        what = f"token rotation of channel {request.channel}"
+        return await self._act("token/rotate", request, TokenRotated, what)
 
     @activity.defn(name="channel_set_template_sends")
     async def set_template_sends(self, request: TemplateSendsChange) -> TemplateSends:
-        data = await self._effect(
-            "PUT",
-            f"/{request.channel}/template-sends",
-            request.idempotency_key,
-            {"enabled": request.enabled, "reason": request.reason},
-            f"template sends of channel {request.channel}",
-        )
-        return TemplateSends.model_validate(data)
+        body = {"enabled": request.enabled, "reason": request.reason}
+        what = f"template sends of channel {request.channel}"
+        path = f"/{request.channel}/template-sends"
+        return await self._effect("PUT", path, request.idempotency_key, body, TemplateSends, what)
 
     @activity.defn(name="channel_open_appeal")
     async def open_appeal(self, request: ChannelAction) -> Appeal:
-        data = await self._effect(
-            "POST",
-            f"/{request.channel}/appeals",
-            request.idempotency_key,
-            {"reason": request.reason},
-            f"appeal for channel {request.channel}",
-        )
-        return Appeal.model_validate(data)
+        return await self._act("appeals", request, Appeal, f"appeal for channel {request.channel}")
 
     @activity.defn(name="channel_provision_number")
     async def provision_number(self, request: ChannelAction) -> NumberChange:
-        data = await self._effect(
-            "POST",
-            f"/{request.channel}/numbers",
-            request.idempotency_key,
-            {"reason": request.reason},
-            f"new number for channel {request.channel}",
-        )
-        return NumberChange.model_validate(data)
+        what = f"new number for channel {request.channel}"
+        return await self._act("numbers", request, NumberChange, what)
 
     @activity.defn(name="channel_use_template")
     async def use_template(self, request: TemplateSwitch) -> TemplateInUse:
-        data = await self._effect(
-            "POST",
-            f"/{request.channel}/templates/{request.template}/use",
-            request.idempotency_key,
-            {"use": request.use, "reason": request.reason},
-            f"switch of template {request.template} to {request.use} on channel {request.channel}",
-        )
-        return TemplateInUse.model_validate(data)
+        body = {"use": request.use, "reason": request.reason}
+        what = f"switch of template {request.template} to {request.use} on channel {request.channel}"
+        path = f"/{request.channel}/templates/{request.template}/use"
+        return await self._effect("POST", path, request.idempotency_key, body, TemplateInUse, what)
 
     @activity.defn(name="channel_submit_template")
     async def submit_template(self, request: TemplateSubmission) -> TemplateState:
-        data = await self._effect(
-            "POST",
-            f"/{request.channel}/templates/{request.template}/submissions",
-            request.idempotency_key,
-            {"body": request.body, "category": request.category},
-            f"submission of template {request.template} on channel {request.channel}",
-        )
-        return TemplateState.model_validate(data)
+        body = {"body": request.body, "category": request.category}
+        what = f"submission of template {request.template} on channel {request.channel}"
+        path = f"/{request.channel}/templates/{request.template}/submissions"
+        return await self._effect("POST", path, request.idempotency_key, body, TemplateState, what)

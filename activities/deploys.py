@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from activities.errors import raise_for_status
+from activities.http import M, PlatformHttp
 from schemas.hotfix import (
     BackupRef,
     DatabaseBackup,
@@ -41,57 +41,58 @@ class DeployActivities:
     """Built once in the worker with the platform client; every call carries the workflow's key."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+        self._http = PlatformHttp(client)
 
-    async def _call(self, method: str, path: str, key: str, what: str, body: Any = None) -> Any:
-        response = await self._client.request(method, path, json=body, headers={"Idempotency-Key": key})
-        raise_for_status(response, what)
-        return response.json()
+    async def _call(
+        self, method: str, path: str, key: str, result: type[M], what: str, body: Any = None
+    ) -> M:
+        return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
+
+    async def _read(self, path: str, request: ServiceRequest, result: type[M], what: str) -> M:
+        return await self._call("GET", path, request.idempotency_key, result, what)
+
+    async def _post(self, path: str, key: str, result: type[M], what: str, body: Any = None) -> M:
+        """A POST; an effect without a body of its own sends `{}`."""
+        return await self._call("POST", path, key, result, what, {} if body is None else body)
 
     # ---- triage: reads --------------------------------------------------------------------------------
 
     @activity.defn(name="deploys_recent")
     async def recent_deploys(self, request: ServiceRequest) -> RecentDeploys:
-        listed = await self._call("GET", "/deploys", request.idempotency_key, "list of deploys")
+        listed = await self._http.call("GET", "/deploys", what="list of deploys", key=request.idempotency_key)
         mine = [DeployRecord.model_validate(d) for d in listed if d["service"] == request.service]
         return RecentDeploys(service=request.service, deploys=mine)
 
     @activity.defn(name="deploys_infra_status")
     async def infra_status(self, request: ServiceRequest) -> InfraStatus:
-        path = f"/infra/{request.service}"
-        return InfraStatus.model_validate(
-            await self._call("GET", path, request.idempotency_key, f"infra status of {request.service}")
-        )
+        what = f"infra status of {request.service}"
+        return await self._read(f"/infra/{request.service}", request, InfraStatus, what)
 
     @activity.defn(name="deploys_external_status")
     async def external_status(self, request: ServiceRequest) -> ExternalStatus:
-        path = f"/external/{request.service}"
         what = f"external services of {request.service}"
-        return ExternalStatus.model_validate(await self._call("GET", path, request.idempotency_key, what))
+        return await self._read(f"/external/{request.service}", request, ExternalStatus, what)
 
     @activity.defn(name="deploys_database_state")
     async def database_state(self, request: ServiceRequest) -> DatabaseState:
-        path = f"/databases/{request.service}"
         what = f"database of {request.service}"
-        return DatabaseState.model_validate(await self._call("GET", path, request.idempotency_key, what))
+        return await self._read(f"/databases/{request.service}", request, DatabaseState, what)
 
     # ---- containment ----------------------------------------------------------------------------------
 
     @activity.defn(name="deploys_rollback_service")
     async def rollback_service(self, request: ServiceRequest) -> ServiceRollback:
         path = f"/deploys/services/{request.service}/rollback"
-        body = {"reason": request.reason}
         what = f"rollback of {request.service}"
-        return ServiceRollback.model_validate(
-            await self._call("POST", path, request.idempotency_key, what, body)
-        )
+        body = {"reason": request.reason}
+        return await self._post(path, request.idempotency_key, ServiceRollback, what, body)
 
     @activity.defn(name="deploys_set_flag")
     async def set_flag(self, request: FlagChange) -> FlagState:
         body = {"enabled": request.enabled}
         what = f"feature flag {request.name}"
-        return FlagState.model_validate(
-            await self._call("PUT", f"/flags/{request.name}", request.idempotency_key, what, body)
+        return await self._call(
+            "PUT", f"/flags/{request.name}", request.idempotency_key, FlagState, what, body
         )
 
     @activity.defn(name="deploys_revert_infra_config")
@@ -99,29 +100,25 @@ class DeployActivities:
         path = f"/infra/{request.service}/config/revert"
         what = f"config revert of {request.service}"
         body = {"reason": request.reason}
-        return InfraStatus.model_validate(await self._call("POST", path, request.idempotency_key, what, body))
+        return await self._post(path, request.idempotency_key, InfraStatus, what, body)
 
     # ---- QA and hotfix builds -------------------------------------------------------------------------
 
     @activity.defn(name="deploys_qa_run")
     async def qa_run(self, request: QaRunRequest) -> QaRun:
         body = {"service": request.service, "subject": request.subject}
-        return QaRun.model_validate(
-            await self._call("POST", "/qa/runs", request.idempotency_key, "QA gate run", body)
-        )
+        return await self._post("/qa/runs", request.idempotency_key, QaRun, "QA gate run", body)
 
     @activity.defn(name="deploys_build_hotfix")
     async def build_hotfix(self, request: HotfixBuildRequest) -> HotfixBuild:
         body = request.model_dump(exclude={"idempotency_key"})
-        return HotfixBuild.model_validate(
-            await self._call("POST", "/hotfix/builds", request.idempotency_key, "hotfix build", body)
-        )
+        return await self._post("/hotfix/builds", request.idempotency_key, HotfixBuild, "hotfix build", body)
 
     @activity.defn(name="deploys_ship_hotfix")
     async def ship_hotfix(self, request: ShipRequest) -> DeployRecord:
         path = f"/hotfix/builds/{request.build_id}/deploy"
         what = f"expedited deploy of {request.build_id}"
-        return DeployRecord.model_validate(await self._call("POST", path, request.idempotency_key, what, {}))
+        return await self._post(path, request.idempotency_key, DeployRecord, what)
 
     # ---- database rollback ----------------------------------------------------------------------------
 
@@ -129,34 +126,26 @@ class DeployActivities:
     async def backup_database(self, request: ServiceRequest) -> DatabaseBackup:
         path = f"/databases/{request.service}/backups"
         what = f"backup of {request.service}"
-        return DatabaseBackup.model_validate(
-            await self._call("POST", path, request.idempotency_key, what, {})
-        )
+        return await self._post(path, request.idempotency_key, DatabaseBackup, what)
 
     @activity.defn(name="deploys_verify_backup")
     async def verify_backup(self, request: BackupRef) -> DatabaseBackup:
         path = f"/databases/{request.service}/backups/{request.backup_id}/verify"
         what = f"verification of backup {request.backup_id}"
-        return DatabaseBackup.model_validate(
-            await self._call("POST", path, request.idempotency_key, what, {})
-        )
+        return await self._post(path, request.idempotency_key, DatabaseBackup, what)
 
     @activity.defn(name="deploys_migrate_down")
     async def migrate_down(self, request: MigrateDown) -> DatabaseState:
         path = f"/databases/{request.service}/migrate-down"
         body = {"backup_id": request.backup_id, "migration": request.migration}
         what = f"reverse migration {request.migration} of {request.service}"
-        return DatabaseState.model_validate(
-            await self._call("POST", path, request.idempotency_key, what, body)
-        )
+        return await self._post(path, request.idempotency_key, DatabaseState, what, body)
 
     @activity.defn(name="deploys_check_integrity")
     async def check_integrity(self, request: ServiceRequest) -> IntegrityReport:
         path = f"/databases/{request.service}/integrity-check"
         what = f"integrity check of {request.service}"
-        return IntegrityReport.model_validate(
-            await self._call("POST", path, request.idempotency_key, what, {})
-        )
+        return await self._post(path, request.idempotency_key, IntegrityReport, what)
 
     # ---- after the incident ---------------------------------------------------------------------------
 
@@ -177,7 +166,9 @@ class DeployActivities:
                 for entry in postmortem.timeline
             ],
         }
-        stored = await self._call("POST", "/postmortems", request.idempotency_key, "post-mortem", body)
+        stored = await self._http.call(
+            "POST", "/postmortems", what="post-mortem", key=request.idempotency_key, body=body
+        )
         return PostmortemReceipt(
             id=stored["id"], incident_id=postmortem.incident_id, replayed=stored.get("replayed", False)
         )
@@ -185,8 +176,8 @@ class DeployActivities:
     @activity.defn(name="deploys_file_story")
     async def file_story(self, request: StoryRequest) -> StoryReceipt:
         body = {"incident_id": request.incident_id, "title": request.title}
-        return StoryReceipt.model_validate(
-            await self._call("POST", "/backlog/stories", request.idempotency_key, "backlog story", body)
+        return await self._post(
+            "/backlog/stories", request.idempotency_key, StoryReceipt, "backlog story", body
         )
 
     def all(self) -> list[Any]:

@@ -12,7 +12,7 @@ import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.errors import raise_for_status
+from activities.http import M, PlatformHttp
 
 RetryMode = Literal["retry", "retry_with_backoff", "manual_only"]
 
@@ -149,23 +149,22 @@ class GatewayActivities:
     """Built once in the worker with the platform's HTTP client."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+        self._http = PlatformHttp(client)
 
-    async def _get(self, path: str, what: str) -> Any:
-        response = await self._client.get(path)
-        raise_for_status(response, what)
-        return response.json()
+    async def _get(self, path: str, result: type[M], what: str) -> M:
+        return await self._http.read(f"/runtimes/{path}", result, what)
 
-    async def _post(self, path: str, key: str, body: dict[str, Any], what: str) -> Any:
-        response = await self._client.post(path, json=body, headers={"Idempotency-Key": key})
-        raise_for_status(response, what)
-        return response.json()
+    async def _post(self, path: str, key: str, body: dict[str, Any], result: type[M], what: str) -> M:
+        return await self._http.effect(
+            "POST", f"/runtimes/{path}", key=key, body=body, result=result, what=what
+        )
 
-    async def _effect(self, verb: str, request: GatewayEffect, what: str) -> Any:
+    async def _effect(self, verb: str, request: GatewayEffect, result: type[M], what: str) -> M:
         return await self._post(
-            f"/runtimes/{request.gateway}/{verb}",
+            f"{request.gateway}/{verb}",
             request.idempotency_key,
             {"reason": request.reason},
+            result,
             f"{what} on gateway {request.gateway}",
         )
 
@@ -173,109 +172,93 @@ class GatewayActivities:
 
     @activity.defn(name="gateway_status")
     async def status(self, request: GatewayRead) -> GatewayStatus:
-        path = f"/runtimes/{request.gateway}/status"
-        return GatewayStatus.model_validate(await self._get(path, f"status of gateway {request.gateway}"))
+        what = f"status of gateway {request.gateway}"
+        return await self._get(f"{request.gateway}/status", GatewayStatus, what)
 
     @activity.defn(name="gateway_health")
     async def health(self, request: GatewayRead) -> GatewayStatus:
-        path = f"/runtimes/{request.gateway}/health"
-        return GatewayStatus.model_validate(await self._get(path, f"health of gateway {request.gateway}"))
+        what = f"health of gateway {request.gateway}"
+        return await self._get(f"{request.gateway}/health", GatewayStatus, what)
 
     @activity.defn(name="gateway_failure_history")
     async def failure_history(self, request: SessionRead) -> FailureHistory:
-        path = f"/runtimes/{request.gateway}/sessions/{request.session_id}/failures"
+        path = f"{request.gateway}/sessions/{request.session_id}/failures"
         what = f"failure history of session {request.session_id}"
-        return FailureHistory.model_validate(await self._get(path, what))
+        return await self._get(path, FailureHistory, what)
 
     # ---- resource pressure ------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_mark_pressure")
     async def mark_pressure(self, request: GatewayEffect) -> GatewayFlags:
-        return GatewayFlags.model_validate(await self._effect("pressure", request, "mark resource pressure"))
+        return await self._effect("pressure", request, GatewayFlags, "mark resource pressure")
 
     @activity.defn(name="gateway_block_risky_spawns")
     async def block_risky_spawns(self, request: GatewayEffect) -> GatewayFlags:
-        return GatewayFlags.model_validate(await self._effect("spawns/block", request, "block risky spawns"))
+        return await self._effect("spawns/block", request, GatewayFlags, "block risky spawns")
 
     @activity.defn(name="gateway_open_review")
     async def open_review(self, request: ReviewOpening) -> ReviewTicket:
         body = {"kind": request.kind, "title": request.title, "detail": request.detail}
-        payload = await self._post(
-            f"/runtimes/{request.gateway}/reviews",
-            request.idempotency_key,
-            body,
-            f"open review on gateway {request.gateway}",
-        )
-        return ReviewTicket.model_validate(payload)
+        what = f"open review on gateway {request.gateway}"
+        path = f"{request.gateway}/reviews"
+        return await self._post(path, request.idempotency_key, body, ReviewTicket, what)
 
     # ---- safe restart -----------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_clean_scheduled_runs")
     async def clean_scheduled_runs(self, request: GatewayEffect) -> Cleanup:
-        return Cleanup.model_validate(
-            await self._effect("scheduled-runs/clean", request, "clean dead scheduled runs")
-        )
+        return await self._effect("scheduled-runs/clean", request, Cleanup, "clean dead scheduled runs")
 
     @activity.defn(name="gateway_remove_junk_files")
     async def remove_junk_files(self, request: GatewayEffect) -> Cleanup:
-        return Cleanup.model_validate(await self._effect("files/clean", request, "remove junk files"))
+        return await self._effect("files/clean", request, Cleanup, "remove junk files")
 
     @activity.defn(name="gateway_safe_restart")
     async def safe_restart(self, request: GatewayEffect) -> SafeRestart:
-        return SafeRestart.model_validate(await self._effect("safe-restart", request, "safe restart"))
+        return await self._effect("safe-restart", request, SafeRestart, "safe restart")
 
     # ---- lost session -----------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_move_tasks_to_review")
     async def move_tasks_to_review(self, request: SessionEffect) -> MovedTasks:
-        payload = await self._post(
-            f"/runtimes/{request.gateway}/sessions/{request.session_id}/tasks/review",
-            request.idempotency_key,
-            {"reason": request.reason},
-            f"move tasks of session {request.session_id} to review",
-        )
-        return MovedTasks.model_validate(payload)
+        body = {"reason": request.reason}
+        what = f"move tasks of session {request.session_id} to review"
+        path = f"{request.gateway}/sessions/{request.session_id}/tasks/review"
+        return await self._post(path, request.idempotency_key, body, MovedTasks, what)
 
     @activity.defn(name="gateway_set_retry_policy")
     async def set_retry_policy(self, request: RetryPolicyChoice) -> RetryPolicySet:
-        payload = await self._post(
-            f"/runtimes/{request.gateway}/sessions/{request.session_id}/retry-policy",
-            request.idempotency_key,
-            {
-                "task_ids": request.task_ids,
-                "mode": request.mode,
-                "max_attempts": request.max_attempts,
-                "backoff_s": request.backoff_s,
-                "reason": request.reason,
-            },
-            f"set retry policy for session {request.session_id}",
-        )
-        return RetryPolicySet.model_validate(payload)
+        body = {
+            "task_ids": request.task_ids,
+            "mode": request.mode,
+            "max_attempts": request.max_attempts,
+            "backoff_s": request.backoff_s,
+            "reason": request.reason,
+        }
+        what = f"set retry policy for session {request.session_id}"
+        path = f"{request.gateway}/sessions/{request.session_id}/retry-policy"
+        return await self._post(path, request.idempotency_key, body, RetryPolicySet, what)
 
     # ---- retry storm ------------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_freeze_chain")
     async def freeze_chain(self, request: ChainFreeze) -> GatewayFlags:
-        payload = await self._post(
-            f"/runtimes/{request.gateway}/chain/freeze",
-            request.idempotency_key,
-            {"reason": request.reason, "minutes": request.minutes, "until": request.until},
-            f"freeze chained execution on gateway {request.gateway}",
-        )
-        return GatewayFlags.model_validate(payload)
+        body = {"reason": request.reason, "minutes": request.minutes, "until": request.until}
+        what = f"freeze chained execution on gateway {request.gateway}"
+        path = f"{request.gateway}/chain/freeze"
+        return await self._post(path, request.idempotency_key, body, GatewayFlags, what)
 
     @activity.defn(name="gateway_unfreeze_chain")
     async def unfreeze_chain(self, request: GatewayEffect) -> GatewayFlags:
-        return GatewayFlags.model_validate(
-            await self._effect("chain/unfreeze", request, "lift the chained-execution freeze")
-        )
+        what = "lift the chained-execution freeze"
+        return await self._effect("chain/unfreeze", request, GatewayFlags, what)
 
     # ---- zombie gateway ---------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_collect_logs")
     async def collect_logs(self, request: GatewayEffect) -> ServiceLogs:
-        return ServiceLogs.model_validate(await self._effect("logs/collect", request, "collect service logs"))
+        return await self._effect("logs/collect", request, ServiceLogs, "collect service logs")
 
     @activity.defn(name="gateway_collect_state")
     async def collect_state(self, request: GatewayEffect) -> StateSnapshot:
-        return StateSnapshot.model_validate(await self._effect("state/collect", request, "collect state"))
+        return await self._effect("state/collect", request, StateSnapshot, "collect state")

@@ -6,7 +6,7 @@ carries the same idempotency key, which the guardrail answers from memory withou
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -17,10 +17,51 @@ from schemas.guardrail import (
     CHECK_UPDATE,
     GUARDRAIL_WORKFLOW,
     GuardrailInput,
+    GuardrailLimits,
     GuardrailRequest,
     Verdict,
     guardrail_workflow_id,
 )
+
+R = TypeVar("R")
+
+
+async def update_guardrail(
+    client: Client,
+    task_queue: str,
+    subsystem: str,
+    limits: GuardrailLimits,
+    update: str,
+    arg: Any,
+    *,
+    result_type: type[R],
+    refused: str,
+    update_id: str | None = None,
+) -> R:
+    """Send `update` to the subsystem's guardrail in one update-with-start call, starting it with `limits`
+    if it is not running. A refused update fails the activity without retrying: asking again cannot change
+    that; `refused` names what was refused in that error."""
+    workflow_id = guardrail_workflow_id(subsystem)
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        GUARDRAIL_WORKFLOW,
+        GuardrailInput(subsystem=subsystem, limits=limits),
+        id=workflow_id,
+        task_queue=task_queue,
+        # The guardrail is the subsystem's single counter: join the running one, never start a second.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Guardrail for {subsystem}",
+    )
+    try:
+        result: R = await client.execute_update_with_start_workflow(
+            update, arg, start_workflow_operation=start, id=update_id, result_type=result_type
+        )
+    except WorkflowUpdateFailedError as error:
+        raise ApplicationError(
+            f"guardrail {workflow_id} refused {refused}: {error.cause}",
+            type="GuardrailRefused",
+            non_retryable=True,
+        ) from error
+    return result
 
 
 class GuardrailActivities:
@@ -32,28 +73,13 @@ class GuardrailActivities:
 
     @activity.defn(name="ask_guardrail")
     async def ask(self, request: GuardrailRequest) -> Verdict:
-        workflow_id = guardrail_workflow_id(request.subsystem)
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            GUARDRAIL_WORKFLOW,
-            GuardrailInput(subsystem=request.subsystem, limits=request.limits),
-            id=workflow_id,
-            task_queue=self._task_queue,
-            # The guardrail is the subsystem's single counter: join the running one, never start a second.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Guardrail for {request.subsystem}",
+        return await update_guardrail(
+            self._client,
+            self._task_queue,
+            request.subsystem,
+            request.limits,
+            CHECK_UPDATE,
+            request.check,
+            result_type=Verdict,
+            refused="the ask",
         )
-        try:
-            verdict: Verdict = await self._client.execute_update_with_start_workflow(
-                CHECK_UPDATE,
-                request.check,
-                start_workflow_operation=start,
-                result_type=Verdict,
-            )
-        except WorkflowUpdateFailedError as error:
-            # The validator refused the ask: asking again cannot change that.
-            raise ApplicationError(
-                f"guardrail {workflow_id} refused the ask: {error.cause}",
-                type="GuardrailRefused",
-                non_retryable=True,
-            ) from error
-        return verdict

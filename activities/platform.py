@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from temporalio import activity
 
-from activities.errors import raise_for_status
+from activities.http import PlatformHttp
 from schemas.actions import AgentAction, AgentState
 
 
@@ -13,19 +13,20 @@ class PlatformActivities:
     """Built once in the worker; every call carries the idempotency key the workflow chose."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+        self._http = PlatformHttp(client)
 
     async def _agent_call(self, verb: str, request: AgentAction) -> AgentState:
         body: dict[str, str] = {"reason": request.reason}
         if request.to_version:
             body["to_version"] = request.to_version
-        response = await self._client.post(
+        return await self._http.effect(
+            "POST",
             f"/agents/{request.agent_id}/{verb}",
-            json=body,
-            headers={"Idempotency-Key": request.idempotency_key},
+            key=request.idempotency_key,
+            body=body,
+            result=AgentState,
+            what=f"{verb} of agent {request.agent_id}",
         )
-        raise_for_status(response, f"{verb} of agent {request.agent_id}")
-        return AgentState.model_validate(response.json())
 
     @activity.defn(name="pause_agent")
     async def pause_agent(self, request: AgentAction) -> AgentState:

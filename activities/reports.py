@@ -7,7 +7,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 
-from activities.errors import raise_for_status
+from activities.http import PlatformHttp
 from schemas.handoff import HandoffDocument, HandoffExecution, HandoffRecord
 from schemas.report import (
     AgentUsage,
@@ -43,16 +43,18 @@ class ReportActivities:
     """Built once in the worker with the platform client and the audit log's pool (read here, never written)."""
 
     def __init__(self, client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
-        self._client = client
+        self._http = PlatformHttp(client)
         self._pool = pool
 
     # ---- handoffs -----------------------------------------------------------------------------------
 
     @activity.defn(name="handoff_store_document")
     async def store_handoff(self, document: HandoffDocument) -> HandoffRecord:
-        response = await self._client.post(
+        return await self._http.effect(
+            "POST",
             "/handoffs",
-            json={
+            key=document.idempotency_key,
+            body={
                 "handoff_id": document.handoff_id,
                 "incident_id": document.incident_id,
                 "priority": document.priority,
@@ -60,38 +62,36 @@ class ReportActivities:
                 "markdown": document.markdown,
                 "handoff": document.handoff.model_dump(mode="json"),
             },
-            headers={"Idempotency-Key": document.idempotency_key},
+            result=HandoffRecord,
+            what=f"storing handoff {document.handoff_id}",
         )
-        raise_for_status(response, f"storing handoff {document.handoff_id}")
-        return HandoffRecord.model_validate(response.json())
 
     @activity.defn(name="handoff_execute_decision")
     async def execute_handoff(self, execution: HandoffExecution) -> HandoffRecord:
-        response = await self._client.post(
+        return await self._http.effect(
+            "POST",
             f"/handoffs/{execution.handoff_id}/execute",
-            json={
+            key=execution.idempotency_key,
+            body={
                 "option": execution.option,
                 "decided_by": execution.decided_by,
                 "comment": execution.comment,
             },
-            headers={"Idempotency-Key": execution.idempotency_key},
+            result=HandoffRecord,
+            what=f"carrying out {execution.option} for handoff {execution.handoff_id}",
         )
-        raise_for_status(response, f"carrying out {execution.option} for handoff {execution.handoff_id}")
-        return HandoffRecord.model_validate(response.json())
 
     # ---- the daily report ---------------------------------------------------------------------------
 
     @activity.defn(name="report_fleet_usage")
     async def fleet_usage(self, query: UsageQuery) -> FleetUsage:
         if not query.agent_ids:
-            response = await self._client.get("/usage")
-            raise_for_status(response, "reading fleet usage")
-            return FleetUsage(agents=[AgentUsage.model_validate(item) for item in response.json()])
+            listed = await self._http.call("GET", "/usage", what="reading fleet usage")
+            return FleetUsage(agents=[AgentUsage.model_validate(item) for item in listed])
         agents = []
         for agent_id in query.agent_ids:
-            response = await self._client.get(f"/agents/{agent_id}/usage")
-            raise_for_status(response, f"reading usage of {agent_id}")
-            agents.append(AgentUsage.model_validate(response.json()))
+            path = f"/agents/{agent_id}/usage"
+            agents.append(await self._http.read(path, AgentUsage, f"reading usage of {agent_id}"))
         return FleetUsage(agents=agents)
 
     @activity.defn(name="report_audit_summary")
@@ -117,16 +117,17 @@ class ReportActivities:
 
     @activity.defn(name="report_publish")
     async def publish(self, document: ReportDocument) -> PublishedReport:
-        response = await self._client.post(
+        return await self._http.effect(
+            "POST",
             "/reports",
-            json={
+            key=document.idempotency_key,
+            body={
                 "report_id": document.report_id,
                 "title": document.title,
                 "markdown": document.markdown,
                 "urgent": document.urgent,
                 "data": document.data,
             },
-            headers={"Idempotency-Key": document.idempotency_key},
+            result=PublishedReport,
+            what=f"publishing report {document.report_id}",
         )
-        raise_for_status(response, f"publishing report {document.report_id}")
-        return PublishedReport.model_validate(response.json())

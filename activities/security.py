@@ -13,21 +13,12 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 
-from activities.errors import raise_for_status
+from activities.guardrail import update_guardrail
+from activities.http import M, PlatformHttp
 from schemas.actions import AgentAction, AgentState
-from schemas.guardrail import (
-    GUARDRAIL_WORKFLOW,
-    KILL_SWITCH_UPDATE,
-    GuardrailInput,
-    GuardrailLimits,
-    GuardrailState,
-    KillSwitchChange,
-    guardrail_workflow_id,
-)
+from schemas.guardrail import KILL_SWITCH_UPDATE, GuardrailLimits, GuardrailState, KillSwitchChange
 from schemas.security import (
     EvidenceBundle,
     EvidenceRequest,
@@ -49,36 +40,25 @@ class SecurityActivities:
         task_queue: str,
         limits_for: Callable[[str], GuardrailLimits] = lambda subsystem: GuardrailLimits(),
     ) -> None:
-        self._http = http
+        self._http = PlatformHttp(http)
         self._client = client
         self._task_queue = task_queue
         self._limits_for = limits_for
 
     @activity.defn(name="security_kill_switch")
     async def kill_switch(self, request: KillSwitchRequest) -> KillSwitchResult:
-        workflow_id = guardrail_workflow_id(request.subsystem)
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            GUARDRAIL_WORKFLOW,
-            GuardrailInput(subsystem=request.subsystem, limits=self._limits_for(request.subsystem)),
-            id=workflow_id,
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Guardrail for {request.subsystem}",
+        # The update id is the step's key: a retried activity is answered by Temporal, not flipped twice.
+        state = await update_guardrail(
+            self._client,
+            self._task_queue,
+            request.subsystem,
+            self._limits_for(request.subsystem),
+            KILL_SWITCH_UPDATE,
+            KillSwitchChange(by=request.by, enabled=request.enabled, reason=request.reason),
+            result_type=GuardrailState,
+            refused="the kill switch",
+            update_id=request.idempotency_key,
         )
-        try:
-            state: GuardrailState = await self._client.execute_update_with_start_workflow(
-                KILL_SWITCH_UPDATE,
-                KillSwitchChange(by=request.by, enabled=request.enabled, reason=request.reason),
-                start_workflow_operation=start,
-                id=request.idempotency_key,
-                result_type=GuardrailState,
-            )
-        except WorkflowUpdateFailedError as error:
-            raise ApplicationError(
-                f"guardrail {workflow_id} refused the kill switch: {error.cause}",
-                type="GuardrailRefused",
-                non_retryable=True,
-            ) from error
         return KillSwitchResult(
             subsystem=request.subsystem,
             kill_switch=state.kill_switch,
@@ -87,13 +67,7 @@ class SecurityActivities:
 
     @activity.defn(name="security_revoke_tokens")
     async def revoke_tokens(self, request: AgentAction) -> AgentState:
-        response = await self._http.post(
-            f"/agents/{request.agent_id}/revoke-tokens",
-            json={"reason": request.reason},
-            headers={"Idempotency-Key": request.idempotency_key},
-        )
-        raise_for_status(response, f"token revocation of agent {request.agent_id}")
-        return AgentState.model_validate(response.json())
+        return await self._agent_effect("revoke-tokens", request, AgentState, "token revocation")
 
     @activity.defn(name="security_collect_evidence")
     async def collect_evidence(self, request: EvidenceRequest) -> EvidenceBundle:
@@ -112,9 +86,12 @@ class SecurityActivities:
         impact = f"{len(events)} suspicious event(s) on agent {agent_id} ({agent.get('version', '?')})" + (
             f"; tools touched: {', '.join(tools)}" if tools else "; no tool use recorded"
         )
-        response = await self._http.post(
+        receipt = await self._http.call(
+            "POST",
             "/evidence",
-            json={
+            what=f"storing evidence for {request.incident_id}",
+            key=request.idempotency_key,
+            body={
                 "incident_id": request.incident_id,
                 "agent_id": agent_id,
                 "cause": cause,
@@ -123,10 +100,7 @@ class SecurityActivities:
                 "agent_history": agent.get("history", []),
                 "calls": calls,
             },
-            headers={"Idempotency-Key": request.idempotency_key},
         )
-        raise_for_status(response, f"storing evidence for {request.incident_id}")
-        receipt = response.json()
         return EvidenceBundle(
             evidence_id=receipt["evidence_id"],
             events=len(events),
@@ -138,25 +112,29 @@ class SecurityActivities:
 
     @activity.defn(name="security_run_gold_set")
     async def run_gold_set(self, request: AgentAction) -> GoldSetRun:
-        response = await self._http.post(
-            f"/agents/{request.agent_id}/gold-set",
-            json={"reason": request.reason},
-            headers={"Idempotency-Key": request.idempotency_key},
-        )
-        raise_for_status(response, f"gold set of agent {request.agent_id}")
-        return GoldSetRun.model_validate(response.json())
+        return await self._agent_effect("gold-set", request, GoldSetRun, "gold set")
 
     @activity.defn(name="security_publish_postmortem")
     async def publish_postmortem(self, request: PostMortemRequest) -> PostMortemReceipt:
-        response = await self._http.post(
+        return await self._http.effect(
+            "POST",
             "/postmortems",
-            json=request.model_dump(mode="json", exclude={"idempotency_key"}),
-            headers={"Idempotency-Key": request.idempotency_key},
+            key=request.idempotency_key,
+            body=request.model_dump(mode="json", exclude={"idempotency_key"}),
+            result=PostMortemReceipt,
+            what=f"publishing the post-mortem of {request.incident_id}",
         )
-        raise_for_status(response, f"publishing the post-mortem of {request.incident_id}")
-        return PostMortemReceipt.model_validate(response.json())
+
+    async def _agent_effect(self, verb: str, request: AgentAction, result: type[M], what: str) -> M:
+        """A POST of `{"reason": ...}` to `/agents/{agent_id}/{verb}`, named `{what} of agent {agent_id}`."""
+        return await self._http.effect(
+            "POST",
+            f"/agents/{request.agent_id}/{verb}",
+            key=request.idempotency_key,
+            body={"reason": request.reason},
+            result=result,
+            what=f"{what} of agent {request.agent_id}",
+        )
 
     async def _get(self, path: str, what: str, params: dict[str, str] | None = None) -> Any:
-        response = await self._http.get(path, params=params)
-        raise_for_status(response, what)
-        return response.json()
+        return await self._http.call("GET", path, what=what, params=params)

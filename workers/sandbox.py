@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
@@ -33,6 +34,16 @@ DeployStatus = Literal["live", "rolled_back"]
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+T = TypeVar("T")
+
+
+def _found(items: Mapping[str, T], key: str, detail: str) -> T:
+    """`items[key]`, or the 404 (with `detail`) the platform answers for something it does not know."""
+    if key not in items:
+        raise HTTPException(404, detail)
+    return items[key]
 
 
 def _is_control(path: str) -> bool:
@@ -289,9 +300,7 @@ class Sandbox:
     chat_channels: dict[str, ChatChannel] = field(default_factory=lambda: _seed_chat_channels())
 
     def agent(self, agent_id: str) -> Agent:
-        if agent_id not in self.agents:
-            raise HTTPException(404, f"unknown agent {agent_id}")
-        return self.agents[agent_id]
+        return _found(self.agents, agent_id, f"unknown agent {agent_id}")
 
     def take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -791,10 +800,8 @@ async def agent_dependents(sandbox: SandboxDep, agent_id: str) -> list[str]:
 
 @scenario.get("/agents/{agent_id}/archives/{archive_id}")
 async def get_agent_archive(sandbox: SandboxDep, agent_id: str, archive_id: str) -> AgentArchive:
-    archive = _lifecycle(sandbox, agent_id).archives.get(archive_id)
-    if archive is None:
-        raise HTTPException(404, f"agent {agent_id} has no archive {archive_id}")
-    return archive
+    archives = _lifecycle(sandbox, agent_id).archives
+    return _found(archives, archive_id, f"agent {agent_id} has no archive {archive_id}")
 
 
 @effects.put("/agents/{agent_id}/workspace")
@@ -874,9 +881,7 @@ async def restore_agent_snapshot(
 ) -> RestoreEffect:
     agent = _alive(sandbox.agent(agent_id))
     lifecycle = _lifecycle(sandbox, agent_id)
-    snapshot = lifecycle.snapshots.get(snapshot_id)
-    if snapshot is None:
-        raise HTTPException(404, f"agent {agent_id} has no snapshot {snapshot_id}")
+    snapshot = _found(lifecycle.snapshots, snapshot_id, f"agent {agent_id} has no snapshot {snapshot_id}")
     if agent.version != snapshot.version:
         agent.previous_version, agent.version = agent.version, snapshot.version
     lifecycle.config = dict(snapshot.config)
@@ -937,8 +942,7 @@ async def delete_agent_secrets(sandbox: SandboxDep, agent_id: str) -> Credential
 async def set_agent_retention(sandbox: SandboxDep, agent_id: str, spec: RetentionSpec) -> RetentionEffect:
     agent = sandbox.agent(agent_id)
     lifecycle = _lifecycle(sandbox, agent_id)
-    if spec.archive_id not in lifecycle.archives:
-        raise HTTPException(404, f"agent {agent_id} has no archive {spec.archive_id}")
+    _found(lifecycle.archives, spec.archive_id, f"agent {agent_id} has no archive {spec.archive_id}")
     lifecycle.retention_archive, lifecycle.retention_until = spec.archive_id, spec.until
     agent.record("retention_set", f"{spec.archive_id} until {spec.until}")
     return RetentionEffect(agent_id=agent_id, archive_id=spec.archive_id, until=spec.until)
@@ -1110,15 +1114,11 @@ def _new_chat_channel(name: str, spec: ChatChannelSpec) -> ChatChannel:
 
 
 def _chat_channel(sandbox: Sandbox, name: str) -> ChatChannel:
-    if name not in sandbox.chat_channels:
-        raise HTTPException(404, f"unknown chat channel {name}")
-    return sandbox.chat_channels[name]
+    return _found(sandbox.chat_channels, name, f"unknown chat channel {name}")
 
 
 def _chat_template(channel: ChatChannel, template: str) -> ChatTemplate:
-    if template not in channel.templates:
-        raise HTTPException(404, f"channel {channel.channel} has no template {template}")
-    return channel.templates[template]
+    return _found(channel.templates, template, f"channel {channel.channel} has no template {template}")
 
 
 def _chat_template_view(channel: ChatChannel, name: str, template: ChatTemplate) -> dict[str, Any]:
@@ -1536,9 +1536,7 @@ def _infra(sandbox: Sandbox, service: str) -> InfraState:
 
 
 def _database(sandbox: Sandbox, service: str) -> ServiceDatabase:
-    if service not in sandbox.databases:
-        raise HTTPException(404, f"no database known for {service}")
-    return sandbox.databases[service]
+    return _found(sandbox.databases, service, f"no database known for {service}")
 
 
 @scenario.put("/deploys/services/{service}")
@@ -1659,9 +1657,7 @@ async def build_hotfix(sandbox: SandboxDep, body: HotfixBuildBody) -> HotfixBuil
 
 @effects.post("/hotfix/builds/{build_id}/deploy")
 async def deploy_hotfix(sandbox: SandboxDep, build_id: str) -> Deploy:
-    build = sandbox.hotfix_builds.get(build_id)
-    if build is None:
-        raise HTTPException(404, f"unknown build {build_id}")
+    build = _found(sandbox.hotfix_builds, build_id, f"unknown build {build_id}")
     if build.status != "succeeded":
         raise HTTPException(409, f"build {build_id} is {build.status}; only a succeeded build ships")
     build.status = "deployed"
@@ -1705,9 +1701,7 @@ async def backup_database(sandbox: SandboxDep, service: str) -> DatabaseBackupRe
 @effects.post("/databases/{service}/backups/{backup_id}/verify")
 async def verify_database_backup(sandbox: SandboxDep, service: str, backup_id: str) -> DatabaseBackupRecord:
     database = _database(sandbox, service)
-    backup = database.backup_records.get(backup_id)
-    if backup is None:
-        raise HTTPException(404, f"unknown backup {backup_id}")
+    backup = _found(database.backup_records, backup_id, f"unknown backup {backup_id}")
     backup.verified = database.backup_verifies
     if backup.verified and backup_id not in database.verified_backups:
         database.verified_backups.append(backup_id)
@@ -1999,15 +1993,20 @@ def _new_runtime(name: str, spec: GatewayRuntimeSpec) -> GatewayRuntime:
 
 
 def _runtime(sandbox: Sandbox, name: str) -> GatewayRuntime:
-    if name not in sandbox.gateway_runtimes:
-        raise HTTPException(404, f"unknown gateway {name}")
-    return sandbox.gateway_runtimes[name]
+    return _found(sandbox.gateway_runtimes, name, f"unknown gateway {name}")
+
+
+def _set_flags(sandbox: Sandbox, name: str, event: str, detail: str, **flags: Any) -> RuntimeFlagEffect:
+    """Set the runtime's flags (in the order given), record `event` in its history, answer its flags."""
+    runtime = _runtime(sandbox, name)
+    for flag, value in flags.items():
+        setattr(runtime, flag, value)
+    runtime.record(event, detail)
+    return RuntimeFlagEffect.of(runtime)
 
 
 def _session(runtime: GatewayRuntime, session_id: str) -> RuntimeSession:
-    if session_id not in runtime.sessions:
-        raise HTTPException(404, f"gateway {runtime.name} has no session {session_id}")
-    return runtime.sessions[session_id]
+    return _found(runtime.sessions, session_id, f"gateway {runtime.name} has no session {session_id}")
 
 
 @scenario.put("/runtimes/{name}")
@@ -2049,20 +2048,14 @@ async def runtime_session_failures(sandbox: SandboxDep, name: str, session_id: s
 async def mark_runtime_pressure(
     sandbox: SandboxDep, name: str, request: EffectRequest = EffectRequest()
 ) -> RuntimeFlagEffect:
-    runtime = _runtime(sandbox, name)
-    runtime.resource_pressure = True
-    runtime.record("resource_pressure", request.reason)
-    return RuntimeFlagEffect.of(runtime)
+    return _set_flags(sandbox, name, "resource_pressure", request.reason, resource_pressure=True)
 
 
 @effects.post("/runtimes/{name}/spawns/block")
 async def block_runtime_spawns(
     sandbox: SandboxDep, name: str, request: EffectRequest = EffectRequest()
 ) -> RuntimeFlagEffect:
-    runtime = _runtime(sandbox, name)
-    runtime.spawns_blocked = True
-    runtime.record("risky_spawns_blocked", request.reason)
-    return RuntimeFlagEffect.of(runtime)
+    return _set_flags(sandbox, name, "risky_spawns_blocked", request.reason, spawns_blocked=True)
 
 
 @effects.post("/runtimes/{name}/reviews", status_code=201)
@@ -2152,22 +2145,19 @@ async def set_runtime_retry_policy(
 
 @effects.post("/runtimes/{name}/chain/freeze")
 async def freeze_runtime_chain(sandbox: SandboxDep, name: str, request: FreezeRequest) -> RuntimeFlagEffect:
-    runtime = _runtime(sandbox, name)
-    runtime.chain_frozen = True
-    runtime.chain_frozen_until = request.until
-    runtime.record("chain_frozen", f"{request.minutes} min: {request.reason}")
-    return RuntimeFlagEffect.of(runtime)
+    detail = f"{request.minutes} min: {request.reason}"
+    return _set_flags(
+        sandbox, name, "chain_frozen", detail, chain_frozen=True, chain_frozen_until=request.until
+    )
 
 
 @effects.post("/runtimes/{name}/chain/unfreeze")
 async def unfreeze_runtime_chain(
     sandbox: SandboxDep, name: str, request: EffectRequest = EffectRequest()
 ) -> RuntimeFlagEffect:
-    runtime = _runtime(sandbox, name)
-    runtime.chain_frozen = False
-    runtime.chain_frozen_until = None
-    runtime.record("chain_unfrozen", request.reason)
-    return RuntimeFlagEffect.of(runtime)
+    return _set_flags(
+        sandbox, name, "chain_unfrozen", request.reason, chain_frozen=False, chain_frozen_until=None
+    )
 
 
 @effects.post("/runtimes/{name}/logs/collect")
@@ -2339,9 +2329,7 @@ async def list_handoffs(sandbox: SandboxDep) -> list[HandoffDesk]:
 
 @scenario.get("/handoffs/{handoff_id}")
 async def get_handoff(sandbox: SandboxDep, handoff_id: str) -> HandoffDesk:
-    if handoff_id not in sandbox.handoffs:
-        raise HTTPException(404, f"unknown handoff {handoff_id}")
-    return sandbox.handoffs[handoff_id]
+    return _found(sandbox.handoffs, handoff_id, f"unknown handoff {handoff_id}")
 
 
 @effects.post("/handoffs/{handoff_id}/execute")
@@ -2436,9 +2424,7 @@ async def list_reports(sandbox: SandboxDep) -> list[Report]:
 
 @scenario.get("/reports/{report_id}")
 async def get_report(sandbox: SandboxDep, report_id: str) -> Report:
-    if report_id not in sandbox.reports:
-        raise HTTPException(404, f"unknown report {report_id}")
-    return sandbox.reports[report_id]
+    return _found(sandbox.reports, report_id, f"unknown report {report_id}")
 
 
 # ---- end reports and handoffs ----
