@@ -3,6 +3,7 @@ Temporal test server, and a worker running the real runbooks and activities on a
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -18,8 +19,17 @@ import pytest
 import uvicorn
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    StartWorkflowUpdateWithStartInput,
+    WorkflowHandle,
+    WorkflowUpdateHandle,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.devstack import DevStack, postgres
@@ -116,21 +126,52 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 class Running:
     """A worker on a fresh task queue, with the client and settings the test needs to reach it."""
 
-    def __init__(self, env: WorkflowEnvironment, task_queue: str, settings: Settings) -> None:
+    def __init__(self, env: WorkflowEnvironment, client: Client, task_queue: str, settings: Settings) -> None:
         self.env = env
-        self.client = env.client
+        self.client = client
         self.task_queue = task_queue
         self.settings = settings
+
+
+class StartedWorkflows(Interceptor, OutboundInterceptor):
+    """Remembers the id of every workflow a test starts, guardrails started by its activities included."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        recorder = self
+
+        class Recording(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+                recorder.ids.append(input.id)
+                return await super().start_workflow(input)
+
+            async def start_update_with_start_workflow(
+                self, input: StartWorkflowUpdateWithStartInput
+            ) -> WorkflowUpdateHandle[Any]:
+                recorder.ids.append(input.start_workflow_input.id)
+                return await super().start_update_with_start_workflow(input)
+
+        return Recording(next)
 
 
 @pytest.fixture
 async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    started = StartedWorkflows()
+    config = time_env.client.config()
+    config["interceptors"] = [*config["interceptors"], started]
+    client = Client(**config)
     # The guardrail activity starts guardrails on the worker's queue, so it must know this test's queue.
     worker_settings = settings.model_copy(update={"task_queue": task_queue})
-    async with activity_implementations(worker_settings, time_env.client) as activities:
-        async with build_worker(time_env.client, task_queue, activities, extra_workflows=[GateProbe]):
-            yield Running(time_env, task_queue, settings)
+    async with activity_implementations(worker_settings, client) as activities:
+        async with build_worker(client, task_queue, activities, extra_workflows=[GateProbe]):
+            yield Running(time_env, client, task_queue, settings)
+    # The test server is shared: a workflow left waiting on this dead queue would hold its clock back.
+    for workflow_id in started.ids:
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(workflow_id).terminate("test finished")
 
 
 @pytest.fixture

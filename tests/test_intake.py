@@ -122,7 +122,7 @@ async def dev_stanch(dev_env: WorkflowEnvironment, settings: Settings) -> AsyncI
     worker_settings = settings.model_copy(update={"task_queue": task_queue})
     async with activity_implementations(worker_settings, dev_env.client) as activities:
         async with build_worker(dev_env.client, task_queue, activities):
-            yield Running(dev_env, task_queue, settings)
+            yield Running(dev_env, dev_env.client, task_queue, settings)
 
 
 def put_agents(sandbox_url: str, *agent_ids: str) -> None:

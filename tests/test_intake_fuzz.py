@@ -128,7 +128,7 @@ async def fuzz_intake(
 ) -> AsyncIterator[dict[str, tuple[httpx.AsyncClient, CountingGateway]]]:
     """Two intakes on one Temporal: one where unmatched alerts are unrouted (audited), one with a default
     route (every alert opens an incident). No worker: what is started only has to be accepted."""
-    running = Running(fuzz_env, f"fuzz-{uuid.uuid4().hex[:8]}", settings)
+    running = Running(fuzz_env, fuzz_env.client, f"fuzz-{uuid.uuid4().hex[:8]}", settings)
     base = running.settings.model_copy(
         update={"task_queue": running.task_queue, "intake_token": None, "intake_hmac_secret": None}
     )

@@ -772,7 +772,7 @@ async def test_notifier_fallback_is_audited_by_the_runbook(
         activity_implementations(worker_settings, time_env.client) as activities,
         build_worker(time_env.client, task_queue, activities),
     ):
-        running = Running(time_env, task_queue, worker_settings)
+        running = Running(time_env, time_env.client, task_queue, worker_settings)
         agent_id = new_agent(settings.platform_url)
         handle: WorkflowHandle[Any, Any] = await open_incident(running, policy, agent_id)
         await until_state(handle, "awaiting_approval")
