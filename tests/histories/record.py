@@ -1,0 +1,53 @@
+"""Re-record the checked-in histories: `python -m tests.histories.record` (from the repo root).
+
+Runs the runbook tests (time-skipping server, real activities, real Postgres and sandbox) with the
+`tests.recording` plugin switched on; each workflow a test waits for lands in
+`tests/histories/<workflow type>/<test name>.json`. Old recordings are removed first, so a renamed or
+deleted test leaves no stale history behind. Extra arguments go to pytest (e.g. `-k rollback`; then only
+the matching tests are re-recorded and nothing is removed).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HISTORIES = Path(__file__).parent
+REPO = HISTORIES.parent.parent
+
+# Every test file that drives a shipped workflow to its end on the time-skipping server, and the replay
+# test whose live probe run provides the deliberately non-deterministic history.
+SCENARIOS = [
+    "tests/test_agent_emergency_stop.py",
+    "tests/test_agent_lifecycle.py",
+    "tests/test_channel_runbooks.py",
+    "tests/test_daily_cockpit_report.py",
+    "tests/test_escalation_to_human.py",
+    "tests/test_gateway_runbooks.py",
+    "tests/test_guardrail.py",
+    "tests/test_hotfix_cycle.py",
+    "tests/test_rollback.py",
+    "tests/test_security_incident.py",
+    "tests/test_war_room.py",
+    "tests/test_replay.py::test_reordered_probe_fails_replay_of_a_live_history",
+]
+
+
+def main(extra: list[str]) -> int:
+    if not extra:
+        for old in HISTORIES.glob("*/*.json"):
+            old.unlink()
+    env = {**os.environ, "STANCH_RECORD_HISTORIES": "1"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.recording"]
+    code = subprocess.call([*command, *SCENARIOS, *extra], cwd=REPO, env=env)
+    for folder in sorted(p for p in HISTORIES.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        files = list(folder.glob("*.json"))
+        size = sum(f.stat().st_size for f in files)
+        print(f"{folder.name:<24} {len(files):>3} histories {size / 1024:>8.0f} KiB")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
