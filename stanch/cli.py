@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 import typer
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from schemas.approvals import Decision, DecisionOutcome, EscalationRequest, Resolution
@@ -84,6 +84,54 @@ def sandbox() -> None:
 
     settings = _settings()
     main(settings.host, settings.sandbox_port)
+
+
+@app.command("codec-server")
+def codec_server() -> None:
+    """Serve /encode and /decode for the Temporal UI, so it can show payloads encrypted with the key."""
+    from stanch.codec_server import main
+
+    settings = _settings()
+    if settings.payload_key is None:
+        typer.echo("stanch: codec-server needs STANCH_PAYLOAD_KEY", err=True)
+        raise typer.Exit(2)
+    main(settings)
+
+
+@app.command()
+def migrate() -> None:
+    """Prepare a production deployment: the audit schema (as owner) and Stanch's search attributes.
+
+    Safe to run on every deploy; `stanch dev` does the same for its own Postgres and Temporal.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    from stanch.db import migrate as migrate_database
+    from stanch.devstack.temporal import SEARCH_ATTRIBUTES
+
+    settings = _settings()
+    migrate_database(settings.database_admin_url)
+    typer.echo("audit schema: up to date")
+
+    async def go() -> list[str]:
+        client = await connect(settings)
+        known = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=settings.namespace)
+        )
+        # Only the missing ones: re-adding an existing attribute is an error on some server versions.
+        missing = [name for name in SEARCH_ATTRIBUTES if name not in known.custom_attributes]
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=settings.namespace,
+                    search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing},
+                )
+            )
+        return missing
+
+    added = _run(go())
+    typer.echo(f"search attributes: {'added ' + ', '.join(added) if added else 'all present'}")
 
 
 # ---- operators -----------------------------------------------------------------------------------
@@ -242,14 +290,119 @@ def audit_log(incident: str) -> None:
 @audit_app.command("verify")
 def audit_verify(
     incident: str | None = typer.Argument(None, help="only this incident (default: every incident)"),
+    history: str | None = typer.Option(
+        None, "--history", help="also cross-check this history (file or workflow id) against the audit rows"
+    ),
 ) -> None:
-    """Check the audit log's hash chains; report the first broken link of each."""
+    """Check the audit log's hash chains; report the first broken link of each.
+
+    With --history: every effect in the history has its audit row, every audit row of that run has its
+    event in the history, and that incident's chain holds (see stanch/history_audit.py for the rule).
+    """
     from stanch.audit_store import verify_chains
+
+    if history is not None:
+        from stanch.audit_store import read_rows
+        from stanch.history_audit import audited_run, cross_check
+
+        [(_, recorded)] = _histories([history])
+        audited_id, _run_id = audited_run(recorded)
+        if not audited_id:
+            typer.echo(
+                f"stanch: {history}: the history holds no audit write; nothing to cross-check", err=True
+            )
+            raise typer.Exit(1)
+        settings = _settings()
+        check = cross_check(recorded, read_rows(settings.database_url, audited_id))
+        chains = verify_chains(settings.database_url, audited_id)
+        typer.echo(check.summary())
+        typer.echo(chains.summary())
+        if check.problems or chains.broken:
+            raise typer.Exit(1)
+        return
 
     report = verify_chains(_settings().database_url, workflow_id(incident) if incident else None)
     typer.echo(report.summary())
     if report.broken:
         raise typer.Exit(1)
+
+
+def _histories(sources: list[str]) -> list[tuple[str, WorkflowHistory]]:
+    """Each source is a history file (UI Download, `temporal workflow show --output json`, `stanch audit
+    export`) or a workflow id to fetch from Temporal (`incident-` may be left off, as elsewhere)."""
+    from pathlib import Path
+
+    from stanch.replay import load_history
+
+    loaded: dict[str, WorkflowHistory] = {
+        source: load_history(Path(source)) for source in sources if Path(source).is_file()
+    }
+    wanted = [source for source in sources if source not in loaded]
+
+    async def fetch() -> None:
+        client = await connect(_settings())
+        for source in wanted:
+            try:
+                loaded[source] = await client.get_workflow_handle(source).fetch_history()
+            except RPCError:
+                if source.startswith("incident-"):
+                    raise
+                # Not a workflow id as typed: try it as an incident's dedupe key.
+                loaded[source] = await client.get_workflow_handle(workflow_id(source)).fetch_history()
+
+    if wanted:
+        _run(fetch())
+    return [(source, loaded[source]) for source in sources]
+
+
+@audit_app.command("export")
+def audit_export(
+    incident: str = typer.Argument(..., help="workflow id (or an incident's dedupe key)"),
+    output: str | None = typer.Option(None, "-o", "--output", help="write here instead of stdout"),
+) -> None:
+    """Write a workflow's history as JSON, the format of the Temporal UI's Download and of
+    `temporal workflow show --output json`; `audit replay`, `timeline` and `verify --history` read it."""
+    [(_, history)] = _histories([incident])
+    text = history.to_json()
+    if output is None:
+        typer.echo(text)
+        return
+    with open(output, "w", encoding="utf-8") as file:
+        file.write(text + "\n")
+    typer.echo(f"{history.workflow_id}: {len(history.events)} events written to {output}", err=True)
+
+
+@audit_app.command("replay")
+def audit_replay(
+    sources: list[str] = typer.Argument(..., help="history files or workflow ids"),
+) -> None:
+    """Replay histories against the current workflow code: OK, or the nondeterminism and its event."""
+    from stanch.codec import data_converter
+    from stanch.replay import replay
+
+    histories = _histories(sources)
+    outcomes = asyncio.run(replay(histories, data_converter=data_converter(_settings())))
+    for outcome in outcomes:
+        typer.echo(outcome.line())
+    failed = sum(not outcome.ok for outcome in outcomes)
+    typer.echo(f"{len(outcomes) - failed} replayed OK, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@audit_app.command("timeline")
+def audit_timeline(
+    source: str = typer.Argument(..., help="a history file or a workflow id"),
+    fmt: str = typer.Option("text", "--format", help="text, json or markdown"),
+) -> None:
+    """Tell an incident's story from its history alone: alerts, actions, answers, escalations, outcome."""
+    from stanch.history_timeline import build_timeline, render
+
+    if fmt not in ("text", "json", "markdown"):
+        typer.echo(f"stanch: --format must be text, json or markdown, not {fmt!r}", err=True)
+        raise typer.Exit(2)
+    [(_, history)] = _histories([source])
+    typer.echo(render(build_timeline(history), fmt))
 
 
 # ---- schedules -----------------------------------------------------------------------------------

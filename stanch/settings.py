@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sys
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,40 @@ class Settings(BaseSettings):
 
     config: Path = REPO_ROOT / "config" / "stanch.toml"
     home: Path = REPO_ROOT / ".stanch"
+
+    # ---- operations (issue #6) ----
+    # Temporal SDK metrics in Prometheus format on http://<host>:<port>/metrics; off unless set.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    # Recorded as `identity` on every task this worker takes (ActivityTaskStarted, WorkflowTaskStarted);
+    # unset, the SDK's `<pid>@<hostname>` is used, which already tells replicas apart.
+    worker_identity: str | None = None
+    # base64 of 32 random bytes: when set, every payload (alerts, approvals, results) is AES-GCM encrypted
+    # before it reaches Temporal, so its history holds no plaintext. Every client must share the key.
+    payload_key: SecretStr | None = None
+    # `stanch codec-server`: the endpoint the Temporal UI calls to show encrypted payloads.
+    codec_server_port: int = Field(8081, ge=1, le=65535)
+    # Browser origins allowed to call the codec server (comma-separated); empty means the Temporal UI's.
+    codec_cors_origins: str = ""
+
+    @field_validator("payload_key", mode="before")
+    @classmethod
+    def _empty_payload_key_is_none(cls, value: object) -> object:
+        # docker compose passes `STANCH_PAYLOAD_KEY=` when .env leaves it blank: that means "no encryption".
+        return None if value == "" else value
+
+    @field_validator("payload_key")
+    @classmethod
+    def _payload_key_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so a wrong key stops the process at start-up, not at its first workflow.
+        if value is None:
+            return None
+        try:
+            key = base64.b64decode(value.get_secret_value(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)") from None
+        if len(key) != 32:
+            raise ValueError(f"must decode to 32 bytes (AES-256), not {len(key)}")
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -28,6 +28,7 @@ from activities.security import SecurityActivities
 from stanch.policy import PolicyError, load_policy_or_exit
 from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
+from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect
 from workflows.registry import WORKFLOWS
 
@@ -151,4 +152,5 @@ async def run_worker(settings: Settings) -> None:
 def main() -> None:
     settings = load_settings_or_exit()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_tracing_from_env("stanch-worker")  # before connect(), which adds the tracing interceptor if on
     asyncio.run(run_worker(settings))

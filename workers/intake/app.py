@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from schemas.alerts import Alert, AlertStatus
 from stanch.policy import Policy
 from stanch.settings import Settings
+from stanch.telemetry import instrument_intake, setup_tracing_from_env
 from stanch.temporal_client import connect
 from workers.intake.parsers import PARSERS
 from workers.intake.routing import RoutedAlert, RoutingError, route_alert
@@ -337,6 +338,7 @@ def _validation_errors(error: ValidationError) -> list[tuple[str, str]]:
 
 def create_app(settings: Settings, policy: Policy, gateway: TemporalGateway | None = None) -> FastAPI:
     app = FastAPI(title="Stanch intake", version="0.1.0")
+    instrument_intake(app)  # a span per request when tracing is on; nothing otherwise
     temporal = gateway or TemporalGateway(settings)
     token = settings.intake_token.get_secret_value().encode() if settings.intake_token else None
     secret = settings.intake_hmac_secret.get_secret_value().encode() if settings.intake_hmac_secret else None
@@ -422,6 +424,7 @@ def main() -> None:
 
     settings = load_settings_or_exit()
     policy = load_policy_or_exit(settings.config, set(RUNBOOKS))
+    setup_tracing_from_env("stanch-intake")  # before create_app, which adds the request span if on
     uvicorn.run(
         create_app(settings, policy), host=settings.host, port=settings.intake_port, log_level="warning"
     )
