@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ from tests.workflows.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
 
+# A loaded CI machine can take longer than the SDK's default to bring a server up.
+SERVER_STARTUP = timedelta(seconds=60)
 SEARCH_ATTRIBUTE_NAMES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState")
 
 
@@ -116,7 +119,9 @@ async def register_search_attributes(client: Client) -> None:
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     binary = Path(sys.executable).parent / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(binary)
+        test_server_startup_timeout=SERVER_STARTUP,
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(binary),
     )
     await register_search_attributes(env.client)
     yield env

@@ -29,7 +29,7 @@ from stanch.codec_server import create_app
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import new_agent, register_search_attributes
+from tests.conftest import SERVER_STARTUP, new_agent, register_search_attributes
 from workers.worker import activity_implementations, build_worker
 
 KEY = base64.b64encode(os.urandom(32)).decode()
@@ -75,7 +75,9 @@ async def server() -> AsyncIterator[WorkflowEnvironment]:
     whose worker has gone must not share a clock with the session's time-skipping tests."""
     binary = Path(sys.executable).parent / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(binary)
+        test_server_startup_timeout=SERVER_STARTUP,
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(binary),
     )
     await register_search_attributes(env.client)
     yield env

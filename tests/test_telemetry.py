@@ -24,7 +24,7 @@ from stanch.policy import Policy
 from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import free_port, new_agent, register_search_attributes
+from tests.conftest import SERVER_STARTUP, free_port, new_agent, register_search_attributes
 from workers.intake.app import TemporalGateway, create_app
 from workers.worker import activity_implementations, build_worker
 
@@ -35,7 +35,9 @@ async def server() -> AsyncIterator[WorkflowEnvironment]:
     whose worker has gone must not share a clock with the session's time-skipping tests."""
     binary = Path(sys.executable).parent / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(binary)
+        test_server_startup_timeout=SERVER_STARTUP,
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(binary),
     )
     await register_search_attributes(env.client)
     yield env
