@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,3 +58,33 @@ def result_of(settings: Settings, workflow_id: str) -> IncidentResult:
         return await client.get_workflow_handle(workflow_id, result_type=IncidentResult).result()
 
     return asyncio.run(asyncio.wait_for(wait(), timeout=60))
+
+
+def temporal_signal(
+    settings: Settings, workflow_id: str, name: str, payload: dict[str, Any], *, identity: str | None = None
+) -> None:
+    """Send a signal the way an operator does without Stanch's CLI: `temporal workflow signal` with JSON
+    input; the recorded identity defaults to the person the payload names."""
+    identity = identity or f"{payload.get('approver') or payload.get('by')}@laptop"
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "temporal"),
+            "workflow",
+            "signal",
+            "--address",
+            settings.temporal_address,
+            "--namespace",
+            settings.namespace,
+            "--workflow-id",
+            workflow_id,
+            "--name",
+            name,
+            "--identity",
+            identity,
+            "--input",
+            json.dumps(payload),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )

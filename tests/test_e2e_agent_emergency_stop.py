@@ -4,7 +4,6 @@ approves with the `temporal` CLI (and, for a second incident, with the `stanch` 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from stanch.devstack import child_environment
 from stanch.samples import sample
 from stanch.settings import Settings
 from tests.conftest import audit_rows
-from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of
+from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
 
@@ -39,27 +38,12 @@ def test_alertmanager_alert_pauses_agent_and_temporal_cli_approval_rolls_it_back
     again = post_alert(stack, sample("agent-hallucination", agent="support-bot"))
     assert again.json()["incidents"][0]["action"] == "signalled"
 
-    subprocess.run(
-        [
-            str(BIN / "temporal"),
-            "workflow",
-            "signal",
-            "--address",
-            stack.temporal_address,
-            "--namespace",
-            stack.namespace,
-            "--workflow-id",
-            workflow_id,
-            "--name",
-            "approve",
-            "--identity",
-            "alice@laptop",
-            "--input",
-            json.dumps({"approver": "alice", "action": "rollback", "comment": "v3 is bad"}),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    temporal_signal(
+        stack,
+        workflow_id,
+        "approve",
+        {"approver": "alice", "action": "rollback", "comment": "v3 is bad"},
+        identity="alice@laptop",
     )
     result = result_of(stack, workflow_id)
 

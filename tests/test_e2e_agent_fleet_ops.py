@@ -5,7 +5,6 @@ daily cockpit report's schedule applied by the worker and by `stanch schedule ap
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from stanch.schedules import DAILY_REPORT_SCHEDULE
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows
-from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of
+from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
 
@@ -45,27 +44,12 @@ def test_prompt_injection_is_contained_then_fixed_on_temporal_cli_approval(stack
     assert agent(stack, agent_id)["state"] == "paused"
     assert applied(stack, f"/agents/{agent_id}/revoke-tokens") == 1
 
-    subprocess.run(
-        [
-            str(BIN / "temporal"),
-            "workflow",
-            "signal",
-            "--address",
-            stack.temporal_address,
-            "--namespace",
-            stack.namespace,
-            "--workflow-id",
-            workflow_id,
-            "--name",
-            "approve",
-            "--identity",
-            "alice@laptop",
-            "--input",
-            json.dumps({"approver": "alice", "action": "remediate", "comment": "roll back to v4"}),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    temporal_signal(
+        stack,
+        workflow_id,
+        "approve",
+        {"approver": "alice", "action": "remediate", "comment": "roll back to v4"},
+        identity="alice@laptop",
     )
     result = result_of(stack, workflow_id)
 

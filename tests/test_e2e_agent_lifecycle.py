@@ -4,7 +4,6 @@ HTTP to onboard it, upgrade it and terminate it; people approve with the `tempor
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import uuid
@@ -19,7 +18,7 @@ from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows
-from tests.stack import agent, eventually, post_alert, result_of
+from tests.stack import agent, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
 
@@ -64,27 +63,12 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     # Onboarding: three approvals, the first with the temporal CLI, the others with stanch.
     onboarding = fire(stack, "agent-onboarding", agent_id)
     until_asked(stack, onboarding, "approve-scope")
-    subprocess.run(
-        [
-            str(BIN / "temporal"),
-            "workflow",
-            "signal",
-            "--address",
-            stack.temporal_address,
-            "--namespace",
-            stack.namespace,
-            "--workflow-id",
-            onboarding,
-            "--name",
-            "approve",
-            "--identity",
-            "carol@laptop",
-            "--input",
-            json.dumps({"approver": "carol", "action": "approve-scope"}),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    temporal_signal(
+        stack,
+        onboarding,
+        "approve",
+        {"approver": "carol", "action": "approve-scope"},
+        identity="carol@laptop",
     )
     for action in ("approve-job-description", "approve-capabilities"):
         until_asked(stack, onboarding, action)

@@ -4,7 +4,6 @@ sandbox's channel state and the audit log show what happened. Each test sets up 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import uuid
@@ -18,7 +17,7 @@ from stanch.devstack import child_environment
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.conftest import audit_rows
-from tests.stack import applied, brief_state, eventually, post_alert, result_of
+from tests.stack import applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
 
@@ -42,31 +41,6 @@ def fire(stack: Settings, alertname: str, labels: dict[str, str], summary: str) 
     [incident] = response.json()["incidents"]
     assert incident["action"] == "started"
     return str(incident["workflow_id"])
-
-
-def temporal_signal(stack: Settings, workflow_id: str, name: str, payload: dict[str, Any]) -> None:
-    subprocess.run(
-        [
-            str(BIN / "temporal"),
-            "workflow",
-            "signal",
-            "--address",
-            stack.temporal_address,
-            "--namespace",
-            stack.namespace,
-            "--workflow-id",
-            workflow_id,
-            "--name",
-            name,
-            "--identity",
-            f"{payload.get('by') or payload.get('approver')}@laptop",
-            "--input",
-            json.dumps(payload),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
 
 
 def test_banned_number_stops_sends_takes_a_cli_verdict_and_a_cli_approval(stack: Settings) -> None:

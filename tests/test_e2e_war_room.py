@@ -4,12 +4,9 @@ with the `temporal` CLI; the sandbox shows the rollback, the QA run, the post-mo
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -17,36 +14,11 @@ import pytest
 from stanch.samples import sample
 from stanch.settings import Settings
 from tests.conftest import audit_rows
-from tests.stack import brief_state, eventually, post_alert, result_of
+from tests.stack import brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-
-
-def signal(stack: Settings, workflow_id: str, name: str, payload: dict[str, Any]) -> None:
-    subprocess.run(
-        [
-            str(BIN / "temporal"),
-            "workflow",
-            "signal",
-            "--address",
-            stack.temporal_address,
-            "--namespace",
-            stack.namespace,
-            "--workflow-id",
-            workflow_id,
-            "--name",
-            name,
-            "--identity",
-            f"{payload.get('approver') or payload.get('by')}@laptop",
-            "--input",
-            json.dumps(payload),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
 
 
 def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Settings) -> None:
@@ -64,7 +36,7 @@ def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Set
     workflow_id = incident["workflow_id"]
 
     eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the rollback approval")
-    signal(
+    temporal_signal(
         stack, workflow_id, "approve", {"approver": "alice", "action": "rollback", "comment": "1.1.0 broke"}
     )
     eventually(lambda: brief_state(stack, workflow_id) == "awaiting_report", "the post-mortem")
@@ -76,7 +48,9 @@ def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Set
     [postmortem] = httpx.get(f"{platform}/postmortems", params={"incident_id": workflow_id}).json()
     assert "latest deploy" in postmortem["root_cause"] and postmortem["timeline"]
 
-    signal(stack, workflow_id, "report_filed", {"by": "carol", "stories": ["Canary every deploy of the API"]})
+    temporal_signal(
+        stack, workflow_id, "report_filed", {"by": "carol", "stories": ["Canary every deploy of the API"]}
+    )
     result = result_of(stack, workflow_id)
 
     assert result.final_state == "resolved" and result.resolved_by == "qa-gate"
