@@ -93,3 +93,56 @@ def test_malformed_alert_is_a_422_naming_the_field_and_starts_nothing(stack: Set
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "alerts.0.fingerprint"
     assert applied(stack, "/agents/ghost-bot/pause") == 0
+
+
+def test_history_from_temporal_workflow_show_replays_and_tells_the_story(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """An auditor's path with the plain `temporal` CLI: its JSON export loads, replays and reads."""
+    agent_id = "audit-bot"
+    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    workflow_id = post_alert(stack, sample("agent-hallucination", agent=agent_id)).json()["incidents"][0][
+        "workflow_id"
+    ]
+    eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the approval request")
+    temporal_signal(
+        stack, workflow_id, "approve", {"approver": "bob", "action": "rollback", "comment": "seen it"}
+    )
+    assert result_of(stack, workflow_id).final_state == "rolled_back"
+
+    shown = subprocess.run(
+        [
+            str(BIN / "temporal"),
+            "workflow",
+            "show",
+            "--address",
+            stack.temporal_address,
+            "--workflow-id",
+            workflow_id,
+            "--output",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    exported = tmp_path / "history.json"
+    exported.write_text(shown.stdout)
+
+    def stanch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "stanch"), *args],
+            env=child_environment(stack),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    replayed = stanch("audit", "replay", str(exported))
+    assert replayed.returncode == 0 and "1 replayed OK, 0 failed" in replayed.stdout, (
+        replayed.stdout + replayed.stderr
+    )
+    story = stanch("audit", "timeline", str(exported))
+    assert story.returncode == 0, story.stderr
+    assert "bob" in story.stdout and "seen it" in story.stdout and "rolled_back" in story.stdout
