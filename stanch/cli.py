@@ -332,6 +332,7 @@ def _histories(sources: list[str]) -> list[tuple[str, WorkflowHistory]]:
     export`) or a workflow id to fetch from Temporal (`incident-` may be left off, as elsewhere)."""
     from pathlib import Path
 
+    from stanch.codec import codec_from_settings
     from stanch.replay import load_history
 
     loaded: dict[str, WorkflowHistory] = {
@@ -352,6 +353,12 @@ def _histories(sources: list[str]) -> list[tuple[str, WorkflowHistory]]:
 
     if wanted:
         _run(fetch())
+    codec = codec_from_settings(_settings())
+    if codec is not None:
+        # Encrypted histories: the timeline and the cross-check read payloads themselves, so decode first.
+        from stanch.codec import decoded_history
+
+        loaded = {source: _run(decoded_history(history, codec)) for source, history in loaded.items()}
     return [(source, loaded[source]) for source in sources]
 
 

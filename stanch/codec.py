@@ -19,7 +19,10 @@ import os
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
@@ -101,3 +104,34 @@ def data_converter(settings: Settings) -> DataConverter:
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+
+
+async def decoded_history(history: WorkflowHistory, codec: PayloadCodec) -> WorkflowHistory:
+    """A copy of a history whose every payload went through the codec, for readers that decode payloads
+    themselves (the audit timeline, the history cross-check). Payloads never encrypted pass unchanged."""
+    events = []
+    for event in history.events:
+        copy = HistoryEvent()
+        copy.CopyFrom(event)
+        await _decode_payloads_in(copy, codec)
+        events.append(copy)
+    return WorkflowHistory(history.workflow_id, events)
+
+
+async def _decode_payloads_in(message: Message, codec: PayloadCodec) -> None:
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            entries = list(value.values())
+            targets = entries if entries and isinstance(entries[0], Message) else []
+        elif field.is_repeated:
+            targets = list(value)
+        else:
+            targets = [value]
+        for target in targets:
+            if isinstance(target, Payload):
+                [plain] = await codec.decode([target])
+                target.CopyFrom(plain)
+            else:
+                await _decode_payloads_in(target, codec)

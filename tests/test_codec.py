@@ -24,8 +24,9 @@ from schemas.alerts import Alert
 from schemas.briefs import Brief
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
-from stanch.codec import ENCODING, EncryptionCodec, data_converter
+from stanch.codec import ENCODING, EncryptionCodec, codec_from_settings, data_converter, decoded_history
 from stanch.codec_server import create_app
+from stanch.history_timeline import build_timeline, render
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
@@ -155,6 +156,11 @@ async def test_history_holds_no_plaintext_but_the_key_reads_it(
         payloads = started.workflow_execution_started_event_attributes.input.payloads
         [decoded] = await client.data_converter.decode(payloads, [IncidentInput])
         assert isinstance(decoded, IncidentInput) and marker in decoded.summary
+        # The auditor's timeline reads payloads itself: with the key it tells the story, without it cannot.
+        codec = codec_from_settings(settings)
+        assert codec is not None
+        assert marker not in render(build_timeline(history), "text")
+        assert marker in render(build_timeline(await decoded_history(history, codec)), "text")
     finally:
         await handle.terminate("test over")
 
