@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from pydantic import SecretStr
@@ -223,3 +225,23 @@ def test_children_see_the_same_settings(settings: Settings, monkeypatch: pytest.
         if name.startswith("STANCH_"):
             monkeypatch.setenv(name, value)
     assert Settings() == expected
+
+
+def test_with_a_payload_key_the_ui_gets_stanchs_codec_server(settings: Settings) -> None:
+    """Encrypted payloads stay readable in the dev UI: the dev server is told where the codec server is,
+    and the stack runs it. Without a key neither happens."""
+    assert "--ui-codec-endpoint" not in temporal.command(settings)
+    assert DevStack(settings).processes == ("sandbox", "worker", "intake")
+
+    [codec_port] = free_ports(1)
+    keyed = settings.model_copy(
+        update={
+            "payload_key": SecretStr(base64.b64encode(bytes(32)).decode()),
+            "codec_server_port": codec_port,
+        }
+    )
+    argv = temporal.command(keyed)
+    assert argv[argv.index("--ui-codec-endpoint") + 1] == f"http://127.0.0.1:{codec_port}"
+    with DevStack(keyed, processes=("codec-server",), log=lambda line: None) as stack:
+        assert stack.processes == ("codec-server",)
+        assert httpx.get(f"http://127.0.0.1:{codec_port}/healthz", timeout=5).status_code == 200

@@ -38,7 +38,9 @@ from stanch.settings import Settings
 __all__ = ["DevStack", "DevStackError", "Interrupted", "PortInUse", "StartupFailed", "child_environment"]
 
 # Dependency order: the worker's activities call the sandbox, the intake needs a worker to make progress.
-PROCESS_ORDER = ("sandbox", "worker", "intake")
+PROCESS_ORDER = ("sandbox", "worker", "intake", "codec-server")
+# The codec server only has something to decode when payloads are encrypted.
+NEEDS_PAYLOAD_KEY = ("codec-server",)
 PROCESS_READY_TIMEOUT_SECONDS = 60.0
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
@@ -94,7 +96,11 @@ class DevStack:
             raise ValueError(f"unknown dev stack process {unknown}; choose from {list(PROCESS_ORDER)}")
         # Postgres runs with its data dir as working directory, so a relative home would point elsewhere.
         self.settings = settings.model_copy(update={"home": settings.home.resolve()})
-        self.processes = tuple(name for name in PROCESS_ORDER if name in processes)
+        self.processes = tuple(
+            name
+            for name in PROCESS_ORDER
+            if name in processes and (name not in NEEDS_PAYLOAD_KEY or settings.payload_key is not None)
+        )
         self._log: LogFn = log if log is not None else lambda line: print(line, flush=True)
         self._children: list[Child] = []
         self.started_in: float | None = None
@@ -188,6 +194,8 @@ class DevStack:
             rows.append(("intake", f"http://{_http_host(settings.host)}:{settings.intake_port}"))
         if "sandbox" in self.processes:
             rows.append(("sandbox", f"http://{_http_host(settings.host)}:{settings.sandbox_port}"))
+        if "codec-server" in self.processes:
+            rows.append(("codec server", f"http://{_http_host(settings.host)}:{settings.codec_server_port}"))
         rows.append(("Postgres", _redacted(settings.database_admin_url)))
         rows.append(("logs", str(settings.home / "logs")))
         started = f" in {self.started_in:.1f} s" if self.started_in is not None else ""
@@ -224,7 +232,11 @@ class DevStack:
                 f"poller on task queue {settings.task_queue!r}",
             )
             return
-        port = settings.intake_port if child.name == "intake" else settings.sandbox_port
+        port = {
+            "intake": settings.intake_port,
+            "sandbox": settings.sandbox_port,
+            "codec-server": settings.codec_server_port,
+        }[child.name]
         url = f"http://{_http_host(settings.host)}:{port}/healthz"
 
         def healthy() -> bool:
@@ -252,6 +264,8 @@ class DevStack:
         ]
         if "intake" in self.processes:
             ports.append(("intake", settings.host, settings.intake_port, ["intake_port"]))
+        if "codec-server" in self.processes:
+            ports.append(("codec server", settings.host, settings.codec_server_port, ["codec_server_port"]))
         if "sandbox" in self.processes:
             # The platform and notification URLs follow the sandbox only where they point at it.
             following = [

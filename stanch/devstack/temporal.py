@@ -75,6 +75,9 @@ def command(settings: Settings) -> list[str]:
     ]
     for name in SEARCH_ATTRIBUTES:
         argv += ["--search-attribute", f"{name}=Keyword"]
+    if settings.payload_key is not None:
+        # The UI sends encrypted payloads to Stanch's codec server, so a person with the key reads them there.
+        argv += ["--ui-codec-endpoint", f"http://127.0.0.1:{settings.codec_server_port}"]
     return argv
 
 
