@@ -194,6 +194,12 @@ def audit_rows(settings: Settings, workflow_id: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def applied(sandbox_url: str, path: str) -> int:
+    """How many POSTs to `path` the sandbox platform applied (replays of an idempotency key not counted)."""
+    counts = httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": "POST"}).json()
+    return int(counts["applied"])
+
+
 def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
     agent_id = f"agent-{uuid.uuid4().hex[:8]}"
     response = httpx.put(

@@ -17,6 +17,7 @@ from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
 from stanch.settings import Settings
 from stanch.temporal_client import connect
+from tests.conftest import applied as sandbox_applied
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -40,8 +41,7 @@ def agent(settings: Settings, agent_id: str) -> dict[str, Any]:
 
 
 def applied(settings: Settings, path: str) -> int:
-    counts = httpx.get(f"{settings.platform_url}/calls/count", params={"path": path, "method": "POST"}).json()
-    return int(counts["applied"])
+    return sandbox_applied(settings.platform_url, path)
 
 
 def brief_state(settings: Settings, workflow_id: str) -> str:

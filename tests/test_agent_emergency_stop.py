@@ -18,7 +18,7 @@ from schemas.briefs import Brief, Timeline
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
 from stanch.policy import Policy
-from tests.conftest import Running, audit_rows, new_agent
+from tests.conftest import Running, applied, audit_rows, new_agent
 
 EXPECTED_OPENING = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
 
@@ -72,10 +72,6 @@ def chat_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
     """Messages this incident sent; their idempotency keys start with its workflow id."""
     messages = httpx.get(f"{sandbox_url}/chat/messages").json()
     return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
-
-
-def applied(sandbox_url: str, path: str) -> int:
-    return httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": "POST"}).json()["applied"]
 
 
 async def test_pauses_at_once_then_rolls_back_on_approval(stanch: Running, policy: Policy) -> None:

@@ -15,7 +15,7 @@ from schemas.handoff import Handoff, HandoffInput, HandoffOption, HandoffResult,
 from schemas.severity import Severity
 from stanch.policy import Policy
 from stanch.settings import Settings
-from tests.conftest import Running, audit_rows
+from tests.conftest import Running, applied, audit_rows
 from tests.test_agent_emergency_stop import until_state
 
 OPENING = ["handoff-document", "notify-human", "gate1-requested"]
@@ -74,10 +74,6 @@ async def start(
 
 def desk(sandbox_url: str, handoff_id: str) -> dict[str, Any]:
     return httpx.get(f"{sandbox_url}/handoffs/{handoff_id}").json()
-
-
-def applied(sandbox_url: str, path: str) -> int:
-    return httpx.get(f"{sandbox_url}/calls/count", params={"path": path}).json()["applied"]
 
 
 def fault(sandbox_url: str, path_prefix: str, status: int) -> None:

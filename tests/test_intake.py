@@ -32,7 +32,7 @@ from schemas.briefs import Brief, Timeline
 from stanch.policy import Policy, Route
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
-from tests.conftest import SERVER_STARTUP, Running, audit_rows, free_port, new_agent
+from tests.conftest import SERVER_STARTUP, Running, applied, audit_rows, free_port, new_agent
 from workers.intake.app import Action, TemporalGateway, create_app
 from workers.intake.routing import RoutedAlert
 from workers.worker import activity_implementations, build_worker
@@ -192,10 +192,6 @@ async def assert_never_started(client: Client, workflow_id: str) -> None:
     with pytest.raises(RPCError) as missing:
         await client.get_workflow_handle(workflow_id).describe()
     assert missing.value.status is RPCStatusCode.NOT_FOUND
-
-
-def applied(sandbox_url: str, path: str) -> int:
-    return int(httpx.get(f"{sandbox_url}/calls/count", params={"path": path}).json()["applied"])
 
 
 # ---- recorded payloads, every format ---------------------------------------------------------------------
