@@ -3,7 +3,6 @@ Temporal test server, and a worker running the real runbooks and activities on a
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import sys
 import threading
@@ -30,12 +29,12 @@ from temporalio.client import (
     WorkflowUpdateHandle,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.devstack import DevStack, postgres
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
+from tests.clock import free_clock, settle_and_terminate
 from tests.workflows.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
@@ -173,10 +172,10 @@ async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIter
     async with activity_implementations(worker_settings, client) as activities:
         async with build_worker(client, task_queue, activities, extra_workflows=[GateProbe]):
             yield Running(time_env, client, task_queue, settings)
-    # The test server is shared: a workflow left waiting on this dead queue would hold its clock back.
-    for workflow_id in started.ids:
-        with contextlib.suppress(RPCError):
-            await client.get_workflow_handle(workflow_id).terminate("test finished")
+            # The test server is shared: terminate what is left while the worker still runs, once
+            # nothing of it is in flight, or its hold on the clock outlives it (tests/clock.py).
+            await settle_and_terminate(client, started.ids)
+    await free_clock(time_env)
 
 
 @pytest.fixture

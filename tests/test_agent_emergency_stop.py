@@ -18,6 +18,7 @@ from schemas.briefs import Brief, Timeline
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
 from stanch.policy import Policy
+from tests.clock import settled
 from tests.conftest import Running, applied, audit_rows, new_agent
 
 EXPECTED_OPENING = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
@@ -54,11 +55,14 @@ async def open_incident(
     )
 
 
-async def until_state(handle: WorkflowHandle[Any, Any], state: str) -> Brief:
-    """Poll the brief (bounded); queries do not advance the time-skipping clock."""
+async def until_state(handle: WorkflowHandle[Any, Any], state: str, *, settle: bool = True) -> Brief:
+    """Poll the brief (bounded), then let the step that set the state finish its audit row (unless
+    the test keeps an activity retrying on purpose). Queries do not advance the time-skipping clock."""
     for _ in range(200):
         brief = await handle.query("brief", result_type=Brief)
         if brief.state == state:
+            if settle:
+                await settled(handle)
             return brief
         await asyncio.sleep(0.05)
     raise AssertionError(f"incident never reached {state}; last brief: {brief}")
@@ -186,6 +190,7 @@ async def until_refused(handle: WorkflowHandle[Any, Any]) -> None:
     for _ in range(200):
         timeline = await handle.query("timeline", result_type=Timeline)
         if any(entry.kind == "refused" for entry in timeline.entries):
+            await settled(handle)
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the refused signal never reached the timeline")

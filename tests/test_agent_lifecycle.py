@@ -19,6 +19,7 @@ from schemas.briefs import Brief
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
 from stanch.policy import Policy
+from tests.clock import settled
 from tests.conftest import Running, audit_rows
 from tests.test_agent_emergency_stop import chat_messages
 
@@ -64,6 +65,7 @@ async def until_awaiting(handle: WorkflowHandle[Any, Any], action: str) -> Brief
     for _ in range(200):
         brief = await handle.query("brief", result_type=Brief)
         if brief.awaiting and f"'{action}'" in brief.awaiting:
+            await settled(handle)
             return brief
         await asyncio.sleep(0.05)
     raise AssertionError(f"never asked for {action}; last brief: {brief}")

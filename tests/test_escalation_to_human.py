@@ -15,6 +15,7 @@ from schemas.handoff import Handoff, HandoffInput, HandoffOption, HandoffResult,
 from schemas.severity import Severity
 from stanch.policy import Policy
 from stanch.settings import Settings
+from tests.clock import settled
 from tests.conftest import Running, applied, audit_rows
 from tests.test_agent_emergency_stop import until_state
 
@@ -266,6 +267,7 @@ async def until_gate(handle: WorkflowHandle[Any, Any], n: int) -> None:
     for _ in range(200):
         timeline = await handle.query("timeline", result_type=Timeline)
         if sum(1 for e in timeline.entries if e.text == "state is now awaiting_approval") >= n:
+            await settled(handle)
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"gate {n} was never asked")

@@ -28,11 +28,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from schemas.briefs import Brief, Timeline
+from schemas.briefs import Timeline
 from stanch.policy import Policy, Route
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.conftest import SERVER_STARTUP, Running, applied, audit_rows, free_port, new_agent
+from tests.test_agent_emergency_stop import until_state
 from workers.intake.app import Action, TemporalGateway, create_app
 from workers.intake.routing import RoutedAlert
 from workers.worker import activity_implementations, build_worker
@@ -159,16 +160,6 @@ async def alert_entries(handle: WorkflowHandle[Any, Any], expected: int) -> list
             return texts
         await asyncio.sleep(0.05)
     raise AssertionError(f"only {len(texts)} of {expected} alerts reached the timeline: {texts}")
-
-
-async def until_state(handle: WorkflowHandle[Any, Any], state: str) -> None:
-    brief = None
-    for _ in range(200):
-        brief = await handle.query("brief", result_type=Brief)
-        if brief.state == state:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"incident never reached {state}; last brief: {brief}")
 
 
 async def events(handle: WorkflowHandle[Any, Any], event_type: EventType.ValueType) -> int:
