@@ -176,6 +176,16 @@ async def test_faults_match_by_prefix_and_can_be_cleared(sandbox: httpx.AsyncCli
     assert (await sandbox.get("/gateway")).status_code == 200
 
 
+async def test_a_hanging_fault_holds_only_its_own_path(sandbox: httpx.AsyncClient) -> None:
+    await sandbox.post("/faults", json={"path_prefix": "/chat", "status": 504, "hang_seconds": 0.5})
+    hanging = asyncio.create_task(sandbox.get("/chat/messages"))
+    # Other paths keep answering while the hanging request is held.
+    assert (await sandbox.get("/agents/support-bot")).status_code == 200
+    assert not hanging.done()
+    assert (await hanging).status_code == 504
+    assert (await sandbox.get("/chat/messages")).status_code == 200  # one time only, then healthy
+
+
 async def test_chat_message_is_stored_once_under_a_repeated_key(sandbox: httpx.AsyncClient) -> None:
     body = {"channel": "on-call", "severity": "P1", "title": "Agent paused", "text": "…", "recipient": None}
     first = await sandbox.post("/chat/messages", json=body, headers={"Idempotency-Key": "msg-1"})

@@ -213,6 +213,8 @@ class Fault(BaseModel):
     path_prefix: str
     status: int = Field(500, ge=400, le=599)
     times: int = Field(1, ge=1)
+    # A hanging endpoint: hold the request this long before answering with `status`.
+    hang_seconds: float = Field(0, ge=0, le=600)
 
 
 # --- state -------------------------------------------------------------------------------------------
@@ -361,6 +363,7 @@ class CallRecorder:
     ) -> tuple[StoredResponse, bool]:
         fault = self.sandbox.take_fault(scope["path"])
         if fault is not None:
+            await asyncio.sleep(fault.hang_seconds)
             return StoredResponse.of_json(fault.status, {"detail": "injected fault"}), False
         if store_key is not None and store_key in self.sandbox.responses:
             return self.sandbox.responses[store_key].as_replay(), True
