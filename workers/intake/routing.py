@@ -16,6 +16,11 @@ _SAFE_ID_PART = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 # The service becomes the StanchService search attribute, whose values Temporal caps (2 KB by default):
 # an oversized label must not leave the runbook failing its first workflow task forever.
 MAX_SERVICE_CHARS = 200
+# Target labels name things on the platform (an agent, a gateway, a channel, a guardrail subsystem) and end
+# up in URL paths and workflow ids: a value of a few hundred KB passes the body limit, then fails every
+# platform call (httpx refuses the URL, and the activity retries for minutes) or the workflow id. Such names
+# stay far shorter (Kubernetes and DNS cap theirs at 253), so a longer value is refused here, naming the label.
+MAX_TARGET_CHARS = 253
 
 
 class RoutingError(ValueError):
@@ -81,6 +86,12 @@ def route_alert(policy: Policy, alert: Alert, field_prefix: str) -> RoutedAlert:
     for field, label in route.optional_target_labels.items():
         if alert.labels.get(label):
             target[field] = alert.labels[label]
+    for field, label in {**route.target_labels, **route.optional_target_labels}.items():
+        if len(target.get(field, "")) > MAX_TARGET_CHARS:
+            raise RoutingError(
+                f"{field_prefix}.labels.{label}",
+                f"longer than {MAX_TARGET_CHARS} characters (route {route.name!r} takes it as the {field})",
+            )
     service = alert.labels.get("service") or next(iter(target.values()), "unknown")
     incident = IncidentInput(
         incident_id=f"incident-{dedupe_key(alert, route)}",
