@@ -89,4 +89,14 @@ class AgentEmergencyStop(IncidentWorkflow):
             summary=f"Roll back agent {agent_id}",
             actor=decision.decided_by,
         )
+        if rolled_back is None and workflow.patched("rollback-failure-tells-oncall"):
+            # The agent stays paused, which is safe, but the approved fix did not happen: someone must know,
+            # or the incident ends quietly with its conversations manual for good.
+            await self.notify(
+                "rollback-failed",
+                channel="on-call",
+                title=f"Rollback of agent {agent_id} failed",
+                text=f"{incident.summary}. {decision.decided_by} approved rolling agent {agent_id} back; the "
+                "platform refused it. The agent stays paused: roll it back or resume it by hand.",
+            )
         return await self.finish("rolled_back" if rolled_back else "action_failed")
