@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -150,14 +152,17 @@ def fire(
     if scenario not in SAMPLES:
         typer.echo(f"stanch: unknown scenario {scenario!r}; choose one of: {', '.join(SAMPLES)}", err=True)
         raise typer.Exit(2)
-    headers = {}
+    headers = {"Content-Type": "application/json"}
+    body = json.dumps(sample(scenario, agent=agent, fingerprint=fingerprint)).encode()
     if settings.intake_token:
         headers["Authorization"] = f"Bearer {settings.intake_token.get_secret_value()}"
+    if settings.intake_hmac_secret:
+        # The intake checks the signature of the exact bytes sent, so sign what goes on the wire.
+        secret = settings.intake_hmac_secret.get_secret_value().encode()
+        headers["X-Stanch-Signature"] = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
     url = f"http://{settings.host}:{settings.intake_port}/alerts/alertmanager"
     try:
-        response = httpx.post(
-            url, json=sample(scenario, agent=agent, fingerprint=fingerprint), headers=headers
-        )
+        response = httpx.post(url, content=body, headers=headers)
     except httpx.HTTPError as error:
         typer.echo(f"stanch: cannot reach the intake at {url}: {error}", err=True)
         raise typer.Exit(1) from None
