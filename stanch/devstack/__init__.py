@@ -6,13 +6,14 @@ process started in dependency order and stopped in reverse; nothing but the Pyth
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +38,8 @@ from stanch.settings import Settings
 
 __all__ = ["DevStack", "DevStackError", "Interrupted", "PortInUse", "StartupFailed", "child_environment"]
 
+# Started before the stack's own processes, which need both.
+SERVERS = ("postgres", "temporal")
 # Dependency order: the worker's activities call the sandbox, the intake needs a worker to make progress.
 PROCESS_ORDER = ("sandbox", "worker", "intake", "codec-server")
 # The codec server only has something to decode when payloads are encrypted.
@@ -129,26 +132,54 @@ class DevStack:
             raise RuntimeError("the dev stack is already running")
         self._check_settings()
         # All ports up front: finding a busy intake port after Postgres and Temporal came up helps nobody.
-        for what, host, port, settings_to_change in self._ports():
+        for _, what, host, port, settings_to_change in self._ports():
             check_port_free(host, port, what, settings_to_change)
-        settings = self.settings
-        logs = settings.home / "logs"
+        logs = self.settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         try:
-            self._start(
-                lambda: postgres.launch(settings, logs), lambda child: postgres.wait_ready(child, settings)
-            )
-            self._start(
-                lambda: temporal.launch(settings, logs), lambda child: temporal.wait_ready(child, settings)
-            )
-            for name in self.processes:
-                self._start(functools.partial(self._launch_process, name, logs), self._wait_process)
+            for name in self.parts:
+                self._start(*self._launcher(name, logs))
         except BaseException:
             self.stop()
             raise
         self.started_in = time.monotonic() - began
         self._log(f"[dev] stack ready in {self.started_in:.1f} s")
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Every part this stack runs, in start order: the servers first, then its own processes."""
+        return (*SERVERS, *self.processes)
+
+    def stop_part(self, name: str) -> None:
+        """Stop one running part (Temporal or Postgres for an outage drill); its data stays for `start_part`.
+
+        The rest of the stack keeps running: whatever depends on the part has to ride out its absence.
+        """
+        child = self._running(name)
+        child.stop()
+        self._children.remove(child)
+        self._log(f"[dev] {name} stopped")
+
+    def start_part(self, name: str) -> None:
+        """Start a part that `stop_part` stopped, on the same data (SQLite file, data dir) and ports."""
+        if name not in self.parts:
+            raise ValueError(f"unknown dev stack part {name!r}; choose from {list(self.parts)}")
+        if any(child.name == name for child in self._children):
+            raise RuntimeError(f"{name} is already running")
+        for part, what, host, port, settings_to_change in self._ports():
+            if part == name:
+                check_port_free(host, port, what, settings_to_change)
+        self._start(*self._launcher(name, self.settings.home / "logs", append=True))
+
+    @contextlib.contextmanager
+    def outage(self, name: str) -> Iterator[None]:
+        """`name` is down inside the block and back (same data, same ports) after it, even on an error."""
+        self.stop_part(name)
+        try:
+            yield
+        finally:
+            self.start_part(name)
 
     def stop(self) -> None:
         """Stop the children in reverse order of start; a no-op when nothing runs."""
@@ -209,18 +240,45 @@ class DevStack:
             raise Interrupted("interrupted while starting")
         began = time.monotonic()
         child = launch()
-        # Registered before the wait, so a failed or interrupted wait still stops this child.
-        self._children.append(child)
+        # Registered before the wait, so a failed or interrupted wait still stops this child; in start order,
+        # so a part restarted by `start_part` is still stopped before what it depends on.
+        order = self.parts.index(child.name)
+        position = sum(1 for running in self._children if self.parts.index(running.name) < order)
+        self._children.insert(position, child)
         wait_ready(child)
         self._log(f"[dev] {child.name} ready in {time.monotonic() - began:.1f} s")
 
-    def _launch_process(self, name: str, logs: Path) -> Child:
+    def _launcher(
+        self, name: str, logs: Path, *, append: bool = False
+    ) -> tuple[Callable[[], Child], Callable[[Child], None]]:
+        """How to launch one part, and how to tell it is ready."""
+        settings = self.settings
+        if name == "postgres":
+            return (
+                lambda: postgres.launch(settings, logs, append=append),
+                lambda child: postgres.wait_ready(child, settings),
+            )
+        if name == "temporal":
+            return (
+                lambda: temporal.launch(settings, logs, append=append),
+                lambda child: temporal.wait_ready(child, settings),
+            )
+        return functools.partial(self._launch_process, name, logs, append), self._wait_process
+
+    def _running(self, name: str) -> Child:
+        for child in self._children:
+            if child.name == name:
+                return child
+        raise ValueError(f"{name!r} is not a running part of this dev stack")
+
+    def _launch_process(self, name: str, logs: Path, append: bool) -> Child:
         return Child(
             name,
             [sys.executable, "-m", "stanch", name],
             logs / f"{name}.log",
             echo=self._log,
             env=child_environment(self.settings),
+            append=append,
         )
 
     def _wait_process(self, child: Child) -> None:
@@ -253,27 +311,38 @@ class DevStack:
                     f"last lines of {child.log_path}:\n{child.tail()}"
                 )
 
-    def _ports(self) -> list[tuple[str, str, int, list[str]]]:
-        """What listens where, and the settings that name that port (the first one is the port's own)."""
+    def _ports(self) -> list[tuple[str, str, str, int, list[str]]]:
+        """Which part listens where, and the settings that name that port (the first one is the port's own)."""
         settings = self.settings
         _, temporal_port = temporal.split_address(settings.temporal_address)
         ports = [
-            ("Temporal gRPC", "127.0.0.1", temporal_port, ["temporal_address"]),
-            ("Temporal UI", "127.0.0.1", settings.temporal_ui_port, ["temporal_ui_port"]),
-            ("Postgres", "127.0.0.1", settings.postgres_port, ["postgres_port", *DATABASE_URLS]),
+            ("temporal", "Temporal gRPC", "127.0.0.1", temporal_port, ["temporal_address"]),
+            ("temporal", "Temporal UI", "127.0.0.1", settings.temporal_ui_port, ["temporal_ui_port"]),
+            ("postgres", "Postgres", "127.0.0.1", settings.postgres_port, ["postgres_port", *DATABASE_URLS]),
         ]
         if "intake" in self.processes:
-            ports.append(("intake", settings.host, settings.intake_port, ["intake_port"]))
+            ports.append(("intake", "intake", settings.host, settings.intake_port, ["intake_port"]))
         if "codec-server" in self.processes:
-            ports.append(("codec server", settings.host, settings.codec_server_port, ["codec_server_port"]))
+            ports.append(
+                (
+                    "codec-server",
+                    "codec server",
+                    settings.host,
+                    settings.codec_server_port,
+                    ["codec_server_port"],
+                )
+            )
         if "sandbox" in self.processes:
             # The platform and notification URLs follow the sandbox only where they point at it.
             following = [
                 url for url in SANDBOX_URLS if urlsplit(getattr(settings, url)).port == settings.sandbox_port
             ]
-            ports.append(("sandbox", settings.host, settings.sandbox_port, ["sandbox_port", *following]))
+            ports.append(
+                ("sandbox", "sandbox", settings.host, settings.sandbox_port, ["sandbox_port", *following])
+            )
         return [
-            (what, host, port, [env_name(field) for field in fields]) for what, host, port, fields in ports
+            (part, what, host, port, [env_name(field) for field in fields])
+            for part, what, host, port, fields in ports
         ]
 
     def _check_settings(self) -> None:

@@ -123,7 +123,7 @@ def command(settings: Settings) -> list[str]:
     ]
 
 
-def launch(settings: Settings, logs: Path) -> Child:
+def launch(settings: Settings, logs: Path, *, append: bool = False) -> Child:
     prepare(settings)
     # A postmaster.pid left by a killed server needs no cleanup: Postgres ignores it when that pid is gone.
     return Child(
@@ -134,6 +134,7 @@ def launch(settings: Settings, logs: Path) -> Child:
         user=_system_user(),
         # SIGINT is Postgres' "fast" shutdown; SIGTERM ("smart") would wait for every client to disconnect.
         stop_signal=signal.SIGINT,
+        append=append,
     )
 
 

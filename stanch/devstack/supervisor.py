@@ -107,6 +107,7 @@ class Child:
         cwd: Path | None = None,
         user: str | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        append: bool = False,
     ) -> None:
         self.name = name
         self.log_path = log_path
@@ -114,7 +115,8 @@ class Child:
         self._echo = echo
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._tail_lock = threading.Lock()
-        self._log_file = log_path.open("w", encoding="utf-8")
+        # A part restarted within one run (`DevStack.start_part`) keeps its earlier lines: they show the outage.
+        self._log_file = log_path.open("a" if append else "w", encoding="utf-8")
         try:
             self._process = subprocess.Popen(
                 list(argv),

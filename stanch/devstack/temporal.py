@@ -81,8 +81,8 @@ def command(settings: Settings) -> list[str]:
     return argv
 
 
-def launch(settings: Settings, logs: Path) -> Child:
-    return Child("temporal", command(settings), logs / "temporal.log")
+def launch(settings: Settings, logs: Path, *, append: bool = False) -> Child:
+    return Child("temporal", command(settings), logs / "temporal.log", append=append)
 
 
 def wait_ready(child: Child, settings: Settings) -> None:
