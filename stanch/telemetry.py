@@ -21,22 +21,25 @@ from functools import cache
 
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor, RequestInfo
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import Response
 from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from stanch.redact import scrub_known
 from stanch.settings import Settings
 
 TRACES_EXPORTER_VARIABLE = "OTEL_TRACES_EXPORTER"
 EXPORTERS = ("console", "otlp", "none")
 TRACER_NAME = "stanch"
+# Where the httpx instrumentation records each request's URL (the older and the stable HTTP conventions).
+URL_ATTRIBUTES = ("http.url", "url.full")
 
 # The provider this process traces into, or None when tracing is off. Module state on purpose: every
 # client of a process (worker, intake, CLI) goes through `connect()`, which asks here.
@@ -93,7 +96,23 @@ def enable(provider: TracerProvider) -> None:
     _provider = provider
     # Every httpx client, including those the worker built before this call, since the instrumentor
     # patches the transport classes; each request gets a client span and a `traceparent` header.
-    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=provider, request_hook=_scrub_url, async_request_hook=_scrub_url_async
+    )
+
+
+def _scrub_url(span: Span, request: RequestInfo) -> None:
+    """Slack, Discord and Telegram keep their key in the request URL, which the span records and the
+    exporter ships to the console or a collector: scrub it of every secret the process registered."""
+    recorded = getattr(span, "attributes", None) or {}
+    for key in URL_ATTRIBUTES:
+        value = recorded.get(key)
+        if isinstance(value, str) and scrub_known(value) != value:
+            span.set_attribute(key, scrub_known(value))
+
+
+async def _scrub_url_async(span: Span, request: RequestInfo) -> None:
+    _scrub_url(span, request)
 
 
 def disable() -> None:

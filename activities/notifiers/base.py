@@ -10,13 +10,13 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from schemas.actions import Notification
+from stanch.redact import remember, scrub, scrub_known
 
-REDACTED = "***"
 # Vendor answers are quoted in errors so an operator sees why a channel failed; a bounded excerpt is enough.
 ERROR_EXCERPT = 200
 
@@ -45,15 +45,6 @@ class Notifier(ABC):
 
     def __repr__(self) -> str:  # never the config: it holds the secrets
         return f"<{type(self).__name__} {self.name!r}>"
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    # Longest first, so a URL is replaced whole before the token inside it; URL-quoted forms too, since a
-    # client may echo a token back percent-encoded.
-    variants = {form for secret in secrets if secret for form in (secret, quote(secret, safe=""))}
-    for value in sorted(variants, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
 
 
 # Path segments and query values at least this long are taken for keys: Slack's webhook secret is 24
@@ -130,22 +121,14 @@ class SecretScrubber(logging.Filter):
     """httpx logs every request URL at INFO, and Slack, Discord and Telegram keep their key in the URL.
 
     Attached to the client libraries' loggers by the worker (not at import: importing must stay free of
-    side effects), it rewrites any record that contains a configured secret.
+    side effects), it rewrites any record that contains a secret the process registered (stanch.redact).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-
-    def add(self, secrets: Iterable[str]) -> None:
-        self._secrets.update(secret for secret in secrets if secret)
-
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            rendered = record.getMessage()
-            cleaned = scrub(rendered, self._secrets)
-            if cleaned != rendered:
-                record.msg, record.args = cleaned, None
+        rendered = record.getMessage()
+        cleaned = scrub_known(rendered)
+        if cleaned != rendered:
+            record.msg, record.args = cleaned, None
         return True
 
 
@@ -154,7 +137,9 @@ SCRUBBED_LOGGERS = ("httpx", "httpcore")
 
 
 def scrub_logs(secrets: Iterable[str]) -> None:
-    LOG_SCRUBBER.add(secrets)
+    """Keep these values out of the client libraries' log lines and, when tracing is on, out of the URL
+    recorded on each request's span (stanch.telemetry scrubs with the same registry)."""
+    remember(secrets)
     for name in SCRUBBED_LOGGERS:
         logger = logging.getLogger(name)
         if LOG_SCRUBBER not in logger.filters:
