@@ -9,6 +9,10 @@ from temporalio import activity
 from schemas.audit import AuditEvent, AuditReceipt
 from stanch.db import GENESIS_HASH, row_hash
 
+# Postgres away: fail the attempt in a few seconds and let the retry policy pace the next one, instead of
+# waiting out the whole start-to-close timeout for a connection the pool cannot make.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
 
 class AuditActivities:
     def __init__(self, pool: AsyncConnectionPool) -> None:
@@ -16,7 +20,7 @@ class AuditActivities:
 
     @activity.defn(name="write_audit")
     async def write_audit(self, event: AuditEvent) -> AuditReceipt:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection(timeout=CONNECT_TIMEOUT_SECONDS) as conn, conn.transaction():
             # One writer per incident at a time, so each row links to the true previous one.
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",

@@ -34,6 +34,11 @@ from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("stanch.worker")
 
+# The pool retries a lost connection with a backoff that doubles for as long as Postgres is away (up to
+# 5 minutes by default), so audit rows landed up to 40 s after a 2-minute outage ended. Giving up early is
+# harmless: the next activity that asks for a connection starts a fresh attempt at once.
+POOL_RECONNECT_SECONDS = 5.0
+
 
 @contextlib.asynccontextmanager
 async def activity_implementations(settings: Settings, client: Client) -> AsyncIterator[Sequence[Any]]:
@@ -41,7 +46,13 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
     async with (
         httpx.AsyncClient(base_url=settings.platform_url, timeout=20.0) as platform_http,
         httpx.AsyncClient(timeout=20.0) as notify_http,
-        AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False) as pool,
+        AsyncConnectionPool(
+            settings.database_url,
+            min_size=1,
+            max_size=8,
+            open=False,
+            reconnect_timeout=POOL_RECONNECT_SECONDS,
+        ) as pool,
     ):
         platform = PlatformActivities(platform_http)
         notify = notify_activities(settings, notify_http, pool)
