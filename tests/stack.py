@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflow.v1 import PendingActivityInfo
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
+from temporalio.client import WorkflowExecutionStatus
 
 from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
+from stanch.devstack import child_environment
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import applied as sandbox_applied
@@ -88,3 +94,96 @@ def temporal_signal(
         capture_output=True,
         timeout=30,
     )
+
+
+def dev_stack_settings(home: Path) -> Settings:
+    """Settings for a DevStack of a test's own: every port free, data under `home`."""
+    grpc, ui, pg, intake, sandbox = free_ports(5)
+    return Settings(
+        home=home,
+        temporal_address=f"127.0.0.1:{grpc}",
+        temporal_ui_port=ui,
+        postgres_port=pg,
+        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
+        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
+        intake_port=intake,
+        sandbox_port=sandbox,
+        platform_url=f"http://127.0.0.1:{sandbox}",
+        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
+    )
+
+
+def free_ports(count: int) -> list[int]:
+    # Held open together, so the kernel cannot hand out the same port twice.
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    try:
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def history(settings: Settings, workflow_id: str, run_id: str | None = None) -> list[HistoryEvent]:
+    """The workflow's history events, as the server holds them now."""
+
+    async def fetch() -> list[HistoryEvent]:
+        client = await connect(settings)
+        return list((await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).events)
+
+    return asyncio.run(asyncio.wait_for(fetch(), timeout=30))
+
+
+def description(settings: Settings, workflow_id: str) -> DescribeWorkflowExecutionResponse:
+    """What the server says about the execution now: status, run id, pending activities with attempts."""
+
+    async def describe() -> DescribeWorkflowExecutionResponse:
+        client = await connect(settings)
+        return (await client.get_workflow_handle(workflow_id).describe()).raw_description
+
+    return asyncio.run(asyncio.wait_for(describe(), timeout=30))
+
+
+def retried_audit_writes(settings: Settings, workflow_id: str) -> list[PendingActivityInfo]:
+    """The audit writes of the workflow that are pending and past their first attempt (Postgres away)."""
+    return [
+        pending
+        for pending in description(settings, workflow_id).pending_activities
+        if pending.activity_type.name == "write_audit" and pending.attempt > 1
+    ]
+
+
+def stanch_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `stanch` CLI as an operator runs it, with the stack's settings in its environment."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "stanch"), *args],
+        env=child_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def terminate_running(settings: Settings, workflow_ids: Iterable[str]) -> None:
+    """Cleanup after a test that may have failed half-way: end whatever of its incidents still runs."""
+
+    async def terminate() -> None:
+        client = await connect(settings)
+        for workflow_id in workflow_ids:
+            handle = client.get_workflow_handle(workflow_id)
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test cleanup")
+
+    asyncio.run(asyncio.wait_for(terminate(), timeout=30))
+
+
+def applied_keys(settings: Settings, workflow_id: str) -> list[str]:
+    """The idempotency keys of the workflow's effects the platform applied (replays and failures not
+    counted), in the order it applied them: a key listed twice is an effect that happened twice."""
+    calls = httpx.get(f"{settings.platform_url}/calls", timeout=10).json()
+    return [
+        call["idempotency_key"]
+        for call in calls
+        if (call["idempotency_key"] or "").startswith(f"{workflow_id}/")
+        and not call["replayed"]
+        and 200 <= call["status_code"] < 300
+    ]
