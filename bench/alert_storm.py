@@ -1,8 +1,6 @@
 """Alert storm: N alerts over K distinct keys, posted as fast as the intake takes them. Prints figures.
 
-Run against a running stack (`make dev`, or `stanch dev`), with the same STANCH_* settings:
-
-    .venv/bin/python bench/alert_storm.py --alerts 2000 --keys 200
+    .venv/bin/python -m bench.alert_storm [--alerts 2000] [--keys 200] [--concurrency 64] [--running]
 
 What it prints:
   - accepted alerts/s: 202 answers per second of wall time, from the first POST to the last answer;
@@ -12,7 +10,8 @@ What it prints:
 
 Every alert is a real Alertmanager v4 body for the `agent-hallucination` route of the example policy; each
 key gets its own sandbox agent, so the runbook acts for real. The incidents are terminated at the end
-(they would escalate in 30 minutes otherwise) unless --keep is given.
+(they would escalate in 30 minutes otherwise) unless --keep is given. `storm()` is also the background load
+of bench/first_action.py.
 """
 
 from __future__ import annotations
@@ -21,22 +20,20 @@ import argparse
 import asyncio
 import random
 import statistics
-import sys
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.service import RPCError
 
+from bench import common
+from bench.common import Stack, fail, note
 from stanch.samples import alertmanager_body
-from stanch.settings import Settings, load_settings_or_exit
+from stanch.settings import Settings
 from stanch.temporal_client import connect
 
-ROUTE = "agent-hallucination"  # the example policy's route for AgentHallucination alerts
 MAX_RETRIES = 3
 
 
@@ -51,28 +48,14 @@ class Delivery:
     retries: int
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-async def create_agents(settings: Settings, agents: list[str]) -> None:
-    async with httpx.AsyncClient(base_url=settings.platform_url, timeout=30) as sandbox:
-        limit = asyncio.Semaphore(32)
-
-        async def one(agent_id: str) -> None:
-            async with limit:
-                response = await sandbox.put(f"/agents/{agent_id}", json={"versions": ["v1", "v2", "v3"]})
-                response.raise_for_status()
-
-        await asyncio.gather(*(one(agent_id) for agent_id in agents))
+def storm_order(alerts: int, keys: int, seed: str) -> list[int]:
+    """Every key once, then the repeats, all shuffled: keys open in random order, repeats race the opening."""
+    order = [index % keys for index in range(alerts)]
+    random.Random(seed).shuffle(order)
+    return order
 
 
 async def storm(settings: Settings, order: list[int], agents: list[str], concurrency: int) -> list[Delivery]:
-    url = f"http://{settings.host}:{settings.intake_port}/alerts/alertmanager"
-    headers = {}
-    if settings.intake_token:
-        headers["Authorization"] = f"Bearer {settings.intake_token.get_secret_value()}"
     bodies = [
         alertmanager_body(
             "AgentHallucination",
@@ -82,12 +65,15 @@ async def storm(settings: Settings, order: list[int], agents: list[str], concurr
         )
         for agent in agents
     ]
+    url = common.intake_url(settings)
     limit = asyncio.Semaphore(concurrency)
     # Idle connections are dropped before uvicorn's 5 s keep-alive would close them under a request.
     limits = httpx.Limits(
         max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2
     )
-    async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as http:
+    async with httpx.AsyncClient(
+        timeout=60, limits=limits, headers=common.intake_headers(settings), trust_env=False
+    ) as http:
 
         async def post(key: int) -> Delivery:
             async with limit:
@@ -127,7 +113,76 @@ async def runs_of(client: Client, workflow_id: str) -> int:
     return (await client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
 
 
-async def main() -> None:
+async def body(args: argparse.Namespace, stack: Stack) -> None:
+    settings = stack.settings
+    client = await connect(settings)
+    run = common.run_id()
+    agents = [f"storm-{run}-{key:04d}" for key in range(args.keys)]
+    workflow_ids = [common.incident_id(agent) for agent in agents]
+    common.print_header(
+        "alert storm",
+        stack,
+        f"{args.alerts} alerts over {args.keys} keys, {args.concurrency} POSTs in flight",
+    )
+    try:
+        await common.create_agents(settings, agents)
+        note(f"posting {args.alerts} alerts")
+        started_at = time.time()
+        deliveries = await storm(settings, storm_order(args.alerts, args.keys, run), agents, args.concurrency)
+        finished_at = time.time()
+
+        accepted = [d for d in deliveries if d.status == 202]
+        refused: dict[int, int] = {}
+        for delivery in deliveries:
+            if delivery.status != 202:
+                refused[delivery.status] = refused.get(delivery.status, 0) + 1
+        openers = {d.workflow_id: d for d in accepted if d.action == "started" and d.workflow_id}
+        # Visibility is written just after the start; give the last ones a moment to land.
+        await asyncio.sleep(1)
+        runs = await asyncio.gather(*(runs_of(client, workflow_id) for workflow_id in workflow_ids))
+
+        note("reading first activities from the histories")
+        deadline = time.monotonic() + args.wait
+        first_started = await asyncio.gather(
+            *(first_activity_started(client, workflow_id, deadline) for workflow_id in openers)
+        )
+        latencies = [
+            (started.timestamp() - openers[workflow_id].sent_at) * 1000
+            for workflow_id, started in zip(openers, first_started, strict=True)
+            if started is not None
+        ]
+
+        elapsed = finished_at - started_at
+        print(
+            f"alerts posted            {len(deliveries)} over {args.keys} keys, {args.concurrency} in flight"
+        )
+        print(f"accepted (202)           {len(accepted)}   not accepted: {refused or 'none'}")
+        print(f"accepted alerts/s        {len(accepted) / elapsed:.0f}   ({elapsed:.2f} s wall)")
+        answer_ms = [(d.answered_at - d.sent_at) * 1000 for d in accepted]
+        if answer_ms:
+            print(
+                f"POST → 202               p50 {statistics.median(answer_ms):.0f} ms   "
+                f"p99 {common.percentile(answer_ms, 0.99):.0f} ms   "
+                f"retried: {sum(d.retries for d in deliveries)}"
+            )
+        print(f"answers 'started'        {len(openers)}   (must equal keys: {args.keys})")
+        print(f"incidents opened         {sum(runs)} runs on the server for {sum(1 for r in runs if r)} keys")
+        if latencies:
+            print(
+                f"POST → first activity    p50 {statistics.median(latencies):.0f} ms   "
+                f"p99 {common.percentile(latencies, 0.99):.0f} ms   max {max(latencies):.0f} ms   "
+                f"({len(latencies)} of {len(openers)} incidents)"
+            )
+        if len(openers) != args.keys or sum(runs) != args.keys:
+            fail(f"{args.keys} keys opened {len(openers)} incidents ({sum(runs)} runs on the server)")
+        if len(latencies) != len(openers):
+            fail(f"only {len(latencies)} of {len(openers)} incidents started an activity; is the worker up?")
+    finally:
+        if not args.keep:
+            await common.terminate_all(client, workflow_ids, "alert_storm benchmark done")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -136,76 +191,14 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="POSTs in flight (default 64)")
     parser.add_argument("--wait", type=float, default=180, help="seconds to wait for first activities")
     parser.add_argument("--keep", action="store_true", help="leave the storm's incidents running")
-    args = parser.parse_args()
-    if args.keys < 1 or args.alerts < args.keys:
-        parser.error("need --alerts >= --keys >= 1, so every key fires at least once")
 
-    settings = load_settings_or_exit()
-    client = await connect(settings)
-    run = uuid.uuid4().hex[:6]
-    agents = [f"storm-{run}-{key:04d}" for key in range(args.keys)]
-    # Every key once, then the repeats, all shuffled: keys open in random order, repeats race the opening.
-    order = [index % args.keys for index in range(args.alerts)]
-    random.Random(run).shuffle(order)
+    def check(args: argparse.Namespace) -> str | None:
+        if args.keys < 1 or args.alerts < args.keys:
+            return "need --alerts >= --keys >= 1, so every key fires at least once"
+        return None
 
-    await create_agents(settings, agents)
-    started_at = time.time()
-    deliveries = await storm(settings, order, agents, args.concurrency)
-    finished_at = time.time()
-
-    accepted = [d for d in deliveries if d.status == 202]
-    refused: dict[int, int] = {}
-    for delivery in deliveries:
-        if delivery.status != 202:
-            refused[delivery.status] = refused.get(delivery.status, 0) + 1
-    openers = {d.workflow_id: d for d in accepted if d.action == "started" and d.workflow_id}
-    workflow_ids = [f"incident-{ROUTE}-{agent}" for agent in agents]
-    await asyncio.sleep(1)  # visibility is written just after the start; let the last ones land
-    runs = await asyncio.gather(*(runs_of(client, workflow_id) for workflow_id in workflow_ids))
-
-    deadline = time.monotonic() + args.wait
-    first_started = await asyncio.gather(
-        *(first_activity_started(client, workflow_id, deadline) for workflow_id in openers)
-    )
-    latencies = [
-        (started.timestamp() - openers[workflow_id].sent_at) * 1000
-        for workflow_id, started in zip(openers, first_started, strict=True)
-        if started is not None
-    ]
-
-    elapsed = finished_at - started_at
-    print(f"alerts posted            {len(deliveries)} over {args.keys} keys, {args.concurrency} in flight")
-    print(f"accepted (202)           {len(accepted)}   not accepted: {refused or 'none'}")
-    print(f"accepted alerts/s        {len(accepted) / elapsed:.0f}   ({elapsed:.2f} s wall)")
-    answer_ms = [(d.answered_at - d.sent_at) * 1000 for d in accepted]
-    if answer_ms:
-        print(
-            f"POST → 202               p50 {statistics.median(answer_ms):.0f} ms   "
-            f"p99 {percentile(answer_ms, 0.99):.0f} ms   retried: {sum(d.retries for d in deliveries)}"
-        )
-    print(f"answers 'started'        {len(openers)}   (must equal keys: {args.keys})")
-    print(f"incidents opened         {sum(runs)} runs on the server for {sum(1 for r in runs if r)} keys")
-    if latencies:
-        print(
-            f"POST → first activity    p50 {statistics.median(latencies):.0f} ms   "
-            f"p99 {percentile(latencies, 0.99):.0f} ms   max {max(latencies):.0f} ms   "
-            f"({len(latencies)} of {len(openers)} incidents)"
-        )
-    else:
-        print("POST → first activity    no activity started; is the worker running?")
-
-    if not args.keep:
-
-        async def terminate(workflow_id: str) -> None:
-            try:
-                await client.get_workflow_handle(workflow_id).terminate("alert_storm benchmark done")
-            except RPCError:
-                pass  # already closed
-
-        await asyncio.gather(*(terminate(workflow_id) for workflow_id in workflow_ids))
-    ok = len(openers) == args.keys and sum(runs) == args.keys
-    sys.exit(0 if ok else 1)
+    common.main("alert_storm", parser, body, check)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

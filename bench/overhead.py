@@ -1,0 +1,312 @@
+"""Runbook overhead: the agent emergency stop end to end against a bare Temporal workflow of the same shape.
+
+    .venv/bin/python -m bench.overhead [--incidents 200] [--concurrency 32] [--approve-with signal|update]
+
+Real path, per incident (each with its own sandbox agent): POST an Alertmanager body to the intake → wait
+until the runbook, having paused the agent, asks for approval (the history's search-attribute upsert to
+StanchState=awaiting_approval) → approve as an approver from the policy (the `approve` signal, or the
+`decide` update with --approve-with update) → wait for the result, which must be `rolled_back`. After the
+timed run every agent must show exactly one pause and one rollback on the sandbox.
+
+Bare path, per workflow: start bench/bare.py's workflow (as many activities before and after its one
+signal as the real run's history has before and after the approval; trivial activities, default
+converter, nothing else) on its own task queue, run by its own worker process → wait until it reaches the
+same point (its last activity before the signal is scheduled, as the runbook's gate audit write is when it
+asks) → signal → wait for the result.
+
+Both paths learn when to approve the same way: they follow the workflow's history with a long poll
+(GetWorkflowExecutionHistory wait_new_event), so there is no polling interval in the figures. Both run
+against the same dev server in the same run with the same number in flight, real first, then bare.
+
+Prints the real history's shape, both throughputs (incidents/s from the first start to the last result),
+per-incident latencies, CPU time per incident of every process, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHandle
+
+from bench import bare, common
+from bench.common import Stack, fail, note
+from schemas.approvals import ApprovalAnswer, Decision, DecisionOutcome
+from schemas.incidents import IncidentResult
+from stanch.devstack import child_environment
+from stanch.devstack.supervisor import Child
+from stanch.devstack.temporal import has_poller
+from stanch.samples import alertmanager_body
+from stanch.settings import REPO_ROOT, Settings
+from stanch.temporal_client import connect
+
+APPROVABLE = "awaiting_approval"
+WORKER_READY_SECONDS = 60.0
+
+
+class RealPath:
+    """One emergency stop incident through the intake, approved as soon as it asks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client,
+        http: httpx.AsyncClient,
+        *,
+        timeout: float,
+        approve_with: str = "signal",
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.http = http
+        self.timeout = timeout
+        self.approve_with = approve_with
+        self.approver = common.approver(settings)
+        self.started: list[str] = []
+
+    async def run(self, agent_id: str) -> float:
+        began = time.monotonic()
+        body = alertmanager_body(
+            "AgentHallucination",
+            {"agent": agent_id, "customer": "acme", "service": "support"},
+            f"bench: agent {agent_id} misbehaves",
+            fingerprint=agent_id,
+        )
+        response = await self.http.post(
+            common.intake_url(self.settings), json=body, headers=common.intake_headers(self.settings)
+        )
+        if response.status_code != 202:
+            fail(f"the intake answered {response.status_code} for agent {agent_id}: {response.text[:200]}")
+        [incident] = response.json()["incidents"]
+        workflow_id = incident["workflow_id"]
+        self.started.append(workflow_id)
+        if incident["action"] != "started":
+            fail(f"the alert for {agent_id} did not open an incident: {incident['action']}")
+        handle = self.client.get_workflow_handle(workflow_id, result_type=IncidentResult)
+        await common.follow_history(handle, self._approvable, self.timeout, "awaiting approval")
+        if self.approve_with == "update":
+            outcome = await handle.execute_update(
+                "decide",
+                Decision(approver=self.approver, action="rollback", comment="bench", approved=True),
+                result_type=DecisionOutcome,
+            )
+            if not outcome.accepted:
+                fail(f"{workflow_id} refused the approval: {outcome.detail}")
+        else:
+            await handle.signal(
+                "approve", ApprovalAnswer(approver=self.approver, action="rollback", comment="bench")
+            )
+        result = await asyncio.wait_for(handle.result(), self.timeout)
+        if result.final_state != "rolled_back":
+            fail(f"{workflow_id} ended {result.final_state!r}, not 'rolled_back'")
+        return time.monotonic() - began
+
+    def _approvable(self, event: HistoryEvent) -> bool:
+        return common.sets_state(self.client, event, APPROVABLE)
+
+
+class BarePath:
+    def __init__(self, client: Client, task_queue: str, shape: bare.Shape, timeout: float) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.shape = shape
+        self.timeout = timeout
+        self.started: list[str] = []
+
+    async def run(self, workflow_id: str) -> float:
+        began = time.monotonic()
+        handle: WorkflowHandle[object, str] = await self.client.start_workflow(
+            bare.WORKFLOW_NAME, self.shape, id=workflow_id, task_queue=self.task_queue, result_type=str
+        )
+        self.started.append(workflow_id)
+
+        scheduled = 0
+
+        def last_step_before_signal(event: HistoryEvent) -> bool:
+            nonlocal scheduled
+            scheduled += event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            return scheduled == self.shape.before
+
+        await common.follow_history(handle, last_step_before_signal, self.timeout, "reaching its signal")
+        await handle.signal("approve", "bench")
+        result = await asyncio.wait_for(handle.result(), self.timeout)
+        if result != "rolled_back":
+            fail(f"{workflow_id} returned {result!r}")
+        return time.monotonic() - began
+
+
+async def measure(
+    keys: list[str], one: Callable[[str], Awaitable[float]], concurrency: int
+) -> tuple[float, list[float]]:
+    """Run `one` for every key, `concurrency` at a time; (wall seconds, per-item seconds)."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def bounded(key: str) -> float:
+        async with limit:
+            return await one(key)
+
+    began = time.monotonic()
+    latencies = await asyncio.gather(*(bounded(key) for key in keys))
+    return time.monotonic() - began, list(latencies)
+
+
+async def history_shape(handle: WorkflowHandle[object, IncidentResult]) -> tuple[bare.Shape, dict[str, int]]:
+    """Activities scheduled before and after the approval, and what else the runbook recorded."""
+    before = after = 0
+    approved = False
+    counts: dict[str, int] = {"events": 0, "upserts": 0, "timers": 0, "signals": 0}
+    async for event in handle.fetch_history_events():
+        counts["events"] += 1
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if approved:
+                after += 1
+            else:
+                before += 1
+        elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            counts["upserts"] += 1
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            counts["timers"] += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            counts["signals"] += 1
+            if event.workflow_execution_signaled_event_attributes.signal_name == "approve":
+                approved = True
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            approved = True
+    if not approved or before == 0:
+        fail(f"the warm-up incident's history has no approval after an activity ({before} before)")
+    return bare.Shape(before=before, after=after), counts
+
+
+async def agents_rolled_back(settings: Settings, agent_ids: list[str]) -> None:
+    """The effect, checked on the sandbox after the timed run: every agent paused, then rolled back to v2."""
+    async with common.sandbox_client(settings) as sandbox:
+        limit = asyncio.Semaphore(16)
+
+        async def one(agent_id: str) -> None:
+            async with limit:
+                agent = (await sandbox.get(f"/agents/{agent_id}")).json()
+                events = [entry["event"] for entry in agent.get("history", [])]
+                if (
+                    agent.get("version") != "v2"
+                    or events.count("paused") != 1
+                    or events.count("rolled_back") != 1
+                ):
+                    fail(f"agent {agent_id} is {agent.get('state')} at {agent.get('version')}: {events}")
+
+        await asyncio.gather(*(one(agent_id) for agent_id in agent_ids))
+
+
+def start_bare_worker(stack: Stack, task_queue: str, logs: Path) -> Child:
+    child = Child(
+        "bare-worker",
+        [sys.executable, "-m", "bench.bare", "--task-queue", task_queue],
+        logs / "bare-worker.log",
+        env=child_environment(stack.settings),
+        cwd=REPO_ROOT,
+    )
+    try:
+        probe = stack.settings.model_copy(update={"task_queue": task_queue})
+        child.wait_until_ready(lambda: has_poller(probe), WORKER_READY_SECONDS, f"poller on {task_queue!r}")
+    except BaseException:
+        child.stop()
+        raise
+    return child
+
+
+def figures(label: str, count: int, wall: float, latencies: list[float]) -> float:
+    rate = count / wall
+    millis = [seconds * 1000 for seconds in latencies]
+    print(
+        f"{label:<26} {rate:6.2f} incidents/s   ({count} in {wall:5.1f} s)   "
+        f"per incident p50 {statistics.median(millis):5.0f} ms  p95 {common.percentile(millis, 0.95):5.0f} ms"
+    )
+    return rate
+
+
+async def body(args: argparse.Namespace, stack: Stack) -> None:
+    settings = stack.settings
+    run = common.run_id()
+    client = await connect(settings)
+    bare_client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
+    agents = [f"ovh-{run}-{index:04d}" for index in range(args.incidents + 1)]
+    logs = stack.home / "logs" if stack.home else Path(tempfile.mkdtemp(prefix="stanch-bench-overhead-"))
+    bare_queue = f"bench-bare-{run}"
+    common.print_header(
+        "runbook overhead: agent emergency stop vs bare workflow",
+        stack,
+        f"{args.incidents} incidents each, {args.concurrency} in flight, approval by {args.approve_with}",
+    )
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits, trust_env=False) as http:
+        real = RealPath(settings, client, http, timeout=args.timeout, approve_with=args.approve_with)
+        worker: Child | None = None
+        bare_path: BarePath | None = None
+        try:
+            note(f"creating {len(agents)} sandbox agents")
+            await common.create_agents(settings, agents)
+            note("warm-up incident, to read the happy path's shape from its history")
+            await real.run(agents[0])
+            shape, counts = await history_shape(client.get_workflow_handle(real.started[0]))
+            print(
+                f"real happy-path history     {shape.before + shape.after} ActivityTaskScheduled "
+                f"({shape.before} before the approval, {shape.after} after), {counts['events']} events, "
+                f"{counts['upserts']} search-attribute upserts, {counts['timers']} timer, "
+                f"{counts['signals']} signals"
+            )
+            worker = await asyncio.to_thread(start_bare_worker, stack, bare_queue, logs)
+            bare_path = BarePath(bare_client, bare_queue, shape, args.timeout)
+            await bare_path.run(f"bench-bare-{run}-warmup")
+
+            meter = common.CpuMeter({**stack.pids(), "bare-worker": worker.pid})
+            note(f"real path: {args.incidents} incidents")
+            meter.start()
+            real_wall, real_latencies = await measure(agents[1:], real.run, args.concurrency)
+            meter.stop()
+            real_cpu = meter.per_item(args.incidents)
+            note(f"bare path: {args.incidents} workflows")
+            bare_ids = [f"bench-bare-{run}-{index:04d}" for index in range(args.incidents)]
+            meter.start()
+            bare_wall, bare_latencies = await measure(bare_ids, bare_path.run, args.concurrency)
+            meter.stop()
+            bare_cpu = meter.per_item(args.incidents)
+            await agents_rolled_back(settings, agents[1:])
+
+            real_rate = figures("runbook (intake → done)", args.incidents, real_wall, real_latencies)
+            bare_rate = figures("bare workflow", args.incidents, bare_wall, bare_latencies)
+            print(
+                f"ratio runbook / bare        {real_rate / bare_rate:.2f}   "
+                f"(the bare workflow is {bare_rate / real_rate:.1f}x the runbook's throughput)"
+            )
+            print("CPU ms per incident, by process:")
+            print(f"  runbook   {real_cpu}")
+            print(f"  bare      {bare_cpu}")
+        finally:
+            leftovers = [*real.started, *(bare_path.started if bare_path else [])]
+            await common.terminate_all(client, leftovers, "bench overhead done")
+            if worker is not None:
+                worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--incidents", type=int, default=200, help="incidents per path (default 200)")
+    parser.add_argument("--concurrency", type=int, default=32, help="incidents in flight (default 32)")
+    parser.add_argument("--approve-with", choices=["signal", "update"], default="signal")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds one incident may take")
+    common.main("overhead", parser, body)
+
+
+if __name__ == "__main__":
+    main()
