@@ -151,15 +151,19 @@ class DevStack:
         """Every part this stack runs, in start order: the servers first, then its own processes."""
         return (*SERVERS, *self.processes)
 
-    def stop_part(self, name: str) -> None:
+    def stop_part(self, name: str, *, crash: bool = False) -> None:
         """Stop one running part (Temporal or Postgres for an outage drill); its data stays for `start_part`.
 
         The rest of the stack keeps running: whatever depends on the part has to ride out its absence.
+        `crash` kills it with SIGKILL instead of stopping it cleanly, so it gets no chance to tidy its files.
         """
         child = self._running(name)
-        child.stop()
+        if crash:
+            child.kill()
+        else:
+            child.stop()
         self._children.remove(child)
-        self._log(f"[dev] {name} stopped")
+        self._log(f"[dev] {name} {'killed' if crash else 'stopped'}")
 
     def start_part(self, name: str) -> None:
         """Start a part that `stop_part` stopped, on the same data (SQLite file, data dir) and ports."""
@@ -173,9 +177,9 @@ class DevStack:
         self._start(*self._launcher(name, self.settings.home / "logs", append=True))
 
     @contextlib.contextmanager
-    def outage(self, name: str) -> Iterator[None]:
+    def outage(self, name: str, *, crash: bool = False) -> Iterator[None]:
         """`name` is down inside the block and back (same data, same ports) after it, even on an error."""
-        self.stop_part(name)
+        self.stop_part(name, crash=crash)
         try:
             yield
         finally:

@@ -180,6 +180,12 @@ class Child:
         self._kill_group()
         self._reader.join(5)
 
+    def kill(self) -> None:
+        """SIGKILL for the whole session, as a crash or an OOM kill would end it; then reap it."""
+        self._kill_group()
+        self._process.wait()
+        self._reader.join(5)
+
     def _kill_group(self) -> None:
         try:
             os.killpg(self._process.pid, signal.SIGKILL)
