@@ -1,6 +1,11 @@
-"""Chaos on the real stack: the worker process dies with SIGKILL in the middle of a runbook (after the pause,
-while the incident waits for approval); a new worker finishes it. Every effect happens once, and the audit
-log has no gap and no duplicate."""
+"""Chaos on the real stack: the worker process dies with SIGKILL in the middle of a runbook and a new worker
+finishes it. Every effect happens once, and the audit log has no gap and no duplicate.
+
+Two moments: while the incident is parked waiting for approval (after the pause), and while the pause call
+itself is in flight (the platform holds it). The second is the harder one: Temporal cannot know the attempt
+died with its worker until the attempt's start-to-close timeout (30 s, `EFFECT_TIMEOUT`) has passed, and
+only then hands the pause to the new worker.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from schemas.alerts import Alert
 from schemas.incidents import IncidentInput, IncidentResult
@@ -23,9 +29,19 @@ from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows
-from tests.stack import agent, applied, brief_state, eventually, temporal_signal
+from tests.stack import agent, applied, brief_state, eventually, history, temporal_signal
 
 pytestmark = pytest.mark.e2e
+
+APPROVED = [
+    "pause",
+    "tell-customer",
+    "tell-oncall",
+    "gate1-requested",
+    "gate1-decision",
+    "rollback",
+    "closed",
+]
 
 
 @pytest.fixture
@@ -49,21 +65,38 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     raise AssertionError(f"worker did not start (exit code {worker.wait()})")
 
 
+def kill(worker: subprocess.Popen[bytes]) -> None:
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+
 @pytest.fixture
 def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for worker in started:
         if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+            kill(worker)
 
 
-def test_a_killed_worker_is_replaced_and_no_effect_happens_twice(
-    chaos: Settings, workers: list[subprocess.Popen[bytes]], policy: Policy
-) -> None:
+@pytest.fixture
+def faults(chaos: Settings) -> Iterator[str]:
+    """The sandbox's fault list; whatever a test left in it is cleared at the end."""
+    url = f"{chaos.platform_url}/faults"
+    yield url
+    httpx.delete(url).raise_for_status()
+
+
+def new_agent(settings: Settings) -> str:
     agent_id = f"chaos-{uuid.uuid4().hex[:6]}"
-    httpx.put(f"{chaos.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    httpx.put(
+        f"{settings.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
+    ).raise_for_status()
+    return agent_id
+
+
+def open_incident(settings: Settings, policy: Policy, agent_id: str) -> str:
+    """The agent's emergency-stop incident, started on the test's task queue."""
     alert = Alert(
         source="alertmanager",
         name="AgentHallucination",
@@ -82,45 +115,96 @@ def test_a_killed_worker_is_replaced_and_no_effect_happens_twice(
         policy=policy.incident_policy(),
     )
 
-    async def open_incident() -> None:
-        client = await connect(chaos)
+    async def start() -> None:
+        client = await connect(settings)
         await client.start_workflow(
             "agent_emergency_stop",
             incident,
             id=incident.incident_id,
-            task_queue=chaos.task_queue,
+            task_queue=settings.task_queue,
             start_signal="alert",
             start_signal_args=[alert],
         )
 
-    workers.append(start_worker(chaos))
-    asyncio.run(open_incident())
-    eventually(
-        lambda: brief_state(chaos, incident.incident_id) == "awaiting_approval", "the approval request"
-    )
-    assert agent(chaos, agent_id)["state"] == "paused"
+    asyncio.run(start())
+    return incident.incident_id
 
-    os.killpg(workers[0].pid, signal.SIGKILL)
-    workers[0].wait()
-    workers.append(start_worker(chaos))
-    temporal_signal(chaos, incident.incident_id, "approve", {"approver": "alice", "action": "rollback"})
+
+def approve_and_finish(settings: Settings, workflow_id: str) -> IncidentResult:
+    temporal_signal(settings, workflow_id, "approve", {"approver": "alice", "action": "rollback"})
 
     async def result() -> IncidentResult:
-        client = await connect(chaos)
-        handle = client.get_workflow_handle(incident.incident_id, result_type=IncidentResult)
+        client = await connect(settings)
+        handle = client.get_workflow_handle(workflow_id, result_type=IncidentResult)
         return await asyncio.wait_for(handle.result(), timeout=90)
 
-    assert asyncio.run(result()).final_state == "rolled_back"
+    return asyncio.run(result())
+
+
+def test_a_killed_worker_is_replaced_and_no_effect_happens_twice(
+    chaos: Settings, workers: list[subprocess.Popen[bytes]], policy: Policy
+) -> None:
+    workers.append(start_worker(chaos))
+    agent_id = new_agent(chaos)
+    workflow_id = open_incident(chaos, policy, agent_id)
+    eventually(lambda: brief_state(chaos, workflow_id) == "awaiting_approval", "the approval request")
+    assert agent(chaos, agent_id)["state"] == "paused"
+
+    kill(workers[0])
+    workers.append(start_worker(chaos))
+
+    assert approve_and_finish(chaos, workflow_id).final_state == "rolled_back"
     assert agent(chaos, agent_id)["version"] == "v1"
     assert applied(chaos, f"/agents/{agent_id}/pause") == 1
     assert applied(chaos, f"/agents/{agent_id}/rollback") == 1
-    steps = [row["step_key"] for row in audit_rows(chaos, incident.incident_id)]
-    assert steps == [
-        "pause",
-        "tell-customer",
-        "tell-oncall",
-        "gate1-requested",
-        "gate1-decision",
-        "rollback",
-        "closed",
-    ], steps
+    steps = [row["step_key"] for row in audit_rows(chaos, workflow_id)]
+    assert steps == APPROVED, steps
+
+
+def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies_once(
+    chaos: Settings, workers: list[subprocess.Popen[bytes]], faults: str, policy: Policy
+) -> None:
+    workers.append(start_worker(chaos))
+    agent_id = new_agent(chaos)
+    pause = f"/agents/{agent_id}/pause"
+    # The platform holds the first pause call for 5 s (then answers 503), so the worker dies with it open.
+    httpx.post(faults, json={"path_prefix": pause, "status": 503, "hang_seconds": 5}).raise_for_status()
+    workflow_id = open_incident(chaos, policy, agent_id)
+
+    # A fault leaves the list the moment a request takes it: the pause call has reached the platform.
+    eventually(
+        lambda: all(fault["path_prefix"] != pause for fault in httpx.get(faults).json()), "the pause call"
+    )
+    kill(workers[0])
+    workers.append(start_worker(chaos))
+
+    # Only the start-to-close timeout tells Temporal the attempt is lost, so allow it and the retry.
+    eventually(
+        lambda: brief_state(chaos, workflow_id) == "awaiting_approval", "the approval request", timeout=60
+    )
+    assert agent(chaos, agent_id)["state"] == "paused"
+    assert approve_and_finish(chaos, workflow_id).final_state == "rolled_back"
+
+    calls = httpx.get(f"{chaos.platform_url}/calls", params={"path_prefix": pause}).json()
+    assert [(call["status_code"], call["replayed"]) for call in calls] == [(503, False), (200, False)]
+    assert applied(chaos, pause) == 1
+    assert applied(chaos, f"/agents/{agent_id}/rollback") == 1
+    steps = [row["step_key"] for row in audit_rows(chaos, workflow_id)]
+    assert steps == APPROVED, steps
+    # The history says who finished the pause: the second attempt, on the new worker, after a timeout.
+    events = history(chaos, workflow_id)
+    [scheduled] = [
+        event.event_id
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "pause_agent"
+    ]
+    [started] = [
+        event.activity_task_started_event_attributes
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and event.activity_task_started_event_attributes.scheduled_event_id == scheduled
+    ]
+    assert started.attempt == 2
+    assert started.identity.startswith(f"{workers[1].pid}@")
+    assert "StartToClose" in started.last_failure.message

@@ -443,6 +443,12 @@ async def count_calls(sandbox: SandboxDep, path: str, method: str = "POST") -> C
     )
 
 
+@control.get("/faults")
+async def list_faults(sandbox: SandboxDep) -> list[Fault]:
+    # A fault leaves this list once taken: a test can tell that its request has reached the platform.
+    return sandbox.faults
+
+
 @control.post("/faults")
 async def add_fault(sandbox: SandboxDep, fault: Fault) -> list[Fault]:
     sandbox.faults.append(fault)
