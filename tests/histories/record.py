@@ -2,9 +2,11 @@
 
 Runs the runbook tests (time-skipping server, real activities, real Postgres and sandbox) with the
 `tests.recording` plugin switched on; each workflow a test waits for lands in
-`tests/histories/<workflow type>/<test name>.json`. Old recordings are removed first, so a renamed or
-deleted test leaves no stale history behind. Extra arguments go to pytest (e.g. `-k rollback`; then only
-the matching tests are re-recorded and nothing is removed).
+`tests/histories/<workflow type>/<test name>.json`. Old recordings of tests are removed first, so a renamed
+or deleted test leaves no stale history behind. Histories not named after a test (`e2e_…`, kept from code
+before a `workflow.patched` change) are never removed: they prove that runs started on older code still
+replay. Extra arguments go to pytest (e.g. `-k rollback`; then only the matching tests are re-recorded and
+nothing is removed).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ SCENARIOS = [
 
 def main(extra: list[str]) -> int:
     if not extra:
-        for old in HISTORIES.glob("*/*.json"):
+        for old in HISTORIES.glob("*/test_*.json"):
             old.unlink()
     env = {**os.environ, "STANCH_RECORD_HISTORIES": "1"}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.recording"]
