@@ -2,9 +2,10 @@
 finishes it. Every effect happens once, and the audit log has no gap and no duplicate.
 
 Two moments: while the incident is parked waiting for approval (after the pause), and while the pause call
-itself is in flight (the platform holds it). The second is the harder one: Temporal cannot know the attempt
-died with its worker until the attempt's start-to-close timeout (30 s, `EFFECT_TIMEOUT`) has passed, and
-only then hands the pause to the new worker.
+itself is in flight (the platform holds it, having failed it or having applied it). The second is the
+harder one: Temporal cannot know the attempt died with its worker until the attempt's start-to-close
+timeout (30 s, `EFFECT_TIMEOUT`) has passed, and only then hands the pause to the new worker, whose
+Idempotency-Key is the same as the dead one's.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import ActivityTaskStartedEventAttributes
 
 from schemas.alerts import Alert
 from schemas.incidents import IncidentInput, IncidentResult
@@ -29,7 +32,7 @@ from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows
-from tests.stack import agent, applied, brief_state, eventually, history, temporal_signal
+from tests.stack import agent, applied, brief_state, eventually, history, temporal_signal, terminate_running
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +45,14 @@ APPROVED = [
     "rollback",
     "closed",
 ]
+
+# How the platform holds the pause call the worker dies in, and the calls it then records (status, replayed).
+HELD_PAUSES: dict[str, tuple[dict[str, Any], list[tuple[int, bool]]]] = {
+    # It fails the held call: nothing happened, so the new worker's retry applies the pause.
+    "failed": ({"status": 503}, [(503, False), (200, False)]),
+    # It applied the pause and held only the answer: the retry, with the same key, is answered as a replay.
+    "applied": ({"apply_first": True}, [(200, False), (200, True)]),
+}
 
 
 @pytest.fixture
@@ -80,6 +91,14 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 @pytest.fixture
+def incidents(chaos: Settings) -> Iterator[list[str]]:
+    """The incidents a test opens; one a failed test left running is terminated, not left to the stack."""
+    opened: list[str] = []
+    yield opened
+    terminate_running(chaos, opened)
+
+
+@pytest.fixture
 def faults(chaos: Settings) -> Iterator[str]:
     """The sandbox's fault list; whatever a test left in it is cleared at the end."""
     url = f"{chaos.platform_url}/faults"
@@ -95,7 +114,7 @@ def new_agent(settings: Settings) -> str:
     return agent_id
 
 
-def open_incident(settings: Settings, policy: Policy, agent_id: str) -> str:
+def open_incident(settings: Settings, policy: Policy, agent_id: str, incidents: list[str]) -> str:
     """The agent's emergency-stop incident, started on the test's task queue."""
     alert = Alert(
         source="alertmanager",
@@ -127,7 +146,16 @@ def open_incident(settings: Settings, policy: Policy, agent_id: str) -> str:
         )
 
     asyncio.run(start())
+    incidents.append(incident.incident_id)
     return incident.incident_id
+
+
+def wait_for_approval_request(settings: Settings, workflow_id: str, timeout: float = 30.0) -> None:
+    eventually(
+        lambda: brief_state(settings, workflow_id) == "awaiting_approval",
+        f"the approval request of {workflow_id}",
+        timeout=timeout,
+    )
 
 
 def approve_and_finish(settings: Settings, workflow_id: str) -> IncidentResult:
@@ -142,12 +170,12 @@ def approve_and_finish(settings: Settings, workflow_id: str) -> IncidentResult:
 
 
 def test_a_killed_worker_is_replaced_and_no_effect_happens_twice(
-    chaos: Settings, workers: list[subprocess.Popen[bytes]], policy: Policy
+    chaos: Settings, workers: list[subprocess.Popen[bytes]], incidents: list[str], policy: Policy
 ) -> None:
     workers.append(start_worker(chaos))
     agent_id = new_agent(chaos)
-    workflow_id = open_incident(chaos, policy, agent_id)
-    eventually(lambda: brief_state(chaos, workflow_id) == "awaiting_approval", "the approval request")
+    workflow_id = open_incident(chaos, policy, agent_id, incidents)
+    wait_for_approval_request(chaos, workflow_id)
     assert agent(chaos, agent_id)["state"] == "paused"
 
     kill(workers[0])
@@ -162,37 +190,52 @@ def test_a_killed_worker_is_replaced_and_no_effect_happens_twice(
 
 
 def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies_once(
-    chaos: Settings, workers: list[subprocess.Popen[bytes]], faults: str, policy: Policy
+    chaos: Settings,
+    workers: list[subprocess.Popen[bytes]],
+    incidents: list[str],
+    faults: str,
+    policy: Policy,
 ) -> None:
     workers.append(start_worker(chaos))
-    agent_id = new_agent(chaos)
-    pause = f"/agents/{agent_id}/pause"
-    # The platform holds the first pause call for 5 s (then answers 503), so the worker dies with it open.
-    httpx.post(faults, json={"path_prefix": pause, "status": 503, "hang_seconds": 5}).raise_for_status()
-    workflow_id = open_incident(chaos, policy, agent_id)
+    held: dict[str, tuple[str, str]] = {}
+    for how, (fault, _) in HELD_PAUSES.items():
+        agent_id = new_agent(chaos)
+        hold = {"path_prefix": f"/agents/{agent_id}/pause", "hang_seconds": 5, **fault}
+        httpx.post(faults, json=hold).raise_for_status()
+        held[how] = agent_id, open_incident(chaos, policy, agent_id, incidents)
 
-    # A fault leaves the list the moment a request takes it: the pause call has reached the platform.
+    # A fault leaves the list the moment a request takes it: both pause calls are at the platform, held.
+    holding = {f"/agents/{agent_id}/pause" for agent_id, _ in held.values()}
     eventually(
-        lambda: all(fault["path_prefix"] != pause for fault in httpx.get(faults).json()), "the pause call"
+        lambda: not holding & {fault["path_prefix"] for fault in httpx.get(faults).json()},
+        "both pause calls to reach the platform",
     )
     kill(workers[0])
     workers.append(start_worker(chaos))
 
-    # Only the start-to-close timeout tells Temporal the attempt is lost, so allow it and the retry.
-    eventually(
-        lambda: brief_state(chaos, workflow_id) == "awaiting_approval", "the approval request", timeout=60
-    )
-    assert agent(chaos, agent_id)["state"] == "paused"
-    assert approve_and_finish(chaos, workflow_id).final_state == "rolled_back"
+    for how, (agent_id, workflow_id) in held.items():
+        # Only the start-to-close timeout tells Temporal the attempt is lost, so allow it and the retry.
+        wait_for_approval_request(chaos, workflow_id, timeout=60)
+        assert agent(chaos, agent_id)["state"] == "paused"
+        assert approve_and_finish(chaos, workflow_id).final_state == "rolled_back"
 
-    calls = httpx.get(f"{chaos.platform_url}/calls", params={"path_prefix": pause}).json()
-    assert [(call["status_code"], call["replayed"]) for call in calls] == [(503, False), (200, False)]
-    assert applied(chaos, pause) == 1
-    assert applied(chaos, f"/agents/{agent_id}/rollback") == 1
-    steps = [row["step_key"] for row in audit_rows(chaos, workflow_id)]
-    assert steps == APPROVED, steps
-    # The history says who finished the pause: the second attempt, on the new worker, after a timeout.
-    events = history(chaos, workflow_id)
+        pause = f"/agents/{agent_id}/pause"
+        calls = httpx.get(f"{chaos.platform_url}/calls", params={"path_prefix": pause}).json()
+        assert [(call["status_code"], call["replayed"]) for call in calls] == HELD_PAUSES[how][1], how
+        assert applied(chaos, pause) == 1
+        assert applied(chaos, f"/agents/{agent_id}/rollback") == 1
+        steps = [row["step_key"] for row in audit_rows(chaos, workflow_id)]
+        assert steps == APPROVED, (how, steps)
+        # The history says who finished the pause: the second attempt, on the new worker, after a timeout.
+        started = pause_started(chaos, workflow_id)
+        assert started.attempt == 2
+        assert started.identity.startswith(f"{workers[1].pid}@")
+        assert "StartToClose" in started.last_failure.message
+
+
+def pause_started(settings: Settings, workflow_id: str) -> ActivityTaskStartedEventAttributes:
+    """The pause activity's ActivityTaskStarted: written once, for the attempt that ended it."""
+    events = history(settings, workflow_id)
     [scheduled] = [
         event.event_id
         for event in events
@@ -205,6 +248,4 @@ def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
         and event.activity_task_started_event_attributes.scheduled_event_id == scheduled
     ]
-    assert started.attempt == 2
-    assert started.identity.startswith(f"{workers[1].pid}@")
-    assert "StartToClose" in started.last_failure.message
+    return started

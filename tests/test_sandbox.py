@@ -186,6 +186,23 @@ async def test_a_hanging_fault_holds_only_its_own_path(sandbox: httpx.AsyncClien
     assert (await sandbox.get("/chat/messages")).status_code == 200  # one time only, then healthy
 
 
+async def test_an_apply_first_fault_applies_the_call_and_holds_only_its_answer(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    path = "/agents/support-bot/pause"
+    await sandbox.post("/faults", json={"path_prefix": path, "hang_seconds": 0.5, "apply_first": True})
+    key = {"Idempotency-Key": "slow-pause"}
+    held = asyncio.create_task(sandbox.post(path, json={"reason": "r"}, headers=key))
+    while (await sandbox.get("/agents/support-bot")).json()["state"] != "paused":
+        assert not held.done()
+        await asyncio.sleep(0.01)
+    # The caller still waits although the pause happened; its retry is a replay, not a second pause.
+    assert not held.done()
+    assert (await held).status_code == 200
+    assert (await sandbox.post(path, json={"reason": "r"}, headers=key)).json()["replayed"] is True
+    assert (await sandbox.get("/calls/count", params={"path": path})).json() == {"applied": 1, "replayed": 1}
+
+
 async def test_chat_message_is_stored_once_under_a_repeated_key(sandbox: httpx.AsyncClient) -> None:
     body = {"channel": "on-call", "severity": "P1", "title": "Agent paused", "text": "…", "recipient": None}
     first = await sandbox.post("/chat/messages", json=body, headers={"Idempotency-Key": "msg-1"})

@@ -215,6 +215,9 @@ class Fault(BaseModel):
     times: int = Field(1, ge=1)
     # A hanging endpoint: hold the request this long before answering with `status`.
     hang_seconds: float = Field(0, ge=0, le=600)
+    # A slow platform rather than a failing one: apply the call at once and hold only its own answer, so the
+    # caller can give up or die although the effect happened (`status` is not used then).
+    apply_first: bool = False
 
 
 # --- state -------------------------------------------------------------------------------------------
@@ -362,7 +365,7 @@ class CallRecorder:
         self, scope: Scope, receive: Receive, raw_body: bytes, store_key: StoreKey | None
     ) -> tuple[StoredResponse, bool]:
         fault = self.sandbox.take_fault(scope["path"])
-        if fault is not None:
+        if fault is not None and not fault.apply_first:
             await asyncio.sleep(fault.hang_seconds)
             return StoredResponse.of_json(fault.status, {"detail": "injected fault"}), False
         if store_key is not None and store_key in self.sandbox.responses:
@@ -371,6 +374,8 @@ class CallRecorder:
         # Only a success is the key's answer: a refused or failed attempt must be retryable.
         if store_key is not None and 200 <= response.status < 300:
             self.sandbox.responses[store_key] = response
+        if fault is not None:
+            await asyncio.sleep(fault.hang_seconds)
         return response, False
 
     async def _run(self, scope: Scope, receive: Receive, raw_body: bytes) -> StoredResponse:
