@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import ActivityTaskStartedEventAttributes, HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 
 from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
+from stanch.audit_store import read_rows
 from stanch.devstack import child_environment
+from stanch.history_audit import cross_check
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import applied as sandbox_applied
@@ -131,6 +134,38 @@ def history(settings: Settings, workflow_id: str, run_id: str | None = None) -> 
         return list((await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).events)
 
     return asyncio.run(asyncio.wait_for(fetch(), timeout=30))
+
+
+def attempts_that_ended(
+    settings: Settings, workflow_id: str, activity: str
+) -> list[ActivityTaskStartedEventAttributes]:
+    """The ActivityTaskStarted of each `activity` the workflow ran: the history keeps one per activity, for
+    the attempt that ended it, with its attempt number, the identity of its worker and the failure before."""
+    events = history(settings, workflow_id)
+    scheduled = {
+        event.event_id
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == activity
+    }
+    return [
+        event.activity_task_started_event_attributes
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and event.activity_task_started_event_attributes.scheduled_event_id in scheduled
+    ]
+
+
+def history_audit_problems(settings: Settings, workflow_id: str) -> list[str]:
+    """What `stanch audit verify --history` would report for the workflow: an effect without its audit row,
+    a write without its row, a row without its write; empty when history and audit log agree."""
+
+    async def fetch() -> WorkflowHistory:
+        client = await connect(settings)
+        return await client.get_workflow_handle(workflow_id).fetch_history()
+
+    recorded = asyncio.run(asyncio.wait_for(fetch(), timeout=30))
+    return cross_check(recorded, read_rows(settings.database_url, workflow_id)).problems
 
 
 def description(settings: Settings, workflow_id: str) -> DescribeWorkflowExecutionResponse:

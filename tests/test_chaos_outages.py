@@ -32,11 +32,13 @@ from tests.stack import (
     agent,
     applied,
     applied_keys,
+    attempts_that_ended,
     brief_state,
     description,
     dev_stack_settings,
     eventually,
     history,
+    history_audit_problems,
     post_alert,
     result_of,
     retried_audit_writes,
@@ -149,7 +151,7 @@ def test_temporal_restarts_on_its_file_and_the_waiting_incident_honours_a_later_
     # The decision, not the clock, ended the wait: the 30-minute timer was cancelled, never fired.
     [cancelled] = events(settings, workflow_id, EventType.EVENT_TYPE_TIMER_CANCELED)
     assert cancelled.timer_canceled_event_attributes.timer_id == timer.timer_started_event_attributes.timer_id
-    verified = stanch_cli(settings, "audit", "verify", workflow_id)
+    verified = stanch_cli(settings, "audit", "verify", "--history", workflow_id)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
     # The intake reconnected too: a new alert opens a new incident, which stanches at once.
@@ -183,11 +185,9 @@ def test_postgres_outage_delays_audit_rows_but_loses_none_and_writes_none_twice(
     for agent_id, workflow_id in [(waiting_agent, waiting), *fired]:
         assert result_of(settings, workflow_id).final_state == "rolled_back"
         assert_every_effect_once(settings, agent_id, workflow_id)
-        # The history keeps the proof that the rows came from retries, not from first attempts.
-        assert any(
-            event.activity_task_started_event_attributes.attempt > 1
-            for event in events(settings, workflow_id, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
-        )
+        # The history keeps the proof that rows came from retried writes, and agrees with the audit log.
+        assert any(write.attempt > 1 for write in attempts_that_ended(settings, workflow_id, "write_audit"))
+        assert history_audit_problems(settings, workflow_id) == []
     assert worker.alive() and part(own_stack, "worker") is worker
     verified = stanch_cli(settings, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr

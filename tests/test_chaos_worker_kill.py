@@ -21,8 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import ActivityTaskStartedEventAttributes
 
 from schemas.alerts import Alert
 from schemas.incidents import IncidentInput, IncidentResult
@@ -32,7 +30,15 @@ from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows
-from tests.stack import agent, applied, brief_state, eventually, history, temporal_signal, terminate_running
+from tests.stack import (
+    agent,
+    applied,
+    attempts_that_ended,
+    brief_state,
+    eventually,
+    temporal_signal,
+    terminate_running,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -227,25 +233,7 @@ def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies
         steps = [row["step_key"] for row in audit_rows(chaos, workflow_id)]
         assert steps == APPROVED, (how, steps)
         # The history says who finished the pause: the second attempt, on the new worker, after a timeout.
-        started = pause_started(chaos, workflow_id)
+        [started] = attempts_that_ended(chaos, workflow_id, "pause_agent")
         assert started.attempt == 2
         assert started.identity.startswith(f"{workers[1].pid}@")
         assert "StartToClose" in started.last_failure.message
-
-
-def pause_started(settings: Settings, workflow_id: str) -> ActivityTaskStartedEventAttributes:
-    """The pause activity's ActivityTaskStarted: written once, for the attempt that ended it."""
-    events = history(settings, workflow_id)
-    [scheduled] = [
-        event.event_id
-        for event in events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and event.activity_task_scheduled_event_attributes.activity_type.name == "pause_agent"
-    ]
-    [started] = [
-        event.activity_task_started_event_attributes
-        for event in events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and event.activity_task_started_event_attributes.scheduled_event_id == scheduled
-    ]
-    return started
