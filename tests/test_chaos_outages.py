@@ -191,3 +191,16 @@ def test_postgres_outage_delays_audit_rows_but_loses_none_and_writes_none_twice(
     assert worker.alive() and part(own_stack, "worker") is worker
     verified = stanch_cli(settings, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_restarted_part_takes_its_old_place_and_only_a_stopped_part_starts_again(
+    own_stack: DevStack,
+) -> None:
+    # Back in start order after the outages above, so the stack still stops in reverse dependency order.
+    assert [child.name for child in own_stack.children] == list(own_stack.parts)
+    with pytest.raises(RuntimeError, match="already running"):
+        own_stack.start_part("postgres")
+    with pytest.raises(ValueError, match="unknown dev stack part"):
+        own_stack.start_part("kafka")
+    with pytest.raises(ValueError, match="not a running part"):
+        own_stack.stop_part("kafka")
