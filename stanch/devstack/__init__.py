@@ -2,6 +2,8 @@
 
 Postgres, the Temporal dev server and the stack's own processes (sandbox, worker, intake), each a child
 process started in dependency order and stopped in reverse; nothing but the Python packages is needed.
+One part can be stopped and started again on its data while the rest runs on (`outage`), so tests can
+show what the others do while it is away.
 """
 
 from __future__ import annotations
