@@ -133,6 +133,17 @@ def test_restart_after_a_hard_kill_reuses_the_data(settings: Settings) -> None:
         assert audit_workflow_ids(settings) == ["incident-before-kill"]
 
 
+def test_stanchs_tracing_settings_do_not_stop_the_temporal_server(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OTEL_* configure Stanch's own tracing; the dev server exits on an exporter it does not know.
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    with DevStack(settings, processes=(), log=lambda line: None) as stack:
+        assert all(child.alive() for child in stack.children)
+        insert_audit_row(settings, "incident-traced")
+        assert audit_workflow_ids(settings) == ["incident-traced"]
+
+
 def test_a_busy_port_is_reported_before_anything_starts(settings: Settings) -> None:
     with socket.create_server(("127.0.0.1", settings.intake_port)):
         stack = DevStack(settings, processes=("worker", "intake"), log=lambda line: None)

@@ -8,6 +8,7 @@ never changes between the first and the hundredth start.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import sys
@@ -81,8 +82,14 @@ def command(settings: Settings) -> list[str]:
     return argv
 
 
+def environment() -> dict[str, str]:
+    """The dev server's environment: ours, minus OpenTelemetry's variables. Those configure Stanch's own
+    tracing; the dev server reads them too and exits on an exporter it does not know (e.g. `console`)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
+
+
 def launch(settings: Settings, logs: Path, *, append: bool = False) -> Child:
-    return Child("temporal", command(settings), logs / "temporal.log", append=append)
+    return Child("temporal", command(settings), logs / "temporal.log", append=append, env=environment())
 
 
 def wait_ready(child: Child, settings: Settings) -> None:
