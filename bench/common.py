@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +57,7 @@ class Stack:
     devstack: DevStack | None  # None when measuring an already running stack (`--running`)
     home: Path | None
     given_pids: dict[str, int]  # `--pid name=pid`, for a running stack
+    label: str = ""
 
     def pids(self) -> dict[str, int]:
         """The stack's processes by name ("temporal", "postgres", "worker", "intake", "sandbox")."""
@@ -69,8 +70,10 @@ class Stack:
 
     @property
     def description(self) -> str:
+        if self.label:
+            return self.label
         if self.devstack is None:
-            return f"STANCH_* settings (Temporal at {self.settings.temporal_address})"
+            return f"running stack (Temporal at {self.settings.temporal_address})"
         return f"private dev stack in {self.home}"
 
 
@@ -128,7 +131,8 @@ def bench_stack(
     name: str, args: argparse.Namespace, given_pids: dict[str, int], needed: bool = True
 ) -> Iterator[Stack]:
     if args.running or not needed:
-        yield Stack(load_settings_or_exit(), None, None, given_pids)
+        label = "" if args.running else "no stack needed"
+        yield Stack(load_settings_or_exit(), None, None, given_pids, label)
         return
     home = Path(tempfile.mkdtemp(prefix=f"stanch-bench-{name}-"))
     ok = False
@@ -277,10 +281,12 @@ def cpu_seconds(pid: int | None) -> float | None:
 class CpuMeter:
     """CPU seconds each named process (and this script) spent between `start()` and `stop()`."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    def __init__(self, pids: Mapping[str, int | None]) -> None:
         self.pids = {name: pid for name, pid in pids.items() if pid is not None}
         self._began: dict[str, float] = {}
+        self._began_at = 0.0
         self.spent: dict[str, float] = {}
+        self.wall = 0.0
 
     def _now(self) -> dict[str, float]:
         now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -291,13 +297,20 @@ class CpuMeter:
 
     def start(self) -> None:
         self._began = self._now()
+        self._began_at = time.monotonic()
 
     def stop(self) -> None:
         now = self._now()
         self.spent = {name: now[name] - began for name, began in self._began.items() if name in now}
+        self.wall = time.monotonic() - self._began_at
 
     def per_item(self, count: int) -> str:
+        """CPU milliseconds per item, by process."""
         return "  ".join(f"{name} {seconds * 1000 / count:.0f}" for name, seconds in self.spent.items())
+
+    def busy(self) -> str:
+        """Share of one core each process used over the measured wall time."""
+        return "  ".join(f"{name} {seconds / self.wall:.0%}" for name, seconds in self.spent.items())
 
 
 # ---- the stack's parts ----------------------------------------------------------------------------------

@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
+from dataclasses import dataclass
+from datetime import UTC
 
 import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from bench import common
 from bench.alert_storm import storm, storm_order
@@ -29,6 +34,55 @@ from bench.common import Stack, fail, note
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from stanch.temporal_client import connect
+
+
+@dataclass
+class Sample:
+    sent: float  # wall clock just before the POST
+    paused: float  # wall clock of the sandbox's record of the pause request
+
+    @property
+    def millis(self) -> float:
+        return (self.paused - self.sent) * 1000
+
+
+SEGMENTS = (
+    "POST → workflow started (intake, signal-with-start)",
+    "started → first workflow task picked up",
+    "workflow task → pause activity scheduled",
+    "pause scheduled → picked up by the worker",
+    "pause picked up → request at the sandbox",
+)
+
+
+async def breakdown(client: Client, samples: dict[str, Sample]) -> dict[str, list[float]]:
+    """Split each POST → pause into its steps by the times the server recorded in the history."""
+    parts: dict[str, list[float]] = {segment: [] for segment in SEGMENTS}
+    for agent_id, sample in samples.items():
+        handle = client.get_workflow_handle(common.incident_id(agent_id))
+        marks: dict[int, float] = {}
+        async for event in handle.fetch_history_events():
+            kind = event.event_type
+            if kind in FIRSTS and kind not in marks:
+                marks[kind] = event.event_time.ToDatetime(tzinfo=UTC).timestamp()
+            if EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED in marks:
+                break
+        times = [sample.sent, *(marks.get(kind) for kind in FIRSTS), sample.paused]
+        if any(at is None for at in times):
+            fail(f"the history of {handle.id} lacks the events up to its first activity")
+        for segment, start, end in zip(SEGMENTS, times, times[1:], strict=False):
+            assert start is not None and end is not None
+            parts[segment].append((end - start) * 1000)
+    return parts
+
+
+# The first of each, in order: the pause is the runbook's first activity.
+FIRSTS = (
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+)
 
 
 def alert(agent_id: str) -> dict[str, object]:
@@ -74,9 +128,9 @@ async def paused_at(
 
 async def idle_run(
     settings: Settings, args: argparse.Namespace, agents: list[str], client_ids: list[str]
-) -> list[float]:
+) -> dict[str, Sample]:
     client = await connect(settings)
-    latencies = []
+    samples = {}
     async with (
         httpx.AsyncClient(timeout=30, headers=common.intake_headers(settings), trust_env=False) as http,
         common.sandbox_client(settings) as sandbox,
@@ -92,19 +146,19 @@ async def idle_run(
                 return agent_id in pauses
 
             await common.poll(paused, within=args.timeout, what=f"the pause of {agent_id}", interval=0.01)
-            latencies.append((pauses[agent_id] - sent) * 1000)
+            samples[agent_id] = Sample(sent, pauses[agent_id])
 
             async def settled(agent_id: str = agent_id) -> bool:
                 return await common.search_state(client, common.incident_id(agent_id)) == "awaiting_approval"
 
             await common.poll(settled, within=args.timeout, what=f"{agent_id} awaiting approval")
-    return latencies
+    return samples
 
 
 async def storm_run(
     settings: Settings, args: argparse.Namespace, run: str, client_ids: list[str]
-) -> tuple[list[float], list[float], list[float], int, float]:
-    """(probe latencies ms, probe POST→202 ms, storm openers' latencies ms, probes sent mid-storm, storm s)."""
+) -> tuple[dict[str, Sample], list[float], list[float], int, float]:
+    """(probes, probe POST→202 ms, storm openers' latencies ms, probes sent mid-storm, storm seconds)."""
     storm_agents = [f"fa-{run}-storm-{key:04d}" for key in range(args.storm_keys)]
     probes = [f"fa-{run}-probe-{index:04d}" for index in range(args.probes)]
     client_ids += [common.incident_id(agent) for agent in storm_agents + probes]
@@ -149,9 +203,9 @@ async def storm_run(
         fail(f"the storm's {args.storm_keys} keys opened {len(openers)} incidents")
     async with common.sandbox_client(settings) as sandbox:
         paused = await paused_at(sandbox, f"/agents/fa-{run}-", probes + list(openers), args.timeout)
-    probe_ms = [(paused[agent] - sent[agent]) * 1000 for agent in probes]
     storm_ms = [(paused[agent] - at) * 1000 for agent, at in openers.items()]
-    return probe_ms, answered, storm_ms, mid_storm, storm_seconds
+    samples = {agent: Sample(sent[agent], paused[agent]) for agent in probes}
+    return samples, answered, storm_ms, mid_storm, storm_seconds
 
 
 async def body(args: argparse.Namespace, stack: Stack) -> None:
@@ -169,20 +223,36 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
         idle_agents = [f"fa-{run}-idle-{index:04d}" for index in range(args.idle)]
         await common.create_agents(settings, idle_agents)
         note(f"idle: {args.idle} alerts one by one")
-        idle_ms = await idle_run(settings, args, idle_agents, started)
+        idle = await idle_run(settings, args, idle_agents, started)
         note(f"storm: {args.storm_alerts} alerts, {args.probes} probes")
-        probe_ms, answer_ms, storm_ms, mid_storm, storm_seconds = await storm_run(
-            settings, args, run, started
-        )
+        meter = common.CpuMeter(stack.pids())
+        meter.start()
+        probes, answer_ms, storm_ms, mid_storm, storm_seconds = await storm_run(settings, args, run, started)
+        meter.stop()
+        note("reading the probes' histories for the breakdown")
+        idle_parts = await breakdown(client, idle)
+        probe_parts = await breakdown(client, probes)
 
-        print(common.latency_line("idle", idle_ms))
-        print(common.latency_line("storm: probes", probe_ms))
+        print(common.latency_line("idle", [sample.millis for sample in idle.values()]))
+        print(common.latency_line("storm: probes", [sample.millis for sample in probes.values()]))
         print(common.latency_line("storm: probes POST → 202", answer_ms))
         print(common.latency_line("storm: its own incidents", storm_ms))
         print(
             f"storm posting took {storm_seconds:.1f} s ({args.storm_alerts / storm_seconds:.0f} alerts/s); "
             f"{mid_storm} of {args.probes} probes were sent before it finished"
         )
+        print(
+            f"CPU during the storm, until every incident was paused ({meter.wall:.0f} s), share of one core:"
+        )
+        print(f"  {meter.busy()}")
+        print("where the time goes, p50 / p95 ms (from each incident's history; idle | storm probes):")
+        for segment in SEGMENTS:
+            print(
+                f"  {segment:<44} {statistics.median(idle_parts[segment]):6.0f} / "
+                f"{common.percentile(idle_parts[segment], 0.95):6.0f}   | "
+                f"{statistics.median(probe_parts[segment]):6.0f} / "
+                f"{common.percentile(probe_parts[segment], 0.95):6.0f}"
+            )
         if mid_storm < args.probes:
             note("some probes went out after the storm's last POST: raise --storm-alerts or lower --probes")
     finally:

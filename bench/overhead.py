@@ -260,7 +260,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
             print(
                 f"real happy-path history     {shape.before + shape.after} ActivityTaskScheduled "
                 f"({shape.before} before the approval, {shape.after} after), {counts['events']} events, "
-                f"{counts['upserts']} search-attribute upserts, {counts['timers']} timer, "
+                f"{counts['upserts']} search-attribute upserts, {counts['timers']} timers, "
                 f"{counts['signals']} signals"
             )
             worker = await asyncio.to_thread(start_bare_worker, stack, bare_queue, logs)

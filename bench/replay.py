@@ -22,9 +22,12 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from bench import common
 from bench.common import Stack, fail, note
@@ -34,6 +37,7 @@ from stanch.devstack import child_environment
 from stanch.replay import load_history, replay
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
+from workflows.registry import WORKFLOWS
 
 RECORDED = REPO_ROOT / "tests" / "histories"
 STANCH = REPO_ROOT / ".venv" / "bin" / "stanch"
@@ -68,8 +72,8 @@ def cli_replay_seconds(settings: Settings, files: list[Path], repeats: int) -> f
     return statistics.median(seconds)
 
 
-async def in_process(settings: Settings, files: list[Path]) -> tuple[float, float, int]:
-    """(seconds to load, seconds to replay, events) for `files`, in this process."""
+async def in_process(settings: Settings, files: list[Path]) -> tuple[float, float, float, int]:
+    """(seconds to load, to replay, to replay without the workflow sandbox, events) for `files`."""
     began = time.monotonic()
     histories = [(str(path), load_history(path)) for path in files]
     loaded = time.monotonic()
@@ -78,7 +82,21 @@ async def in_process(settings: Settings, files: list[Path]) -> tuple[float, floa
     failed = [outcome for outcome in outcomes if not outcome.ok]
     if failed:
         fail(f"{len(failed)} histories failed to replay: {failed[0].line()}")
-    return loaded - began, replayed - loaded, sum(len(history.events) for _, history in histories)
+    # The same replay outside the sandbox, only to show what the sandbox's isolation costs per history.
+    unsandboxed = Replayer(
+        workflows=list(WORKFLOWS),
+        data_converter=data_converter(settings),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+    async def each() -> AsyncIterator[WorkflowHistory]:
+        for _, history in histories:
+            yield history
+
+    began_bare = time.monotonic()
+    await unsandboxed.replay_workflows(each(), raise_on_replay_failure=True)
+    bare = time.monotonic() - began_bare
+    return loaded - began, replayed - loaded, bare, sum(len(history.events) for _, history in histories)
 
 
 async def export_fresh(stack: Stack, count: int, directory: Path) -> tuple[list[Path], float]:
@@ -115,7 +133,7 @@ async def export_fresh(stack: Stack, count: int, directory: Path) -> tuple[list[
 
 async def report(settings: Settings, label: str, files: list[Path], start_up: float, repeats: int) -> None:
     total = cli_replay_seconds(settings, files, repeats)
-    load_s, replay_s, events = await in_process(settings, files)
+    load_s, replay_s, unsandboxed_s, events = await in_process(settings, files)
     count = len(files)
     print(f"{label}: {count} histories, {events} events")
     print(f"  `stanch audit replay` (one process)  {total:6.2f} s   {count / total:6.1f} histories/s")
@@ -127,6 +145,10 @@ async def report(settings: Settings, label: str, files: list[Path], start_up: fl
     print(
         f"  in process (stanch.replay.replay)    {replay_s:6.2f} s   {count / replay_s:6.1f} histories/s   "
         f"{events / replay_s:,.0f} events/s   (+ {load_s:.2f} s to load the files)"
+    )
+    print(
+        f"  in process, no workflow sandbox      {unsandboxed_s:6.2f} s   {count / unsandboxed_s:6.1f} histories/s"
+        "   (for comparison only: the CLI replays in the sandbox, as the worker runs)"
     )
 
 
