@@ -12,7 +12,10 @@ clock). Every alert is a real Alertmanager body for its own sandbox agent.
     --storm-concurrency POSTs in flight) runs while probe alerts, each a new key, are sent every
     --probe-interval seconds; the storm's own openers are measured the same way.
 
-Prints p50/p95/p99/max for each, and POST → 202 for the probes. All incidents are terminated at the end.
+Prints p50/p95/p99/max for each, POST → 202 for the probes, the share of a core each process used during
+the storm, and where the time went: each idle alert's and probe's POST → pause split at the history's
+first WorkflowExecutionStarted, WorkflowTaskStarted, ActivityTaskScheduled and ActivityTaskStarted (the
+pause is the runbook's first activity). All incidents are terminated at the end.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Runbook overhead: the agent emergency stop end to end against a bare Temporal workflow of the same shape.
 
-    .venv/bin/python -m bench.overhead [--incidents 200] [--concurrency 32] [--approve-with signal|update]
+    .venv/bin/python -m bench.overhead [--incidents 100] [--rounds 4] [--concurrency 32] [--approve-with signal|update]
 
 Real path, per incident (each with its own sandbox agent): POST an Alertmanager body to the intake → wait
 until the runbook, having paused the agent, asks for approval (the history's search-attribute upsert to
@@ -16,10 +16,12 @@ asks) → signal → wait for the result.
 
 Both paths learn when to approve the same way: they follow the workflow's history with a long poll
 (GetWorkflowExecutionHistory wait_new_event), so there is no polling interval in the figures. Both run
-against the same dev server in the same run with the same number in flight, real first, then bare.
+against the same dev server in the same run with the same number in flight, in --rounds rounds that
+alternate which path goes first (the dev server's SQLite file grows as it goes).
 
-Prints the real history's shape, both throughputs (incidents/s from the first start to the last result),
-per-incident latencies, CPU time per incident of every process, and the ratio.
+Prints the real history's shape, each round's throughputs, both throughputs over all rounds (incidents
+per second of the measured wall time, from each batch's first start to its last result), per-incident
+latencies, CPU time per incident of every process, and the ratio.
 """
 
 from __future__ import annotations
@@ -223,14 +225,46 @@ def start_bare_worker(stack: Stack, task_queue: str, logs: Path) -> Child:
     return child
 
 
-def figures(label: str, count: int, wall: float, latencies: list[float]) -> float:
-    rate = count / wall
-    millis = [seconds * 1000 for seconds in latencies]
-    print(
-        f"{label:<26} {rate:6.2f} incidents/s   ({count} in {wall:5.1f} s)   "
-        f"per incident p50 {statistics.median(millis):5.0f} ms  p95 {common.percentile(millis, 0.95):5.0f} ms"
-    )
-    return rate
+class Phase:
+    """One path's measured runs: walls, per-incident latencies and CPU, summed over rounds."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.count = 0
+        self.wall = 0.0
+        self.latencies: list[float] = []
+        self.rates: list[float] = []
+        self.cpu: dict[str, float] = {}
+
+    async def run(
+        self,
+        keys: list[str],
+        one: Callable[[str], Awaitable[float]],
+        concurrency: int,
+        pids: dict[str, int],
+    ) -> None:
+        meter = common.CpuMeter(pids)
+        meter.start()
+        wall, latencies = await measure(keys, one, concurrency)
+        meter.stop()
+        self.count += len(keys)
+        self.wall += wall
+        self.latencies += latencies
+        self.rates.append(len(keys) / wall)
+        for name, seconds in meter.spent.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+
+    def report(self) -> float:
+        rate = self.count / self.wall
+        millis = [seconds * 1000 for seconds in self.latencies]
+        print(
+            f"{self.label:<26} {rate:6.2f} incidents/s   ({self.count} in {self.wall:5.1f} s)   "
+            f"per incident p50 {statistics.median(millis):5.0f} ms  p95 {common.percentile(millis, 0.95):5.0f} ms"
+        )
+        return rate
+
+    def cpu_per_incident(self) -> str:
+        return "  ".join(f"{name} {seconds * 1000 / self.count:.0f}" for name, seconds in self.cpu.items())
 
 
 async def body(args: argparse.Namespace, stack: Stack) -> None:
@@ -238,13 +272,14 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
     run = common.run_id()
     client = await connect(settings)
     bare_client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
-    agents = [f"ovh-{run}-{index:04d}" for index in range(args.incidents + 1)]
+    agents = [f"ovh-{run}-{index:05d}" for index in range(args.incidents * args.rounds + 1)]
     logs = stack.home / "logs" if stack.home else Path(tempfile.mkdtemp(prefix="stanch-bench-overhead-"))
     bare_queue = f"bench-bare-{run}"
     common.print_header(
         "runbook overhead: agent emergency stop vs bare workflow",
         stack,
-        f"{args.incidents} incidents each, {args.concurrency} in flight, approval by {args.approve_with}",
+        f"{args.rounds} rounds of {args.incidents} incidents per path, {args.concurrency} in flight, "
+        f"approval by {args.approve_with}",
     )
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits, trust_env=False) as http:
@@ -267,29 +302,32 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
             bare_path = BarePath(bare_client, bare_queue, shape, args.timeout)
             await bare_path.run(f"bench-bare-{run}-warmup")
 
-            meter = common.CpuMeter({**stack.pids(), "bare-worker": worker.pid})
-            note(f"real path: {args.incidents} incidents")
-            meter.start()
-            real_wall, real_latencies = await measure(agents[1:], real.run, args.concurrency)
-            meter.stop()
-            real_cpu = meter.per_item(args.incidents)
-            note(f"bare path: {args.incidents} workflows")
-            bare_ids = [f"bench-bare-{run}-{index:04d}" for index in range(args.incidents)]
-            meter.start()
-            bare_wall, bare_latencies = await measure(bare_ids, bare_path.run, args.concurrency)
-            meter.stop()
-            bare_cpu = meter.per_item(args.incidents)
+            pids = {**stack.pids(), "bare-worker": worker.pid}
+            real_phase, bare_phase = Phase("runbook (intake → done)"), Phase("bare workflow")
+            for round_index in range(args.rounds):
+                # Alternate which path goes first, so neither always meets the fuller database.
+                first_real = round_index % 2 == 0
+                batch = agents[1 + round_index * args.incidents : 1 + (round_index + 1) * args.incidents]
+                bare_ids = [f"bench-bare-{run}-{round_index}-{index:04d}" for index in range(args.incidents)]
+                plan = [(real_phase, batch, real.run), (bare_phase, bare_ids, bare_path.run)]
+                for phase, keys, one in plan if first_real else plan[::-1]:
+                    note(f"round {round_index + 1}: {phase.label}, {len(keys)} incidents")
+                    await phase.run(keys, one, args.concurrency, pids)
+                print(
+                    f"round {round_index + 1} ({'runbook' if first_real else 'bare'} first)        "
+                    f"runbook {real_phase.rates[-1]:5.2f}/s   bare {bare_phase.rates[-1]:5.2f}/s   "
+                    f"ratio {real_phase.rates[-1] / bare_phase.rates[-1]:.2f}"
+                )
             await agents_rolled_back(settings, agents[1:])
 
-            real_rate = figures("runbook (intake → done)", args.incidents, real_wall, real_latencies)
-            bare_rate = figures("bare workflow", args.incidents, bare_wall, bare_latencies)
+            real_rate, bare_rate = real_phase.report(), bare_phase.report()
             print(
                 f"ratio runbook / bare        {real_rate / bare_rate:.2f}   "
                 f"(the bare workflow is {bare_rate / real_rate:.1f}x the runbook's throughput)"
             )
             print("CPU ms per incident, by process:")
-            print(f"  runbook   {real_cpu}")
-            print(f"  bare      {bare_cpu}")
+            print(f"  runbook   {real_phase.cpu_per_incident()}")
+            print(f"  bare      {bare_phase.cpu_per_incident()}")
         finally:
             leftovers = [*real.started, *(bare_path.started if bare_path else [])]
             await common.terminate_all(client, leftovers, "bench overhead done")
@@ -301,11 +339,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--incidents", type=int, default=200, help="incidents per path (default 200)")
+    parser.add_argument(
+        "--incidents", type=int, default=100, help="incidents per path and round (default 100)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="incidents in flight (default 32)")
     parser.add_argument("--approve-with", choices=["signal", "update"], default="signal")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="rounds, alternating which path goes first (default 4)"
+    )
     parser.add_argument("--timeout", type=float, default=120, help="seconds one incident may take")
-    common.main("overhead", parser, body)
+
+    def check(args: argparse.Namespace) -> str | None:
+        if min(args.incidents, args.concurrency, args.rounds) < 1:
+            return "need --incidents, --concurrency and --rounds >= 1"
+        return None
+
+    common.main("overhead", parser, body, check)
 
 
 if __name__ == "__main__":
