@@ -273,7 +273,13 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
     client = await connect(settings)
     bare_client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
     agents = [f"ovh-{run}-{index:05d}" for index in range(args.incidents * args.rounds + 1)]
-    logs = stack.home / "logs" if stack.home else Path(tempfile.mkdtemp(prefix="stanch-bench-overhead-"))
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    if stack.home is not None:
+        logs = stack.home / "logs"
+    else:
+        # A running stack has no home of ours for the bare worker's log; a failure shows its tail anyway.
+        scratch = tempfile.TemporaryDirectory(prefix="stanch-bench-overhead-")
+        logs = Path(scratch.name)
     bare_queue = f"bench-bare-{run}"
     common.print_header(
         "runbook overhead: agent emergency stop vs bare workflow",
@@ -333,6 +339,8 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
             await common.terminate_all(client, leftovers, "bench overhead done")
             if worker is not None:
                 worker.stop()
+            if scratch is not None:
+                scratch.cleanup()
 
 
 def main() -> None:
