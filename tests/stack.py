@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,11 +18,14 @@ from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 
+from schemas.alerts import Alert
 from schemas.briefs import Brief
-from schemas.incidents import IncidentResult
+from schemas.incidents import IncidentInput, IncidentResult
+from schemas.severity import Severity
 from stanch.audit_store import read_rows
 from stanch.devstack import child_environment
 from stanch.history_audit import cross_check
+from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import applied as sandbox_applied
@@ -99,31 +101,40 @@ def temporal_signal(
     )
 
 
-def dev_stack_settings(home: Path) -> Settings:
-    """Settings for a DevStack of a test's own: every port free, data under `home`."""
-    grpc, ui, pg, intake, sandbox = free_ports(5)
-    return Settings(
-        home=home,
-        temporal_address=f"127.0.0.1:{grpc}",
-        temporal_ui_port=ui,
-        postgres_port=pg,
-        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
-        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
-        intake_port=intake,
-        sandbox_port=sandbox,
-        platform_url=f"http://127.0.0.1:{sandbox}",
-        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
+def open_emergency_stop(settings: Settings, policy: Policy, agent_id: str, incidents: list[str]) -> str:
+    """The agent's emergency-stop incident, started on the test's task queue."""
+    alert = Alert(
+        source="alertmanager",
+        name="AgentHallucination",
+        fingerprint=agent_id,
+        labels={"alertname": "AgentHallucination", "agent": agent_id},
+        annotations={"summary": f"{agent_id} is making things up"},
+    )
+    incident = IncidentInput(
+        incident_id=f"incident-{settings.task_queue}-{agent_id}",
+        runbook="agent_emergency_stop",
+        severity=Severity.P1,
+        service="support",
+        summary=alert.summary,
+        alert=alert,
+        target={"agent_id": agent_id},
+        policy=policy.incident_policy(),
     )
 
+    async def start() -> None:
+        client = await connect(settings)
+        await client.start_workflow(
+            "agent_emergency_stop",
+            incident,
+            id=incident.incident_id,
+            task_queue=settings.task_queue,
+            start_signal="alert",
+            start_signal_args=[alert],
+        )
 
-def free_ports(count: int) -> list[int]:
-    # Held open together, so the kernel cannot hand out the same port twice.
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    try:
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    asyncio.run(start())
+    incidents.append(incident.incident_id)
+    return incident.incident_id
 
 
 def history(settings: Settings, workflow_id: str, run_id: str | None = None) -> list[HistoryEvent]:

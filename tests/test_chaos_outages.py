@@ -27,7 +27,7 @@ from stanch.devstack.supervisor import Child
 from stanch.devstack.temporal import split_address
 from stanch.samples import sample
 from stanch.settings import Settings
-from tests.conftest import audit_rows
+from tests.conftest import audit_rows, dev_stack_settings
 from tests.stack import (
     agent,
     applied,
@@ -35,7 +35,6 @@ from tests.stack import (
     attempts_that_ended,
     brief_state,
     description,
-    dev_stack_settings,
     eventually,
     history,
     history_audit_problems,

@@ -22,9 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.alerts import Alert
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
+from schemas.incidents import IncidentResult
 from stanch.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
@@ -36,6 +34,7 @@ from tests.stack import (
     attempts_that_ended,
     brief_state,
     eventually,
+    open_emergency_stop,
     temporal_signal,
     terminate_running,
 )
@@ -120,42 +119,6 @@ def new_agent(settings: Settings) -> str:
     return agent_id
 
 
-def open_incident(settings: Settings, policy: Policy, agent_id: str, incidents: list[str]) -> str:
-    """The agent's emergency-stop incident, started on the test's task queue."""
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=agent_id,
-        labels={"alertname": "AgentHallucination", "agent": agent_id},
-        annotations={"summary": f"{agent_id} is making things up"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-chaos-{agent_id}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id},
-        policy=policy.incident_policy(),
-    )
-
-    async def start() -> None:
-        client = await connect(settings)
-        await client.start_workflow(
-            "agent_emergency_stop",
-            incident,
-            id=incident.incident_id,
-            task_queue=settings.task_queue,
-            start_signal="alert",
-            start_signal_args=[alert],
-        )
-
-    asyncio.run(start())
-    incidents.append(incident.incident_id)
-    return incident.incident_id
-
-
 def wait_for_approval_request(settings: Settings, workflow_id: str, timeout: float = 30.0) -> None:
     eventually(
         lambda: brief_state(settings, workflow_id) == "awaiting_approval",
@@ -180,7 +143,7 @@ def test_a_killed_worker_is_replaced_and_no_effect_happens_twice(
 ) -> None:
     workers.append(start_worker(chaos))
     agent_id = new_agent(chaos)
-    workflow_id = open_incident(chaos, policy, agent_id, incidents)
+    workflow_id = open_emergency_stop(chaos, policy, agent_id, incidents)
     wait_for_approval_request(chaos, workflow_id)
     assert agent(chaos, agent_id)["state"] == "paused"
 
@@ -208,7 +171,7 @@ def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies
         agent_id = new_agent(chaos)
         hold = {"path_prefix": f"/agents/{agent_id}/pause", "hang_seconds": 5, **fault}
         httpx.post(faults, json=hold).raise_for_status()
-        held[how] = agent_id, open_incident(chaos, policy, agent_id, incidents)
+        held[how] = agent_id, open_emergency_stop(chaos, policy, agent_id, incidents)
 
     # A fault leaves the list the moment a request takes it: both pause calls are at the platform, held.
     holding = {f"/agents/{agent_id}/pause" for agent_id, _ in held.values()}

@@ -20,39 +20,14 @@ from temporalio.client import Client
 
 from stanch.devstack import DevStack, DevStackError, PortInUse, StartupFailed, child_environment, temporal
 from stanch.settings import Settings
+from tests.conftest import dev_stack_settings, free_ports
 
 pytestmark = pytest.mark.e2e
 
 
-def free_ports(count: int) -> list[int]:
-    # Held open together so the kernel cannot hand out the same port twice.
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    try:
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def stack_settings(home: Path) -> Settings:
-    grpc, ui, pg, intake, sandbox = free_ports(5)
-    return Settings(
-        home=home,
-        temporal_address=f"127.0.0.1:{grpc}",
-        temporal_ui_port=ui,
-        postgres_port=pg,
-        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
-        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
-        intake_port=intake,
-        sandbox_port=sandbox,
-        platform_url=f"http://127.0.0.1:{sandbox}",
-        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
-    )
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return stack_settings(tmp_path / "home")
+    return dev_stack_settings(tmp_path / "home")
 
 
 def pid_alive(pid: int) -> bool:

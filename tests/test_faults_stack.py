@@ -28,15 +28,12 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
 from schemas.actions import NotificationReceipt
-from schemas.alerts import Alert
-from schemas.incidents import IncidentInput
-from schemas.severity import Severity
 from stanch.devstack import child_environment
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows, new_agent
-from tests.stack import agent, brief_state, eventually, result_of, temporal_signal
+from tests.stack import agent, brief_state, eventually, open_emergency_stop, result_of, temporal_signal
 from tests.test_agent_emergency_stop import chat_messages
 from tests.test_e2e_agent_lifecycle import fire
 
@@ -294,37 +291,7 @@ def test_a_hanging_channel_is_given_up_within_its_timeout_and_the_fallback_takes
     faults(hanging, 504, hang_seconds=HANG_SECONDS)
 
     agent_id = new_agent(stack.platform_url, ["v1", "v2"])
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=agent_id,
-        labels={"alertname": "AgentHallucination", "agent": agent_id},
-        annotations={"summary": f"{agent_id} is making things up"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-hang-{agent_id}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id},
-        policy=load_policy(config).incident_policy(),
-    )
-
-    async def open_incident() -> None:
-        client = await connect(settings)
-        await client.start_workflow(
-            "agent_emergency_stop",
-            incident,
-            id=incident.incident_id,
-            task_queue=settings.task_queue,
-            start_signal="alert",
-            start_signal_args=[alert],
-        )
-
-    asyncio.run(open_incident())
-    workflow_id = incident.incident_id
+    workflow_id = open_emergency_stop(settings, load_policy(config), agent_id, [])
     eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the approval request")
     # The runbook moved on while the endpoint still holds the request (the sandbox logs it once answered).
     assert calls(stack, hanging) == []
