@@ -6,7 +6,6 @@ URL: the worker's notification channels register their secrets, and every record
 from __future__ import annotations
 
 import secrets
-import textwrap
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from stanch import telemetry
 from stanch.policy import load_policy
 from stanch.settings import Settings
 from tests.conftest import free_port
+from tests.test_notifiers import write_policy
 
 
 async def test_a_notification_secret_in_the_request_url_stays_out_of_the_span(
@@ -35,32 +35,30 @@ async def test_a_notification_secret_in_the_request_url_stays_out_of_the_span(
     slack_key = "slk" + secrets.token_hex(12)
     bot_token = f"{secrets.randbelow(10**9)}:AA{secrets.token_hex(16)}"
     nobody = f"http://127.0.0.1:{free_port()}"  # a refused connection is enough: the span is made first
-    config = tmp_path / "stanch.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [notify]
-            P0 = ["instant"]
-            P1 = ["instant"]
-            P2 = ["instant"]
-            P3 = ["instant"]
-            customer = ["instant"]
-            escalation = ["instant"]
+    config = write_policy(
+        tmp_path,
+        f"""
+        [notify]
+        P0 = ["instant"]
+        P1 = ["instant"]
+        P2 = ["instant"]
+        P3 = ["instant"]
+        customer = ["instant"]
+        escalation = ["instant"]
 
-            [notify.groups]
-            instant = ["slack-oncall", "telegram-oncall"]
+        [notify.groups]
+        instant = ["slack-oncall", "telegram-oncall"]
 
-            [channels.slack-oncall]
-            type = "slack"
-            url_env = "SLACK_URL"
+        [channels.slack-oncall]
+        type = "slack"
+        url_env = "SLACK_URL"
 
-            [channels.telegram-oncall]
-            type = "telegram"
-            token_env = "TELEGRAM_TOKEN"
-            chat_id = "1"
-            api_base = "{nobody}"
-            """
-        )
+        [channels.telegram-oncall]
+        type = "telegram"
+        token_env = "TELEGRAM_TOKEN"
+        chat_id = "1"
+        api_base = "{nobody}"
+        """,
     )
     environ = {"SLACK_URL": f"{nobody}/services/T0/B0/{slack_key}", "TELEGRAM_TOKEN": bot_token}
     telemetry.enable(provider)
