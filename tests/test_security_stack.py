@@ -38,7 +38,7 @@ from stanch.devstack import DevStack
 from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import audit_rows, free_port, new_agent
+from tests.conftest import audit_rows, dev_stack_settings, free_port, new_agent
 from tests.stack import agent, applied, brief_state, eventually, result_of, temporal_signal
 from tests.test_agent_emergency_stop import chat_messages
 from tests.test_e2e_agent_lifecycle import awaiting, fire, stanch_cli
@@ -301,8 +301,9 @@ url_env = "STANCH_TEST_CUSTOMER_WEBHOOK_URL"
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    pg, intake, sandbox_port, nobody = free_port(), free_port(), free_port(), free_port()
-    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    ports = dev_stack_settings(tmp_path_factory.mktemp("secured"))
+    nobody = free_port()
+    sandbox = ports.platform_url
     values = {
         "intake token": secret_value("itk"),
         "intake HMAC secret": secret_value("hms"),
@@ -335,20 +336,12 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     config = policy_with_notify(
         tmp_path_factory.mktemp("policy") / "stanch.toml", notify_section(sandbox, smtp.port)
     )
-    settings = Settings(
-        home=tmp_path_factory.mktemp("secured"),
-        temporal_address=f"127.0.0.1:{free_port()}",
-        temporal_ui_port=free_port(),
-        postgres_port=pg,
-        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
-        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
-        intake_port=intake,
-        sandbox_port=sandbox_port,
-        platform_url=sandbox,
-        notify_webhook_url=f"{sandbox}/chat/messages",
-        config=config,
-        intake_token=SecretStr(values["intake token"]),
-        intake_hmac_secret=SecretStr(values["intake HMAC secret"]),
+    settings = ports.model_copy(
+        update={
+            "config": config,
+            "intake_token": SecretStr(values["intake token"]),
+            "intake_hmac_secret": SecretStr(values["intake HMAC secret"]),
+        }
     )
     smtp.start()
     stack = DevStack(settings, log=lambda line: None)
