@@ -14,7 +14,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from stanch.devstack import DevStack, DevStackError
+from stanch.devstack import DevStack, DevStackError, settings_on_free_ports
 from stanch.policy import load_policy
 from stanch.settings import Settings, load_settings_or_exit
 
@@ -77,30 +76,6 @@ class Stack:
         return f"private dev stack in {self.home}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def private_settings(home: Path) -> Settings:
-    """Settings for a stack of our own: every port free, everything under `home` (as tests/conftest.py)."""
-    pg, sandbox = free_port(), free_port()
-    return Settings(
-        home=home,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        temporal_ui_port=free_port(),
-        postgres_port=pg,
-        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
-        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
-        intake_port=free_port(),
-        sandbox_port=sandbox,
-        platform_url=f"http://127.0.0.1:{sandbox}",
-        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
-        codec_server_port=free_port(),
-    )
-
-
 def add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--running",
@@ -139,7 +114,7 @@ def bench_stack(
     try:
         began = time.monotonic()
         # DevStack.start stops whatever it started if it fails or is interrupted half-way.
-        with DevStack(private_settings(home), log=lambda line: None) as devstack:
+        with DevStack(settings_on_free_ports(home), log=lambda line: None) as devstack:
             note(f"private dev stack up in {time.monotonic() - began:.1f} s ({home})")
             yield Stack(devstack.settings, devstack, home, {})
             ok = True

@@ -31,7 +31,7 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from stanch.devstack import DevStack, postgres
+from stanch.devstack import DevStack, postgres, settings_on_free_ports
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
 from tests.clock import free_clock, settle_and_terminate
@@ -208,35 +208,8 @@ def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
     return agent_id
 
 
-def free_ports(count: int) -> list[int]:
-    # Held open together, so the kernel cannot hand out the same port twice.
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    try:
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def dev_stack_settings(home: Path) -> Settings:
-    """Settings for a DevStack of a test's own: every port free, data under `home`."""
-    grpc, ui, pg, intake, sandbox = free_ports(5)
-    return Settings(
-        home=home,
-        temporal_address=f"127.0.0.1:{grpc}",
-        temporal_ui_port=ui,
-        postgres_port=pg,
-        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
-        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
-        intake_port=intake,
-        sandbox_port=sandbox,
-        platform_url=f"http://127.0.0.1:{sandbox}",
-        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
-    )
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests."""
-    with DevStack(dev_stack_settings(tmp_path_factory.mktemp("stack")), log=lambda line: None) as running:
+    with DevStack(settings_on_free_ports(tmp_path_factory.mktemp("stack")), log=lambda line: None) as running:
         yield running.settings

@@ -22,12 +22,12 @@ import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
-from stanch.devstack import DevStack
+from stanch.devstack import DevStack, settings_on_free_ports
 from stanch.devstack.supervisor import Child
 from stanch.devstack.temporal import split_address
 from stanch.samples import sample
 from stanch.settings import Settings
-from tests.conftest import audit_rows, dev_stack_settings
+from tests.conftest import audit_rows
 from tests.stack import (
     agent,
     applied,
@@ -56,7 +56,9 @@ APPROVAL_TIMEOUT = timedelta(minutes=30)
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    with DevStack(dev_stack_settings(tmp_path_factory.mktemp("outages")), log=lambda line: None) as running:
+    with DevStack(
+        settings_on_free_ports(tmp_path_factory.mktemp("outages")), log=lambda line: None
+    ) as running:
         yield running
 
 

@@ -18,16 +18,24 @@ from pydantic import SecretStr
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from stanch.devstack import DevStack, DevStackError, PortInUse, StartupFailed, child_environment, temporal
+from stanch.devstack import (
+    DevStack,
+    DevStackError,
+    PortInUse,
+    StartupFailed,
+    child_environment,
+    free_ports,
+    settings_on_free_ports,
+    temporal,
+)
 from stanch.settings import Settings
-from tests.conftest import dev_stack_settings, free_ports
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return dev_stack_settings(tmp_path / "home")
+    return settings_on_free_ports(tmp_path / "home")
 
 
 def pid_alive(pid: int) -> bool:

@@ -34,11 +34,11 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.briefs import Timeline
-from stanch.devstack import DevStack
+from stanch.devstack import DevStack, settings_on_free_ports
 from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import audit_rows, dev_stack_settings, free_port, new_agent
+from tests.conftest import audit_rows, free_port, new_agent
 from tests.stack import agent, applied, brief_state, eventually, result_of, temporal_signal
 from tests.test_agent_emergency_stop import chat_messages
 from tests.test_e2e_agent_lifecycle import awaiting, fire, stanch_cli
@@ -301,7 +301,7 @@ url_env = "STANCH_TEST_CUSTOMER_WEBHOOK_URL"
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    ports = dev_stack_settings(tmp_path_factory.mktemp("secured"))
+    ports = settings_on_free_ports(tmp_path_factory.mktemp("secured"))
     nobody = free_port()
     sandbox = ports.platform_url
     values = {

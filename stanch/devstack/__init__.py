@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +53,34 @@ WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DATABASE_URLS = ("database_url", "database_admin_url")
 SANDBOX_URLS = ("platform_url", "notify_webhook_url")
+
+
+def free_ports(count: int) -> list[int]:
+    # Held open together, so the kernel cannot hand out the same port twice.
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    try:
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def settings_on_free_ports(home: Path) -> Settings:
+    """Settings for a private stack (tests, benchmarks): every port free, all data under `home`."""
+    grpc, ui, pg, intake, sandbox, codec = free_ports(6)
+    return Settings(
+        home=home,
+        temporal_address=f"127.0.0.1:{grpc}",
+        temporal_ui_port=ui,
+        postgres_port=pg,
+        database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
+        database_admin_url=f"postgresql://postgres@127.0.0.1:{pg}/stanch",
+        intake_port=intake,
+        sandbox_port=sandbox,
+        platform_url=f"http://127.0.0.1:{sandbox}",
+        notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
+        codec_server_port=codec,
+    )
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
