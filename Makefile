@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Debian packages the suite runs for real (Alertmanager, promtool); installed once per machine.
+SYSTEM_STAMP := $(VENV)/.system-packages
 
 .PHONY: dev test lint install clean
 
@@ -16,6 +18,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+$(SYSTEM_STAMP): .ci/system-packages | $(BIN)/python
+	bash .ci/system-packages
+	touch $(SYSTEM_STAMP)
+
 dev: $(STAMP)
 	$(BIN)/stanch dev
 
@@ -24,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(SYSTEM_STAMP)
 	$(BIN)/pytest -q
 
 clean:
