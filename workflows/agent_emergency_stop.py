@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.actions import AgentAction
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import AgentStopTarget
     from workflows.steps.incident import IncidentWorkflow
 
 CUSTOMER_MESSAGE = (
@@ -24,6 +25,8 @@ CUSTOMER_MESSAGE = (
 
 @workflow.defn(name="agent_emergency_stop")
 class AgentEmergencyStop(IncidentWorkflow):
+    target_model = AgentStopTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         agent_id = incident.target["agent_id"]

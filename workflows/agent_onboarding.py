@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.agents import AgentLifecycleActivities, AgentStep, ConfigRequest, WorkspaceRequest
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import AgentOnboardingTarget
     from workflows.steps.incident import IncidentWorkflow
 
 OWNER_ROLES = ["lead"]
@@ -29,6 +30,8 @@ RETRY_PAUSE = timedelta(minutes=10)
 
 @workflow.defn(name="agent_onboarding")
 class AgentOnboarding(IncidentWorkflow):
+    target_model = AgentOnboardingTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         agent_id = incident.target["agent_id"]

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.actions import AgentAction
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import AgentTarget
     from workflows.steps.incident import IncidentWorkflow
 
 # How long a terminated agent's archive is kept before it may be purged.
@@ -35,6 +36,8 @@ APPROVER_ROLES = ["lead", "oncall"]
 
 @workflow.defn(name="agent_termination")
 class AgentTermination(IncidentWorkflow):
+    target_model = AgentTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         agent_id = incident.target["agent_id"]

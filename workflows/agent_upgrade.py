@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import AgentUpgradeTarget
     from workflows.steps.incident import IncidentWorkflow
 
 # The owner (the person the agent works for) validates an upgrade.
@@ -52,6 +53,8 @@ class Compensation(NamedTuple):
 
 @workflow.defn(name="agent_upgrade")
 class AgentUpgrade(IncidentWorkflow):
+    target_model = AgentUpgradeTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         agent_id = incident.target["agent_id"]

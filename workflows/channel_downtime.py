@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.guardrail import Risk
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import ChannelDowntimeTarget
     from workflows.steps.channel import read
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
@@ -51,6 +52,8 @@ OUTCOME_ORDER = ["action_failed", "escalated", "declined", "awaiting_top_up", "u
 
 @workflow.defn(name="channel_downtime")
 class ChannelDowntime(IncidentWorkflow):
+    target_model = ChannelDowntimeTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         channel = incident.target["channel"]

@@ -34,11 +34,14 @@ with workflow.unsafe.imports_passed_through():
         HandoffResult,
         handoff_from_alert,
     )
+    from schemas.targets import HandoffTarget
     from workflows.steps.incident import IncidentWorkflow
 
 
 @workflow.defn(name="escalation_to_human")
 class EscalationToHuman(IncidentWorkflow):
+    target_model = HandoffTarget  # what it acts on: schemas/targets.py
+
     @workflow.init
     def __init__(self, incident: HandoffInput) -> None:
         handoff = incident.handoff or handoff_from_alert(incident)

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import GatewayRestartTarget
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.policies import EFFECT_TIMEOUT
@@ -41,6 +42,8 @@ HEALTH_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(second
 
 @workflow.defn(name="gateway_safe_restart")
 class GatewaySafeRestart(IncidentWorkflow):
+    target_model = GatewayRestartTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         gateway = incident.target["gateway"]

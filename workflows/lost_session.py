@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         SessionRead,
     )
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import SessionTarget
     from workflows.steps.incident import IncidentWorkflow
 
 # past failures → (mode, max attempts, backoff in seconds); the first row whose bound is not exceeded wins.
@@ -42,6 +43,8 @@ def retry_policy_for(past_failures: int | None) -> tuple[RetryMode, int, int]:
 
 @workflow.defn(name="lost_session")
 class LostSession(IncidentWorkflow):
+    target_model = SessionTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         gateway = incident.target["gateway"]

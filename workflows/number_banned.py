@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.channel import AppealVerdict, ChannelAction, ChannelRef, SendReport, TemplateSendsChange
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import ChannelTarget
     from workflows.steps.channel import read
     from workflows.steps.incident import IncidentWorkflow
 
@@ -35,6 +36,7 @@ SPAM_PER_THOUSAND = 5.0
 
 @workflow.defn(name="number_banned")
 class NumberBanned(IncidentWorkflow):
+    target_model = ChannelTarget  # what it acts on: schemas/targets.py
     verdict: AppealVerdict | None = None
 
     @workflow.run

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import ResourcePressureTarget
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
 
@@ -27,6 +28,8 @@ RISKS = {"low": Risk.low, "medium": Risk.medium}
 
 @workflow.defn(name="resource_pressure")
 class ResourcePressure(IncidentWorkflow):
+    target_model = ResourcePressureTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         gateway = incident.target["gateway"]

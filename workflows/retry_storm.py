@@ -16,6 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.gateway import ChainFreeze, GatewayActivities, GatewayEffect, ReviewOpening
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import GatewayTarget
     from workflows.steps.incident import IncidentWorkflow
 
 FREEZE_WINDOW = timedelta(minutes=30)
@@ -23,6 +24,8 @@ FREEZE_WINDOW = timedelta(minutes=30)
 
 @workflow.defn(name="retry_storm")
 class RetryStorm(IncidentWorkflow):
+    target_model = GatewayTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         gateway = incident.target["gateway"]

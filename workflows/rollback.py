@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalOutcome, ApprovalRequest
     from schemas.hotfix import BackupRef, MigrateDown, ServiceRequest
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import RollbackTarget
     from workflows.steps.incident import IncidentWorkflow
 
 KINDS = {
@@ -33,6 +34,8 @@ APPROVERS = ["oncall", "lead"]
 
 @workflow.defn(name="rollback")
 class Rollback(IncidentWorkflow):
+    target_model = RollbackTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         service = incident.target.get("service") or incident.service

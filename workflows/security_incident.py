@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.security import EvidenceRequest, KillSwitchRequest, PostMortemRequest
     from schemas.severity import Severity
+    from schemas.targets import SecurityTarget
     from workflows.steps.handoff import hand_off
     from workflows.steps.incident import IncidentWorkflow
 
@@ -61,6 +62,8 @@ AFTER_FAILED_FIX = [
 
 @workflow.defn(name="security_incident")
 class SecurityIncident(IncidentWorkflow):
+    target_model = SecurityTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         agent_id = incident.target["agent_id"]

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.channel import ChannelActivities
     from schemas.channel import TemplateRef, TemplateSubmission, TemplateSwitch
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import TemplateTarget
     from workflows.steps.channel import read
     from workflows.steps.incident import IncidentWorkflow
 
@@ -50,6 +51,8 @@ UTILITY = "UTILITY"
 
 @workflow.defn(name="template_rejected")
 class TemplateRejected(IncidentWorkflow):
+    target_model = TemplateTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         channel = incident.target["channel"]

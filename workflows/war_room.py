@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.severity import Severity
+    from schemas.targets import WarRoomTarget
     from workflows.steps.incident import IncidentWorkflow
 
 RESPONSE_TARGET = {
@@ -70,6 +71,8 @@ APPROVERS = ["oncall", "lead"]
 
 @workflow.defn(name="war_room")
 class WarRoom(IncidentWorkflow):
+    target_model = WarRoomTarget  # what it acts on: schemas/targets.py
+
     @workflow.init
     def __init__(self, incident: IncidentInput) -> None:
         # A `priority` label on the alert overrides the route's severity: monitoring knows best how bad it is.

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gateway import GatewayActivities, GatewayEffect
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.targets import GatewayTarget
     from workflows.steps.incident import IncidentWorkflow
 
 # How much of the service log goes into the hand-off message; the whole bundle is in the audit row.
@@ -23,6 +24,8 @@ HANDOFF_LOG_LINES = 10
 
 @workflow.defn(name="zombie_gateway")
 class ZombieGateway(IncidentWorkflow):
+    target_model = GatewayTarget  # what it acts on: schemas/targets.py
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         gateway = incident.target["gateway"]
