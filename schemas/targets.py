@@ -182,7 +182,9 @@ def route_target_problem(route: Route) -> str | None:
         for field in getattr(route, key):
             if field not in model.model_fields:
                 known = ", ".join(model.model_fields)
-                return f"{key}.{field}: runbook {route.runbook!r} has no target field {field!r} (it has {known})"
+                return (
+                    f"{key}.{field}: runbook {route.runbook!r} has no target field {field!r} (it has {known})"
+                )
     return None
 
 

@@ -274,6 +274,38 @@ def resolve(incident: str, by: str = typer.Option(..., "--as"), note: str = type
     typer.echo(f"{workflow_id(incident)}: marked resolved by {by}")
 
 
+@app.command()
+def triage(
+    incident: str,
+    runbook: str = typer.Option(..., "--runbook", help="the runbook to hand the incident to"),
+    target: list[str] = typer.Option([], "--target", help="a target field as key=value; repeat for each"),
+    by: str = typer.Option(..., "--by", envvar="USER", help="who hands it over (default: $USER)"),
+) -> None:
+    """Hand a triage incident to a runbook with the target its alert lacked (refused with the reason)."""
+    from schemas.triage import RunbookStarted, RunRunbook
+
+    fields: dict[str, str] = {}
+    for item in target:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            typer.echo(f"stanch: --target {item!r}: expected key=value", err=True)
+            raise typer.Exit(2)
+        fields[key] = value
+
+    async def go() -> RunbookStarted:
+        handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
+        request = RunRunbook(by=by, runbook=runbook, target=fields)
+        return await handle.execute_update("run_runbook", request, result_type=RunbookStarted)
+
+    try:
+        started = _run(go())
+    except WorkflowUpdateFailedError as error:
+        reason = getattr(error.cause, "message", None) or str(error.cause or error)
+        typer.echo(f"stanch: refused: {reason}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{workflow_id(incident)}: handed to {started.runbook} as {started.workflow_id} (by {by})")
+
+
 # ---- audit ---------------------------------------------------------------------------------------
 
 

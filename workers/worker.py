@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,12 +26,13 @@ from activities.notify import NotifyActivities
 from activities.platform import PlatformActivities
 from activities.reports import ReportActivities
 from activities.security import SecurityActivities
-from stanch.policy import PolicyError, load_policy_or_exit
+from schemas.targets import check_route_targets
+from stanch.policy import Policy, PolicyError, load_policy_or_exit
 from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect
-from workflows.registry import WORKFLOWS
+from workflows.registry import RUNBOOKS, WORKFLOWS
 
 log = logging.getLogger("stanch.worker")
 
@@ -129,6 +131,15 @@ def notify_activities(
         raise SystemExit(2) from None
 
 
+def routes_fit_targets_or_exit(policy: Policy, path: Path) -> None:
+    """Refuse to start on a route whose labels cannot give its runbook a target: every alert it matched
+    would otherwise fail the runbook's first step, or go to triage, long after the deploy looked fine."""
+    problem = check_route_targets(policy)
+    if problem:
+        print(f"stanch: policy file {path}: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_worker(
     client: Client, task_queue: str, activities: Sequence[Any], extra_workflows: Sequence[type] = ()
 ) -> Worker:
@@ -143,6 +154,7 @@ def build_worker(
 
 
 async def run_worker(settings: Settings) -> None:
+    routes_fit_targets_or_exit(load_policy_or_exit(settings.config, set(RUNBOOKS)), settings.config)
     client = await connect(settings)
     await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal
     async with activity_implementations(settings, client) as activities:

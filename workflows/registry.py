@@ -2,7 +2,9 @@
 
 RUNBOOKS are the incident procedures, by the name a policy route starts them under. WORKFLOWS adds the
 machinery around them that no route may start: the guardrail each runbook asks before an automatic action,
-and the workflow that audits an alert no route matched.
+the workflow that audits an alert no route matched (kept so its recorded histories replay), and the
+triage incident the intake opens, by name, for an alert no runbook can act on; a human hands it to a
+runbook, so no route names it.
 """
 
 from workflows.agent_emergency_stop import AgentEmergencyStop
@@ -22,6 +24,7 @@ from workflows.retry_storm import RetryStorm
 from workflows.rollback import Rollback
 from workflows.security_incident import SecurityIncident
 from workflows.template_rejected import TemplateRejected
+from workflows.triage import Triage
 from workflows.unrouted_alert import UnroutedAlert
 from workflows.war_room import WarRoom
 from workflows.zombie_gateway import ZombieGateway
@@ -45,4 +48,11 @@ RUNBOOKS: dict[str, type] = {
     "template_rejected": TemplateRejected,
 }
 
-WORKFLOWS: list[type] = [*RUNBOOKS.values(), HotfixCycle, Guardrail, UnroutedAlert, DailyCockpitReport]
+WORKFLOWS: list[type] = [
+    *RUNBOOKS.values(),
+    HotfixCycle,
+    Guardrail,
+    UnroutedAlert,
+    Triage,
+    DailyCockpitReport,
+]
