@@ -72,7 +72,9 @@ def test_a_required_field_only_among_optional_labels_is_refused(tmp_path: Path) 
     # An optional label may be missing from an alert: the runbook would then fail on its first step.
     policy = load_policy(policy_file(tmp_path, 'optional_target_labels = { agent_id = "agent" }\n'))
     problem = check_route_targets(policy)
-    assert problem is not None and problem.startswith("routes.0 ('agent-hallucination').optional_target_labels")
+    assert problem is not None and problem.startswith(
+        "routes.0 ('agent-hallucination').optional_target_labels"
+    )
     assert "requires target field 'agent_id' in target_labels" in problem
 
 
@@ -80,7 +82,9 @@ def test_a_label_for_a_field_the_model_lacks_is_named(tmp_path: Path) -> None:
     lines = 'target_labels = { agent_id = "agent" }\noptional_target_labels = { agnet = "agnet" }\n'
     problem = check_route_targets(load_policy(policy_file(tmp_path, lines)))
     assert problem is not None
-    assert "optional_target_labels.agnet: runbook 'agent_emergency_stop' has no target field 'agnet'" in problem
+    assert (
+        "optional_target_labels.agnet: runbook 'agent_emergency_stop' has no target field 'agnet'" in problem
+    )
 
 
 def test_worker_check_exits_2_with_one_line_naming_route_runbook_and_field(
@@ -142,4 +146,7 @@ def test_hand_over_validator_names_the_missing_field_and_unknown_runbooks() -> N
     assert missing == "target.agent_id: Field required"
     unknown = target_problem(RunRunbook(by="alice", runbook="triage", target={}))
     assert unknown is not None and unknown.startswith("runbook: unknown runbook 'triage'")
-    assert target_problem(RunRunbook(by="alice", runbook="agent_emergency_stop", target={"agent_id": "b"})) is None
+    assert (
+        target_problem(RunRunbook(by="alice", runbook="agent_emergency_stop", target={"agent_id": "b"}))
+        is None
+    )
