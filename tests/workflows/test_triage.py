@@ -1,0 +1,366 @@
+"""Triage incidents on the time-skipping server, with real effects: pages reach the sandbox chat, rows land
+in Postgres, and a hand-over starts the real runbook, which pauses the agent at the sandbox platform."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import Result
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from typer.testing import CliRunner
+
+from schemas.alerts import Alert
+from schemas.approvals import Acknowledgement, EscalationRequest, Resolution
+from schemas.briefs import Brief, Timeline
+from schemas.incidents import EscalationLevel, IncidentResult
+from schemas.severity import Severity
+from schemas.triage import TRIAGE_WORKFLOW, RunbookStarted, RunRunbook, TriageInput, TriageProblem
+from stanch.cli import app
+from stanch.policy import Policy
+from stanch.settings import get_settings
+from tests.clock import settled
+from tests.conftest import Running, applied, audit_rows, new_agent
+from workers.intake.routing import dedupe_key
+
+LADDER = [
+    EscalationLevel(name="team-lead", notify=["carol"], after=timedelta(minutes=30)),
+    EscalationLevel(name="director", notify=["dana"], after=timedelta(minutes=30)),
+]
+
+
+def hallucination_without_agent(
+    policy: Policy, *, ladder: list[EscalationLevel] | None = None
+) -> TriageInput:
+    """What the intake opens for `AgentHallucination` without its `agent` label, on the shipped policy."""
+    alert = Alert(
+        source="alertmanager",
+        name="AgentHallucination",
+        fingerprint=uuid.uuid4().hex[:16],
+        labels={"alertname": "AgentHallucination", "severity": "critical", "service": "support-bot"},
+        annotations={"summary": "support-bot promised a 90% discount"},
+    )
+    route = policy.route_named("agent-hallucination")
+    assert route is not None
+    incident_policy = policy.incident_policy()
+    if ladder is not None:
+        incident_policy = incident_policy.model_copy(update={"escalation": ladder})
+    return TriageInput(
+        incident_id=f"incident-triage-agent-hallucination-{alert.fingerprint}",
+        runbook=TRIAGE_WORKFLOW,
+        severity=route.severity,
+        service="support-bot",
+        summary=alert.summary,
+        alert=alert,
+        policy=incident_policy,
+        route=route.name,
+        suggested_runbook=route.runbook,
+        problems=[TriageProblem(field="labels.agent", problem="required by route 'agent-hallucination'")],
+        runbook_incident_ids={route.runbook: f"incident-{dedupe_key(alert, route)}"},
+    )
+
+
+async def open_triage(stanch: Running, triage: TriageInput) -> WorkflowHandle[Any, IncidentResult]:
+    return await stanch.client.start_workflow(
+        TRIAGE_WORKFLOW,
+        triage,
+        id=triage.incident_id,
+        task_queue=stanch.task_queue,
+        start_signal="alert",
+        start_signal_args=[triage.alert],
+        result_type=IncidentResult,
+    )
+
+
+async def until_state(handle: WorkflowHandle[Any, Any], state: str) -> Brief:
+    """Poll the brief (bounded; queries do not move the clock), then let the step's audit row land."""
+    for _ in range(200):
+        brief = await handle.query("brief", result_type=Brief)
+        if brief.state == state:
+            await settled(handle)
+            return brief
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"incident never reached {state}; last brief: {brief}")
+
+
+def chat(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
+    """Messages this incident sent to the sandbox chat; their idempotency keys start with its id."""
+    messages = httpx.get(f"{sandbox_url}/chat/messages").json()
+    return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
+
+
+def agent_state(sandbox_url: str, agent_id: str) -> str:
+    return str(httpx.get(f"{sandbox_url}/agents/{agent_id}").json()["state"])
+
+
+def steps(stanch: Running, workflow_id: str) -> list[str]:
+    return [row["step_key"] for row in audit_rows(stanch.settings, workflow_id)]
+
+
+async def test_pages_oncall_at_once_with_what_the_alert_says_the_route_and_what_is_missing(
+    stanch: Running, policy: Policy
+) -> None:
+    triage = hallucination_without_agent(policy)
+    handle = await open_triage(stanch, triage)
+    brief = await until_state(handle, "awaiting_triage")
+
+    [page] = chat(stanch.settings.platform_url, handle.id)
+    assert page["channel"] == "on-call" and page["severity"] == "P1"
+    assert "AgentHallucination" in page["title"]
+    assert "support-bot promised a 90% discount" in page["text"]
+    assert "agent-hallucination" in page["text"] and "labels.agent" in page["text"]
+    assert f"stanch triage {handle.id} --runbook agent_emergency_stop --target agent_id=..." in page["text"]
+    assert "labels.agent" in brief.summary and "agent-hallucination" in brief.summary
+    assert "--target agent_id=" in brief.recommendation and brief.risk_if_no_action
+    assert steps(stanch, handle.id) == ["page", "triaged"]
+    triaged = audit_rows(stanch.settings, handle.id)[1]
+    assert (triaged["actor"], triaged["outcome"]) == ("alertmanager", "needs a human")
+    assert "labels.agent" in triaged["reason"]
+    description = await handle.describe()
+    assert description.search_attributes["StanchRunbook"] == ["triage"]
+    assert description.search_attributes["StanchState"] == ["awaiting_triage"]
+
+    await handle.signal("resolve", Resolution(by="bob", note="test alert, ignore"))
+    result = await handle.result()
+    assert result.final_state == "resolved" and result.resolved_by == "bob"
+    assert steps(stanch, handle.id) == ["page", "triaged", "closed"]
+
+
+async def test_unrouted_alert_pages_on_call_with_no_route_and_recommends_a_route(
+    stanch: Running, policy: Policy
+) -> None:
+    triage = hallucination_without_agent(policy)
+    triage = triage.model_copy(
+        update={"route": None, "suggested_runbook": None, "problems": [], "severity": Severity.P3}
+    )
+    handle = await open_triage(stanch, triage)
+    brief = await until_state(handle, "awaiting_triage")
+    [page] = chat(stanch.settings.platform_url, handle.id)
+    assert page["severity"] == "P3" and "No route matched it" in page["text"]
+    assert "Add a route for AgentHallucination" in brief.recommendation
+    await handle.signal("resolve", Resolution(by="bob"))
+    assert (await handle.result()).final_state == "resolved"
+
+
+async def test_unanswered_it_escalates_along_the_ladder_and_stays_open_unattended(
+    stanch: Running, policy: Policy
+) -> None:
+    handle = await open_triage(stanch, hallucination_without_agent(policy, ladder=LADDER))
+    await until_state(handle, "awaiting_triage")
+
+    await stanch.env.sleep(timedelta(hours=6))  # the server skips every timer of the ladder
+    brief = await until_state(handle, "unattended")
+
+    pages = chat(stanch.settings.platform_url, handle.id)
+    assert [(p["channel"], p["recipient"]) for p in pages] == [
+        ("on-call", None),
+        ("team-lead", "carol"),
+        ("director", "dana"),
+        ("on-call", None),
+    ]
+    assert all("AgentHallucination" in p["title"] for p in pages)
+    assert "Nobody along the escalation ladder" in pages[-1]["text"]
+    assert steps(stanch, handle.id) == ["page", "triaged", "escalate-1", "escalate-2", "unattended"]
+    assert "nobody answered" in (brief.awaiting or "")
+    # Never closed silently: days later it is still open and still says it needs a human.
+    await stanch.env.sleep(timedelta(days=3))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert (await handle.query("brief", result_type=Brief)).state == "unattended"
+
+    await handle.signal("resolve", Resolution(by="carol", note="rule fixed"))
+    assert (await handle.result()).final_state == "resolved"
+
+
+async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, policy: Policy) -> None:
+    handle = await open_triage(stanch, hallucination_without_agent(policy, ladder=LADDER))
+    await until_state(handle, "awaiting_triage")
+    await handle.signal("acknowledge", Acknowledgement(by="alice"))
+    await stanch.env.sleep(timedelta(hours=6))
+
+    assert (await handle.query("brief", result_type=Brief)).state == "awaiting_triage"
+    assert [p["channel"] for p in chat(stanch.settings.platform_url, handle.id)] == ["on-call"]
+
+    await handle.signal("escalate", EscalationRequest(by="alice", reason="need a lead"))
+    await until_state(handle, "escalated")
+    assert [p["channel"] for p in chat(stanch.settings.platform_url, handle.id)] == ["on-call", "team-lead"]
+    timeline = await handle.query("timeline", result_type=Timeline)
+    assert any(e.kind == "decision" and "acknowledged by alice" in e.text for e in timeline.entries)
+
+    await handle.signal("resolve", Resolution(by="alice"))
+    assert (await handle.result()).final_state == "resolved"
+    assert steps(stanch, handle.id) == ["page", "triaged", "escalate-1", "closed"]
+
+
+async def test_run_runbook_refuses_a_target_that_cannot_work_naming_the_field(
+    stanch: Running, policy: Policy
+) -> None:
+    triage = hallucination_without_agent(policy)
+    handle = await open_triage(stanch, triage)
+    await until_state(handle, "awaiting_triage")
+
+    refusals = {}
+    for name, request in {
+        "missing": RunRunbook(by="alice", runbook="agent_emergency_stop", target={"customer": "acme"}),
+        "unsafe": RunRunbook(by="alice", runbook="agent_emergency_stop", target={"agent_id": "bot/../x"}),
+        "unknown": RunRunbook(by="alice", runbook="make_coffee", target={"agent_id": "bot"}),
+    }.items():
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update("run_runbook", request, result_type=RunbookStarted)
+        refusals[name] = str(getattr(refused.value.cause, "message", refused.value.cause))
+    assert refusals["missing"] == "target.agent_id: Field required"
+    assert refusals["unsafe"].startswith("target.agent_id: String should match pattern")
+    assert refusals["unknown"].startswith("runbook: unknown runbook 'make_coffee'")
+
+    # Nothing started and nothing changed: the triage still waits for a human.
+    assert (await handle.query("brief", result_type=Brief)).state == "awaiting_triage"
+    assert (await handle.describe()).raw_description.pending_children == []
+    await handle.signal("resolve", Resolution(by="alice"))
+    assert (await handle.result()).final_state == "resolved"
+    with pytest.raises((WorkflowUpdateFailedError, RPCError)):  # closed: the server refuses the update
+        await handle.execute_update(
+            "run_runbook",
+            RunRunbook(by="alice", runbook="agent_emergency_stop", target={"agent_id": "bot"}),
+            result_type=RunbookStarted,
+        )
+
+
+async def handed_over_child(stanch: Running, triage: TriageInput, agent_id: str) -> WorkflowHandle[Any, Any]:
+    """Check the hand-over's observable result and return the runbook's incident, awaiting approval."""
+    expected_id = triage.runbook_incident_ids["agent_emergency_stop"]
+    handle = stanch.client.get_workflow_handle(triage.incident_id, result_type=IncidentResult)
+    result = await handle.result()
+    assert result.final_state == "handed_over"
+    rows = audit_rows(stanch.settings, triage.incident_id)
+    assert [row["step_key"] for row in rows] == ["page", "triaged", "handed-over", "closed"]
+    assert (rows[2]["actor"], rows[2]["outcome"]) == ("alice", "started")
+    timeline = await handle.query("timeline", result_type=Timeline)
+    assert any(
+        f"alice handed it to agent_emergency_stop as {expected_id}" in e.text for e in timeline.entries
+    )
+
+    child = stanch.client.get_workflow_handle(expected_id, result_type=IncidentResult)
+    brief = await until_state(child, "awaiting_approval")
+    assert brief.runbook == "agent_emergency_stop" and brief.severity == "P1"
+    assert agent_state(stanch.settings.platform_url, agent_id) == "paused"
+    assert applied(stanch.settings.platform_url, f"/agents/{agent_id}/pause") == 1
+    child_timeline = await child.query("timeline", result_type=Timeline)
+    assert any(e.kind == "alert" and "AgentHallucination firing" in e.text for e in child_timeline.entries)
+    # ABANDON: the runbook outlives the triage incident that started it.
+    assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
+    return child
+
+
+async def finish_child(child: WorkflowHandle[Any, Any]) -> None:
+    """Leave nothing parked on a timer once this test's worker is gone (tests/clock.py).
+
+    Terminated, not approved: on the time-skipping server, an abandoned child that completes after its
+    parent closed leaves a hold on the clock (measured: the next 1 s sleep takes 1 s of wall time), while
+    a terminated one does not. The approval path itself is tested in test_agent_emergency_stop.py."""
+    await settled(child)
+    await child.terminate("test finished")
+
+
+async def test_hand_over_starts_the_runbook_as_its_route_incident_which_pauses_the_agent(
+    stanch: Running, policy: Policy
+) -> None:
+    agent_id = new_agent(stanch.settings.platform_url)
+    triage = hallucination_without_agent(policy)
+    handle = await open_triage(stanch, triage)
+    await until_state(handle, "awaiting_triage")
+
+    started = await handle.execute_update(
+        "run_runbook",
+        RunRunbook(by="alice", runbook="agent_emergency_stop", target={"agent_id": agent_id}),
+        result_type=RunbookStarted,
+    )
+
+    assert started == RunbookStarted(
+        workflow_id=f"incident-agent-hallucination-{triage.alert.fingerprint}", runbook="agent_emergency_stop"
+    )
+    child = await handed_over_child(stanch, triage, agent_id)
+    await finish_child(child)
+
+
+@pytest.fixture
+def cli_env(stanch: Running) -> dict[str, str]:
+    """The CLI as an operator runs it, pointed at this test's Temporal server."""
+    get_settings.cache_clear()
+    return {
+        "STANCH_TEMPORAL_ADDRESS": stanch.client.service_client.config.target_host,
+        "STANCH_NAMESPACE": stanch.client.namespace,
+        "STANCH_DATABASE_URL": stanch.settings.database_url,
+    }
+
+
+async def cli(args: list[str], env: dict[str, str]) -> Result:
+    """The CLI runs its own event loop (asyncio.run), as in a terminal: give it a thread of its own."""
+    return await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+
+
+async def test_stanch_triage_cli_refuses_with_the_reason_then_hands_over(
+    stanch: Running, policy: Policy, cli_env: dict[str, str]
+) -> None:
+    agent_id = new_agent(stanch.settings.platform_url)
+    triage = hallucination_without_agent(policy)
+    handle = await open_triage(stanch, triage)
+    await until_state(handle, "awaiting_triage")
+    short_id = triage.incident_id.removeprefix("incident-")
+
+    refused = await cli(
+        [
+            "triage",
+            short_id,
+            "--runbook",
+            "agent_emergency_stop",
+            "--target",
+            "customer=acme",
+            "--by",
+            "alice",
+        ],
+        cli_env,
+    )
+    assert refused.exit_code == 1
+    assert "refused: target.agent_id: Field required" in refused.output
+
+    target = ["--target", f"agent_id={agent_id}", "--target", "customer=acme"]
+    done = await cli(
+        ["triage", short_id, "--runbook", "agent_emergency_stop", *target, "--by", "alice"], cli_env
+    )
+    assert done.exit_code == 0, done.output
+    expected_id = triage.runbook_incident_ids["agent_emergency_stop"]
+    assert f"handed to agent_emergency_stop as {expected_id} (by alice)" in done.output
+    child = await handed_over_child(stanch, triage, agent_id)
+    customer = [m for m in chat(stanch.settings.platform_url, expected_id) if m["channel"] == "customer"]
+    assert [m["recipient"] for m in customer] == ["acme"]
+    await finish_child(child)
+
+
+async def test_hand_over_to_an_incident_already_open_joins_it(stanch: Running, policy: Policy) -> None:
+    agent_id = new_agent(stanch.settings.platform_url)
+    first = hallucination_without_agent(policy)
+    await open_triage(stanch, first)
+    # A second cause for the same alert (another triage key) handed to the same runbook incident.
+    second = first.model_copy(update={"incident_id": first.incident_id + "-again"})
+    again = await open_triage(stanch, second)
+    for triage in (first, second):
+        await until_state(stanch.client.get_workflow_handle(triage.incident_id), "awaiting_triage")
+
+    request = RunRunbook(by="alice", runbook="agent_emergency_stop", target={"agent_id": agent_id})
+    handle = stanch.client.get_workflow_handle(first.incident_id)
+    await handle.execute_update("run_runbook", request, result_type=RunbookStarted)
+    child = await handed_over_child(stanch, first, agent_id)
+    joined = await again.execute_update("run_runbook", request, result_type=RunbookStarted)
+
+    assert joined.workflow_id == child.id
+    assert (await again.result()).final_state == "handed_over"
+    assert audit_rows(stanch.settings, second.incident_id)[2]["outcome"] == "joined"
+    await settled(child)
+    repeats = await child.query("timeline", result_type=Timeline)
+    assert any(e.kind == "alert" and "repeat of AgentHallucination (#2)" in e.text for e in repeats.entries)
+    assert applied(stanch.settings.platform_url, f"/agents/{agent_id}/pause") == 1
+    await finish_child(child)
