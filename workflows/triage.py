@@ -242,7 +242,8 @@ class Triage(IncidentWorkflow):
                 child,
                 id=incident_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary=f"{request.runbook} for {alert.name}, handed over by {request.by}",
+                # Only names Stanch made: alert text is not markup-safe in the UI's static summary.
+                static_summary=f"{request.runbook}, handed over from {workflow.info().workflow_id}",
             )
             # A child gets no start signal; the runbook counts and notes its alerts from `alert` signals.
             await handle.signal("alert", alert)
@@ -263,6 +264,10 @@ class Triage(IncidentWorkflow):
             details={"workflow_id": incident_id, **{f"target.{k}": v for k, v in target.items()}},
         )
         self.handed_over = RunbookStarted(workflow_id=incident_id, runbook=request.runbook)
+        # Where this cause's alerts go from now on, readable from outside (describe) after it closed: a
+        # later alert with the same triage key belongs to the runbook's incident, not to a new triage.
+        workflow.upsert_memo({"handed_over_to": incident_id, "handed_over_runbook": request.runbook})
+        self.brief.recommendation = f"Follow the incident {incident_id} ({request.runbook})"
         return self.handed_over
 
 

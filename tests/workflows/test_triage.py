@@ -237,6 +237,8 @@ async def handed_over_child(stanch: Running, triage: TriageInput, agent_id: str)
     assert result.final_state == "handed_over"
     rows = audit_rows(stanch.settings, triage.incident_id)
     assert [row["step_key"] for row in rows] == ["page", "triaged", "handed-over", "closed"]
+    memo = await (await handle.describe()).memo()
+    assert memo == {"handed_over_to": expected_id, "handed_over_runbook": "agent_emergency_stop"}
     assert (rows[2]["actor"], rows[2]["outcome"]) == ("alice", "started")
     timeline = await handle.query("timeline", result_type=Timeline)
     assert any(
