@@ -1,0 +1,128 @@
+"""End to end on the real stack (Temporal dev server, Postgres, sandbox, worker, each its own process): a
+triage incident pages on-call, `stanch triage` hands it to agent_emergency_stop, which pauses the agent
+and outlives the triage incident; `stanch approve` then rolls the agent back.
+
+The triage incident is started here as the intake starts it (signal-with-start, `alert` first); the
+intake's side, from a real Alertmanager, is tested with the intake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import httpx
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from schemas.alerts import Alert
+from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
+from stanch.policy import load_policy
+from stanch.settings import Settings
+from stanch.temporal_client import connect
+from tests.conftest import audit_rows
+from tests.stack import agent, brief_state, eventually, result_of, stanch_cli, terminate_running
+from workers.intake.routing import dedupe_key
+
+pytestmark = pytest.mark.e2e
+
+
+def open_triage(settings: Settings, agent_id: str) -> TriageInput:
+    policy = load_policy(settings.config)
+    route = policy.route_named("agent-hallucination")
+    assert route is not None
+    alert = Alert(
+        source="alertmanager",
+        name="AgentHallucination",
+        fingerprint=uuid.uuid4().hex[:16],
+        labels={"alertname": "AgentHallucination", "severity": "critical", "service": agent_id},
+        annotations={"summary": f"{agent_id} promised a refund it cannot give"},
+    )
+    triage = TriageInput(
+        incident_id=f"incident-triage-agent-hallucination-AgentHallucination-labels.agent-{alert.fingerprint}",
+        runbook=TRIAGE_WORKFLOW,
+        severity=route.severity,
+        service=agent_id,
+        summary=alert.summary,
+        alert=alert,
+        policy=policy.incident_policy(),
+        route=route.name,
+        suggested_runbook=route.runbook,
+        problems=[TriageProblem(field="labels.agent", problem="required by route 'agent-hallucination'")],
+        runbook_incident_ids={route.runbook: f"incident-{dedupe_key(alert, route)}"},
+    )
+
+    async def start() -> None:
+        client = await connect(settings)
+        await client.start_workflow(
+            TRIAGE_WORKFLOW,
+            triage,
+            id=triage.incident_id,
+            task_queue=settings.task_queue,
+            start_signal="alert",
+            start_signal_args=[alert],
+        )
+
+    asyncio.run(start())
+    return triage
+
+
+def status(settings: Settings, workflow_id: str) -> WorkflowExecutionStatus | None:
+    async def describe() -> WorkflowExecutionStatus | None:
+        return (await (await connect(settings)).get_workflow_handle(workflow_id).describe()).status
+
+    return asyncio.run(describe())
+
+
+def test_stanch_triage_hands_a_triage_incident_to_its_runbook_which_pauses_the_agent(stack: Settings) -> None:
+    agent_id = f"triage-bot-{uuid.uuid4().hex[:6]}"
+    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    triage = open_triage(stack, agent_id)
+    child_id = triage.runbook_incident_ids["agent_emergency_stop"]
+    try:
+        eventually(lambda: brief_state(stack, triage.incident_id) == "awaiting_triage", "the triage to wait")
+        pages = [
+            m["body"]
+            for m in httpx.get(f"{stack.platform_url}/chat/messages").json()
+            if m["idempotency_key"].startswith(triage.incident_id + "/")
+        ]
+        assert [p["channel"] for p in pages] == ["on-call"]
+        assert "labels.agent" in pages[0]["text"] and "agent-hallucination" in pages[0]["text"]
+
+        refused = stanch_cli(
+            stack, "triage", triage.incident_id, "--runbook", "agent_emergency_stop", "--by", "bob"
+        )
+        assert refused.returncode == 1 and "target.agent_id: Field required" in refused.stderr
+
+        done = stanch_cli(
+            stack,
+            "triage",
+            triage.incident_id,
+            "--runbook",
+            "agent_emergency_stop",
+            "--target",
+            f"agent_id={agent_id}",
+            "--by",
+            "bob",
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"as {child_id} (by bob)" in done.stdout
+
+        assert result_of(stack, triage.incident_id).final_state == "handed_over"
+        eventually(lambda: agent(stack, agent_id)["state"] == "paused", "the agent to be paused")
+        eventually(
+            lambda: brief_state(stack, child_id) == "awaiting_approval", "the runbook's approval request"
+        )
+        assert status(stack, child_id) == WorkflowExecutionStatus.RUNNING  # outlives its triage incident
+        steps = [row["step_key"] for row in audit_rows(stack, triage.incident_id)]
+        assert steps == ["page", "triaged", "handed-over", "closed"]
+
+        approved = stanch_cli(stack, "approve", child_id, "rollback", "--as", "alice")
+        assert approved.returncode == 0, approved.stderr
+        assert result_of(stack, child_id).final_state == "rolled_back"
+        assert agent(stack, agent_id)["version"] == "v1"
+    finally:
+        for workflow_id in (triage.incident_id, child_id):
+            with contextlib.suppress(RPCError):  # never started: nothing to clean up
+                terminate_running(stack, [workflow_id])
