@@ -198,6 +198,7 @@ def rollback_state(sandbox: str, kind: str, service: str) -> Any:
         ("database", "/databases/{service}", "find-migration", "reading the applied migrations", "untouched"),
         ("infrastructure", "/infra/{service}", "find-config", "reading the deploy configuration", "reverted"),
     ],
+    ids=["code", "database", "infrastructure"],
 )
 async def test_rollback_whose_first_read_fails_pages_oncall_and_changes_nothing(
     stanch: Running, policy: Policy, kind: str, read: str, failed_step: str, what: str, state_left: str
@@ -242,6 +243,7 @@ async def test_rollback_whose_first_read_fails_pages_oncall_and_changes_nothing(
             "{service} keeps configuration cfg-2 (degraded)",
         ),
     ],
+    ids=["code", "database", "infrastructure"],
 )
 async def test_approved_rollback_the_platform_refused_pages_oncall_with_what_stays(
     stanch: Running, policy: Policy, kind: str, action: str, effect: str, what: str, state_left: str
