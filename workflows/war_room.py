@@ -98,7 +98,7 @@ class WarRoom(IncidentWorkflow):
 
         if severity is Severity.P3:
             # Minor, limited impact: the normal development cycle takes it, no room is assembled.
-            await self.act(
+            story = await self.act(
                 "sprint-story",
                 DeployActivities.file_story,
                 StoryRequest(
@@ -108,6 +108,15 @@ class WarRoom(IncidentWorkflow):
                 ),
                 summary=f"File a next-sprint story for {service}",
             )
+            if story is None and workflow.patched("war_room-sprint-story-failure-pages"):
+                # Telling dev it is queued would be false: nothing is in the backlog, so nobody will pick it up.
+                await page_failure(
+                    self,
+                    "sprint-story-failed",
+                    what=f"filing the next-sprint story for the P3 on {service}",
+                    state_left="nothing is in the backlog and dev was not told; file the story by hand",
+                )
+                return await self.finish("action_failed")
             await self.notify(
                 "tell-dev",
                 channel="dev",

@@ -662,6 +662,28 @@ async def test_war_room_pages_each_refused_mitigation_and_the_unstored_post_mort
     )
 
 
+async def test_p3_whose_sprint_story_cannot_be_filed_pages_oncall_instead_of_claiming_it_is_queued(
+    stanch: Running, policy: Policy
+) -> None:
+    sandbox = stanch.settings.platform_url
+    service = new_service(sandbox)
+    fault(sandbox, "/backlog/stories")
+    handle = await start(
+        stanch, policy, "war_room", {"service": service}, severity=Severity.P3, service=service
+    )
+
+    result = await handle.result()
+
+    assert result.final_state == "action_failed"
+    assert get(sandbox, "/backlog/stories", incident_id=handle.id) == []
+    assert steps(stanch, handle.id) == ["sprint-story", "sprint-story-failed", "closed"]
+    assert_loud(
+        page(sandbox, handle.id, "sprint-story-failed"),
+        what=[f"filing the next-sprint story for the P3 on {service}"],
+        state_left=["nothing is in the backlog and dev was not told"],
+    )
+
+
 # ---- daily cockpit report ----------------------------------------------------------------------------------
 
 
