@@ -318,6 +318,32 @@ async def test_upgrade_whose_diff_fails_pages_oncall_and_keeps_the_version(
     )
 
 
+async def test_termination_whose_token_revocation_fails_pages_oncall_that_the_tokens_still_work(
+    stanch: Running, policy: Policy
+) -> None:
+    sandbox = stanch.settings.platform_url
+    agent_id = f"agent-loud-{uuid.uuid4().hex[:8]}"
+    put(sandbox, f"/agents/{agent_id}", {"versions": ["v1", "v2"]})
+    put(sandbox, f"/agents/{agent_id}/lifecycle", {"tokens": ["tok-api"], "secrets": ["CRM_PASSWORD"]})
+    fault(sandbox, f"/agents/{agent_id}/tokens")
+    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id})
+    await approve(handle, "terminate")
+
+    result = await handle.result()
+
+    assert result.final_state == "cleanup_incomplete"
+    held = get(sandbox, f"/agents/{agent_id}/lifecycle")
+    assert (held["tokens"], held["secrets"]) == (["tok-api"], [])
+    assert get(sandbox, f"/agents/{agent_id}")["state"] == "terminated"
+    keys = steps(stanch, handle.id)
+    assert keys[keys.index("final-report") + 1] == "cleanup-failed"
+    assert_loud(
+        page(sandbox, handle.id, "cleanup-failed"),
+        what=[f"the clean-up of agent {agent_id}: Revoke the tokens of agent {agent_id}"],
+        state_left=["holds everything", "its tokens still work", "Finish the clean-up by hand"],
+    )
+
+
 # ---- chat channel --------------------------------------------------------------------------------------
 
 
