@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentOnboardingTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 OWNER_ROLES = ["lead"]
@@ -168,6 +169,14 @@ class AgentOnboarding(IncidentWorkflow):
             summary=f"Put agent {agent_id} {version} in service",
         )
         if live is None:
+            if workflow.patched("agent_onboarding-activate-failure-pages"):
+                await page_failure(
+                    self,
+                    "activate-failed",
+                    what=f"putting agent {agent_id} {version} in service after it passed its gold set",
+                    state_left=f"agent {agent_id} is deployed and passed its gold set ({score:.0%}) but serves "
+                    "nobody; resume it by hand",
+                )
             return await self.finish("action_failed")
         await self.notify(
             "operational",

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 # How long a terminated agent's archive is kept before it may be purged.
@@ -154,6 +155,22 @@ class AgentTermination(IncidentWorkflow):
             f"Dependent agents: {', '.join(names) or 'none'}."
             + (f" Still to do by hand: {'; '.join(failed)}." if failed else ""),
         )
+        if failed and workflow.patched("agent_termination-cleanup-failure-pages"):
+            # The owner's report lists what is left; on-call must hear it too: a live token is a live risk.
+            left = {
+                f"Terminate agent {agent_id}": f"agent {agent_id} is paused, not terminated",
+                f"Revoke the tokens of agent {agent_id}": "its tokens still work",
+                f"Delete the secrets of agent {agent_id}": "its secrets are still stored",
+                f"retention of {archive.archive_id}": f"archive {archive.archive_id} has no retention date",
+            }
+            await page_failure(
+                self,
+                "cleanup-failed",
+                what=f"the clean-up of agent {agent_id}: {'; '.join(failed)}",
+                state_left=f"archive {archive.archive_id} holds everything; "
+                + ", ".join(left[step] for step in failed)
+                + ". Finish the clean-up by hand",
+            )
         await self.audit(
             "termination-log",
             action=f"terminate agent {agent_id}",

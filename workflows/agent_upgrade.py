@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentUpgradeTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 # The owner (the person the agent works for) validates an upgrade.
@@ -73,6 +74,14 @@ class AgentUpgrade(IncidentWorkflow):
         )
         if diff is None:
             # Unknown agent or version: nothing was touched, so there is nothing to undo.
+            if workflow.patched("agent_upgrade-identify-changes-failure-pages"):
+                await page_failure(
+                    self,
+                    "identify-changes-failed",
+                    what=f"diffing agent {agent_id} against {target}",
+                    state_left=f"nothing was snapshotted or applied; agent {agent_id} stays on its current "
+                    "version",
+                )
             return await self.finish("action_failed")
         if diff.from_version == target:
             return await self.finish("unchanged")

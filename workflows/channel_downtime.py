@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import ChannelDowntimeTarget
     from workflows.steps.channel import read
+    from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
 
@@ -176,6 +177,14 @@ class ChannelDowntime(IncidentWorkflow):
             summary=f"Restart {runtime} of channel {channel}",
             actor=actor,
         )
+        if restarted is None and workflow.patched("channel_downtime-restart-runtime-failure-pages"):
+            await page_failure(
+                self,
+                "restart-runtime-failed",
+                what=f"restarting {runtime} of channel {channel} (by {actor})",
+                state_left=f"{runtime} was not restarted and still answers webhooks of {channel} with "
+                "server errors; restart it by hand",
+            )
         return "restored" if restarted else "action_failed"
 
     # ---- expired token: a new one, approved by a human ------------------------------------------------
@@ -201,6 +210,14 @@ class ChannelDowntime(IncidentWorkflow):
             summary=f"Rotate the access token of {channel}",
             actor=decision.decided_by,
         )
+        if rotated is None and workflow.patched("channel_downtime-rotate-token-failure-pages"):
+            await page_failure(
+                self,
+                "rotate-token-failed",
+                what=f"rotating the access token of {channel} (approved by {decision.decided_by})",
+                state_left=f"the expired token stays in place and the provider refuses every reply on "
+                f"{channel}; generate and store a new token by hand",
+            )
         return "restored" if rotated else "action_failed"
 
     # ---- balance spent: people pay, Stanch never does ----------------------------------------------------

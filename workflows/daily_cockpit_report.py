@@ -20,8 +20,10 @@ the audit log like every runbook.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
@@ -54,21 +56,30 @@ class DailyCockpitReport:
         end = request.window_end or workflow.now()
         start = end - request.window
 
-        # 1. Collect.
-        usage = await workflow.execute_activity_method(
-            ReportActivities.fleet_usage,
-            UsageQuery(agent_ids=request.agent_ids),
-            start_to_close_timeout=EFFECT_TIMEOUT,
-            retry_policy=EFFECT_RETRY,
-            summary="Read tokens and tasks per agent",
-        )
-        audit = await workflow.execute_activity_method(
-            ReportActivities.audit_summary,
-            AuditWindow(start=start, end=end, incident_prefix=request.incident_prefix),
-            start_to_close_timeout=EFFECT_TIMEOUT,
-            retry_policy=EFFECT_RETRY,
-            summary="Count incidents and escalations in the audit log",
-        )
+        # 1. Collect. Without both readings there is no report at all: the run fails, and says so first.
+        reading = "the fleet's usage (tokens and tasks per agent)"
+        try:
+            usage = await workflow.execute_activity_method(
+                ReportActivities.fleet_usage,
+                UsageQuery(agent_ids=request.agent_ids),
+                start_to_close_timeout=EFFECT_TIMEOUT,
+                retry_policy=EFFECT_RETRY,
+                summary="Read tokens and tasks per agent",
+            )
+            reading = "the audit log's incidents and escalations"
+            audit = await workflow.execute_activity_method(
+                ReportActivities.audit_summary,
+                AuditWindow(start=start, end=end, incident_prefix=request.incident_prefix),
+                start_to_close_timeout=EFFECT_TIMEOUT,
+                retry_policy=EFFECT_RETRY,
+                summary="Count incidents and escalations in the audit log",
+            )
+        except ActivityError as error:
+            if not is_cancelled_exception(error) and workflow.patched(
+                "daily_cockpit_report-collect-failure-pages"
+            ):
+                await self._page_collect_failure(reading, str(error.cause or error), end)
+            raise
 
         # 2. Signals.
         anomalies = find_anomalies(usage.agents, audit, request.thresholds)
@@ -134,6 +145,34 @@ class DailyCockpitReport:
                     "notify", "notify owner of urgent report", "failed", str(error.cause or error)
                 )
         return report
+
+    async def _page_collect_failure(self, reading: str, cause: str, end: datetime) -> None:
+        """Page on-call that today's report cannot be written, audit the page, and let the run fail."""
+        text = (
+            f"Failed: reading {reading} ({cause}). State left: no cockpit report for the day ending "
+            f"{end:%Y-%m-%d %H:%M} UTC was written or published; this run fails. Fix the source, then "
+            "trigger the schedule again (`temporal schedule trigger`)."
+        )
+        try:
+            await workflow.execute_activity_method(
+                NotifyActivities.send_notification,
+                Notification(
+                    idempotency_key=self._key("collect-failed"),
+                    channel="on-call",
+                    severity="P1",
+                    title=f"Failed: cockpit report {end:%Y-%m-%d} could not be collected",
+                    text=text,
+                    incident_id=workflow.info().workflow_id,
+                ),
+                start_to_close_timeout=EFFECT_TIMEOUT,
+                retry_policy=EFFECT_RETRY,
+                summary="Page on-call: the report could not be collected",
+            )
+            await self._audit("collect-failed", "page on-call: report not collected", "done", text)
+        except ActivityError as error:
+            await self._audit(
+                "collect-failed", "page on-call: report not collected", "failed", str(error.cause or error)
+            )
 
     def _key(self, step: str) -> str:
         info = workflow.info()

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         handoff_from_alert,
     )
     from schemas.targets import HandoffTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 
@@ -115,6 +116,14 @@ class EscalationToHuman(IncidentWorkflow):
             actor=decided_by,
         )
         if carried is None:
+            if workflow.patched("escalation_to_human-carry-out-failure-pages"):
+                await page_failure(
+                    self,
+                    "carry-out-failed",
+                    what=f"carrying out {chosen.name} for {handoff.subject} (chosen by {decided_by})",
+                    state_left=f"{chosen.name} was not carried out; {handoff.subject} stays as it is. Carry "
+                    f"it out by hand (handoff {handoff_id})",
+                )
             return await self._done("action_failed", chosen.name, decided_by)
         return await self._done("decided", chosen.name, decided_by, carried_out=True)
 

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import ChannelTarget
     from workflows.steps.channel import read
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 VERDICT_REMINDER_EVERY = timedelta(hours=24)
@@ -163,6 +164,14 @@ class NumberBanned(IncidentWorkflow):
             actor=decision.decided_by,
         )
         if number is None:
+            if workflow.patched("number_banned-provision-number-failure-pages"):
+                await page_failure(
+                    self,
+                    "provision-number-failed",
+                    what=f"provisioning a new number for {channel} (approved by {decision.decided_by})",
+                    state_left=f"{channel} keeps only its banned number, so customers cannot reach it on "
+                    "WhatsApp; template sends stay stopped. Provision a number by hand",
+                )
             return "action_failed"
         await self.notify(
             "tell-customer-number",

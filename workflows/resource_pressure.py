@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import ResourcePressureTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
 
@@ -113,6 +114,14 @@ class ResourcePressure(IncidentWorkflow):
         if blocked:
             return await self.finish("spawns_blocked")
         if verdict.ruling is Ruling.allow:  # allowed, but the block itself failed
+            if workflow.patched("resource_pressure-block-spawns-failure-pages"):
+                await page_failure(
+                    self,
+                    "block-spawns-failed",
+                    what=f"blocking risky spawns on gateway {gateway} (allowed by the guardrail)",
+                    state_left=f"spawns on gateway {gateway} stay open under pressure ({usage}); the pressure "
+                    "is marked and in review. Block them by hand",
+                )
             return await self.finish("action_failed")
 
         # 4. Held back by the guardrail: a human decides whether to block now.
@@ -129,6 +138,14 @@ class ResourcePressure(IncidentWorkflow):
         if not decision.approved:
             return await self.finish("escalated" if decision.timed_out else "left_open")
         blocked = await self.block_spawns(gateway, decision.decided_by)
+        if not blocked and workflow.patched("resource_pressure-approved-block-spawns-failure-pages"):
+            await page_failure(
+                self,
+                "block-spawns-failed",
+                what=f"blocking risky spawns on gateway {gateway} (approved by {decision.decided_by})",
+                state_left=f"spawns on gateway {gateway} stay open under pressure ({usage}); the pressure "
+                "is marked and in review. Block them by hand",
+            )
         return await self.finish("spawns_blocked" if blocked else "action_failed")
 
     async def block_spawns(self, gateway: str, actor: str) -> bool:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.hotfix import BackupRef, MigrateDown, ServiceRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import RollbackTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 KINDS = {
@@ -69,6 +70,14 @@ class Rollback(IncidentWorkflow):
             summary=f"Recent deploys of {service}",
         )
         if deploys is None:
+            if workflow.patched("rollback-find-deploy-failure-pages"):
+                await page_failure(
+                    self,
+                    "find-deploy-failed",
+                    what=f"reading the recent deploys of {service}",
+                    state_left=f"nothing was rolled back; {service} keeps running its live deploy. "
+                    "Find its last stable deploy and roll back by hand",
+                )
             return await self.finish("action_failed")
         live = deploys.live
         if live is None or not deploys.rollback_possible:
@@ -91,6 +100,13 @@ class Rollback(IncidentWorkflow):
             summary=f"Roll back {service} from {live.version}",
             actor=decision.decided_by,
         )
+        if rolled is None and workflow.patched("rollback-code-rollback-failure-pages"):
+            await page_failure(
+                self,
+                "rollback-deploy-failed",
+                what=f"rolling {service} back from {live.version} (approved by {decision.decided_by})",
+                state_left=f"{service} still runs {live.version}; roll it back by hand",
+            )
         return await self.finish("rolled_back" if rolled else "action_failed")
 
     # ---- database -------------------------------------------------------------------------------------
@@ -103,6 +119,13 @@ class Rollback(IncidentWorkflow):
             summary=f"Applied migrations of {service}",
         )
         if state is None:
+            if workflow.patched("rollback-find-migration-failure-pages"):
+                await page_failure(
+                    self,
+                    "find-migration-failed",
+                    what=f"reading the applied migrations of {service}",
+                    state_left="no backup was taken and no migration reversed; the database is untouched",
+                )
             return await self.finish("action_failed")
         if len(state.migrations) < 2:
             return await self.nothing_to_do(service, "no migration after the initial schema to reverse")
@@ -162,6 +185,14 @@ class Rollback(IncidentWorkflow):
             actor=decision.decided_by,
         )
         if reversed_ is None:
+            if workflow.patched("rollback-migrate-down-failure-pages"):
+                await page_failure(
+                    self,
+                    "migrate-down-failed",
+                    what=f"reversing migration {migration} on {service} (approved by {decision.decided_by})",
+                    state_left=f"{migration} may be partly reversed: check the schema of {service}; verified "
+                    f"backup {backup.id} holds the data from before",
+                )
             return await self.finish("action_failed")
 
         integrity = await self.act(
@@ -191,6 +222,13 @@ class Rollback(IncidentWorkflow):
             summary=f"Deploy configuration of {service}",
         )
         if infra is None:
+            if workflow.patched("rollback-find-config-failure-pages"):
+                await page_failure(
+                    self,
+                    "find-config-failed",
+                    what=f"reading the deploy configuration of {service}",
+                    state_left=f"nothing was reverted; {service} keeps its current configuration",
+                )
             return await self.finish("action_failed")
         if infra.previous_config_version is None:
             return await self.nothing_to_do(service, "no previous configuration to revert to")
@@ -213,6 +251,15 @@ class Rollback(IncidentWorkflow):
             summary=f"Revert {service} to configuration {infra.previous_config_version}",
             actor=decision.decided_by,
         )
+        if reverted is None and workflow.patched("rollback-revert-config-failure-pages"):
+            await page_failure(
+                self,
+                "revert-config-failed",
+                what=f"reverting {service} to configuration {infra.previous_config_version} "
+                f"(approved by {decision.decided_by})",
+                state_left=f"{service} keeps configuration {infra.config_version} ({infra.status}); "
+                "revert it by hand",
+            )
         return await self.finish("rolled_back" if reverted else "action_failed")
 
     # ---- shared endings -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.security import EvidenceRequest, KillSwitchRequest, PostMortemRequest
     from schemas.severity import Severity
     from schemas.targets import SecurityTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.handoff import hand_off
     from workflows.steps.incident import IncidentWorkflow
 
@@ -142,7 +143,7 @@ class SecurityIncident(IncidentWorkflow):
         final_state, remediation = await self._remediate(agent_id, paused.version, paused.previous_version)
 
         # 5. Post-mortem.
-        await self.act(
+        published = await self.act(
             "post-mortem",
             SecurityActivities.publish_postmortem,
             PostMortemRequest(
@@ -161,6 +162,14 @@ class SecurityIncident(IncidentWorkflow):
             ),
             summary=f"Publish post-mortem for agent {agent_id}",
         )
+        if published is None and workflow.patched("security_incident-post-mortem-failure-pages"):
+            await page_failure(
+                self,
+                "post-mortem-failed",
+                what=f"publishing the post-mortem of the security incident on agent {agent_id}",
+                state_left=f"agent {agent_id} stays paused with its tokens revoked ({remediation}); the "
+                "post-mortem exists only in this incident's timeline. Publish it by hand",
+            )
         return await self.finish(final_state)
 
     async def _remediate(self, agent_id: str, version: str, previous: str | None) -> tuple[str, str]:

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import TemplateTarget
     from workflows.steps.channel import read
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 DEFAULT_BACKUP = "generic_update"
@@ -116,6 +117,14 @@ class TemplateRejected(IncidentWorkflow):
                 summary=f"Resubmit edited {template} ({attempt}/{MAX_SUBMISSIONS})",
             )
             if submitted is None:
+                if workflow.patched("template_rejected-resubmit-failure-pages"):
+                    await page_failure(
+                        self,
+                        f"{step}-failed",
+                        what=f"resubmitting the edited {template} ({attempt}/{MAX_SUBMISSIONS})",
+                        state_left=f"{backup} stays in use in place of {template}, which is still rejected; "
+                        "resubmit it by hand in the provider's panel",
+                    )
                 return await self.finish("action_failed")
             self.set_state(
                 "awaiting_review",

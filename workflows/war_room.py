@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.severity import Severity
     from schemas.targets import WarRoomTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 RESPONSE_TARGET = {
@@ -100,7 +101,7 @@ class WarRoom(IncidentWorkflow):
 
         if severity is Severity.P3:
             # Minor, limited impact: the normal development cycle takes it, no room is assembled.
-            await self.act(
+            story = await self.act(
                 "sprint-story",
                 DeployActivities.file_story,
                 StoryRequest(
@@ -110,6 +111,15 @@ class WarRoom(IncidentWorkflow):
                 ),
                 summary=f"File a next-sprint story for {service}",
             )
+            if story is None and workflow.patched("war_room-sprint-story-failure-pages"):
+                # Telling dev it is queued would be false: nothing is in the backlog, so nobody will pick it up.
+                await page_failure(
+                    self,
+                    "sprint-story-failed",
+                    what=f"filing the next-sprint story for the P3 on {service}",
+                    state_left="nothing is in the backlog and dev was not told; file the story by hand",
+                )
+                return await self.finish("action_failed")
             await self.notify(
                 "tell-dev",
                 channel="dev",
@@ -214,12 +224,20 @@ class WarRoom(IncidentWorkflow):
             has_flag="feature" in incident.target,
             could_roll_back=bool(deploys and deploys.rollback_possible),
         )
-        await self.act(
+        stored = await self.act(
             "postmortem",
             DeployActivities.store_postmortem,
             PostmortemRequest(postmortem=postmortem, idempotency_key=self.step_key("postmortem")),
             summary=f"Store the post-mortem of {incident.incident_id}",
         )
+        if stored is None and workflow.patched("war_room-postmortem-failure-pages"):
+            await page_failure(
+                self,
+                "postmortem-failed",
+                what=f"storing the post-mortem of {incident.incident_id}",
+                state_left=f"{service} is resolved, but its post-mortem was not stored; it is in this "
+                "incident's timeline. Write it up by hand; preventive stories are still filed",
+            )
         self.set_state("awaiting_report", awaiting="`report_filed` within 24 h")
         filed = await self.wait_for_report(REPORT_DUE, "report due")
         if not filed:
@@ -325,6 +343,14 @@ class WarRoom(IncidentWorkflow):
             summary=f"Roll back {service} from {live.version}",
             actor=decided_by,
         )
+        if done is None and workflow.patched("war_room-contain-rollback-failure-pages"):
+            await page_failure(
+                self,
+                "contain-rollback-failed",
+                what=f"rolling {service} back from {live.version} (approved by {decided_by})",
+                state_left=f"{service} still runs {live.version}, uncontained; the war room moves on to the "
+                "next mitigation",
+            )
         return done is not None
 
     async def switch_off(self, service: str, flag: str) -> bool:
@@ -346,6 +372,14 @@ class WarRoom(IncidentWorkflow):
             summary=f"Switch feature flag {flag} off",
             actor=decided_by,
         )
+        if done is None and workflow.patched("war_room-contain-flag-failure-pages"):
+            await page_failure(
+                self,
+                "contain-flag-failed",
+                what=f"switching feature flag {flag!r} off on {service} (approved by {decided_by})",
+                state_left=f"{flag!r} is still on and {service} uncontained; the war room moves on to the "
+                "next mitigation",
+            )
         return done is not None
 
     async def hotfix(self, service: str) -> bool:

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import GatewayTarget
+    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
 
 # How much of the service log goes into the hand-off message; the whole bundle is in the audit row.
@@ -115,6 +116,14 @@ class ZombieGateway(IncidentWorkflow):
             summary=f"Safe restart of gateway {gateway}",
             actor=decision.decided_by,
         )
+        if restarted is None and workflow.patched("zombie_gateway-safe-restart-failure-pages"):
+            await page_failure(
+                self,
+                "safe-restart-failed",
+                what=f"the safe restart of zombie gateway {gateway} (approved by {decision.decided_by})",
+                state_left=f"gateway {gateway} was not restarted and stays unresponsive ({state_text}); "
+                "restart it through the safe path by hand",
+            )
         return await self.finish("restarted" if restarted else "action_failed")
 
     def effect(self, gateway: str, step: str) -> GatewayEffect:
