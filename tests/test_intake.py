@@ -594,12 +594,12 @@ async def test_the_same_alert_twice_in_one_body_is_delivered_once(
     assert gateway.calls == [first[0], resolved[0]]
 
 
-async def test_a_request_temporal_calls_invalid_is_a_422_not_a_retry_forever(
+async def test_in_audit_mode_a_request_temporal_calls_invalid_is_a_422_not_a_retry_forever(
     dev_stanch: Running, policy: Policy
 ) -> None:
     # Temporal caps workflow ids at 1,000 characters; a policy can name a route that breaks the cap.
     route = Route(name="r" * 1_000, runbook="agent_emergency_stop", match={"alertname": "TooLong"})
-    rules = policy.model_copy(update={"routes": [route]})
+    rules = audit_mode(policy).model_copy(update={"routes": [route]})
     async with intake(dev_stanch, rules) as (http, _):
         answer = await http.post("/alerts/generic", json={"name": "TooLong", "fingerprint": "x"})
     assert answer.status_code == 422, answer.text

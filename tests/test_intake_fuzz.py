@@ -269,7 +269,8 @@ carried_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 # Label names and values as any sender may write them, plus the names routes look at, so that generated
 # alerts hit routes, miss their target labels, or overflow them (> 253 characters).
 label_names = (
-    st.sampled_from(["alertname", "agent", "service", "severity", "channel", "gateway", "version"]) | carried_text
+    st.sampled_from(["alertname", "agent", "service", "severity", "channel", "gateway", "version"])
+    | carried_text
 )
 label_values = (
     st.sampled_from(

@@ -24,7 +24,7 @@ from schemas.alerts import Alert
 from schemas.incidents import IncidentInput
 from schemas.severity import Severity
 from schemas.triage import TRIAGE_WORKFLOW, TriageInput
-from stanch.policy import Policy
+from stanch.policy import Policy, Route
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.conftest import Running
@@ -336,6 +336,28 @@ async def test_a_resolved_alert_reaches_its_triage_incident_and_never_opens_one(
     _, _, signalled = await started_input(temporal, workflow_id)
     assert [alert.status.value for alert in signalled] == ["firing", "resolved"]
     assert await runs_of(temporal.client, workflow_id) == 1
+
+
+async def test_a_runbook_incident_temporal_refuses_goes_to_a_triage_incident_not_a_422(
+    temporal: Running, policy: Policy
+) -> None:
+    # Temporal caps workflow ids at 1,000 characters; a policy can name a route that breaks the cap.
+    run = uuid.uuid4().hex[:8]
+    route = Route(name="r" * 1_000, runbook="agent_emergency_stop", match={"alertname": f"TooLong{run}"})
+    settings = temporal.settings.model_copy(
+        update={"task_queue": temporal.task_queue, "intake_token": None, "intake_hmac_secret": None}
+    )
+    gateway = CountingGateway(settings, client=temporal.client)
+    async with serve(settings, policy.model_copy(update={"routes": [route]}), gateway) as http:
+        answer = await http.post("/alerts/generic", json={"name": f"TooLong{run}", "fingerprint": "x"})
+
+    [(workflow_id, runbook, action)] = entries(answer)
+    assert (runbook, action) == ("triage", "triage")
+    assert workflow_id.startswith("incident-triage-rrrr") and workflow_id.endswith(f"-TooLong{run}-route")
+    _, triage, _ = await started_input(temporal, workflow_id)
+    [problem] = triage.problems
+    assert problem.field == "route" and "Temporal refused the runbook's incident" in problem.problem
+    assert (triage.suggested_runbook, triage.severity) == ("agent_emergency_stop", route.severity)
 
 
 # ---- hand-over: a runbook incident a human started for the group takes the repeats -----------------------

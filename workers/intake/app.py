@@ -39,7 +39,7 @@ from stanch.settings import Settings
 from stanch.telemetry import instrument_intake, setup_tracing_from_env
 from stanch.temporal_client import connect
 from workers.intake.parsers import PARSERS, READERS, NotTheFormat
-from workers.intake.routing import RoutedAlert, RoutingError, route_alert, route_item
+from workers.intake.routing import RoutedAlert, RoutingError, refused_to_triage, route_alert, route_item
 
 Action = Literal["started", "signalled", "ignored", "unrouted", "duplicate", "triage"]
 
@@ -313,13 +313,16 @@ def _first_occurrence_key(item: RoutedAlert) -> tuple[str, str, str, str]:
     return (item.workflow_id, alert.fingerprint, alert.status.value, starts)
 
 
-async def deliver(gateway: TemporalGateway, routed: Sequence[RoutedAlert]) -> list[Delivered]:
+async def deliver(
+    gateway: TemporalGateway, routed: Sequence[RoutedAlert], *, triage_refused: bool = False
+) -> list[Delivered]:
     """Hand every alert of one body to Temporal; one action per alert, in the body's order.
 
     Alerts for the same workflow go one after another in the body's order (so a firing alert followed by
     its resolution arrives in that order); different workflows go in parallel. If Temporal fails for any
     alert the whole body is answered 503: what did go through is a repeat when the sender retries, and a
-    repeat only adds an `alert` signal to the incident's timeline.
+    repeat only adds an `alert` signal to the incident's timeline. With `triage_refused`, a runbook incident
+    Temporal refuses as invalid goes to a triage incident instead of failing the body with a 422.
     """
     actions: list[Delivered | None] = [None] * len(routed)
     first: dict[tuple[str, str, str, str], int] = {}
@@ -346,7 +349,13 @@ async def deliver(gateway: TemporalGateway, routed: Sequence[RoutedAlert]) -> li
                     elif item.triage is not None:
                         actions[index] = await gateway.open_or_join_triage(item)
                     else:
-                        actions[index] = await gateway.open_or_signal(item)
+                        try:
+                            actions[index] = await gateway.open_or_signal(item)
+                        except TemporalRefused as refused:
+                            if not triage_refused:
+                                raise
+                            triage = refused_to_triage(item, refused.message)
+                            actions[index] = await gateway.open_or_join_triage(triage)
                 except TemporalRefused as error:
                     failures.append(TemporalRefused(f"alerts.{index}", error.message))
                     return
@@ -488,7 +497,7 @@ def create_app(settings: Settings, policy: Policy, gateway: TemporalGateway | No
                 return problem(422, [(error.field, error.message)])
 
         try:
-            actions = await deliver(temporal, routed)
+            actions = await deliver(temporal, routed, triage_refused=policy.intake.unroutable == "triage")
         except TemporalUnavailable as error:
             return problem(503, [("temporal", f"{error}; retry later")], headers={"Retry-After": "5"})
         except TemporalRefused as error:

@@ -220,3 +220,25 @@ def route_item(policy: Policy, item: Alert | BrokenItem) -> RoutedAlert:
         if route is not None and not isinstance(item, BrokenItem)
         else None,
     )
+
+
+def refused_to_triage(routed: RoutedAlert, refusal: str) -> RoutedAlert:
+    """A runbook incident Temporal refused as invalid (e.g. a route name that makes the id too long): the
+    alert goes to a human instead, since a 4xx would lose it and retrying cannot help."""
+    incident = routed.incident
+    assert incident is not None and routed.route is not None
+    problem = TriageProblem(field="route", problem=f"Temporal refused the runbook's incident: {refusal}")
+    triage = TriageInput(
+        incident_id=triage_incident_id(routed.route, routed.alert.name, ["route"]),
+        runbook=TRIAGE_WORKFLOW,
+        severity=incident.severity,
+        service=incident.service,
+        summary=incident.summary,
+        alert=routed.alert,
+        target={},
+        policy=incident.policy,
+        route=routed.route.name,
+        suggested_runbook=routed.route.runbook,
+        problems=[problem],
+    )
+    return RoutedAlert(alert=routed.alert, route=routed.route, incident=triage)
