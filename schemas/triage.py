@@ -29,6 +29,13 @@ class TriageInput(IncidentInput):
     route: str | None = Field(None, description="the route the alert matched; None when no route did")
     suggested_runbook: str | None = Field(None, description="the matched route's runbook, if any")
     problems: list[TriageProblem] = Field(default_factory=list)
+    # The workflow cannot read the policy file, so the intake says where a hand-over goes: per runbook,
+    # the incident id this alert would get on the policy's route for it (the matched route for its own
+    # runbook, else the first route that runs that runbook). A runbook left out gets
+    # `incident-<runbook>-<fingerprint as an id part>`.
+    runbook_incident_ids: dict[str, str] = Field(
+        default_factory=dict, description="runbook → incident-<dedupe key> a hand-over to it starts"
+    )
 
 
 class RunRunbook(BaseModel):

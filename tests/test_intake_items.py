@@ -134,3 +134,18 @@ def test_a_triage_incident_takes_the_routes_severity_else_the_labels(policy: Pol
     )
     assert unrouted.triage is not None and unrouted.triage.severity is Severity.P2
     assert unrouted.runbook_incident_id is None and routed.runbook_incident_id is not None
+
+
+def test_a_triage_incident_says_where_a_hand_over_to_each_runbook_goes(policy: Policy) -> None:
+    alert = Alert(
+        source="x", name="AgentOutOfCharacter", fingerprint="f9", labels={"alertname": "AgentOutOfCharacter"}
+    )
+    routed = route_item(policy, alert)
+    assert routed.triage is not None
+    ids = routed.triage.runbook_incident_ids
+    # Its own route's runbook: the id a repeat of the alert is first signalled into.
+    assert ids["agent_emergency_stop"] == routed.runbook_incident_id == "incident-agent-hallucination-f9"
+    # Any other runbook: the first route that runs it, applied to this alert.
+    upgrade = policy.route_named("agent-upgrade")
+    assert upgrade is not None and ids["agent_upgrade"] == runbook_incident_id(alert, upgrade)
+    assert set(ids) == {route.runbook for route in policy.routes}

@@ -375,11 +375,13 @@ async def test_a_repeat_joins_the_runbook_incident_a_human_handed_its_group_to(
     assert first == [(triage_id, "triage", "triage")]
 
     # What `run_runbook` does on the triage side: start the route's runbook under the id the intake computes.
-    _, _, [alert] = await started_input(temporal, triage_id)
+    _, triage, [alert] = await started_input(temporal, triage_id)
     route = fresh_routes(policy, run).route_named(f"agent-hallucination-{run}")
     assert route is not None
     runbook_id = runbook_incident_id(alert, route)
     assert runbook_id == f"incident-agent-hallucination-{run}-{alert.fingerprint}"
+    # The triage input tells the workflow this id, since it cannot read the policy.
+    assert triage.runbook_incident_ids[route.runbook] == runbook_id
     handed = IncidentInput(
         incident_id=runbook_id,
         runbook=route.runbook,

@@ -176,6 +176,17 @@ def _runbook(policy: Policy, alert: Alert, route: Route, target: dict[str, str])
     return RoutedAlert(alert=alert, route=route, incident=incident)
 
 
+def hand_over_ids(policy: Policy, alert: Alert, matched: Route | None) -> dict[str, str]:
+    """Per runbook, the incident a hand-over of this alert to it starts: `runbook_incident_id` on the
+    matched route for that route's runbook, else on the first route that runs the runbook. The triage
+    workflow cannot read the policy, so its input carries these; later alerts of the group find them."""
+    ids: dict[str, str] = {}
+    routes = [*policy.routes, *([policy.default_route] if policy.default_route else [])]
+    for route in [*([matched] if matched else []), *routes]:
+        ids.setdefault(route.runbook, runbook_incident_id(alert, route))
+    return ids
+
+
 def route_item(policy: Policy, item: Alert | BrokenItem) -> RoutedAlert:
     """Where one item of a body goes (`[intake] unroutable = "triage"`, the default): the runbook its route
     names when the alert says all the runbook needs; otherwise a triage incident that pages a human, keyed
@@ -210,6 +221,7 @@ def route_item(policy: Policy, item: Alert | BrokenItem) -> RoutedAlert:
         route=route.name if route else None,
         suggested_runbook=route.runbook if route else None,
         problems=problems,
+        runbook_incident_ids=hand_over_ids(policy, alert, route),
     )
     return RoutedAlert(
         alert=alert,
@@ -240,5 +252,7 @@ def refused_to_triage(routed: RoutedAlert, refusal: str) -> RoutedAlert:
         route=routed.route.name,
         suggested_runbook=routed.route.runbook,
         problems=[problem],
+        # No runbook_incident_ids: this route's incident id is the one Temporal refused, so a hand-over
+        # falls back to the triage workflow's own `incident-<runbook>-<fingerprint>`.
     )
     return RoutedAlert(alert=routed.alert, route=routed.route, incident=triage)
