@@ -598,10 +598,17 @@ async def test_in_audit_mode_a_request_temporal_calls_invalid_is_a_422_not_a_ret
     dev_stanch: Running, policy: Policy
 ) -> None:
     # Temporal caps workflow ids at 1,000 characters; a policy can name a route that breaks the cap.
-    route = Route(name="r" * 1_000, runbook="agent_emergency_stop", match={"alertname": "TooLong"})
+    route = Route(
+        name="r" * 1_000,
+        runbook="agent_emergency_stop",
+        match={"alertname": "TooLong"},
+        target_labels={"agent_id": "agent"},
+    )
     rules = audit_mode(policy).model_copy(update={"routes": [route]})
     async with intake(dev_stanch, rules) as (http, _):
-        answer = await http.post("/alerts/generic", json={"name": "TooLong", "fingerprint": "x"})
+        answer = await http.post(
+            "/alerts/generic", json={"name": "TooLong", "fingerprint": "x", "labels": {"agent": "bot"}}
+        )
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"][0]["field"] == "alerts.0"
     assert "Temporal refused it" in answer.json()["detail"][0]["error"]

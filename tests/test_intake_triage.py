@@ -343,13 +343,20 @@ async def test_a_runbook_incident_temporal_refuses_goes_to_a_triage_incident_not
 ) -> None:
     # Temporal caps workflow ids at 1,000 characters; a policy can name a route that breaks the cap.
     run = uuid.uuid4().hex[:8]
-    route = Route(name="r" * 1_000, runbook="agent_emergency_stop", match={"alertname": f"TooLong{run}"})
+    route = Route(
+        name="r" * 1_000,
+        runbook="agent_emergency_stop",
+        match={"alertname": f"TooLong{run}"},
+        target_labels={"agent_id": "agent"},
+    )
     settings = temporal.settings.model_copy(
         update={"task_queue": temporal.task_queue, "intake_token": None, "intake_hmac_secret": None}
     )
     gateway = CountingGateway(settings, client=temporal.client)
     async with serve(settings, policy.model_copy(update={"routes": [route]}), gateway) as http:
-        answer = await http.post("/alerts/generic", json={"name": f"TooLong{run}", "fingerprint": "x"})
+        answer = await http.post(
+            "/alerts/generic", json={"name": f"TooLong{run}", "fingerprint": "x", "labels": {"agent": "bot"}}
+        )
 
     [(workflow_id, runbook, action)] = entries(answer)
     assert (runbook, action) == ("triage", "triage")
