@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from schemas.alerts import Alert
 from schemas.severity import Severity
-from stanch.policy import Policy
+from stanch.policy import Policy, PolicyError, load_policy
 from stanch.samples import alertmanager_body
 from workers.intake.parsers import (
     RAW_ITEM_ANNOTATION,
@@ -149,3 +150,22 @@ def test_a_triage_incident_says_where_a_hand_over_to_each_runbook_goes(policy: P
     upgrade = policy.route_named("agent-upgrade")
     assert upgrade is not None and ids["agent_upgrade"] == runbook_incident_id(alert, upgrade)
     assert set(ids) == {route.runbook for route in policy.routes}
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[intake]\nunroutable = "drop"\n', "intake.unroutable"),
+        ('[intake]\nunroutabel = "audit"\n', "intake.unroutabel"),
+        (
+            '[intake.severity_from_labels]\nvalues = { critical = "P9" }\n',
+            "intake.severity_from_labels.values.critical",
+        ),
+    ],
+)
+def test_a_bad_intake_section_stops_the_policy_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(toml)
+    with pytest.raises(PolicyError) as refused:
+        load_policy(path)
+    assert f": {key}: " in str(refused.value)
