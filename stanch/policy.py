@@ -218,7 +218,36 @@ class NotifyRouting(Strict):
         return None
 
 
+# ---- the intake: what happens to an alert no runbook can act on --------------------------------------------
+
+
+class SeverityFromLabels(Strict):
+    """The severity of a triage incident no route gave one: read from one label of the alert."""
+
+    label: str = Field("severity", min_length=1)
+    # Compared case-insensitively: monitoring spells `Critical` and `critical` alike.
+    values: dict[str, Severity] = Field(
+        default_factory=lambda: {"critical": Severity.P1, "page": Severity.P1, "warning": Severity.P2}
+    )
+    default: Severity = Severity.P3
+
+    def severity_for(self, labels: dict[str, str]) -> Severity:
+        wanted = labels.get(self.label, "").strip().lower()
+        return next(
+            (severity for value, severity in self.values.items() if value.lower() == wanted), self.default
+        )
+
+
+class IntakeSettings(Strict):
+    # "triage": an alert no route can act on (unrouted, a target label missing or invalid, an unreadable
+    # item) opens a triage incident that pages a human. "audit": the behaviour before triage incidents
+    # existed: unrouted alerts are only audited (`unrouted_alert`), and a body with a bad alert is a 422.
+    unroutable: Literal["triage", "audit"] = "triage"
+    severity_from_labels: SeverityFromLabels = Field(default_factory=SeverityFromLabels)
+
+
 class Policy(Strict):
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     roles: dict[str, list[str]] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=list)

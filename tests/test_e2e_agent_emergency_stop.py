@@ -86,12 +86,20 @@ def test_stanch_cli_approves_and_audit_verify_passes(stack: Settings) -> None:
     assert verified.returncode == 0 and "intact" in verified.stdout
 
 
-def test_malformed_alert_is_a_422_naming_the_field_and_starts_nothing(stack: Settings) -> None:
+def test_malformed_alert_opens_a_triage_incident_naming_the_field_and_starts_no_runbook(
+    stack: Settings,
+) -> None:
     body = sample("agent-hallucination", agent="ghost-bot")
     del body["alerts"][0]["fingerprint"]
     response = post_alert(stack, body)
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "alerts.0.fingerprint"
+    # Never a 4xx Alertmanager would drop: a human is paged through a triage incident instead.
+    assert response.status_code == 202, response.text
+    [entry] = response.json()["incidents"]
+    assert (entry["workflow_id"], entry["runbook"], entry["action"]) == (
+        "incident-triage-agent-hallucination-AgentHallucination-fingerprint",
+        "triage",
+        "triage",
+    )
     assert applied(stack, "/agents/ghost-bot/pause") == 0
 
 

@@ -34,7 +34,7 @@ from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.conftest import SERVER_STARTUP, Running, applied, audit_rows, free_port, new_agent
 from tests.test_agent_emergency_stop import until_state
-from workers.intake.app import Action, TemporalGateway, create_app
+from workers.intake.app import Delivered, TemporalGateway, create_app
 from workers.intake.routing import RoutedAlert
 from workers.worker import activity_implementations, build_worker
 from workflows.steps.incident import SEARCH_ATTRIBUTES
@@ -66,13 +66,22 @@ class CountingGateway(TemporalGateway):
         super().__init__(settings, client)
         self.calls: list[str] = []
 
-    async def open_or_signal(self, routed: RoutedAlert) -> Action:
+    async def open_or_signal(self, routed: RoutedAlert) -> Delivered:
         self.calls.append(routed.workflow_id)
         return await super().open_or_signal(routed)
 
-    async def record_unrouted(self, routed: RoutedAlert) -> Action:
+    async def record_unrouted(self, routed: RoutedAlert) -> Delivered:
         self.calls.append(routed.workflow_id)
         return await super().record_unrouted(routed)
+
+    async def open_or_join_triage(self, routed: RoutedAlert) -> Delivered:
+        self.calls.append(routed.workflow_id)
+        return await super().open_or_join_triage(routed)
+
+
+def audit_mode(policy: Policy) -> Policy:
+    """The policy with `[intake] unroutable = "audit"`: the rules from before triage incidents."""
+    return policy.model_copy(update={"intake": policy.intake.model_copy(update={"unroutable": "audit"})})
 
 
 @asynccontextmanager
@@ -391,9 +400,10 @@ async def test_a_closed_incident_is_opened_again_by_a_new_firing_alert(
 # ---- unrouted and default routes ---------------------------------------------------------------------------
 
 
-async def test_an_unrouted_alert_is_answered_and_audited_once_however_often_it_comes(
+async def test_in_audit_mode_an_unrouted_alert_is_answered_and_audited_once_however_often_it_comes(
     dev_stanch: Running, policy: Policy
 ) -> None:
+    policy = audit_mode(policy)
     fingerprint = f"disk-{uuid.uuid4().hex[:8]}"
     alert = {
         "name": "DiskFull",
@@ -463,6 +473,7 @@ def raw(payload: Any) -> bytes:
     return json.dumps(payload).encode()
 
 
+# Refused whatever `[intake] unroutable` says: not JSON, or not the source's format at all.
 BAD_INPUT = [
     ("alertmanager", b"{not json", 400, "body"),
     ("alertmanager", b"", 400, "body"),
@@ -471,6 +482,17 @@ BAD_INPUT = [
     ("alertmanager", b"\xff\xfe\x00", 400, "body"),
     ("alertmanager", raw([am_body()]), 422, "body"),
     ("alertmanager", raw({**am_body(), "alerts": {}}), 422, "alerts"),
+    ("alertmanager", raw({"status": "firing"}), 422, "alerts"),
+    ("grafana", raw({**am_body(), "alerts": "none"}), 422, "alerts"),
+    ("generic", raw([{"name": "A"}]), 422, "body"),
+    ("generic", raw({"labels": {"a": "b"}}), 422, "name"),
+    ("generic", b'{"name": "A", "labels": {"x": "\\ud800"}}', 400, "body"),
+    ("nagios", raw({"name": "A"}), 404, "source"),
+]
+
+# In audit mode (the old rules) a body with one unreadable alert is refused whole; with triage (the
+# default) each of these is a 202 and the alert a triage incident (tests/test_intake_triage.py).
+AUDIT_MODE_BAD_INPUT = [
     ("alertmanager", raw({**am_body(), "version": "5"}), 422, "version"),
     ("alertmanager", raw(am_body(labels={"alertname": "X", "service": 1})), 422, "alerts.0.labels.service"),
     ("alertmanager", raw(am_body(startsAt="yesterday")), 422, "alerts.0.startsAt"),
@@ -488,8 +510,6 @@ BAD_INPUT = [
         "alerts.0.status",
     ),
     ("generic", raw({"name": "A", "severity": "P1"}), 422, "severity"),
-    ("generic", b'{"name": "A", "labels": {"x": "\\ud800"}}', 400, "body"),
-    ("nagios", raw({"name": "A"}), 404, "source"),
 ]
 
 
@@ -501,7 +521,26 @@ BAD_INPUT = [
 async def test_bad_input_is_a_4xx_naming_the_field_and_starts_nothing(
     dev_stanch: Running, policy: Policy, source: str, body: bytes, status: int, field: str
 ) -> None:
-    async with intake(dev_stanch, policy) as (http, gateway):
+    for rules in (policy, audit_mode(policy)):
+        async with intake(dev_stanch, rules) as (http, gateway):
+            answer = await http.post(
+                f"/alerts/{source}", content=body, headers={"content-type": "application/json"}
+            )
+        assert answer.status_code == status, answer.text
+        assert answer.json()["detail"][0]["field"] == field
+        assert answer.json()["detail"][0]["error"]
+        assert gateway.calls == []
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "status", "field"),
+    AUDIT_MODE_BAD_INPUT,
+    ids=[f"{s}-{status}-{field}-{i}" for i, (s, _, status, field) in enumerate(AUDIT_MODE_BAD_INPUT)],
+)
+async def test_in_audit_mode_an_unreadable_alert_is_a_4xx_naming_the_field_and_starts_nothing(
+    dev_stanch: Running, policy: Policy, source: str, body: bytes, status: int, field: str
+) -> None:
+    async with intake(dev_stanch, audit_mode(policy)) as (http, gateway):
         answer = await http.post(
             f"/alerts/{source}", content=body, headers={"content-type": "application/json"}
         )
@@ -511,7 +550,10 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_starts_nothing(
     assert gateway.calls == []
 
 
-async def test_one_bad_alert_in_a_body_starts_none_of_the_others(dev_stanch: Running, policy: Policy) -> None:
+async def test_in_audit_mode_one_bad_alert_in_a_body_starts_none_of_the_others(
+    dev_stanch: Running, policy: Policy
+) -> None:
+    policy = audit_mode(policy)
     agent_id = new_agent(dev_stanch.settings.platform_url)
     good = alertmanager_body(
         "AgentHallucination", {"agent": agent_id}, "good", fingerprint=f"good-{agent_id}"
@@ -542,7 +584,7 @@ async def test_the_same_alert_twice_in_one_body_is_delivered_once(
         "fingerprint": f"twice-{uuid.uuid4().hex[:8]}",
         "starts_at": "2026-11-21T21:00:00Z",
     }
-    async with intake(dev_stanch, policy) as (http, gateway):
+    async with intake(dev_stanch, audit_mode(policy)) as (http, gateway):
         answer = await http.post(
             "/alerts/generic", json={"alerts": [alert, alert, {**alert, "status": "resolved"}]}
         )
@@ -552,14 +594,21 @@ async def test_the_same_alert_twice_in_one_body_is_delivered_once(
     assert gateway.calls == [first[0], resolved[0]]
 
 
-async def test_a_request_temporal_calls_invalid_is_a_422_not_a_retry_forever(
+async def test_in_audit_mode_a_request_temporal_calls_invalid_is_a_422_not_a_retry_forever(
     dev_stanch: Running, policy: Policy
 ) -> None:
     # Temporal caps workflow ids at 1,000 characters; a policy can name a route that breaks the cap.
-    route = Route(name="r" * 1_000, runbook="agent_emergency_stop", match={"alertname": "TooLong"})
-    rules = policy.model_copy(update={"routes": [route]})
+    route = Route(
+        name="r" * 1_000,
+        runbook="agent_emergency_stop",
+        match={"alertname": "TooLong"},
+        target_labels={"agent_id": "agent"},
+    )
+    rules = audit_mode(policy).model_copy(update={"routes": [route]})
     async with intake(dev_stanch, rules) as (http, _):
-        answer = await http.post("/alerts/generic", json={"name": "TooLong", "fingerprint": "x"})
+        answer = await http.post(
+            "/alerts/generic", json={"name": "TooLong", "fingerprint": "x", "labels": {"agent": "bot"}}
+        )
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"][0]["field"] == "alerts.0"
     assert "Temporal refused it" in answer.json()["detail"][0]["error"]
@@ -675,7 +724,7 @@ async def test_temporal_unreachable_is_503_and_the_intake_recovers_when_it_is_ba
 
     # No client given: the gateway connects by itself, as `stanch intake` does.
     gateway = CountingGateway(down_settings)
-    async with serve(down_settings, policy, gateway) as http:
+    async with serve(down_settings, audit_mode(policy), gateway) as http:
         health = await http.get("/healthz")
         assert health.status_code == 503 and health.json()["ok"] is False
         down = await http.post("/alerts/generic", content=body)

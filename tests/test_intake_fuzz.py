@@ -1,5 +1,8 @@
 """Arbitrary JSON, arbitrary bytes and damaged real payloads at every intake endpoint, against a real
-Temporal dev server: the answer is always 2xx or 4xx, never 5xx, and a 4xx never reaches Temporal."""
+Temporal dev server: the answer is always 2xx or 4xx, never 5xx (503 only while Temporal is down), and a
+4xx never reaches Temporal. With triage (the shipped policy) a body that is the source's format is always a
+202 that accounts for every alert in it, by an incident, a repeat or a triage incident Temporal holds; a body
+that is not the format is a 422 naming the field."""
 
 from __future__ import annotations
 
@@ -14,15 +17,18 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.policy import Policy, Route
 from stanch.settings import Settings
-from tests.conftest import Running
+from tests.conftest import Running, free_port
 from tests.test_intake import (
     ALERTMANAGER_FIXTURES,
     GRAFANA_FIXTURES,
     CountingGateway,
+    audit_mode,
     serve,
     start_dev_server,
 )
@@ -126,8 +132,9 @@ async def fuzz_env() -> AsyncIterator[WorkflowEnvironment]:
 async def fuzz_intake(
     fuzz_env: WorkflowEnvironment, settings: Settings, policy: Policy
 ) -> AsyncIterator[dict[str, tuple[httpx.AsyncClient, CountingGateway]]]:
-    """Two intakes on one Temporal: one where unmatched alerts are unrouted (audited), one with a default
-    route (every alert opens an incident). No worker: what is started only has to be accepted."""
+    """Three intakes on one Temporal: the shipped policy (alerts no runbook can act on go to triage), the
+    same with a default route (every routable alert opens an incident), and audit mode (the old rules:
+    unmatched alerts are audited, a bad alert is a 422). No worker: what is started only has to be held."""
     running = Running(fuzz_env, fuzz_env.client, f"fuzz-{uuid.uuid4().hex[:8]}", settings)
     base = running.settings.model_copy(
         update={"task_queue": running.task_queue, "intake_token": None, "intake_hmac_secret": None}
@@ -139,13 +146,55 @@ async def fuzz_intake(
             )
         }
     )
-    unrouted_gateway = CountingGateway(base, client=fuzz_env.client)
+    triage_gateway = CountingGateway(base, client=fuzz_env.client)
     default_gateway = CountingGateway(base, client=fuzz_env.client)
+    audit_gateway = CountingGateway(base, client=fuzz_env.client)
     async with (
-        serve(base, policy, unrouted_gateway) as unrouted_http,
+        serve(base, policy, triage_gateway) as triage_http,
         serve(base, with_default, default_gateway) as default_http,
+        serve(base, audit_mode(policy), audit_gateway) as audit_http,
     ):
-        yield {"unrouted": (unrouted_http, unrouted_gateway), "default": (default_http, default_gateway)}
+        yield {
+            "triage": (triage_http, triage_gateway),
+            "default": (default_http, default_gateway),
+            "audit": (audit_http, audit_gateway),
+        }
+
+
+def is_the_format(source: str, payload: Any) -> bool:
+    """The oracle, written apart from the intake: what each source sends at all (docs/intake.md)."""
+    if not isinstance(payload, dict):
+        return False
+    if "alerts" in payload:
+        return isinstance(payload["alerts"], list)
+    return source == "generic" and "name" in payload
+
+
+def items_of(source: str, payload: Any) -> list[Any]:
+    return payload["alerts"] if "alerts" in payload else [payload]
+
+
+async def held_by_temporal(client: Client, incidents: list[dict[str, Any]]) -> None:
+    """Every alert of the answer is accounted for: its workflow exists at Temporal (a triage incident
+    where the answer says `triage`), or it is a resolved alert with nothing running to tell."""
+    for index, item in enumerate(incidents):
+        if item["action"] == "duplicate":  # accounted for by the same alert earlier in the body
+            same = ("workflow_id", "fingerprint", "status")
+            assert any(all(earlier[k] == item[k] for k in same) for earlier in incidents[:index]), item
+            continue
+        if item["action"] == "ignored":
+            assert item["status"] == "resolved", item
+            continue
+        assert item["action"] in {"started", "signalled", "triage"}, item
+        try:
+            description = await client.get_workflow_handle(item["workflow_id"]).describe()
+        except RPCError as error:
+            raise AssertionError(
+                f"{item['workflow_id']} answered {item['action']} but is not held"
+            ) from error
+        if item["action"] == "triage":
+            assert description.workflow_type == "triage"
+            assert item["workflow_id"].startswith("incident-triage-")
 
 
 async def check(
@@ -157,6 +206,18 @@ async def check(
 
     event(f"{which} policy: {answer.status_code}")  # shown by --hypothesis-show-statistics
     assert answer.status_code < 500, answer.text
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        payload = None
+    if which != "audit" and answer.status_code not in (400, 413):
+        # Triage: the format is always taken whole, anything else is refused naming a field.
+        if is_the_format(source, payload):
+            assert answer.status_code == 202, answer.text
+            assert len(answer.json()["incidents"]) == len(items_of(source, payload))
+            await held_by_temporal(await gateway.client(), answer.json()["incidents"])
+        else:
+            assert answer.status_code == 422, answer.text
     if answer.status_code >= 400:
         assert answer.status_code in (400, 413, 422), answer.text
         detail = answer.json()["detail"]
@@ -173,7 +234,10 @@ async def check(
             "ignored",
             "unrouted",
             "duplicate",
+            "triage",
         }
+        if which == "audit":
+            assert "triage" not in {item["action"] for item in incidents}
 
 
 FUZZ = settings(
@@ -191,7 +255,7 @@ async def test_arbitrary_json_is_never_a_5xx_and_refused_json_starts_nothing(
     fuzz_intake: dict[str, tuple[httpx.AsyncClient, CountingGateway]], source: str, data: st.DataObject
 ) -> None:
     payload = data.draw(json_values | damaged(source), label="payload")
-    which = data.draw(st.sampled_from(["unrouted", "default"]), label="policy")
+    which = data.draw(st.sampled_from(["triage", "default", "audit"]), label="policy")
     await check(fuzz_intake, which, source, json.dumps(payload).encode())
 
 
@@ -201,4 +265,89 @@ async def test_arbitrary_json_is_never_a_5xx_and_refused_json_starts_nothing(
 async def test_arbitrary_bytes_are_never_a_5xx(
     fuzz_intake: dict[str, tuple[httpx.AsyncClient, CountingGateway]], source: str, body: bytes
 ) -> None:
-    await check(fuzz_intake, "unrouted", source, body)
+    await check(fuzz_intake, "triage", source, body)
+
+
+# Every code point a Temporal payload can carry (no lone surrogates: those are a 400 for the whole body).
+carried_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+# Label names and values as any sender may write them, plus the names routes look at, so that generated
+# alerts hit routes, miss their target labels, or overflow them (> 253 characters).
+label_names = (
+    st.sampled_from(["alertname", "agent", "service", "severity", "channel", "gateway", "version"])
+    | carried_text
+)
+label_values = (
+    st.sampled_from(
+        [
+            "AgentHallucination",
+            "AgentUpgradeRequested",
+            "WhatsAppChannelDown",
+            "critical",
+            "page",
+            "warning",
+            "",
+        ]
+    )
+    | carried_text
+    | st.text(min_size=250, max_size=300)
+)
+label_sets = st.dictionaries(label_names, label_values, max_size=6)
+unfit_values = (
+    st.none()
+    | st.integers()
+    | carried_text
+    | st.lists(carried_text, max_size=2)
+    | st.dictionaries(carried_text, st.integers() | st.none(), max_size=2)
+)
+
+
+@st.composite
+def alertmanager_item(draw: st.DrawFn) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "status": draw(st.sampled_from(["firing", "firing", "resolved"])),
+        "labels": draw(label_sets),
+        "annotations": {"summary": draw(carried_text)},
+        "startsAt": "2026-11-21T21:51:56.989Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": draw(st.text("0123456789abcdef", min_size=1, max_size=16)),
+    }
+    if draw(st.booleans()):  # now and then one field no alert can carry
+        item[draw(st.sampled_from(["labels", "startsAt", "status", "fingerprint"]))] = draw(unfit_values)
+    return item
+
+
+@FUZZ
+@given(alerts=st.lists(alertmanager_item(), max_size=5), group_key=carried_text)
+async def test_any_label_set_in_a_body_of_the_format_is_a_202_accounting_for_every_alert(
+    fuzz_intake: dict[str, tuple[httpx.AsyncClient, CountingGateway]], alerts: list[Any], group_key: str
+) -> None:
+    body = {"version": "4", "status": "firing", "groupKey": group_key, "alerts": alerts}
+    await check(fuzz_intake, "triage", "alertmanager", json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@settings(FUZZ, max_examples=15)
+@given(data=st.data())
+async def test_while_temporal_is_down_the_answer_is_503_or_a_4xx_never_another_5xx(
+    settings: Settings, policy: Policy, source: str, data: st.DataObject
+) -> None:
+    down = settings.model_copy(
+        update={
+            "temporal_address": f"127.0.0.1:{free_port()}",  # nothing listens there
+            "intake_token": None,
+            "intake_hmac_secret": None,
+        }
+    )
+    payload = data.draw(json_values | damaged(source), label="payload")
+    async with serve(down, policy, CountingGateway(down)) as http:
+        answer = await http.post(
+            f"/alerts/{source}", content=json.dumps(payload), headers={"content-type": "application/json"}
+        )
+    assert answer.status_code in (202, 400, 413, 422, 503), answer.text
+    event(f"Temporal down: {answer.status_code}")
+    if answer.status_code == 503:
+        assert answer.json()["detail"][0]["field"] == "temporal" and answer.headers["retry-after"]
+    elif answer.status_code == 202:
+        assert answer.json()["incidents"] == []  # only a body without alerts needs nothing of Temporal
+    elif answer.status_code == 422 and is_the_format(source, payload):
+        pytest.fail(f"a body of the format was refused: {answer.text}")

@@ -2,9 +2,14 @@
 
 What a request goes through, in order, and what stops it:
   bearer token (401) → known source (404) → body size (413) → HMAC signature (401) → JSON (400)
-  → the source's shape (422) → routing (422) → Temporal (503 while unreachable, so the sender retries)
+  → the source's format at all (422) → Temporal (503 while unreachable, so the sender retries)
   → 202 with one entry per alert.
-Everything that can refuse a request runs before anything is started, so a refused body starts nothing.
+The intake refuses only what is not an alert: every item of a body that is the format becomes an incident,
+a repeat of one, or a triage incident that pages a human (an alert no route takes, a route cannot act on,
+or whose fields cannot be read). A 4xx is never retried by Alertmanager, so a 4xx for an alert loses a page.
+With `[intake] unroutable = "audit"` the old rules hold: unrouted alerts are only audited, and a body with
+one bad alert is a 422 that starts none of them. Everything that can refuse a request runs before anything
+is started, so a refused body starts nothing.
 """
 
 from __future__ import annotations
@@ -28,14 +33,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.alerts import Alert, AlertStatus
+from schemas.triage import TRIAGE_WORKFLOW
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.telemetry import instrument_intake, setup_tracing_from_env
 from stanch.temporal_client import connect
-from workers.intake.parsers import PARSERS
-from workers.intake.routing import RoutedAlert, RoutingError, route_alert
+from workers.intake.parsers import PARSERS, READERS, NotTheFormat
+from workers.intake.routing import RoutedAlert, RoutingError, refused_to_triage, route_alert, route_item
 
-Action = Literal["started", "signalled", "ignored", "unrouted", "duplicate"]
+Action = Literal["started", "signalled", "ignored", "unrouted", "duplicate", "triage"]
 
 SIGNATURE_HEADER = "X-Stanch-Signature"
 UNROUTED_WORKFLOW = "unrouted_alert"
@@ -59,6 +65,14 @@ class IncidentAction(BaseModel):
     alert: str
     fingerprint: str
     status: str
+
+
+class Delivered(BaseModel):
+    """What became of one alert at Temporal: which workflow holds it now, and how it got there."""
+
+    workflow_id: str
+    runbook: str | None
+    action: Action
 
 
 class IntakeResponse(BaseModel):
@@ -153,7 +167,7 @@ class TemporalGateway:
         if not serving:
             raise TemporalUnavailable("Temporal is up but its workflow service is not serving")
 
-    async def open_or_signal(self, routed: RoutedAlert) -> Action:
+    async def open_or_signal(self, routed: RoutedAlert) -> Delivered:
         """Signal the alert into its incident, starting the incident if none is running.
 
         Signal-with-start is one atomic call on the server: any number of concurrent deliveries for a key
@@ -171,9 +185,13 @@ class TemporalGateway:
                     )
                 except RPCError as error:
                     if error.status is RPCStatusCode.NOT_FOUND:  # none running: nothing to tell
-                        return "ignored"
+                        return Delivered(
+                            workflow_id=incident.incident_id, runbook=incident.runbook, action="ignored"
+                        )
                     raise
-                return "signalled"
+                return Delivered(
+                    workflow_id=incident.incident_id, runbook=incident.runbook, action="signalled"
+                )
             handle: WorkflowHandle[Any, Any] = await client.start_workflow(
                 incident.runbook,
                 incident,
@@ -195,9 +213,73 @@ class TemporalGateway:
             )
         except RPCError as error:
             raise _unavailable(error) or TemporalRefused("alert", error.message) from error
-        return "started" if _started(handle) else "signalled"
+        return Delivered(
+            workflow_id=incident.incident_id,
+            runbook=incident.runbook,
+            action="started" if _started(handle) else "signalled",
+        )
 
-    async def record_unrouted(self, routed: RoutedAlert) -> Action:
+    async def join_runbook_incident(self, workflow_id: str, alert: Alert) -> bool:
+        """Signal `alert` into `workflow_id` if it runs; False when none runs (never started, or closed)."""
+        client = await self.client()
+        try:
+            await client.get_workflow_handle(workflow_id).signal("alert", alert, rpc_timeout=RPC_TIMEOUT)
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise _unavailable(error) or TemporalRefused("alert", error.message) from error
+        return True
+
+    async def open_or_join_triage(self, routed: RoutedAlert) -> Delivered:
+        """Hand an alert no runbook can act on to a human: its triage incident, opened if none runs.
+
+        An alert a route matched goes first to the runbook incident that route would have opened: a human
+        may have handed an earlier alert of this group to that runbook (`run_runbook` starts it under the
+        same id), and then this one is a repeat of that incident. Only when none runs does it go to triage.
+        """
+        triage = routed.triage
+        assert triage is not None
+        if routed.runbook_incident_id is not None and await self.join_runbook_incident(
+            routed.runbook_incident_id, routed.alert
+        ):
+            runbook = routed.route.runbook if routed.route else None
+            return Delivered(workflow_id=routed.runbook_incident_id, runbook=runbook, action="signalled")
+        if routed.alert.status is AlertStatus.resolved:
+            # A resolved alert tells a running triage incident; it never opens one.
+            joined = await self.join_runbook_incident(triage.incident_id, routed.alert)
+            return Delivered(
+                workflow_id=triage.incident_id,
+                runbook=TRIAGE_WORKFLOW,
+                action="triage" if joined else "ignored",
+            )
+        client = await self.client()
+        fields = ", ".join(problem.field for problem in triage.problems)
+        try:
+            await client.start_workflow(
+                TRIAGE_WORKFLOW,
+                triage,
+                id=triage.incident_id,
+                task_queue=self._settings.task_queue,
+                start_signal="alert",
+                start_signal_args=[routed.alert],
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=_fit(
+                    f"{triage.severity.value} triage: {routed.alert.name}: {fields}", SUMMARY_BYTES
+                ),
+                static_details=_fit(
+                    f"{routed.alert.source} alert {routed.alert.name} (fingerprint {routed.alert.fingerprint})"
+                    + (f" matched route {triage.route}" if triage.route else " matched no route")
+                    + " and needs a human: "
+                    + "; ".join(f"{problem.field}: {problem.problem}" for problem in triage.problems),
+                    DETAILS_BYTES,
+                ),
+                rpc_timeout=RPC_TIMEOUT,
+            )
+        except RPCError as error:
+            raise _unavailable(error) or TemporalRefused("alert", error.message) from error
+        return Delivered(workflow_id=triage.incident_id, runbook=TRIAGE_WORKFLOW, action="triage")
+
+    async def record_unrouted(self, routed: RoutedAlert) -> Delivered:
         """Put an alert no rule matched on record through the `unrouted_alert` workflow.
 
         Its id names this occurrence of the alert. While that workflow runs, a re-delivery joins it
@@ -222,7 +304,7 @@ class TemporalGateway:
             pass  # this occurrence is on record already
         except RPCError as error:
             raise _unavailable(error) or TemporalRefused("alert", error.message) from error
-        return "unrouted"
+        return Delivered(workflow_id=routed.workflow_id, runbook=None, action="unrouted")
 
 
 def _first_occurrence_key(item: RoutedAlert) -> tuple[str, str, str, str]:
@@ -231,23 +313,27 @@ def _first_occurrence_key(item: RoutedAlert) -> tuple[str, str, str, str]:
     return (item.workflow_id, alert.fingerprint, alert.status.value, starts)
 
 
-async def deliver(gateway: TemporalGateway, routed: Sequence[RoutedAlert]) -> list[Action]:
+async def deliver(
+    gateway: TemporalGateway, routed: Sequence[RoutedAlert], *, triage_refused: bool = False
+) -> list[Delivered]:
     """Hand every alert of one body to Temporal; one action per alert, in the body's order.
 
     Alerts for the same workflow go one after another in the body's order (so a firing alert followed by
     its resolution arrives in that order); different workflows go in parallel. If Temporal fails for any
     alert the whole body is answered 503: what did go through is a repeat when the sender retries, and a
-    repeat only adds an `alert` signal to the incident's timeline.
+    repeat only adds an `alert` signal to the incident's timeline. With `triage_refused`, a runbook incident
+    Temporal refuses as invalid goes to a triage incident instead of failing the body with a 422.
     """
-    actions: list[Action | None] = [None] * len(routed)
-    seen: set[tuple[str, str, str, str]] = set()
+    actions: list[Delivered | None] = [None] * len(routed)
+    first: dict[tuple[str, str, str, str], int] = {}
+    duplicates: dict[int, int] = {}
     by_workflow: dict[str, list[int]] = {}
     for index, item in enumerate(routed):
         key = _first_occurrence_key(item)
-        if key in seen:
-            actions[index] = "duplicate"  # the very same alert twice in one body: deliver it once
+        if key in first:
+            duplicates[index] = first[key]  # the very same alert twice in one body: deliver it once
             continue
-        seen.add(key)
+        first[key] = index
         by_workflow.setdefault(item.workflow_id, []).append(index)
 
     limit = asyncio.Semaphore(MAX_PARALLEL_PER_REQUEST)
@@ -260,8 +346,16 @@ async def deliver(gateway: TemporalGateway, routed: Sequence[RoutedAlert]) -> li
                 try:
                     if item.incident is None:
                         actions[index] = await gateway.record_unrouted(item)
+                    elif item.triage is not None:
+                        actions[index] = await gateway.open_or_join_triage(item)
                     else:
-                        actions[index] = await gateway.open_or_signal(item)
+                        try:
+                            actions[index] = await gateway.open_or_signal(item)
+                        except TemporalRefused as refused:
+                            if not triage_refused:
+                                raise
+                            triage = refused_to_triage(item, refused.message)
+                            actions[index] = await gateway.open_or_join_triage(triage)
                 except TemporalRefused as error:
                     failures.append(TemporalRefused(f"alerts.{index}", error.message))
                     return
@@ -275,6 +369,10 @@ async def deliver(gateway: TemporalGateway, routed: Sequence[RoutedAlert]) -> li
         raise unavailable[0]
     if failures:
         raise failures[0]
+    for index, original in duplicates.items():
+        delivered = actions[original]
+        assert delivered is not None
+        actions[index] = delivered.model_copy(update={"action": "duplicate"})
     return [action for action in actions if action is not None]
 
 
@@ -381,19 +479,25 @@ def create_app(settings: Settings, policy: Policy, gateway: TemporalGateway | No
         payload, malformed = _decode(body)
         if malformed:
             return problem(400, [("body", malformed)])
-        try:
-            alerts: list[Alert] = parse(payload)
-        except ValidationError as error:
-            return problem(422, _validation_errors(error))
+        if policy.intake.unroutable == "triage":
+            try:
+                items = READERS[source](payload)
+            except NotTheFormat as error:
+                return problem(422, [(error.field, error.message)])
+            routed = [route_item(policy, item) for item in items]
+        else:
+            # The old, strict rules: the whole body parses and every alert routes, or nothing starts.
+            try:
+                alerts: list[Alert] = parse(payload)
+            except ValidationError as error:
+                return problem(422, _validation_errors(error))
+            try:
+                routed = [route_alert(policy, alert, f"alerts.{index}") for index, alert in enumerate(alerts)]
+            except RoutingError as error:
+                return problem(422, [(error.field, error.message)])
 
-        # Route everything before starting anything: one bad alert must not leave the others started.
         try:
-            routed = [route_alert(policy, alert, f"alerts.{index}") for index, alert in enumerate(alerts)]
-        except RoutingError as error:
-            return problem(422, [(error.field, error.message)])
-
-        try:
-            actions = await deliver(temporal, routed)
+            actions = await deliver(temporal, routed, triage_refused=policy.intake.unroutable == "triage")
         except TemporalUnavailable as error:
             return problem(503, [("temporal", f"{error}; retry later")], headers={"Retry-After": "5"})
         except TemporalRefused as error:
@@ -401,14 +505,14 @@ def create_app(settings: Settings, policy: Policy, gateway: TemporalGateway | No
         return IntakeResponse(
             incidents=[
                 IncidentAction(
-                    workflow_id=item.workflow_id,
-                    runbook=item.route.runbook if item.route else None,
-                    action=action,
+                    workflow_id=delivered.workflow_id,
+                    runbook=delivered.runbook,
+                    action=delivered.action,
                     alert=item.alert.name,
                     fingerprint=item.alert.fingerprint,
                     status=item.alert.status.value,
                 )
-                for item, action in zip(routed, actions, strict=True)
+                for item, delivered in zip(routed, actions, strict=True)
             ]
         )
 
