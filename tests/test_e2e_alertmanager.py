@@ -7,14 +7,12 @@ good alerts of its group still start their runbooks, the resolved notification r
 and Alertmanager counts no failed notification.
 
 Under `CI=true` a missing binary fails the module (the suite must not pass by skipping it); elsewhere it
-skips. Tests marked `needs_triage_workflow` need the `triage` workflow registered in the worker (the triage
-branch); until then they are expected to fail (strict xfail), and must pass once it is merged.
+skips.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -40,13 +38,6 @@ from tests.stack import agent, eventually, stanch_cli
 pytestmark = pytest.mark.e2e
 
 BINARY = "prometheus-alertmanager"
-# The triage workflow lives in workflows/triage.py (the triage branch), registered by the worker from there.
-TRIAGE_REGISTERED = importlib.util.find_spec("workflows.triage") is not None
-needs_triage_workflow = pytest.mark.xfail(
-    not TRIAGE_REGISTERED,
-    reason="needs the `triage` workflow in the worker (triage branch); passes once it is merged",
-    strict=True,
-)
 
 
 def alertmanager_binary() -> str:
@@ -288,7 +279,6 @@ def test_a_group_with_one_unactionable_and_two_good_alerts_opens_two_runbooks_an
 # ---- an alert without its target label pages on-call; a human hands it to its runbook ---------------------
 
 
-@needs_triage_workflow
 def test_an_alert_without_its_target_label_pages_oncall_and_stanch_triage_hands_it_to_the_runbook(
     stack: Settings, alertmanager: Alertmanager
 ) -> None:
