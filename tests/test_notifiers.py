@@ -294,7 +294,9 @@ async def test_webhook_posts_the_notification_with_an_idempotency_key(
     assert body == message.model_dump(mode="json")
 
 
-async def test_email_sends_plain_text_and_html_with_from_to_subject_after_login(mailbox: tuple[Mailbox, int]) -> None:
+async def test_email_sends_plain_text_and_html_with_from_to_subject_after_login(
+    mailbox: tuple[Mailbox, int],
+) -> None:
     box, port = mailbox
     config = EmailConfig(
         host="127.0.0.1",
