@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from pydantic import SecretStr
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from activities.notifiers.discord import CONTENT_LIMIT, DiscordConfig, DiscordNotifier
 from activities.notifiers.email import EmailConfig, EmailNotifier
@@ -34,6 +35,7 @@ from stanch import markup
 from stanch.policy import Policy
 from tests.conftest import Running, new_agent
 from tests.test_agent_emergency_stop import until_state
+from tests.test_intake import start_dev_server
 
 # Reuse test_notifiers' real local receivers (HTTP under uvicorn, SMTP under aiosmtpd) and its factory.
 from tests.test_notifiers import Mailbox, Receiver, http, mailbox, notification, prefix, receiver
@@ -166,6 +168,31 @@ def test_temporal_ui_text_is_literal_markdown_within_temporals_byte_limit(max_by
     )
 
 
+async def test_temporal_keeps_the_escaped_static_summary_and_details_within_its_limits() -> None:
+    # The dev server, not the time-skipping one: only it keeps user metadata (measured: None there).
+    env = await start_dev_server()
+    try:
+        summary = markup.temporal_ui_text(f"P1 agent_emergency_stop: {ALL}", 300)
+        details = markup.temporal_ui_text(f"Opened by alertmanager alert {ALL}", 4_000)
+        handle = await env.client.start_workflow(
+            "agent_emergency_stop",
+            {"hostile": True},
+            id=f"incident-hostile-{uuid.uuid4().hex[:8]}",
+            task_queue=f"nobody-{uuid.uuid4().hex[:8]}",  # no worker: only the start is judged
+            static_summary=summary,
+            static_details=details,
+        )
+        description = await handle.describe()
+        assert await description.static_summary() == summary
+        assert await description.static_details() == details
+        for stored in (summary, details):
+            page = rendered(stored)
+            assert page.tags == ["p"] and FAKE_APPROVAL[:20] in page.text
+        await handle.terminate("test over")
+    finally:
+        await env.shutdown()
+
+
 # ---- the brief: fields stay raw, the Markdown renders them inert, the CLI text is plain ----------------
 
 
@@ -238,6 +265,11 @@ async def test_hostile_alert_reaches_the_incidents_brief_raw_and_its_markdown_in
     )
     try:
         brief = await until_state(handle, "awaiting_approval")
+        # What the Temporal UI shows: the current details the workflow set, and the static summary.
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        details = parse_html(md.render(metadata.current_details))
+        assert not {"img", "a", "em"} & set(details.tags)
+        assert FAKE_APPROVAL in details.text and "<img src=x onerror=alert(1)>" in details.text
         # Stored raw: the structured fields are exactly what the alert said.
         assert brief.summary == summary and brief.service == "support **urgent**"
         parsed = parse_html(md.render(brief.as_markdown()))
