@@ -30,7 +30,7 @@ from stanch.policy import NotifyRouting, Policy
 from stanch.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
-from tests.conftest import free_port
+from tests.conftest import Running, free_port, new_agent
 from tests.test_notifiers import notification
 from workers.intake.app import TemporalGateway, create_app
 from workers.worker import activity_implementations, build_worker, worker_metrics
@@ -218,23 +218,22 @@ async def test_a_real_worker_exports_what_the_rules_read_and_counts_failures(
 
 
 async def test_a_real_intake_exports_what_the_rules_read_by_status_and_action(
-    time_env: WorkflowEnvironment, settings: Settings, policy: Policy
+    stanch: Running, policy: Policy
 ) -> None:
-    intake_settings = settings.model_copy(
-        update={
-            "task_queue": f"metrics-{uuid.uuid4().hex[:8]}",
-            "intake_token": None,
-            "intake_hmac_secret": None,
-        }
+    # On the worker's queue, so the incident it opens runs and settles (a workflow task nobody polls would
+    # hold the shared time-skipping clock for every later test: tests/clock.py).
+    intake_settings = stanch.settings.model_copy(
+        update={"task_queue": stanch.task_queue, "intake_token": None, "intake_hmac_secret": None}
     )
-    app = create_app(intake_settings, policy, TemporalGateway(intake_settings, client=time_env.client))
+    app = create_app(intake_settings, policy, TemporalGateway(intake_settings, client=stanch.client))
     if getattr(app.state, "metrics", None) is None:  # until create_app instruments itself
         instrument_intake_metrics(app)
     down = intake_settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     app_down = create_app(down, policy, TemporalGateway(down))
     if getattr(app_down.state, "metrics", None) is None:
         instrument_intake_metrics(app_down)
-    body = sample("agent-hallucination", fingerprint=uuid.uuid4().hex[:16])
+    agent = new_agent(stanch.settings.platform_url)
+    body = sample("agent-hallucination", agent=agent, fingerprint=uuid.uuid4().hex[:16])
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app_down), base_url="http://intake") as http_down,

@@ -25,11 +25,6 @@ class SlackConfig(BaseModel):
     timeout: float = 5.0
 
 
-def escape_mrkdwn(text: str) -> str:
-    # Kept for callers of the old name: stanch.markup is the one place that knows Slack's escaping.
-    return slack_mrkdwn(text)
-
-
 def slack_payload(message: Notification) -> dict[str, Any]:
     """Notification text is Stanch's plain sentences around alert text, with no formatting of its own, so
     every block shows it as `plain_text`: Slack renders no mention, link or `*bold*` from it at all. The
