@@ -8,6 +8,7 @@ from temporalio import activity
 
 from schemas.audit import AuditEvent, AuditReceipt
 from stanch.db import GENESIS_HASH, row_hash
+from stanch.metrics import WorkerMetrics
 
 # Postgres away: fail the attempt in a few seconds and let the retry policy pace the next one, instead of
 # waiting out the whole start-to-close timeout for a connection the pool cannot make.
@@ -15,11 +16,20 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class AuditActivities:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, metrics: WorkerMetrics | None = None) -> None:
         self._pool = pool
+        self._metrics = metrics or WorkerMetrics.noop()
 
     @activity.defn(name="write_audit")
     async def write_audit(self, event: AuditEvent) -> AuditReceipt:
+        try:
+            return await self._write(event)
+        except Exception:
+            # Counted per failed attempt: the rule StanchAuditWritesFailing fires when they keep coming.
+            self._metrics.audit_write_failed()
+            raise
+
+    async def _write(self, event: AuditEvent) -> AuditReceipt:
         async with self._pool.connection(timeout=CONNECT_TIMEOUT_SECONDS) as conn, conn.transaction():
             # One writer per incident at a time, so each row links to the true previous one.
             await conn.execute(

@@ -24,6 +24,7 @@ from activities.notifiers import Notifier, build_notifiers
 from activities.notifiers.base import DeliveryFailed, scrub_logs
 from schemas.actions import Delivery, Notification, NotificationReceipt
 from schemas.severity import Severity
+from stanch.metrics import WorkerMetrics
 from stanch.policy import NotifyRouting, Policy, PolicyError
 from stanch.settings import Settings
 
@@ -77,8 +78,10 @@ class NotifyActivities:
         routing: NotifyRouting,
         ledger: DeliveryLedger,
         escalation_levels: Collection[str] = (),
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._notifiers = dict(notifiers)
+        self._metrics = metrics or WorkerMetrics.noop()
         self._routing = routing
         self._ledger = ledger
         self._escalation_levels = set(escalation_levels)
@@ -93,6 +96,7 @@ class NotifyActivities:
         client: httpx.AsyncClient,
         pool: AsyncConnectionPool,
         environ: Mapping[str, str] = os.environ,
+        metrics: WorkerMetrics | None = None,
     ) -> NotifyActivities:
         """Raises PolicyError (naming the key) for a policy without `[notify]` or a missing secret."""
         if policy.notify is None:
@@ -102,6 +106,7 @@ class NotifyActivities:
             policy.notify,
             DeliveryLedger(pool),
             escalation_levels=[step.name for step in policy.escalation],
+            metrics=metrics,
         )
 
     def groups_for(self, message: Notification) -> list[str]:
@@ -144,9 +149,12 @@ class NotifyActivities:
                     break
                 log.warning("notification %s: channel %s failed: %s", key, name, error)
                 failed.add(name)
+                self._metrics.notification_channel_failed(name)
                 deliveries.append(self._delivery(name, group, delivered=False, error=error))
             else:
                 undelivered.append(group)
+                # Every channel of this group failed: nobody in it heard. StanchNotificationGroupFailing.
+                self._metrics.notification_group_failed(group)
         if undelivered:
             errors = "; ".join(f"{d.channel}: {d.error}" for d in deliveries if not d.delivered)
             # Retryable on purpose: the next attempt skips what the ledger holds and tries these again.

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from stanch import markup
+
 
 class TimelineEntry(BaseModel):
     at: datetime
@@ -33,18 +35,45 @@ class Brief(BaseModel):
     awaiting: str | None = None
 
     def as_markdown(self) -> str:
-        actions = "\n".join(f"- {a}" for a in self.automatic_actions) or "- none yet"
+        """For `workflow.set_current_details` (the Temporal UI renders it as Markdown).
+
+        The headings, bold labels and bullets are Stanch's; every field value is escaped, since the
+        summary, service and incident id come from the alert, and the actions and recommendation quote
+        its labels: an `<img>`, `**APPROVED**` or `[link](url)` in an alert shows as typed. The fields
+        themselves stay raw (the `brief` query returns them as received).
+        """
+        md = markup.markdown
+        actions = "\n".join(f"- {md(a)}" for a in self.automatic_actions) or "- none yet"
         lines = [
-            f"## {self.severity} · {self.runbook} · {self.service}",
-            f"**Summary:** {self.summary}",
+            f"## {md(self.severity)} · {md(self.runbook)} · {md(self.service)}",
+            f"**Summary:** {md(self.summary)}",
             f"**Time window:** since {self.started_at:%Y-%m-%d %H:%M:%S} UTC "
             f"(last update {self.last_update_at:%H:%M:%S} UTC)",
-            f"**State:** `{self.state}`",
+            f"**State:** `{self.state}`",  # one of the runbook's own states, never alert text
             "**Automatic actions taken:**",
             actions,
-            f"**Recommendation:** {self.recommendation or 'none'}",
-            f"**Risk if no action:** {self.risk_if_no_action or 'none stated'}",
+            f"**Recommendation:** {md(self.recommendation) if self.recommendation else 'none'}",
+            f"**Risk if no action:** {md(self.risk_if_no_action) if self.risk_if_no_action else 'none stated'}",
         ]
         if self.awaiting:
-            lines.append(f"**Waiting for:** {self.awaiting}")
+            lines.append(f"**Waiting for:** {md(self.awaiting)}")
         return "\n\n".join(lines)
+
+    def as_text(self) -> str:
+        """For the CLI: plain text, no markup to render, control characters made visible."""
+        text = markup.plain
+        actions = "\n".join(f"  - {text(a)}" for a in self.automatic_actions) or "  - none yet"
+        lines = [
+            f"{text(self.severity)} · {text(self.runbook)} · {text(self.service)}  ({text(self.incident_id)})",
+            f"Summary: {text(self.summary)}",
+            f"Time window: since {self.started_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(last update {self.last_update_at:%H:%M:%S} UTC)",
+            f"State: {text(self.state)}",
+            "Automatic actions taken:",
+            actions,
+            f"Recommendation: {text(self.recommendation) if self.recommendation else 'none'}",
+            f"Risk if no action: {text(self.risk_if_no_action) if self.risk_if_no_action else 'none stated'}",
+        ]
+        if self.awaiting:
+            lines.append(f"Waiting for: {text(self.awaiting)}")
+        return "\n".join(lines)

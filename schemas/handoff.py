@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from schemas.alerts import Alert
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
+from stanch import markup
 
 # Below this gold-set or review score an agent's work goes to a human instead of a customer.
 QUALITY_THRESHOLD = 0.70
@@ -75,16 +76,20 @@ class Handoff(BaseModel):
         return next((o for o in self.options if o.name != self.proposed.name and o.name in words), None)
 
     def as_markdown(self) -> str:
-        tried = "\n".join(f"- {step}" for step in self.tried) or "- nothing yet"
+        # Headings, labels and option names are Stanch's; subject, context, steps and descriptions come
+        # from the alert or the agent and are escaped (stanch.markup), so they render as typed.
+        md = markup.markdown
+        tried = "\n".join(f"- {md(step)}" for step in self.tried) or "- nothing yet"
         options = "\n".join(
-            f"- `{o.name}`{' (destructive)' if o.destructive else ''}: {o.description}" for o in self.options
+            f"- `{o.name}`{' (destructive)' if o.destructive else ''}: {md(o.description)}"
+            for o in self.options
         )
         score = f" (quality score {self.quality_score:.0%})" if self.quality_score is not None else ""
         return "\n\n".join(
             [
-                f"# Handoff · {self.priority.value} · {self.subject}",
-                f"**Why a human:** {self.trigger.value}{score}, raised by {self.requested_by}",
-                f"**Context:** {self.context}",
+                f"# Handoff · {self.priority.value} · {md(self.subject)}",
+                f"**Why a human:** {self.trigger.value}{score}, raised by {md(self.requested_by)}",
+                f"**Context:** {md(self.context)}",
                 "**Already tried:**",
                 tried,
                 "**Options:**",

@@ -132,6 +132,10 @@ class RollbackTarget(Target):
     kind: Text | None = None  # code, database or infrastructure; the runbook pages on anything else
 
 
+class NoTarget(Target):
+    """A runbook that acts on nothing outside Stanch (the dead man's switch only watches and pages)."""
+
+
 # One entry per runbook a route may start (workflows.registry.RUNBOOKS); a test keeps them equal.
 TARGET_MODELS: dict[str, type[Target]] = {
     "agent_emergency_stop": AgentStopTarget,
@@ -150,6 +154,7 @@ TARGET_MODELS: dict[str, type[Target]] = {
     "channel_downtime": ChannelDowntimeTarget,
     "number_banned": ChannelTarget,
     "template_rejected": TemplateTarget,
+    "dead_mans_switch": NoTarget,
 }
 
 RUNBOOK_NAMES: tuple[str, ...] = tuple(sorted(TARGET_MODELS))

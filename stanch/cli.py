@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from schemas.approvals import Decision, DecisionOutcome, EscalationRequest, Resolution
 from schemas.briefs import Brief, Timeline
+from stanch.markup import plain
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.temporal_client import connect
 
@@ -202,12 +203,12 @@ def brief(incident: str, timeline: bool = typer.Option(False, help="print the ti
     async def go() -> None:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
         result = await handle.query("brief", result_type=Brief)
-        typer.echo(result.as_markdown().replace("\n\n", "\n"))
+        typer.echo(result.as_text())  # plain text: a terminal renders no Markdown
         if timeline:
             entries = await handle.query("timeline", result_type=Timeline)
             typer.echo("\nTimeline:")
             for entry in entries.entries:
-                typer.echo(f"  {entry.at:%H:%M:%S} {entry.kind:<11} {entry.actor:<12} {entry.text}")
+                typer.echo(f"  {entry.at:%H:%M:%S} {entry.kind:<11} {entry.actor:<12} {plain(entry.text)}")
 
     _run(go())
 

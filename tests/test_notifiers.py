@@ -215,7 +215,9 @@ async def test_slack_posts_text_and_blocks_to_the_webhook_url(
         "type": "header",
         "text": {"type": "plain_text", "text": "[P1] Agent support-bot paused"},
     }
-    assert section["text"] == {"type": "mrkdwn", "text": "&lt;@U123&gt; &amp; co said &lt;script&gt;"}
+    # Alert text in a plain_text block: Slack renders no mention, link or formatting from it.
+    assert section["text"] == {"type": "plain_text", "text": "<@U123> & co said <script>"}
+    assert body["text"].endswith("&lt;@U123&gt; &amp; co said &lt;script&gt;")
     assert "incident-test-1" in context["elements"][0]["text"]
 
 
@@ -269,7 +271,7 @@ async def test_discord_posts_content_capped_at_2000_characters(
 
     body = receiver.to(path)[0].json()
     assert set(body) == {"content", "allowed_mentions"}
-    assert body["content"].startswith("**[P2] Agent support-bot paused**\n@everyone xxx")
+    assert body["content"].startswith("**\\[P2\\] Agent support\\-bot paused**\n\\@everyone xxx")
     assert len(body["content"]) == CONTENT_LIMIT
     assert body["allowed_mentions"] == {"parse": []}  # the alert's "@everyone" pings nobody
 
@@ -292,7 +294,9 @@ async def test_webhook_posts_the_notification_with_an_idempotency_key(
     assert body == message.model_dump(mode="json")
 
 
-async def test_email_sends_plain_text_with_from_to_subject_after_login(mailbox: tuple[Mailbox, int]) -> None:
+async def test_email_sends_plain_text_and_html_with_from_to_subject_after_login(
+    mailbox: tuple[Mailbox, int],
+) -> None:
     box, port = mailbox
     config = EmailConfig(
         host="127.0.0.1",
@@ -316,8 +320,10 @@ async def test_email_sends_plain_text_with_from_to_subject_after_login(mailbox: 
     assert mail["From"] == "stanch@example.com"
     assert mail["To"] == "oncall@example.com, lead@example.com"
     assert mail["Subject"] == "[P0] Agent support-bot paused"
-    assert mail.get_content_type() == "text/plain"
-    text = mail.get_content()
+    assert mail.get_content_type() == "multipart/alternative"
+    text_part = mail.get_body(preferencelist=("plain",))
+    assert text_part is not None
+    text = text_part.get_content()
     assert message.text in text and "Severity P0" in text and "incident-test-1" in text and "carol" in text
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.agents import AgentLifecycleActivities
@@ -27,6 +28,7 @@ from activities.platform import PlatformActivities
 from activities.reports import ReportActivities
 from activities.security import SecurityActivities
 from schemas.targets import check_route_targets
+from stanch.metrics import WorkerMetrics
 from stanch.policy import Policy, PolicyError, load_policy_or_exit
 from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
@@ -57,8 +59,9 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         ) as pool,
     ):
         platform = PlatformActivities(platform_http)
-        notify = notify_activities(settings, notify_http, pool)
-        audit = AuditActivities(pool)
+        metrics = worker_metrics(settings, client)
+        notify = notify_activities(settings, notify_http, pool, metrics)
+        audit = AuditActivities(pool, metrics)
         # Guardrails run on this worker's own task queue; runbooks reach them through this activity.
         guardrail = GuardrailActivities(client, settings.task_queue)
         deploys = DeployActivities(platform_http)
@@ -119,13 +122,34 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         ]
 
 
+def worker_metrics(settings: Settings, client: Client) -> WorkerMetrics:
+    """Stanch's own counters, on the meter of the runtime the client runs on: with STANCH_METRICS_PORT set
+    they come out of the same endpoint as the SDK's metrics; without it the meter is a no-op."""
+    runtime = client.service_client.config.runtime or Runtime.default()
+    policy = load_policy_or_exit(settings.config)
+    routing = policy.notify
+    groups: set[str] = set()
+    if routing is not None:
+        groups = {*routing.P0, *routing.P1, *routing.P2, *routing.P3, *routing.customer, *routing.escalation}
+    return WorkerMetrics(
+        runtime.metric_meter,
+        namespace=settings.namespace,
+        task_queue=settings.task_queue,
+        groups=sorted(groups),
+        channels=sorted(policy.channels),
+    )
+
+
 def notify_activities(
-    settings: Settings, http: httpx.AsyncClient, pool: AsyncConnectionPool
+    settings: Settings,
+    http: httpx.AsyncClient,
+    pool: AsyncConnectionPool,
+    metrics: WorkerMetrics | None = None,
 ) -> NotifyActivities:
     """Channels from the policy, secrets from the environment; either missing stops the worker in one line."""
     policy = load_policy_or_exit(settings.config)
     try:
-        return NotifyActivities.from_policy(policy, settings, http, pool)
+        return NotifyActivities.from_policy(policy, settings, http, pool, metrics=metrics)
     except PolicyError as error:
         print(f"stanch: policy file {settings.config}: {error}", file=sys.stderr)
         raise SystemExit(2) from None

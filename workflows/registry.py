@@ -13,6 +13,7 @@ from workflows.agent_termination import AgentTermination
 from workflows.agent_upgrade import AgentUpgrade
 from workflows.channel_downtime import ChannelDowntime
 from workflows.daily_cockpit_report import DailyCockpitReport
+from workflows.dead_mans_switch import DeadMansSwitch
 from workflows.escalation_to_human import EscalationToHuman
 from workflows.gateway_safe_restart import GatewaySafeRestart
 from workflows.guardrail import Guardrail
@@ -46,6 +47,7 @@ RUNBOOKS: dict[str, type] = {
     "channel_downtime": ChannelDowntime,
     "number_banned": NumberBanned,
     "template_rejected": TemplateRejected,
+    "dead_mans_switch": DeadMansSwitch,
 }
 
 WORKFLOWS: list[type] = [

@@ -10,10 +10,13 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field, SecretStr
 
-from activities.notifiers.base import HttpNotifier, footer, headline, truncate, url_secrets
+from activities.notifiers.base import HttpNotifier, footer, headline, url_secrets
 from schemas.actions import Notification
+from stanch.markup import discord_markdown, one_line
 
 CONTENT_LIMIT = 2000
+# A title or footer longer than this is cut, leaving the body most of the message.
+TITLE_LIMIT = 300
 
 
 class DiscordConfig(BaseModel):
@@ -22,10 +25,14 @@ class DiscordConfig(BaseModel):
 
 
 def discord_payload(message: Notification) -> dict[str, Any]:
-    content = f"**{headline(message)}**\n{message.text}\n-# {footer(message)}"
+    # The bold title and the `-#` subtext line are Stanch's; what goes inside them is escaped, so an alert's
+    # `**`, `[link](url)`, `# heading` or `@everyone` shows as typed.
+    head = f"**{discord_markdown(one_line(headline(message)), limit=TITLE_LIMIT)}**"
+    foot = f"-# {discord_markdown(one_line(footer(message)), limit=TITLE_LIMIT)}"
+    body = discord_markdown(message.text, limit=CONTENT_LIMIT - len(head) - len(foot) - 2)
     return {
-        "content": truncate(content, CONTENT_LIMIT),
-        # Incident text is not ours to trust: an "@everyone" in an alert summary must not ping a server.
+        "content": f"{head}\n{body}\n{foot}",
+        # And belt and braces: even a mention the escaping missed pings nobody.
         "allowed_mentions": {"parse": []},
     }
 

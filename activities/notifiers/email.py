@@ -1,4 +1,5 @@
-"""Email over SMTP: one plain-text message, From/To/Subject, STARTTLS unless told otherwise.
+"""Email over SMTP: plain text plus an HTML alternative (alert text escaped in both), From/To/Subject,
+STARTTLS unless told otherwise.
 
 smtplib blocks, so it runs in a thread; its socket timeout bounds each SMTP exchange, and the caller's
 overall timeout bounds the whole delivery. A thread the caller gave up on may still finish sending while
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from activities.notifiers.base import DeliveryFailed, Notifier, footer, headline
 from schemas.actions import Notification
+from stanch.markup import email_html, header, plain
 
 
 class EmailConfig(BaseModel):
@@ -35,13 +37,19 @@ def email_message(config: EmailConfig, message: Notification) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = config.from_address
     mail["To"] = ", ".join(config.to)
-    mail["Subject"] = headline(message)
+    mail["Subject"] = header(headline(message))
     mail["Date"] = formatdate(localtime=False)
     # Stable per notification: mail systems that dedupe on Message-ID drop a retried duplicate.
     digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
     domain = config.from_address.rpartition("@")[2] or "stanch.invalid"
     mail["Message-ID"] = f"<{digest}@{domain}>"
-    mail.set_content(f"{message.title}\n\n{message.text}\n\n{footer(message)}\n")
+    # Plain part: the text as typed, controls made visible. HTML part: every piece escaped, the layout ours.
+    mail.set_content(f"{plain(message.title)}\n\n{plain(message.text)}\n\n{plain(footer(message))}\n")
+    mail.add_alternative(
+        f"<html><body><h3>{email_html(message.title)}</h3>\n<p>{email_html(message.text)}</p>\n"
+        f"<p><small>{email_html(footer(message))}</small></p></body></html>\n",
+        subtype="html",
+    )
     return mail
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field, SecretStr
 
-from activities.notifiers.base import HttpNotifier, footer, headline, truncate, url_secrets
+from activities.notifiers.base import HttpNotifier, footer, headline, url_secrets
 from schemas.actions import Notification
+from stanch.markup import one_line, plain, slack_mrkdwn
 
 # Slack's limits: a header block's text, a section's text.
 HEADER_LIMIT = 150
@@ -24,24 +25,25 @@ class SlackConfig(BaseModel):
     timeout: float = 5.0
 
 
-def escape_mrkdwn(text: str) -> str:
-    # The only three characters Slack asks senders to escape; the rest of mrkdwn is left to the author.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def slack_payload(message: Notification) -> dict[str, Any]:
+    """Notification text is Stanch's plain sentences around alert text, with no formatting of its own, so
+    every block shows it as `plain_text`: Slack renders no mention, link or `*bold*` from it at all. The
+    top-level `text` (what push notifications show) is always mrkdwn, so it is escaped for mrkdwn."""
     return {
-        "text": truncate(f"{headline(message)}: {message.text}", SECTION_LIMIT),
+        "text": slack_mrkdwn(f"{headline(message)}: {message.text}", limit=SECTION_LIMIT),
         "blocks": [
             {
                 "type": "header",
-                "text": {"type": "plain_text", "text": truncate(headline(message), HEADER_LIMIT)},
+                "text": {
+                    "type": "plain_text",
+                    "text": plain(one_line(headline(message)), limit=HEADER_LIMIT),
+                },
             },
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": truncate(escape_mrkdwn(message.text), SECTION_LIMIT)},
+                "text": {"type": "plain_text", "text": plain(message.text, limit=SECTION_LIMIT)},
             },
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": escape_mrkdwn(footer(message))}]},
+            {"type": "context", "elements": [{"type": "plain_text", "text": plain(footer(message))}]},
         ],
     }
 

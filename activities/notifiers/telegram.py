@@ -7,16 +7,17 @@ filtered (see base.SecretScrubber). Telegram answers {"ok": true, "result": {...
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from activities.notifiers.base import ERROR_EXCERPT, DeliveryFailed, HttpNotifier, footer, headline, truncate
+from activities.notifiers.base import ERROR_EXCERPT, DeliveryFailed, HttpNotifier, footer, headline
 from schemas.actions import Notification
+from stanch.markup import one_line, telegram_html
 
 TEXT_LIMIT = 4096
+TITLE_LIMIT = 300
 DEFAULT_API_BASE = "https://api.telegram.org"
 
 
@@ -28,14 +29,13 @@ class TelegramConfig(BaseModel):
 
 
 def telegram_payload(chat_id: str, message: Notification) -> dict[str, Any]:
-    # HTML is the parse mode with the simplest escaping rules: <, > and & only.
-    # The limit counts the text after entities are parsed, so cut the raw text (leaving room for the
-    # title and footer) and escape afterwards: cutting escaped text could split an entity.
-    body = html.escape(truncate(message.text, TEXT_LIMIT - 500), quote=False)
-    text = (
-        f"<b>{html.escape(headline(message), quote=False)}</b>\n{body}\n"
-        f"<i>{html.escape(footer(message), quote=False)}</i>"
-    )
+    # HTML is the parse mode with the simplest escaping rules: <, > and & only (stanch.markup). The tags
+    # are Stanch's own; the title, body and footer are escaped, each bounded so the whole stays under the
+    # limit (which the Bot API counts after parsing entities, so counting the escaped text is safe).
+    title = telegram_html(one_line(headline(message)), limit=TITLE_LIMIT)
+    foot = telegram_html(one_line(footer(message)), limit=TITLE_LIMIT)
+    body = telegram_html(message.text, limit=TEXT_LIMIT - 2 * TITLE_LIMIT - 20)
+    text = f"<b>{title}</b>\n{body}\n<i>{foot}</i>"
     # A numeric id is an Integer in the Bot API; "@channelname" stays a string.
     target: int | str = int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
     return {"chat_id": target, "text": text, "parse_mode": "HTML"}

@@ -36,6 +36,7 @@ SCENARIOS = [
     "tests/test_unrouted_alert.py",
     "tests/workflows/test_triage.py",
     "tests/workflows/test_failures_are_loud.py",
+    "tests/test_dead_mans_switch.py",
     "tests/test_replay.py::test_reordered_probe_fails_replay_of_a_live_history",
 ]
 

@@ -34,6 +34,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.alerts import Alert, AlertStatus
 from schemas.triage import TRIAGE_WORKFLOW
+from stanch.markup import temporal_ui_text
+from stanch.metrics import instrument_intake_metrics
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.telemetry import instrument_intake, setup_tracing_from_env
@@ -111,14 +113,6 @@ def _unavailable(error: RPCError) -> TemporalUnavailable | None:
     return TemporalUnavailable(
         f"Temporal answered {error.status.name if error.status else '?'}: {error.message}"
     )
-
-
-def _fit(text: str, max_bytes: int) -> str:
-    """`text` on one line, cut until its JSON encoding (what Temporal measures) fits in `max_bytes`."""
-    text = " ".join(text.split())
-    while len(json.dumps(text, ensure_ascii=False).encode()) > max_bytes:
-        text = text[: len(text) * 3 // 4]
-    return text
 
 
 def _started(handle: WorkflowHandle[Any, Any]) -> bool:
@@ -201,10 +195,10 @@ class TemporalGateway:
                 start_signal_args=[routed.alert],
                 # A closed incident for the same key is opened again by a new firing alert.
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=_fit(
+                static_summary=temporal_ui_text(
                     f"{incident.severity.value} {incident.runbook}: {incident.summary}", SUMMARY_BYTES
                 ),
-                static_details=_fit(
+                static_details=temporal_ui_text(
                     f"Opened by {routed.alert.source} alert {routed.alert.name} "
                     f"(fingerprint {routed.alert.fingerprint}) on {incident.service}.",
                     DETAILS_BYTES,
@@ -263,10 +257,10 @@ class TemporalGateway:
                 start_signal="alert",
                 start_signal_args=[routed.alert],
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=_fit(
+                static_summary=temporal_ui_text(
                     f"{triage.severity.value} triage: {routed.alert.name}: {fields}", SUMMARY_BYTES
                 ),
-                static_details=_fit(
+                static_details=temporal_ui_text(
                     f"{routed.alert.source} alert {routed.alert.name} (fingerprint {routed.alert.fingerprint})"
                     + (f" matched route {triage.route}" if triage.route else " matched no route")
                     + " and needs a human: "
@@ -295,7 +289,7 @@ class TemporalGateway:
                 task_queue=self._settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=_fit(
+                static_summary=temporal_ui_text(
                     f"Unrouted {routed.alert.source} alert {routed.alert.name}", SUMMARY_BYTES
                 ),
                 rpc_timeout=RPC_TIMEOUT,
@@ -437,6 +431,7 @@ def _validation_errors(error: ValidationError) -> list[tuple[str, str]]:
 def create_app(settings: Settings, policy: Policy, gateway: TemporalGateway | None = None) -> FastAPI:
     app = FastAPI(title="Stanch intake", version="0.1.0")
     instrument_intake(app)  # a span per request when tracing is on; nothing otherwise
+    instrument_intake_metrics(app)  # GET /metrics: responses by route and status, alerts by action
     temporal = gateway or TemporalGateway(settings)
     token = settings.intake_token.get_secret_value().encode() if settings.intake_token else None
     secret = settings.intake_hmac_secret.get_secret_value().encode() if settings.intake_hmac_secret else None
