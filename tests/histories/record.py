@@ -34,6 +34,7 @@ SCENARIOS = [
     "tests/test_security_incident.py",
     "tests/test_war_room.py",
     "tests/test_unrouted_alert.py",
+    "tests/workflows/test_audit_queue.py",
     "tests/test_replay.py::test_reordered_probe_fails_replay_of_a_live_history",
 ]
 
