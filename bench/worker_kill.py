@@ -4,9 +4,10 @@ Per trial: a sandbox agent of its own whose pause call the sandbox holds (`hang_
 held attempt did nothing); an Alertmanager alert through the intake; once the pause call is at the
 platform (its fault taken), the stack's worker is killed with SIGKILL and a new one started at once. The
 figure is from the SIGKILL (this script's clock) to the retried pause call's record at the sandbox (its
-`at`, stamped as it answers; same machine, same clock). Split: SIGKILL → new worker started (its process
-up and polling, `DevStack.start_part`), and from there to the retry. From the history: the timeout that
-ended the dead attempt (heartbeat or start-to-close) and the heartbeat timeout the pause was scheduled with.
+`at`, stamped as it answers; same machine, same clock). Also printed: SIGKILL → the new worker's process
+launched (`DevStack.start_part` returns before the worker polls; its Python start-up is part of the
+figure), and from the history the timeout that ended the dead attempt (heartbeat or start-to-close) and
+the heartbeat timeout the pause was scheduled with.
 
 For reference, the same mechanism without heartbeats is the effect's start-to-close timeout
 (`EFFECT_TIMEOUT`, 30 s) plus the retry's backoff: that is what a kill cost before the effects heartbeat.
@@ -147,7 +148,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
     retry = [float(t["kill_to_retry"]) * 1000 for t in trials]
     worker = [float(t["kill_to_worker"]) * 1000 for t in trials]
     print(latency_line("SIGKILL → retried pause at the platform", retry))
-    print(latency_line("SIGKILL → new worker process started", worker))
+    print(latency_line("SIGKILL → new worker launched", worker))
     print(f"dead attempt ended by: {sorted({str(t['timeout']) for t in trials})}")
     print(
         f"pause scheduled with heartbeat timeout {sorted({float(t['heartbeat_timeout']) for t in trials})} s; "
