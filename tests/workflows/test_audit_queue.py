@@ -5,7 +5,8 @@ a TCP hop of the test's own to the session's real Postgres. The test cuts the ho
 dropped at once, as a crashed or firewalled database drops it) and mends it: `write_audit` really fails and
 is really retried; nothing fakes a success. While it is cut the agent is paused and the customer and
 on-call messages reach the sandbox; once it is mended every row lands exactly once, in step order, the
-hash chain verifies, and the incident closed only after its last row landed.
+hash chain verifies, and the incident closed only after its last row landed. The guardrail's kill switch,
+which a security incident flips before it revokes and pages, answers while Postgres is cut off too.
 """
 
 from __future__ import annotations
@@ -27,11 +28,21 @@ from temporalio.testing import WorkflowEnvironment
 from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
+from schemas.guardrail import (
+    GUARDRAIL_WORKFLOW,
+    KILL_SWITCH_UPDATE,
+    GuardrailInput,
+    GuardrailLimits,
+    GuardrailState,
+    KillSwitchChange,
+    guardrail_workflow_id,
+)
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
 from stanch.audit_store import verify_chains
 from stanch.history_timeline import AUDIT_ACTIVITY
 from stanch.policy import Policy
+from stanch.replay import replay
 from stanch.settings import Settings
 from tests.clock import free_clock, settle_and_terminate
 from tests.conftest import StartedWorkflows, applied, audit_rows, new_agent
@@ -293,3 +304,47 @@ async def test_an_incident_cancelled_while_postgres_is_cut_off_still_lands_every
     assert isinstance(failure.value.cause, CancelledError)
     assert [row["step_key"] for row in audit_rows(cut_off.settings, handle.id)] == OPENING
     assert verify_chains(cut_off.settings.database_url, handle.id).broken == []
+
+
+async def test_a_kill_switch_flip_is_answered_while_postgres_is_cut_off_and_its_rows_land_in_order(
+    cut_off: CutOff,
+) -> None:
+    subsystem = f"audit-queue-{uuid.uuid4().hex[:8]}"
+    workflow_id = guardrail_workflow_id(subsystem)
+    await cut_off.client.start_workflow(
+        GUARDRAIL_WORKFLOW,
+        GuardrailInput(subsystem=subsystem, limits=GuardrailLimits()),
+        id=workflow_id,
+        task_queue=cut_off.task_queue,
+    )
+    handle = cut_off.client.get_workflow_handle(workflow_id)
+
+    # Each flip is answered at once (a security incident goes on to revoke and page), though no row can land.
+    for by, enabled in (("alice", False), ("bob", True)):
+        state = await asyncio.wait_for(
+            handle.execute_update(
+                KILL_SWITCH_UPDATE,
+                KillSwitchChange(by=by, enabled=enabled, reason="drill"),
+                result_type=GuardrailState,
+            ),
+            timeout=10,
+        )
+        assert state.kill_switch is enabled
+    assert audit_rows(cut_off.settings, workflow_id) == []
+    await eventually(lambda: failed_audit_attempts(handle), "a failed and retried kill-switch audit write")
+
+    cut_off.link.mend()
+
+    async def landed() -> list[dict[str, Any]]:
+        rows = audit_rows(cut_off.settings, workflow_id)
+        return rows if len(rows) == 2 else []
+
+    rows = await eventually(landed, "both kill-switch rows")
+    assert [(row["step_key"], row["actor"]) for row in rows] == [
+        ("kill-switch-1", "alice"),
+        ("kill-switch-2", "bob"),
+    ]
+    assert verify_chains(cut_off.settings.database_url, workflow_id).broken == []
+    # The answered-first path replays (a still running guardrail's history replays as far as it goes).
+    [replayed] = await replay([("live guardrail", await handle.fetch_history())])
+    assert replayed.ok, replayed.line()
