@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from activities.http import M, PlatformHttp
 
 # ---- requests ------------------------------------------------------------------------------------------
@@ -186,35 +187,42 @@ class AgentLifecycleActivities:
     # onboarding
 
     @activity.defn(name="agents_create_workspace")
+    @heartbeating
     async def create_workspace(self, request: WorkspaceRequest) -> WorkspaceResult:
         body = {"files": request.files}
         return await self._send("PUT", "workspace", request, WorkspaceResult, "workspace", body)
 
     @activity.defn(name="agents_inject_config")
+    @heartbeating
     async def inject_config(self, request: ConfigRequest) -> AgentVersion:
         body = {"version": request.version, "config": request.config, "reason": request.reason}
         return await self._send("PUT", "config", request, AgentVersion, "config", body)
 
     @activity.defn(name="agents_health_check")
+    @heartbeating
     async def health_check(self, request: AgentStep) -> HealthResult:
         path = f"/agents/{request.agent_id}/health"
         return await self._http.read(path, HealthResult, f"health of agent {request.agent_id}")
 
     @activity.defn(name="agents_run_gold_set")
+    @heartbeating
     async def run_gold_set(self, request: AgentStep) -> GoldSetResult:
         return await self._post("gold-set", request, GoldSetResult, "gold set")
 
     @activity.defn(name="agents_debug")
+    @heartbeating
     async def debug(self, request: AgentStep) -> DebugResult:
         return await self._post("debug", request, DebugResult, "debug")
 
     @activity.defn(name="agents_activate")
+    @heartbeating
     async def activate(self, request: AgentStep) -> AgentVersion:
         return await self._post("resume", request, AgentVersion, "activation")
 
     # upgrade
 
     @activity.defn(name="agents_version_diff")
+    @heartbeating
     async def version_diff(self, request: DiffRequest) -> VersionDiff:
         return await self._http.read(
             f"/agents/{request.agent_id}/versions/diff",
@@ -224,10 +232,12 @@ class AgentLifecycleActivities:
         )
 
     @activity.defn(name="agents_snapshot_state")
+    @heartbeating
     async def snapshot_state(self, request: AgentStep) -> SnapshotResult:
         return await self._post("snapshots", request, SnapshotResult, "snapshot")
 
     @activity.defn(name="agents_restore_snapshot")
+    @heartbeating
     async def restore_snapshot(self, request: RestoreRequest) -> RestoreResult:
         verb = f"snapshots/{request.snapshot_id}/restore"
         return await self._post(verb, request, RestoreResult, "restore")
@@ -235,10 +245,12 @@ class AgentLifecycleActivities:
     # termination
 
     @activity.defn(name="agents_archive")
+    @heartbeating
     async def archive(self, request: AgentStep) -> ArchiveResult:
         return await self._post("archives", request, ArchiveResult, "archive")
 
     @activity.defn(name="agents_verify_archive")
+    @heartbeating
     async def verify_archive(self, request: ArchiveCheck) -> ArchiveResult:
         """Read the archive back from the store: only what can be read back counts as archived."""
         data = await self._http.call(
@@ -255,23 +267,28 @@ class AgentLifecycleActivities:
         )
 
     @activity.defn(name="agents_terminate")
+    @heartbeating
     async def terminate(self, request: AgentStep) -> AgentVersion:
         return await self._post("terminate", request, AgentVersion, "termination")
 
     @activity.defn(name="agents_revoke_tokens")
+    @heartbeating
     async def revoke_tokens(self, request: AgentStep) -> CredentialsResult:
         return await self._send("DELETE", "tokens", request, CredentialsResult, "token revocation")
 
     @activity.defn(name="agents_delete_secrets")
+    @heartbeating
     async def delete_secrets(self, request: AgentStep) -> CredentialsResult:
         return await self._send("DELETE", "secrets", request, CredentialsResult, "secret deletion")
 
     @activity.defn(name="agents_set_retention")
+    @heartbeating
     async def set_retention(self, request: RetentionRequest) -> RetentionResult:
         body = {"archive_id": request.archive_id, "until": request.until.isoformat()}
         return await self._send("PUT", "retention", request, RetentionResult, "retention", body)
 
     @activity.defn(name="agents_dependents")
+    @heartbeating
     async def dependents(self, request: AgentStep) -> Dependents:
         data = await self._http.call(
             "GET", f"/agents/{request.agent_id}/dependents", what=f"dependents of agent {request.agent_id}"
@@ -279,6 +296,7 @@ class AgentLifecycleActivities:
         return Dependents(agent_id=request.agent_id, dependents=list(data))
 
     @activity.defn(name="agents_notify_dependent")
+    @heartbeating
     async def notify_dependent(self, request: NoticeRequest) -> NoticeResult:
         body = {"from_agent": request.from_agent, "text": request.text}
         path = f"/agents/{request.agent_id}/notices"

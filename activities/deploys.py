@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from activities.http import M, PlatformHttp
 from schemas.hotfix import (
     BackupRef,
@@ -58,22 +59,26 @@ class DeployActivities:
     # ---- triage: reads --------------------------------------------------------------------------------
 
     @activity.defn(name="deploys_recent")
+    @heartbeating
     async def recent_deploys(self, request: ServiceRequest) -> RecentDeploys:
         listed = await self._http.call("GET", "/deploys", what="list of deploys", key=request.idempotency_key)
         mine = [DeployRecord.model_validate(d) for d in listed if d["service"] == request.service]
         return RecentDeploys(service=request.service, deploys=mine)
 
     @activity.defn(name="deploys_infra_status")
+    @heartbeating
     async def infra_status(self, request: ServiceRequest) -> InfraStatus:
         what = f"infra status of {request.service}"
         return await self._read(f"/infra/{request.service}", request, InfraStatus, what)
 
     @activity.defn(name="deploys_external_status")
+    @heartbeating
     async def external_status(self, request: ServiceRequest) -> ExternalStatus:
         what = f"external services of {request.service}"
         return await self._read(f"/external/{request.service}", request, ExternalStatus, what)
 
     @activity.defn(name="deploys_database_state")
+    @heartbeating
     async def database_state(self, request: ServiceRequest) -> DatabaseState:
         what = f"database of {request.service}"
         return await self._read(f"/databases/{request.service}", request, DatabaseState, what)
@@ -81,6 +86,7 @@ class DeployActivities:
     # ---- containment ----------------------------------------------------------------------------------
 
     @activity.defn(name="deploys_rollback_service")
+    @heartbeating
     async def rollback_service(self, request: ServiceRequest) -> ServiceRollback:
         path = f"/deploys/services/{request.service}/rollback"
         what = f"rollback of {request.service}"
@@ -88,6 +94,7 @@ class DeployActivities:
         return await self._post(path, request.idempotency_key, ServiceRollback, what, body)
 
     @activity.defn(name="deploys_set_flag")
+    @heartbeating
     async def set_flag(self, request: FlagChange) -> FlagState:
         body = {"enabled": request.enabled}
         what = f"feature flag {request.name}"
@@ -96,6 +103,7 @@ class DeployActivities:
         )
 
     @activity.defn(name="deploys_revert_infra_config")
+    @heartbeating
     async def revert_infra_config(self, request: ServiceRequest) -> InfraStatus:
         path = f"/infra/{request.service}/config/revert"
         what = f"config revert of {request.service}"
@@ -105,16 +113,19 @@ class DeployActivities:
     # ---- QA and hotfix builds -------------------------------------------------------------------------
 
     @activity.defn(name="deploys_qa_run")
+    @heartbeating
     async def qa_run(self, request: QaRunRequest) -> QaRun:
         body = {"service": request.service, "subject": request.subject}
         return await self._post("/qa/runs", request.idempotency_key, QaRun, "QA gate run", body)
 
     @activity.defn(name="deploys_build_hotfix")
+    @heartbeating
     async def build_hotfix(self, request: HotfixBuildRequest) -> HotfixBuild:
         body = request.model_dump(exclude={"idempotency_key"})
         return await self._post("/hotfix/builds", request.idempotency_key, HotfixBuild, "hotfix build", body)
 
     @activity.defn(name="deploys_ship_hotfix")
+    @heartbeating
     async def ship_hotfix(self, request: ShipRequest) -> DeployRecord:
         path = f"/hotfix/builds/{request.build_id}/deploy"
         what = f"expedited deploy of {request.build_id}"
@@ -123,18 +134,21 @@ class DeployActivities:
     # ---- database rollback ----------------------------------------------------------------------------
 
     @activity.defn(name="deploys_backup_database")
+    @heartbeating
     async def backup_database(self, request: ServiceRequest) -> DatabaseBackup:
         path = f"/databases/{request.service}/backups"
         what = f"backup of {request.service}"
         return await self._post(path, request.idempotency_key, DatabaseBackup, what)
 
     @activity.defn(name="deploys_verify_backup")
+    @heartbeating
     async def verify_backup(self, request: BackupRef) -> DatabaseBackup:
         path = f"/databases/{request.service}/backups/{request.backup_id}/verify"
         what = f"verification of backup {request.backup_id}"
         return await self._post(path, request.idempotency_key, DatabaseBackup, what)
 
     @activity.defn(name="deploys_migrate_down")
+    @heartbeating
     async def migrate_down(self, request: MigrateDown) -> DatabaseState:
         path = f"/databases/{request.service}/migrate-down"
         body = {"backup_id": request.backup_id, "migration": request.migration}
@@ -142,6 +156,7 @@ class DeployActivities:
         return await self._post(path, request.idempotency_key, DatabaseState, what, body)
 
     @activity.defn(name="deploys_check_integrity")
+    @heartbeating
     async def check_integrity(self, request: ServiceRequest) -> IntegrityReport:
         path = f"/databases/{request.service}/integrity-check"
         what = f"integrity check of {request.service}"
@@ -150,6 +165,7 @@ class DeployActivities:
     # ---- after the incident ---------------------------------------------------------------------------
 
     @activity.defn(name="deploys_store_postmortem")
+    @heartbeating
     async def store_postmortem(self, request: PostmortemRequest) -> PostmortemReceipt:
         # The platform's document store speaks its own field names; the timeline goes as readable lines.
         postmortem = request.postmortem
@@ -174,6 +190,7 @@ class DeployActivities:
         )
 
     @activity.defn(name="deploys_file_story")
+    @heartbeating
     async def file_story(self, request: StoryRequest) -> StoryReceipt:
         body = {"incident_id": request.incident_id, "title": request.title}
         return await self._post(

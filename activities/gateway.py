@@ -12,6 +12,7 @@ import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from activities.http import M, PlatformHttp
 
 RetryMode = Literal["retry", "retry_with_backoff", "manual_only"]
@@ -171,16 +172,19 @@ class GatewayActivities:
     # ---- reads ------------------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_status")
+    @heartbeating
     async def status(self, request: GatewayRead) -> GatewayStatus:
         what = f"status of gateway {request.gateway}"
         return await self._get(f"{request.gateway}/status", GatewayStatus, what)
 
     @activity.defn(name="gateway_health")
+    @heartbeating
     async def health(self, request: GatewayRead) -> GatewayStatus:
         what = f"health of gateway {request.gateway}"
         return await self._get(f"{request.gateway}/health", GatewayStatus, what)
 
     @activity.defn(name="gateway_failure_history")
+    @heartbeating
     async def failure_history(self, request: SessionRead) -> FailureHistory:
         path = f"{request.gateway}/sessions/{request.session_id}/failures"
         what = f"failure history of session {request.session_id}"
@@ -189,14 +193,17 @@ class GatewayActivities:
     # ---- resource pressure ------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_mark_pressure")
+    @heartbeating
     async def mark_pressure(self, request: GatewayEffect) -> GatewayFlags:
         return await self._effect("pressure", request, GatewayFlags, "mark resource pressure")
 
     @activity.defn(name="gateway_block_risky_spawns")
+    @heartbeating
     async def block_risky_spawns(self, request: GatewayEffect) -> GatewayFlags:
         return await self._effect("spawns/block", request, GatewayFlags, "block risky spawns")
 
     @activity.defn(name="gateway_open_review")
+    @heartbeating
     async def open_review(self, request: ReviewOpening) -> ReviewTicket:
         body = {"kind": request.kind, "title": request.title, "detail": request.detail}
         what = f"open review on gateway {request.gateway}"
@@ -206,20 +213,24 @@ class GatewayActivities:
     # ---- safe restart -----------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_clean_scheduled_runs")
+    @heartbeating
     async def clean_scheduled_runs(self, request: GatewayEffect) -> Cleanup:
         return await self._effect("scheduled-runs/clean", request, Cleanup, "clean dead scheduled runs")
 
     @activity.defn(name="gateway_remove_junk_files")
+    @heartbeating
     async def remove_junk_files(self, request: GatewayEffect) -> Cleanup:
         return await self._effect("files/clean", request, Cleanup, "remove junk files")
 
     @activity.defn(name="gateway_safe_restart")
+    @heartbeating
     async def safe_restart(self, request: GatewayEffect) -> SafeRestart:
         return await self._effect("safe-restart", request, SafeRestart, "safe restart")
 
     # ---- lost session -----------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_move_tasks_to_review")
+    @heartbeating
     async def move_tasks_to_review(self, request: SessionEffect) -> MovedTasks:
         body = {"reason": request.reason}
         what = f"move tasks of session {request.session_id} to review"
@@ -227,6 +238,7 @@ class GatewayActivities:
         return await self._post(path, request.idempotency_key, body, MovedTasks, what)
 
     @activity.defn(name="gateway_set_retry_policy")
+    @heartbeating
     async def set_retry_policy(self, request: RetryPolicyChoice) -> RetryPolicySet:
         body = {
             "task_ids": request.task_ids,
@@ -242,6 +254,7 @@ class GatewayActivities:
     # ---- retry storm ------------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_freeze_chain")
+    @heartbeating
     async def freeze_chain(self, request: ChainFreeze) -> GatewayFlags:
         body = {"reason": request.reason, "minutes": request.minutes, "until": request.until}
         what = f"freeze chained execution on gateway {request.gateway}"
@@ -249,6 +262,7 @@ class GatewayActivities:
         return await self._post(path, request.idempotency_key, body, GatewayFlags, what)
 
     @activity.defn(name="gateway_unfreeze_chain")
+    @heartbeating
     async def unfreeze_chain(self, request: GatewayEffect) -> GatewayFlags:
         what = "lift the chained-execution freeze"
         return await self._effect("chain/unfreeze", request, GatewayFlags, what)
@@ -256,9 +270,11 @@ class GatewayActivities:
     # ---- zombie gateway ---------------------------------------------------------------------------------
 
     @activity.defn(name="gateway_collect_logs")
+    @heartbeating
     async def collect_logs(self, request: GatewayEffect) -> ServiceLogs:
         return await self._effect("logs/collect", request, ServiceLogs, "collect service logs")
 
     @activity.defn(name="gateway_collect_state")
+    @heartbeating
     async def collect_state(self, request: GatewayEffect) -> StateSnapshot:
         return await self._effect("state/collect", request, StateSnapshot, "collect state")

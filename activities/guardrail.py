@@ -13,6 +13,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdate
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from schemas.guardrail import (
     CHECK_UPDATE,
     GUARDRAIL_WORKFLOW,
@@ -72,6 +73,7 @@ class GuardrailActivities:
         self._task_queue = task_queue
 
     @activity.defn(name="ask_guardrail")
+    @heartbeating
     async def ask(self, request: GuardrailRequest) -> Verdict:
         return await update_guardrail(
             self._client,

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.notifiers import Notifier, build_notifiers
 from activities.notifiers.base import DeliveryFailed, scrub_logs
 from schemas.actions import Delivery, Notification, NotificationReceipt
@@ -122,6 +123,7 @@ class NotifyActivities:
             ) from None
 
     @activity.defn(name="send_notification")
+    @heartbeating
     async def send_notification(self, message: Notification) -> NotificationReceipt:
         key = message.idempotency_key
         already = await self._ledger.delivered(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from activities.http import PlatformHttp
 from schemas.actions import AgentAction, AgentState
 
@@ -29,9 +30,11 @@ class PlatformActivities:
         )
 
     @activity.defn(name="pause_agent")
+    @heartbeating
     async def pause_agent(self, request: AgentAction) -> AgentState:
         return await self._agent_call("pause", request)
 
     @activity.defn(name="rollback_agent")
+    @heartbeating
     async def rollback_agent(self, request: AgentAction) -> AgentState:
         return await self._agent_call("rollback", request)

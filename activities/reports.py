@@ -7,6 +7,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from activities.http import PlatformHttp
 from schemas.handoff import HandoffDocument, HandoffExecution, HandoffRecord
 from schemas.report import (
@@ -49,6 +50,7 @@ class ReportActivities:
     # ---- handoffs -----------------------------------------------------------------------------------
 
     @activity.defn(name="handoff_store_document")
+    @heartbeating
     async def store_handoff(self, document: HandoffDocument) -> HandoffRecord:
         return await self._http.effect(
             "POST",
@@ -67,6 +69,7 @@ class ReportActivities:
         )
 
     @activity.defn(name="handoff_execute_decision")
+    @heartbeating
     async def execute_handoff(self, execution: HandoffExecution) -> HandoffRecord:
         return await self._http.effect(
             "POST",
@@ -84,6 +87,7 @@ class ReportActivities:
     # ---- the daily report ---------------------------------------------------------------------------
 
     @activity.defn(name="report_fleet_usage")
+    @heartbeating
     async def fleet_usage(self, query: UsageQuery) -> FleetUsage:
         if not query.agent_ids:
             listed = await self._http.call("GET", "/usage", what="reading fleet usage")
@@ -95,6 +99,7 @@ class ReportActivities:
         return FleetUsage(agents=agents)
 
     @activity.defn(name="report_audit_summary")
+    @heartbeating
     async def audit_summary(self, window: AuditWindow) -> AuditSummary:
         # A read-only transaction: this activity may look at the audit log but never change it.
         async with self._pool.connection() as conn, conn.transaction():
@@ -116,6 +121,7 @@ class ReportActivities:
         )
 
     @activity.defn(name="report_publish")
+    @heartbeating
     async def publish(self, document: ReportDocument) -> PublishedReport:
         return await self._http.effect(
             "POST",

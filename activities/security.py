@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.guardrail import update_guardrail
+from activities.heartbeat import heartbeating
 from activities.http import M, PlatformHttp
 from schemas.actions import AgentAction, AgentState
 from schemas.guardrail import KILL_SWITCH_UPDATE, GuardrailLimits, GuardrailState, KillSwitchChange
@@ -46,6 +47,7 @@ class SecurityActivities:
         self._limits_for = limits_for
 
     @activity.defn(name="security_kill_switch")
+    @heartbeating
     async def kill_switch(self, request: KillSwitchRequest) -> KillSwitchResult:
         # The update id is the step's key: a retried activity is answered by Temporal, not flipped twice.
         state = await update_guardrail(
@@ -66,10 +68,12 @@ class SecurityActivities:
         )
 
     @activity.defn(name="security_revoke_tokens")
+    @heartbeating
     async def revoke_tokens(self, request: AgentAction) -> AgentState:
         return await self._agent_effect("revoke-tokens", request, AgentState, "token revocation")
 
     @activity.defn(name="security_collect_evidence")
+    @heartbeating
     async def collect_evidence(self, request: EvidenceRequest) -> EvidenceBundle:
         """Gather the agent's history, its security events and every call made about it; store the bundle."""
         agent_id = request.agent_id
@@ -111,10 +115,12 @@ class SecurityActivities:
         )
 
     @activity.defn(name="security_run_gold_set")
+    @heartbeating
     async def run_gold_set(self, request: AgentAction) -> GoldSetRun:
         return await self._agent_effect("gold-set", request, GoldSetRun, "gold set")
 
     @activity.defn(name="security_publish_postmortem")
+    @heartbeating
     async def publish_postmortem(self, request: PostMortemRequest) -> PostMortemReceipt:
         return await self._http.effect(
             "POST",

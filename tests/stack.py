@@ -198,6 +198,22 @@ def retried_audit_writes(settings: Settings, workflow_id: str) -> list[PendingAc
     ]
 
 
+def audit_settled(settings: Settings, workflow_id: str, timeout: float = 30.0) -> None:
+    """Wait (bounded) until no audit row of the running incident is still queued or being written.
+
+    Audit writes no longer hold up the steps after them, so the brief can show a state before the rows of
+    the steps that led there have landed. Queued rows wait only behind a write in flight, and a write that
+    completes is followed by a workflow task that starts the next: none pending of either means none left.
+    """
+
+    def quiet() -> bool:
+        described = description(settings, workflow_id)
+        writing = [p for p in described.pending_activities if p.activity_type.name == "write_audit"]
+        return not writing and not described.HasField("pending_workflow_task")
+
+    eventually(quiet, f"the audit rows of {workflow_id} to land", timeout=timeout)
+
+
 def stanch_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The `stanch` CLI as an operator runs it, with the stack's settings in its environment."""
     return subprocess.run(

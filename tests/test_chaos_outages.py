@@ -194,6 +194,42 @@ def test_postgres_outage_delays_audit_rows_but_loses_none_and_writes_none_twice(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def chat_channels(settings: Settings, workflow_id: str) -> list[str]:
+    """The channels of the incident's messages that reached the sandbox's chat, in the order they came."""
+    messages = httpx.get(f"{settings.platform_url}/chat/messages", timeout=10).json()
+    return [m["body"]["channel"] for m in messages if m["idempotency_key"].startswith(f"{workflow_id}/")]
+
+
+def test_postgres_down_before_the_alert_holds_back_no_page_and_every_row_lands_once_after(
+    own_stack: DevStack, incidents: list[str]
+) -> None:
+    settings = own_stack.settings
+    with own_stack.outage("postgres"):
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(settings.database_url, connect_timeout=2).close()
+        # The alert arrives with Postgres already gone: the agent is paused and both pages go out anyway,
+        # while the incident's first audit row is still being retried.
+        agent_id, workflow_id = fire(settings, incidents)
+        wait_paused(settings, agent_id)
+        eventually(
+            lambda: chat_channels(settings, workflow_id) == ["customer", "on-call"],
+            f"the customer and on-call pages of {workflow_id}",
+        )
+        wait_awaiting_approval(settings, workflow_id)
+        wait_retried_audit_write(settings, workflow_id)
+
+    temporal_signal(settings, workflow_id, "approve", {"approver": "alice", "action": "rollback"})
+    assert result_of(settings, workflow_id).final_state == "rolled_back"
+    assert_every_effect_once(settings, agent_id, workflow_id)  # every row once, in step order
+    assert chat_channels(settings, workflow_id) == ["customer", "on-call"]
+    assert any(write.attempt > 1 for write in attempts_that_ended(settings, workflow_id, "write_audit"))
+    assert history_audit_problems(settings, workflow_id) == []
+    verified = stanch_cli(settings, "audit", "verify", "--history", workflow_id)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    verified = stanch_cli(settings, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_a_restarted_part_takes_its_old_place_and_only_a_stopped_part_starts_again(
     own_stack: DevStack,
 ) -> None:

@@ -3,9 +3,10 @@ finishes it. Every effect happens once, and the audit log has no gap and no dupl
 
 Two moments: while the incident is parked waiting for approval (after the pause), and while the pause call
 itself is in flight (the platform holds it, having failed it or having applied it). The second is the
-harder one: Temporal cannot know the attempt died with its worker until the attempt's start-to-close
-timeout (30 s, `EFFECT_TIMEOUT`) has passed, and only then hands the pause to the new worker, whose
-Idempotency-Key is the same as the dead one's.
+harder one: Temporal cannot see the attempt die with its worker. The effect heartbeats every second while
+its call is in flight (`activities.heartbeat`), so the attempt times out on its heartbeat timeout
+(5 s, `EFFECT_HEARTBEAT_TIMEOUT`) rather than its start-to-close timeout (30 s, `EFFECT_TIMEOUT`), and
+the new worker retries it within seconds, with the same Idempotency-Key as the dead one's.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 
 from schemas.incidents import IncidentResult
 from stanch.devstack import child_environment
@@ -34,10 +38,12 @@ from tests.stack import (
     attempts_that_ended,
     brief_state,
     eventually,
+    history,
     open_emergency_stop,
     temporal_signal,
     terminate_running,
 )
+from workflows.steps.policies import EFFECT_HEARTBEAT_TIMEOUT, EFFECT_TIMEOUT
 
 pytestmark = pytest.mark.e2e
 
@@ -119,6 +125,18 @@ def new_agent(settings: Settings) -> str:
     return agent_id
 
 
+def scheduled_activities(
+    settings: Settings, workflow_id: str, activity: str
+) -> list[ActivityTaskScheduledEventAttributes]:
+    """How the workflow scheduled each `activity`: its timeouts and retry policy, as the server holds them."""
+    return [
+        event.activity_task_scheduled_event_attributes
+        for event in history(settings, workflow_id)
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == activity
+    ]
+
+
 def wait_for_approval_request(settings: Settings, workflow_id: str, timeout: float = 30.0) -> None:
     eventually(
         lambda: brief_state(settings, workflow_id) == "awaiting_approval",
@@ -179,24 +197,32 @@ def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies
         lambda: not holding & {fault["path_prefix"] for fault in httpx.get(faults).json()},
         "both pause calls to reach the platform",
     )
+    killed_at = datetime.now(UTC)
     kill(workers[0])
     workers.append(start_worker(chaos))
 
     for how, (agent_id, workflow_id) in held.items():
-        # Only the start-to-close timeout tells Temporal the attempt is lost, so allow it and the retry.
-        wait_for_approval_request(chaos, workflow_id, timeout=60)
+        # The heartbeats stop with the worker: the retry comes after the heartbeat timeout, well inside 30 s.
+        wait_for_approval_request(chaos, workflow_id, timeout=25)
         assert agent(chaos, agent_id)["state"] == "paused"
         assert approve_and_finish(chaos, workflow_id).final_state == "rolled_back"
 
         pause = f"/agents/{agent_id}/pause"
         calls = httpx.get(f"{chaos.platform_url}/calls", params={"path_prefix": pause}).json()
         assert [(call["status_code"], call["replayed"]) for call in calls] == HELD_PAUSES[how][1], how
+        # The retried pause reached the platform seconds after the SIGKILL, not a start-to-close later.
+        retried_after = datetime.fromisoformat(calls[-1]["at"]) - killed_at
+        assert retried_after < EFFECT_TIMEOUT / 2, (how, retried_after)
         assert applied(chaos, pause) == 1
         assert applied(chaos, f"/agents/{agent_id}/rollback") == 1
         steps = [row["step_key"] for row in audit_rows(chaos, workflow_id)]
         assert steps == APPROVED, (how, steps)
-        # The history says who finished the pause: the second attempt, on the new worker, after a timeout.
+        # The history says who finished the pause and why: the second attempt, on the new worker, after the
+        # first timed out for want of heartbeats — not after its start-to-close timeout.
         [started] = attempts_that_ended(chaos, workflow_id, "pause_agent")
         assert started.attempt == 2
         assert started.identity.startswith(f"{workers[1].pid}@")
-        assert "StartToClose" in started.last_failure.message
+        timeout = started.last_failure.timeout_failure_info.timeout_type
+        assert timeout == TimeoutType.TIMEOUT_TYPE_HEARTBEAT, started.last_failure
+        [scheduled] = scheduled_activities(chaos, workflow_id, "pause_agent")
+        assert scheduled.heartbeat_timeout.ToTimedelta() == EFFECT_HEARTBEAT_TIMEOUT

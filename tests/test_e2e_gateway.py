@@ -17,7 +17,7 @@ from stanch.devstack import child_environment
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.conftest import audit_rows
-from tests.stack import applied, brief_state, eventually, post_alert, result_of
+from tests.stack import applied, audit_settled, brief_state, eventually, post_alert, result_of
 
 pytestmark = pytest.mark.e2e
 
@@ -81,6 +81,7 @@ def test_zombie_gateway_hands_off_after_the_trail_and_cli_approval_restarts_it(s
     workflow_id = fire(stack, "GatewayZombie", name, "critical", f"{name} sends no heartbeats")
     eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the hand-off")
 
+    audit_settled(stack, workflow_id)
     rows = audit_rows(stack, workflow_id)
     assert [row["step_key"] for row in rows] == [
         "alert-direct",

@@ -33,7 +33,15 @@ from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows, new_agent
-from tests.stack import agent, brief_state, eventually, open_emergency_stop, result_of, temporal_signal
+from tests.stack import (
+    agent,
+    audit_settled,
+    brief_state,
+    eventually,
+    open_emergency_stop,
+    result_of,
+    temporal_signal,
+)
 from tests.test_agent_emergency_stop import chat_messages
 from tests.test_e2e_agent_lifecycle import fire
 
@@ -140,6 +148,7 @@ def test_platform_5xx_is_retried_with_growing_backoff_then_the_runbook_proceeds(
     assert gaps[0] < gaps[1] < gaps[2], gaps
 
     eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the approval request")
+    audit_settled(stack, workflow_id)
     rows = audit_rows(stack, workflow_id)
     assert [row["step_key"] for row in rows] == OPENING
     assert rows[0]["outcome"] == "done"  # one row for the step, not one per attempt
@@ -296,6 +305,7 @@ def test_a_hanging_channel_is_given_up_within_its_timeout_and_the_fallback_takes
     # The runbook moved on while the endpoint still holds the request (the sandbox logs it once answered).
     assert calls(stack, hanging) == []
 
+    audit_settled(stack, workflow_id)
     rows = audit_rows(stack, workflow_id)
     assert [row["step_key"] for row in rows] == [
         "pause",

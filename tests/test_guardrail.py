@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -35,6 +36,7 @@ from schemas.guardrail import (
     guardrail_workflow_id,
 )
 from stanch.policy import Policy, PolicyError, load_policy
+from tests.clock import settle_and_terminate
 from tests.conftest import Running, audit_rows
 from tests.workflows.guardrail_probe import (
     GuardrailProbe,
@@ -79,11 +81,8 @@ class Guardrails:
 async def guardrails(stanch: Running) -> AsyncIterator[Guardrails]:
     started = Guardrails(stanch)
     yield started
-    for workflow_id in started.ids:
-        try:
-            await started.client.get_workflow_handle(workflow_id).terminate("test over")
-        except Exception:  # never started (a test that failed early) or already closed
-            pass
+    # Settled first: a kill-switch row still being written would otherwise keep its hold on the clock.
+    await settle_and_terminate(started.client, started.ids)
 
 
 def new_check(
@@ -122,6 +121,17 @@ async def flip(handle: WorkflowHandle[Any, Any], *, by: str, enabled: bool, reas
         result_type=GuardrailState,
     )
     return state
+
+
+async def kill_switch_rows(guardrails: Guardrails, workflow_id: str, count: int) -> list[dict[str, Any]]:
+    """The guardrail's audit rows once `count` have landed (bounded): a flip is answered at once and its
+    row follows, so a Postgres outage never holds up the operator or the runbook that flipped it."""
+    for _ in range(200):
+        rows = audit_rows(guardrails.stanch.settings, workflow_id)
+        if len(rows) >= count:
+            return rows
+        await asyncio.sleep(0.05)
+    return rows
 
 
 def about(wait: timedelta | None, expected: timedelta) -> bool:
@@ -194,7 +204,7 @@ async def test_kill_switch_stops_a_third_critical_action_in_five_minutes_and_fli
     assert on.kill_switch is True
     assert (await ask(handle, critical())).ruling is Ruling.needs_approval
 
-    rows = audit_rows(guardrails.stanch.settings, handle.id)
+    rows = await kill_switch_rows(guardrails, handle.id, 2)
     assert [(row["step_key"], row["actor"], row["outcome"]) for row in rows] == [
         ("kill-switch-1", "alice", "done"),
         ("kill-switch-2", "bob", "done"),
@@ -237,8 +247,14 @@ async def test_counters_survive_continue_as_new(guardrails: Guardrails) -> None:
     assert (await ask(handle, first)).ruling is Ruling.allow
     assert (await ask(handle, new_check(Risk.high))).ruling is Ruling.allow  # 3rd update: continues-as-new
 
-    # The old run ended by continuing-as-new, and the calls below reach the new one.
-    history = await guardrails.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history()
+    # The old run ends by continuing-as-new once the flip's audit row has landed (bounded wait), and the
+    # calls below reach the new one.
+    old_run = guardrails.client.get_workflow_handle(handle.id, run_id=first_run)
+    for _ in range(200):
+        history = await old_run.fetch_history()
+        if history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            break
+        await asyncio.sleep(0.05)
     assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     assert (await handle.describe()).run_id != first_run
 
@@ -259,7 +275,7 @@ async def test_counters_survive_continue_as_new(guardrails: Guardrails) -> None:
     await flip(handle, by="bob", enabled=True, reason="maintenance over")
     state = await state_of(handle)
     assert (state.generation, state.kill_switch, state.restarts_in_last_hour) == (2, True, 3)
-    steps = [row["step_key"] for row in audit_rows(guardrails.stanch.settings, handle.id)]
+    steps = [row["step_key"] for row in await kill_switch_rows(guardrails, handle.id, 2)]
     assert steps == ["kill-switch-1", "kill-switch-2"]
 
 

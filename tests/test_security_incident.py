@@ -53,6 +53,16 @@ async def guardrail_off(stanch: Running, subsystem: str) -> None:
     )
 
 
+async def guardrail_rows_once_landed(stanch: Running, subsystem: str, count: int) -> list[dict[str, Any]]:
+    """The guardrail answers a flip at once and writes its row after; wait (bounded) for `count` rows."""
+    for _ in range(200):
+        rows = audit_rows(stanch.settings, f"guardrail-{subsystem}")
+        if len(rows) >= count:
+            return rows
+        await asyncio.sleep(0.05)
+    return rows
+
+
 async def kill_switch(stanch: Running, subsystem: str) -> bool:
     handle = stanch.client.get_workflow_handle(f"guardrail-{subsystem}")
     return (await handle.query("state", result_type=GuardrailState)).kill_switch
@@ -113,7 +123,7 @@ async def test_contains_at_once_then_approved_fix_passes_its_gold_set(
     assert agent(sandbox, agent_id)["state"] == "paused"
     assert history_events(sandbox, agent_id)[1:3] == ["tokens_revoked", "paused"]
     assert await kill_switch(stanch, f"sub-{agent_id}")
-    guardrail_rows = audit_rows(stanch.settings, f"guardrail-sub-{agent_id}")
+    guardrail_rows = await guardrail_rows_once_landed(stanch, f"sub-{agent_id}", 1)
     assert [(r["step_key"], r["outcome"]) for r in guardrail_rows] == [("kill-switch-1", "done")]
     assert "v2" in brief.recommendation
     [page] = chat_messages(sandbox, handle.id)

@@ -39,7 +39,7 @@ from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.conftest import audit_rows, free_port, new_agent
-from tests.stack import agent, applied, brief_state, eventually, result_of, temporal_signal
+from tests.stack import agent, applied, audit_settled, brief_state, eventually, result_of, temporal_signal
 from tests.test_agent_emergency_stop import chat_messages
 from tests.test_e2e_agent_lifecycle import awaiting, fire, stanch_cli
 from tests.test_faults_stack import activity_run, calls, history, policy_with_notify, scheduled
@@ -114,6 +114,7 @@ def test_outsider_and_unrecommended_approvals_are_refused_by_cli_and_by_signal(s
         assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", f"stanch: refused: {reason}\n")
     # A validator's refusal never enters history, so there is nothing to audit either.
     assert events_of(stack, workflow_id, *UPDATE_EVENTS) == []
+    audit_settled(stack, workflow_id)
     assert [row["step_key"] for row in audit_rows(stack, workflow_id)] == OPENING
 
     # The same answers as signals (`temporal workflow signal`) are in history, refused and audited.

@@ -71,6 +71,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.policies import AUDIT_RETRY, AUDIT_TIMEOUT
 
 
+# Runs recorded before it answered `set_kill_switch` only once the change's audit row had landed.
+KILL_SWITCH_AUDIT_PATCH = "kill-switch-answers-before-its-audit-row"
+
+
 @workflow.defn(name=GUARDRAIL_WORKFLOW)
 class Guardrail:
     @workflow.init
@@ -88,6 +92,8 @@ class Guardrail:
         self.handled = 0
         # Kill-switch audits are written in the order the changes were made.
         self.audit_lock = asyncio.Lock()
+        # Kill-switch rows queued or being written (runs with KILL_SWITCH_AUDIT_PATCH).
+        self.audit_writes: list[asyncio.Task[None]] = []
 
     @workflow.run
     async def run(self, params: GuardrailInput) -> GuardrailState:
@@ -99,6 +105,7 @@ class Guardrail:
         )
         # A kill-switch change may still be writing its audit row; it must land in this run.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: all(write.done() for write in self.audit_writes))
         self._prune(workflow.now())
         workflow.continue_as_new(
             params.model_copy(
@@ -230,25 +237,39 @@ class Guardrail:
         step = f"kill-switch-{self.counters.kill_switch_changes}"
         self._publish()
         info = workflow.info()
+        event = AuditEvent(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            step_key=step,
+            actor=change.by,
+            action=f"turn kill switch {_on_off(change.enabled)} for {self.subsystem}",
+            outcome="done" if previous != change.enabled else "unchanged",
+            reason=change.reason,
+            occurred_at=workflow.now(),
+            details={"previous": _on_off(previous), "now": _on_off(change.enabled)},
+        )
+        if workflow.patched(KILL_SWITCH_AUDIT_PATCH):
+            # The answer does not wait for Postgres either: a security incident flips the switch and goes
+            # on to revoke and page at once. The row follows, in the order of the flips (the lock is FIFO
+            # and the tasks start in the order they were made), and lands before a continue-as-new.
+            self.audit_writes.append(asyncio.create_task(self._write_audit(event)))
+            return self._state()
         async with self.audit_lock:
-            await workflow.execute_activity_method(
-                AuditActivities.write_audit,
-                AuditEvent(
-                    workflow_id=info.workflow_id,
-                    run_id=info.run_id,
-                    step_key=step,
-                    actor=change.by,
-                    action=f"turn kill switch {_on_off(change.enabled)} for {self.subsystem}",
-                    outcome="done" if previous != change.enabled else "unchanged",
-                    reason=change.reason,
-                    occurred_at=workflow.now(),
-                    details={"previous": _on_off(previous), "now": _on_off(change.enabled)},
-                ),
-                start_to_close_timeout=AUDIT_TIMEOUT,
-                retry_policy=AUDIT_RETRY,
-                summary=f"audit {step}",
-            )
+            await self._execute_write_audit(event)
         return self._state()
+
+    async def _write_audit(self, event: AuditEvent) -> None:
+        async with self.audit_lock:
+            await self._execute_write_audit(event)
+
+    async def _execute_write_audit(self, event: AuditEvent) -> None:
+        await workflow.execute_activity_method(
+            AuditActivities.write_audit,
+            event,
+            start_to_close_timeout=AUDIT_TIMEOUT,
+            retry_policy=AUDIT_RETRY,
+            summary=f"audit {event.step_key}",
+        )
 
     @set_kill_switch.validator
     def validate_kill_switch(self, change: KillSwitchChange) -> None:

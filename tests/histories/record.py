@@ -37,6 +37,7 @@ SCENARIOS = [
     "tests/workflows/test_triage.py",
     "tests/workflows/test_failures_are_loud.py",
     "tests/test_dead_mans_switch.py",
+    "tests/workflows/test_audit_queue.py",
     "tests/test_replay.py::test_reordered_probe_fails_replay_of_a_live_history",
 ]
 

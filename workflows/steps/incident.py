@@ -2,20 +2,31 @@
 
 A runbook subclass only writes its procedure in `run`; everything an on-call human or auditor relies on
 (the `approve`/`reject`/`decide` answers, `brief`, `timeline`, the search attributes) lives here once.
+
+Audit rows never hold up a page. `audit()` queues the row and returns; one drainer task per incident
+writes the queue with `write_audit`, one row in flight at a time and in the order the steps queued them, so
+the hash chain and the step order hold while the effects and notifications after a step go out at once —
+Postgres being down included. Nothing ends a run with rows still queued: `finish()` waits for the queue,
+and so does the wrapper every subclass's `run` gets (a cancelled, failed or continued-as-new run too).
+Runs recorded before the queue existed replay the old inline writes (`AUDIT_QUEUE_PATCH`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
+    from activities.heartbeat import heartbeats
     from activities.notify import NotifyActivities
     from schemas.actions import Notification
     from schemas.alerts import Alert, AlertStatus
@@ -31,7 +42,14 @@ with workflow.unsafe.imports_passed_through():
     from schemas.briefs import Brief, Timeline, TimelineEntry
     from schemas.incidents import ActionTaken, IncidentInput, IncidentResult
     from workflows.steps.approval import ApprovalGate
-    from workflows.steps.policies import AUDIT_RETRY, AUDIT_TIMEOUT, EFFECT_RETRY, EFFECT_TIMEOUT
+    from workflows.steps.policies import (
+        AUDIT_QUEUE_PATCH,
+        AUDIT_RETRY,
+        AUDIT_TIMEOUT,
+        EFFECT_HEARTBEAT_TIMEOUT,
+        EFFECT_RETRY,
+        EFFECT_TIMEOUT,
+    )
 
 RUNBOOK = SearchAttributeKey.for_keyword("StanchRunbook")
 SEVERITY = SearchAttributeKey.for_keyword("StanchSeverity")
@@ -44,6 +62,12 @@ Result = TypeVar("Result", bound=BaseModel)
 
 
 class IncidentWorkflow:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None and hasattr(run, "__temporal_workflow_run"):
+            cls.run = _drains_audit_before_closing(run)  # type: ignore[attr-defined]
+
     @workflow.init
     def __init__(self, incident: IncidentInput) -> None:
         self.incident = incident
@@ -65,6 +89,12 @@ class IncidentWorkflow:
         self.resolution: Resolution | None = None
         self.gate = ApprovalGate(self)
         self._audit_steps: set[str] = set()
+        # None until the first row: then `workflow.patched` decides, once, inline (old runs) or queued.
+        self._audit_queued: bool | None = None
+        # Rows not yet written; the head is the one in flight. Only the drainer task pops.
+        self._audit_queue: deque[AuditEvent] = deque()
+        self._audit_drainer: asyncio.Task[None] | None = None
+        self._audit_error: BaseException | None = None
 
     # ---- what the runbook calls -------------------------------------------------------------------
 
@@ -113,26 +143,58 @@ class IncidentWorkflow:
         reason: str = "",
         details: dict[str, str] | None = None,
     ) -> None:
+        """Record one step in the audit log, exactly once: queued, so the caller goes on at once (new runs),
+        or written before returning (runs recorded before the queue)."""
         if step in self._audit_steps:
             raise RuntimeError(f"audit step {step!r} used twice in one incident")
         self._audit_steps.add(step)
         info = workflow.info()
+        event = AuditEvent(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            step_key=step,
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            occurred_at=workflow.now(),
+            details=details or {},
+        )
+        if self._audit_queued is None:
+            # Here, at the first row, is where old and new runs part: an old history schedules this very
+            # write next, a new one records the marker and hands the row to the drainer.
+            self._audit_queued = workflow.patched(AUDIT_QUEUE_PATCH)
+        if not self._audit_queued:
+            await self._write_audit(event)
+            return
+        self._audit_queue.append(event)
+        if self._audit_drainer is None or self._audit_drainer.done():
+            self._audit_drainer = asyncio.create_task(self._drain_audit_queue())
+
+    async def audit_landed(self) -> None:
+        """Wait until every row queued so far is written (at once when none is queued or runs are inline)."""
+        await workflow.wait_condition(lambda: not self._audit_queue or self._audit_error is not None)
+        if self._audit_error is not None:
+            # A row that cannot be written at all (not a retryable outage): fail the run, as the inline
+            # write did, rather than close an incident with a hole in its trail.
+            raise self._audit_error
+
+    async def _drain_audit_queue(self) -> None:
+        while self._audit_queue:
+            try:
+                await self._write_audit(self._audit_queue[0])
+            except Exception as error:  # kept for `audit_landed` to raise in the run itself
+                self._audit_error = error
+                return
+            self._audit_queue.popleft()
+
+    async def _write_audit(self, event: AuditEvent) -> None:
         await workflow.execute_activity_method(
             AuditActivities.write_audit,
-            AuditEvent(
-                workflow_id=info.workflow_id,
-                run_id=info.run_id,
-                step_key=step,
-                actor=actor,
-                action=action,
-                outcome=outcome,
-                reason=reason,
-                occurred_at=workflow.now(),
-                details=details or {},
-            ),
+            event,
             start_to_close_timeout=AUDIT_TIMEOUT,
             retry_policy=AUDIT_RETRY,
-            summary=f"audit {step}",
+            summary=f"audit {event.step_key}",
         )
 
     async def act(
@@ -150,6 +212,8 @@ class IncidentWorkflow:
                 effect,
                 request,
                 start_to_close_timeout=EFFECT_TIMEOUT,
+                # Only for effects that do heartbeat: one that does not would time out after 5 s.
+                heartbeat_timeout=EFFECT_HEARTBEAT_TIMEOUT if heartbeats(effect) else None,
                 retry_policy=EFFECT_RETRY,
                 summary=summary,
             )
@@ -220,6 +284,7 @@ class IncidentWorkflow:
         )
         # Refused answers are audited by their own handlers; let them land before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.audit_landed()
         return IncidentResult(
             incident_id=self.incident.incident_id,
             runbook=self.incident.runbook,
@@ -287,6 +352,30 @@ class IncidentWorkflow:
     @workflow.query(name="timeline")
     def get_timeline(self) -> Timeline:
         return self.timeline
+
+
+def _drains_audit_before_closing(run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a runbook's `run` so the run closes only once its queued audit rows have landed.
+
+    `finish()` waits for them, but a run also ends by cancellation (a hotfix child its war room stood
+    down), by failing on purpose, or by continuing as new, and a row queued before that must still land:
+    the inline writes of old runs had all landed by then. Other exceptions are bugs that fail the workflow
+    task and replay; waiting would not help them. The drainer is a task of its own, which a cancellation
+    of the run does not reach, so waiting here after one is safe. Applied by `__init_subclass__`, before
+    `@workflow.defn` reads the class; `functools.wraps` keeps the name, module and type hints it checks.
+    """
+
+    @functools.wraps(run)
+    async def run_then_land_audit_rows(self: IncidentWorkflow, *args: Any) -> Any:
+        try:
+            result = await run(self, *args)
+        except (asyncio.CancelledError, FailureError, workflow.ContinueAsNewError):
+            await self.audit_landed()
+            raise
+        await self.audit_landed()
+        return result
+
+    return run_then_land_audit_rows
 
 
 def _flat(result: BaseModel) -> dict[str, str]:

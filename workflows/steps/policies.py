@@ -13,6 +13,10 @@ EFFECT_RETRY = RetryPolicy(
     maximum_attempts=12,
     non_retryable_error_types=["PlatformRejected"],
 )
+# How long an effect may go without a heartbeat before Temporal gives its attempt to another worker. Effects
+# built with `activities.heartbeat.heartbeating` beat every second while their call is in flight, so a
+# worker SIGKILLed mid-call costs this, not EFFECT_TIMEOUT; the retry carries the same idempotency key.
+EFFECT_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 # The audit trail must never be lost: a row is retried until Postgres is back.
 AUDIT_TIMEOUT = timedelta(seconds=15)
@@ -22,3 +26,7 @@ AUDIT_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=0,
 )
+
+# Audit rows of an incident drain through one in-workflow queue (IncidentWorkflow.audit); runs recorded
+# before it wrote each row inline. The marker is set at an incident's first audit row.
+AUDIT_QUEUE_PATCH = "audit-rows-drain-through-a-queue"

@@ -1,0 +1,59 @@
+"""Heartbeats for effects: a worker that dies mid-call is noticed in seconds, not after the whole timeout.
+
+Temporal cannot see a worker die. Without heartbeats it learns that an attempt is lost only when the
+attempt's start-to-close timeout (30 s for an effect) runs out; with them, when no heartbeat came for the
+heartbeat timeout (`EFFECT_HEARTBEAT_TIMEOUT`, 5 s), and the retry — same idempotency key, so the platform
+applies the effect once — goes to a live worker. `@heartbeating` keeps one heartbeat going every
+`HEARTBEAT_EVERY` while the activity runs, whatever it waits on (an HTTP call the platform holds, a hanging
+chat channel, a guardrail update), and marks the activity so `IncidentWorkflow.act` asks for the heartbeat
+timeout only where heartbeats really come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from temporalio import activity
+
+# Well inside the heartbeat timeout, so one late tick on a loaded machine does not time a live attempt out.
+# The SDK throttles what it sends to the server (at most one per 80 % of the timeout), so ticking is cheap.
+HEARTBEAT_EVERY = 1.0
+
+_MARK = "__stanch_heartbeats__"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def heartbeating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Run the activity `fn` with a heartbeat every `HEARTBEAT_EVERY` until it returns or raises.
+
+    Put it under `@activity.defn`. Outside an activity (a unit test calling the method) it just runs `fn`.
+    """
+
+    @functools.wraps(fn)
+    async def run_heartbeating(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not activity.in_activity():
+            return await fn(*args, **kwargs)
+        beat = asyncio.create_task(_beat())
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            beat.cancel()
+
+    setattr(run_heartbeating, _MARK, True)
+    return run_heartbeating
+
+
+def heartbeats(fn: Callable[..., Any]) -> bool:
+    """Whether the activity `fn` was built with `@heartbeating` (read by workflows, so no I/O here)."""
+    return bool(getattr(fn, _MARK, False))
+
+
+async def _beat() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY)
