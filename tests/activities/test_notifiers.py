@@ -9,7 +9,6 @@ import email
 import email.policy
 import logging
 import socket
-import textwrap
 import threading
 import time
 import uuid
@@ -23,7 +22,6 @@ import httpx
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 from starlette.types import Receive, Scope, Send
@@ -43,8 +41,19 @@ from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Timeline
 from stanch.policy import Policy, PolicyError, load_policy
 from stanch.settings import Settings
-from tests.conftest import Running, ThreadedServer, audit_rows, free_port, new_agent
-from tests.test_agent_emergency_stop import chat_messages, open_incident, until_state
+from tests.helpers import (
+    SMTP_PASSWORD,
+    Incidents,
+    Mailbox,
+    Running,
+    ThreadedServer,
+    audit_rows,
+    chat_messages,
+    free_port,
+    new_agent,
+    until_state,
+    write_policy,
+)
 from workers.worker import activity_implementations, build_worker, notify_activities
 
 # ---- local receivers -----------------------------------------------------------------------------------
@@ -123,28 +132,6 @@ def hung_url() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-
-
-@dataclass
-class Mailbox:
-    messages: list[Envelope] = field(default_factory=list)
-    logins: list[tuple[str, str]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-    def authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        login, password = data.login.decode(), data.password.decode()
-        self.logins.append((login, password))
-        # handled=False: aiosmtpd answers 535 itself; True would leave the client waiting for an answer.
-        return AuthResult(success=password == SMTP_PASSWORD, handled=False)
-
-
-SMTP_PASSWORD = "smtp-pw-" + uuid.uuid4().hex
 
 
 @pytest.fixture
@@ -340,12 +327,6 @@ async def test_email_refused_login_does_not_show_the_password(mailbox: tuple[Mai
 
 
 # ---- routing, fallback, timeouts, ledger -----------------------------------------------------------------
-
-
-def write_policy(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "stanch.toml"
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def routing_policy(tmp_path: Path, *, instant: str, extra: str = "") -> Policy:
@@ -774,7 +755,7 @@ async def test_notifier_fallback_is_audited_by_the_runbook(
     ):
         running = Running(time_env, time_env.client, task_queue, worker_settings)
         agent_id = new_agent(settings.platform_url)
-        handle: WorkflowHandle[Any, Any] = await open_incident(running, policy, agent_id)
+        handle: WorkflowHandle[Any, Any] = await Incidents(running, policy).agent_emergency_stop(agent_id)
         await until_state(handle, "awaiting_approval")
         timeline = await handle.query("timeline", result_type=Timeline)
         await handle.signal("reject", ApprovalAnswer(approver="alice", action="rollback", comment="later"))

@@ -14,7 +14,7 @@ import pytest
 from stanch.devstack import child_environment
 from stanch.samples import sample
 from stanch.settings import Settings
-from tests.conftest import audit_rows
+from tests.helpers import audit_rows
 from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from stanch.samples import sample
 from stanch.schedules import DAILY_REPORT_SCHEDULE
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import audit_rows
+from tests.helpers import audit_rows
 from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e

@@ -3,8 +3,6 @@ HTTP to onboard it, upgrade it and terminate it; people approve with the `tempor
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -12,48 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from schemas.briefs import Brief
-from stanch.devstack import child_environment
-from stanch.samples import sample
 from stanch.settings import Settings
-from stanch.temporal_client import connect
-from tests.conftest import audit_rows
-from tests.stack import agent, eventually, post_alert, result_of, temporal_signal
+from tests.helpers import audit_rows
+from tests.stack import agent, awaiting, eventually, fire, result_of, stanch_cli, temporal_signal
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 
 
-def awaiting(settings: Settings, workflow_id: str) -> str:
-    async def query() -> str:
-        client = await connect(settings)
-        brief = await client.get_workflow_handle(workflow_id).query("brief", result_type=Brief)
-        return brief.awaiting or ""
-
-    return asyncio.run(query())
-
-
 def until_asked(settings: Settings, workflow_id: str, action: str) -> None:
     eventually(lambda: f"'{action}'" in awaiting(settings, workflow_id), f"the {action} approval request")
-
-
-def stanch_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "stanch"), *args],
-        env=child_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def fire(settings: Settings, scenario: str, agent_id: str) -> str:
-    response = post_alert(settings, sample(scenario, agent=agent_id))
-    assert response.status_code == 202, response.text
-    [incident] = response.json()["incidents"]
-    assert incident["action"] == "started"
-    return str(incident["workflow_id"])
 
 
 def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Settings) -> None:

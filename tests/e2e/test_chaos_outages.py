@@ -27,7 +27,7 @@ from stanch.devstack.supervisor import Child
 from stanch.devstack.temporal import split_address
 from stanch.samples import sample
 from stanch.settings import Settings
-from tests.conftest import audit_rows
+from tests.helpers import audit_rows
 from tests.stack import (
     agent,
     applied,

@@ -27,7 +27,7 @@ from stanch.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import audit_rows
+from tests.helpers import audit_rows
 from tests.stack import (
     agent,
     applied,

@@ -8,9 +8,7 @@ step gives up on it within the channel's timeout and the fallback channel takes 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
 import os
 import signal
 import subprocess
@@ -24,18 +22,26 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHistory
 
 from schemas.actions import NotificationReceipt
 from stanch.devstack import child_environment
 from stanch.policy import load_policy
-from stanch.settings import REPO_ROOT, Settings
-from stanch.temporal_client import connect
-from tests.conftest import audit_rows, new_agent
-from tests.stack import agent, brief_state, eventually, open_emergency_stop, result_of, temporal_signal
-from tests.test_agent_emergency_stop import chat_messages
-from tests.test_e2e_agent_lifecycle import fire
+from stanch.settings import Settings
+from tests.helpers import audit_rows, chat_messages, new_agent
+from tests.stack import (
+    activity_run,
+    agent,
+    brief_state,
+    calls,
+    eventually,
+    fire,
+    history,
+    open_emergency_stop,
+    policy_with_notify,
+    result_of,
+    scheduled,
+    temporal_signal,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,59 +56,8 @@ Inject = Callable[..., None]
 # ---- observing the sandbox and the history --------------------------------------------------------------
 
 
-def calls(settings: Settings, path: str, method: str = "POST") -> list[dict[str, Any]]:
-    """Every request the sandbox received on exactly `path`, in arrival order, refused and faulted ones too."""
-    logged = httpx.get(f"{settings.platform_url}/calls", params={"path_prefix": path}).json()
-    return [call for call in logged if call["path"] == path and call["method"] == method]
-
-
 def at(call: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(call["at"])
-
-
-def history(settings: Settings, workflow_id: str) -> WorkflowHistory:
-    async def fetch() -> WorkflowHistory:
-        client = await connect(settings)
-        return await client.get_workflow_handle(workflow_id).fetch_history()
-
-    return asyncio.run(fetch())
-
-
-def activity_run(events: list[HistoryEvent], scheduled: HistoryEvent) -> tuple[HistoryEvent, HistoryEvent]:
-    """The started and the closing event of one scheduled activity (the started event carries the attempt
-    count and the previous attempt's failure: retries leave no event of their own)."""
-    mine = [
-        event
-        for event in events
-        if event.event_id > scheduled.event_id
-        and any(
-            event.HasField(attrs) and getattr(event, attrs).scheduled_event_id == scheduled.event_id
-            for attrs in (
-                "activity_task_started_event_attributes",
-                "activity_task_completed_event_attributes",
-                "activity_task_failed_event_attributes",
-            )
-        )
-    ]
-    started = next(e for e in mine if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
-    closed = next(e for e in mine if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
-    return started, closed
-
-
-def scheduled(events: list[HistoryEvent], activity_type: str, **input_fields: str) -> HistoryEvent:
-    """The one scheduled activity of this type whose (JSON) input has these field values."""
-    found = []
-    for event in events:
-        attrs = event.activity_task_scheduled_event_attributes
-        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            continue
-        if attrs.activity_type.name != activity_type:
-            continue
-        given = json.loads(attrs.input.payloads[0].data)
-        if all(given.get(key) == value for key, value in input_fields.items()):
-            found.append(event)
-    [event] = found
-    return event
 
 
 @pytest.fixture
@@ -143,7 +98,7 @@ def test_platform_5xx_is_retried_with_growing_backoff_then_the_runbook_proceeds(
     rows = audit_rows(stack, workflow_id)
     assert [row["step_key"] for row in rows] == OPENING
     assert rows[0]["outcome"] == "done"  # one row for the step, not one per attempt
-    events = list(history(stack, workflow_id).events)
+    events = list(history(stack, workflow_id))
     started, closed = activity_run(events, scheduled(events, "pause_agent"))
     assert started.activity_task_started_event_attributes.attempt == 4
     assert "HTTP 503" in started.activity_task_started_event_attributes.last_failure.message
@@ -176,7 +131,7 @@ def test_platform_4xx_on_the_pause_fails_once_is_audited_and_tells_oncall(
     assert rows["pause-failed"]["outcome"] == "done" and rows["closed"]["outcome"] == "action_failed"
     [told] = chat_messages(stack.platform_url, workflow_id)
     assert (told["channel"], told["title"]) == ("on-call", f"Could not pause agent {agent_id}")
-    events = list(history(stack, workflow_id).events)
+    events = list(history(stack, workflow_id))
     started, closed = activity_run(events, scheduled(events, "pause_agent"))
     assert started.activity_task_started_event_attributes.attempt == 1
     failure = closed.activity_task_failed_event_attributes.failure.application_failure_info
@@ -213,13 +168,6 @@ def test_platform_4xx_on_an_approved_rollback_fails_once_is_audited_and_tells_on
 
 CHANNEL_TIMEOUT_SECONDS = 1
 HANG_SECONDS = 6
-
-
-def policy_with_notify(path: Path, notify: str) -> Path:
-    """The example policy (routes, roles, escalation, guardrails) with a `[notify]` section of the test's."""
-    example = (REPO_ROOT / "config" / "stanch.toml").read_text()
-    path.write_text(example[: example.index("\n[notify]")] + "\n" + notify)
-    return path
 
 
 HANG_NOTIFY = f"""
@@ -311,7 +259,7 @@ def test_a_hanging_channel_is_given_up_within_its_timeout_and_the_fallback_takes
     )
     assert [m["channel"] for m in chat_messages(stack.platform_url, workflow_id)] == ["customer", "on-call"]
 
-    events = list(history(stack, workflow_id).events)
+    events = list(history(stack, workflow_id))
     started, closed = activity_run(events, scheduled(events, "send_notification", channel="on-call"))
     took = (closed.event_time.ToDatetime() - started.event_time.ToDatetime()).total_seconds()
     assert CHANNEL_TIMEOUT_SECONDS <= took < HANG_SECONDS, took

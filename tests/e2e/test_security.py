@@ -38,13 +38,24 @@ from stanch.devstack import DevStack, settings_on_free_ports
 from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import audit_rows, free_port, new_agent
-from tests.stack import agent, applied, brief_state, eventually, result_of, temporal_signal
-from tests.test_agent_emergency_stop import chat_messages
-from tests.test_e2e_agent_lifecycle import awaiting, fire, stanch_cli
-from tests.test_faults_stack import activity_run, calls, history, policy_with_notify, scheduled
-from tests.test_intake import BAD_INPUT, raw, sign
-from tests.test_notifiers import Mailbox
+from tests.helpers import Mailbox, audit_rows, chat_messages, free_port, new_agent
+from tests.helpers_intake import BAD_INPUT, raw, sign
+from tests.stack import (
+    activity_run,
+    agent,
+    applied,
+    awaiting,
+    brief_state,
+    calls,
+    eventually,
+    fire,
+    history,
+    policy_with_notify,
+    result_of,
+    scheduled,
+    stanch_cli,
+    temporal_signal,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +69,7 @@ UPDATE_EVENTS = (
 
 
 def events_of(settings: Settings, workflow_id: str, *types: EventType.ValueType) -> list[Any]:
-    return [event for event in history(settings, workflow_id).events if event.event_type in types]
+    return [event for event in history(settings, workflow_id) if event.event_type in types]
 
 
 def asked(settings: Settings, workflow_id: str, action: str) -> bool:
@@ -581,7 +592,7 @@ def test_no_configured_secret_reaches_a_log_a_history_or_the_audit_log(secured: 
     }
     told = [message["channel"] for message in chat_messages(sandbox, workflow_id)]
     assert told == ["customer", "on-call", "team-lead"]  # by the keyed webhooks, after every failure
-    events = list(history(settings, workflow_id).events)
+    events = list(history(settings, workflow_id))
     started, _ = activity_run(events, scheduled(events, "send_notification", channel="customer"))
     retried = started.activity_task_started_event_attributes
     assert retried.attempt == 2 and "customer-chat: HTTP 500" in retried.last_failure.message

@@ -30,7 +30,7 @@ from stanch.history_timeline import build_timeline, render
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import SERVER_STARTUP, new_agent, register_search_attributes
+from tests.helpers import SERVER_STARTUP, new_agent, register_search_attributes
 from workers.worker import activity_implementations, build_worker
 
 KEY = base64.b64encode(os.urandom(32)).decode()

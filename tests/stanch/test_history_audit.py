@@ -28,10 +28,9 @@ from stanch.history_timeline import build_timeline, first_value, render
 from stanch.policy import Policy
 from stanch.replay import load_history, replay
 from stanch.settings import Settings, get_settings
-from tests.conftest import Running, new_agent
-from tests.test_agent_emergency_stop import open_incident, until_state
+from tests.helpers import Incidents, Running, new_agent, until_state
 
-STOP = Path(__file__).parent / "histories" / "agent_emergency_stop"
+STOP = Path(__file__).parent.parent / "histories" / "agent_emergency_stop"
 APPROVED = STOP / "test_pauses_at_once_then_rolls_back_on_approval.json"
 ESCALATED = STOP / "test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused.json"
 REFUSED = STOP / "test_decide_update_refuses_unknown_approver_and_unrecommended_action.json"
@@ -107,7 +106,7 @@ async def cli(args: list[str], env: dict[str, str]) -> Result:
 
 
 async def approved_incident(stanch: Running, policy: Policy) -> str:
-    handle = await open_incident(stanch, policy, new_agent(stanch.settings.platform_url))
+    handle = await Incidents(stanch, policy).agent_emergency_stop(new_agent(stanch.settings.platform_url))
     await until_state(handle, "awaiting_approval")
     await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback", comment="bad deploy"))
     assert (await handle.result()).final_state == "rolled_back"

@@ -22,8 +22,7 @@ from schemas.actions import Notification
 from stanch import telemetry
 from stanch.policy import load_policy
 from stanch.settings import Settings
-from tests.conftest import free_port
-from tests.test_notifiers import write_policy
+from tests.helpers import free_port, write_policy
 
 
 async def test_a_notification_secret_in_the_request_url_stays_out_of_the_span(

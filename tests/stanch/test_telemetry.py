@@ -24,7 +24,7 @@ from stanch.policy import Policy
 from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import SERVER_STARTUP, free_port, new_agent, register_search_attributes
+from tests.helpers import SERVER_STARTUP, free_port, new_agent, register_search_attributes
 from workers.intake.app import TemporalGateway, create_app
 from workers.worker import activity_implementations, build_worker
 

@@ -4,84 +4,33 @@ the sandbox platform over HTTP and the audit log in Postgres."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer, Decision
 from schemas.briefs import Brief, Timeline
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
-from stanch.policy import Policy
 from tests.clock import settled
-from tests.conftest import Running, applied, audit_rows, new_agent
+from tests.helpers import (
+    Incidents,
+    Running,
+    agent,
+    applied,
+    audit_rows,
+    chat_messages,
+    new_agent,
+    until_state,
+)
 
 EXPECTED_OPENING = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
 
 
-async def open_incident(
-    stanch: Running, policy: Policy, agent_id: str
-) -> WorkflowHandle[Any, IncidentResult]:
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentHallucination", "agent": agent_id, "customer": "acme"},
-        annotations={"summary": f"{agent_id} promised a 90% discount"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-{alert.fingerprint}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id, "customer": "acme"},
-        policy=policy.incident_policy(),
-    )
-    return await stanch.client.start_workflow(
-        "agent_emergency_stop",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
-    )
-
-
-async def until_state(handle: WorkflowHandle[Any, Any], state: str, *, settle: bool = True) -> Brief:
-    """Poll the brief (bounded), then let the step that set the state finish its audit row (unless
-    the test keeps an activity retrying on purpose). Queries do not advance the time-skipping clock."""
-    for _ in range(200):
-        brief = await handle.query("brief", result_type=Brief)
-        if brief.state == state:
-            if settle:
-                await settled(handle)
-            return brief
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"incident never reached {state}; last brief: {brief}")
-
-
-def agent(sandbox_url: str, agent_id: str) -> dict[str, Any]:
-    return httpx.get(f"{sandbox_url}/agents/{agent_id}").json()
-
-
-def chat_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
-    """Messages this incident sent; their idempotency keys start with its workflow id."""
-    messages = httpx.get(f"{sandbox_url}/chat/messages").json()
-    return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
-
-
-async def test_pauses_at_once_then_rolls_back_on_approval(stanch: Running, policy: Policy) -> None:
+async def test_pauses_at_once_then_rolls_back_on_approval(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_agent(sandbox)
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await incidents.agent_emergency_stop(agent_id)
 
     brief = await until_state(handle, "awaiting_approval")
     assert agent(sandbox, agent_id)["state"] == "paused"
@@ -106,10 +55,10 @@ async def test_pauses_at_once_then_rolls_back_on_approval(stanch: Running, polic
     assert [m["channel"] for m in chat_messages(sandbox, handle.id)] == ["customer", "on-call"]
 
 
-async def test_rejection_keeps_agent_paused_on_its_version(stanch: Running, policy: Policy) -> None:
+async def test_rejection_keeps_agent_paused_on_its_version(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_agent(sandbox)
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await incidents.agent_emergency_stop(agent_id)
     await until_state(handle, "awaiting_approval")
 
     await handle.signal(
@@ -128,11 +77,11 @@ async def test_rejection_keeps_agent_paused_on_its_version(stanch: Running, poli
 
 
 async def test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_agent(sandbox)
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await incidents.agent_emergency_stop(agent_id)
     await until_state(handle, "awaiting_approval")
 
     # Skip the first 30 minutes only: the escalation notification goes out and the incident says so.
@@ -152,11 +101,11 @@ async def test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused(
 
 
 async def test_decide_update_refuses_unknown_approver_and_unrecommended_action(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_agent(sandbox)
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await incidents.agent_emergency_stop(agent_id)
     await until_state(handle, "awaiting_approval")
 
     assert "may not decide" in await refusal(

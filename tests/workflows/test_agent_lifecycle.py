@@ -13,50 +13,28 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
-from schemas.incidents import IncidentInput, IncidentResult
+from schemas.incidents import IncidentResult
 from schemas.severity import Severity
-from stanch.policy import Policy
 from tests.clock import settled
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import chat_messages
+from tests.helpers import Incidents, Running, audit_rows, chat_messages
 
 
 async def start(
-    stanch: Running,
-    policy: Policy,
+    incidents: Incidents,
     runbook: str,
     target: dict[str, str],
     severity: Severity = Severity.P2,
     summary: str = "agent lifecycle request",
 ) -> WorkflowHandle[Any, IncidentResult]:
-    alert = Alert(
-        source="alertmanager",
-        name=runbook,
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": runbook, "agent": target["agent_id"]},
+    return await incidents.open(
+        runbook,
+        labels={"agent": target["agent_id"]},
         annotations={"summary": summary},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-{alert.fingerprint}",
-        runbook=runbook,
         severity=severity,
         service="agents",
-        summary=summary,
-        alert=alert,
         target=target,
-        policy=policy.incident_policy(),
-    )
-    return await stanch.client.start_workflow(
-        runbook,
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
     )
 
 
@@ -144,19 +122,17 @@ def upgradable_agent(sandbox: str, gold_scores: dict[str, float] | None = None) 
     return agent_id
 
 
-async def start_upgrade(
-    stanch: Running, policy: Policy, agent_id: str
-) -> WorkflowHandle[Any, IncidentResult]:
+async def start_upgrade(incidents: Incidents, agent_id: str) -> WorkflowHandle[Any, IncidentResult]:
     target = {"agent_id": agent_id, "to_version": "v3"}
-    return await start(stanch, policy, "agent_upgrade", target, summary=f"upgrade {agent_id} to v3")
+    return await start(incidents, "agent_upgrade", target, summary=f"upgrade {agent_id} to v3")
 
 
 async def test_upgrade_snapshots_first_applies_tests_and_owner_validates(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox)
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
 
     brief = await until_awaiting(handle, "validate-upgrade")
     assert "93%" in brief.recommendation
@@ -186,10 +162,12 @@ async def test_upgrade_snapshots_first_applies_tests_and_owner_validates(
     assert log["outcome"] == "upgraded" and "model: 'small-2025' → 'large-2026'" in log["reason"]
 
 
-async def test_upgrade_regression_restores_snapshot_without_asking(stanch: Running, policy: Policy) -> None:
+async def test_upgrade_regression_restores_snapshot_without_asking(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox, gold_scores={"v3": 0.55})
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
 
     result = await handle.result()
 
@@ -212,11 +190,11 @@ async def test_upgrade_regression_restores_snapshot_without_asking(stanch: Runni
     assert len(owner) == 1 and "55%" in owner[0]["text"] and "80%" in owner[0]["text"]
 
 
-async def test_upgrade_failed_apply_is_compensated_too(stanch: Running, policy: Policy) -> None:
+async def test_upgrade_failed_apply_is_compensated_too(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox)
     fault(sandbox, f"/agents/{agent_id}/config", status=409)
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
 
     result = await handle.result()
 
@@ -235,11 +213,11 @@ async def test_upgrade_failed_apply_is_compensated_too(stanch: Running, policy: 
     assert row(stanch, handle, "apply")["outcome"] == "failed"
 
 
-async def test_upgrade_failed_restore_pages_oncall(stanch: Running, policy: Policy) -> None:
+async def test_upgrade_failed_restore_pages_oncall(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox, gold_scores={"v3": 0.4})
     fault(sandbox, f"/agents/{agent_id}/snapshots/{agent_id}-state-1/restore", status=409)
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
 
     result = await handle.result()
 
@@ -250,11 +228,11 @@ async def test_upgrade_failed_restore_pages_oncall(stanch: Running, policy: Poli
     assert "could not be undone" in page["title"]
 
 
-async def test_upgrade_snapshot_failure_changes_nothing(stanch: Running, policy: Policy) -> None:
+async def test_upgrade_snapshot_failure_changes_nothing(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox)
     fault(sandbox, f"/agents/{agent_id}/snapshots", status=409)
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
 
     result = await handle.result()
 
@@ -264,10 +242,10 @@ async def test_upgrade_snapshot_failure_changes_nothing(stanch: Running, policy:
     assert steps(stanch, handle) == ["identify-changes", "snapshot", "snapshot-failed", "closed"]
 
 
-async def test_upgrade_owner_rejection_restores_snapshot(stanch: Running, policy: Policy) -> None:
+async def test_upgrade_owner_rejection_restores_snapshot(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox)
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
     await until_awaiting(handle, "validate-upgrade")
 
     await handle.signal("reject", ApprovalAnswer(approver="carol", action="validate-upgrade", comment="tone"))
@@ -286,11 +264,11 @@ async def test_upgrade_owner_rejection_restores_snapshot(stanch: Running, policy
 
 
 async def test_upgrade_cancelled_while_awaiting_validation_still_restores(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox)
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
     await until_awaiting(handle, "validate-upgrade")
     await until_parked(handle)
 
@@ -306,11 +284,11 @@ async def test_upgrade_cancelled_while_awaiting_validation_still_restores(
 
 
 async def test_upgrade_unanswered_validation_escalates_and_keeps_passing_version(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = upgradable_agent(sandbox)
-    handle = await start_upgrade(stanch, policy, agent_id)
+    handle = await start_upgrade(incidents, agent_id)
 
     result = await handle.result()
 
@@ -355,10 +333,12 @@ def retiring_agent(sandbox: str) -> tuple[str, list[str]]:
     return agent_id, dependents
 
 
-async def test_termination_archives_before_anything_destructive(stanch: Running, policy: Policy) -> None:
+async def test_termination_archives_before_anything_destructive(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id, dependents = retiring_agent(sandbox)
-    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id})
+    handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
     assert agent_of(sandbox, agent_id)["state"] == "active"  # nothing before the confirmation
 
@@ -397,11 +377,13 @@ async def test_termination_archives_before_anything_destructive(stanch: Running,
     assert f"{agent_id}-archive-1" in report["text"] and dependents[0] in report["text"]
 
 
-async def test_termination_archive_fault_leaves_everything_in_place(stanch: Running, policy: Policy) -> None:
+async def test_termination_archive_fault_leaves_everything_in_place(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id, dependents = retiring_agent(sandbox)
     fault(sandbox, f"/agents/{agent_id}/archives", status=409)
-    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id})
+    handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
 
     await handle.signal("approve", ApprovalAnswer(approver="bob", action="terminate"))
@@ -427,12 +409,12 @@ async def test_termination_archive_fault_leaves_everything_in_place(stanch: Runn
     assert row(stanch, handle, "archive")["outcome"] == "failed"
 
 
-async def test_termination_unreadable_archive_is_no_archive(stanch: Running, policy: Policy) -> None:
+async def test_termination_unreadable_archive_is_no_archive(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id, _ = retiring_agent(sandbox)
     # The archive is written but the read-back fails: still nothing destructive may happen.
     fault(sandbox, f"/agents/{agent_id}/archives/{agent_id}-archive-1", status=404)
-    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id})
+    handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
     await handle.signal("approve", ApprovalAnswer(approver="bob", action="terminate"))
 
@@ -442,10 +424,10 @@ async def test_termination_unreadable_archive_is_no_archive(stanch: Running, pol
     assert steps(stanch, handle)[-3:] == ["verify-archive", "archive-failed", "closed"]
 
 
-async def test_termination_on_p0_needs_two_approvers(stanch: Running, policy: Policy) -> None:
+async def test_termination_on_p0_needs_two_approvers(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id, _ = retiring_agent(sandbox)
-    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id}, severity=Severity.P0)
+    handle = await start(incidents, "agent_termination", {"agent_id": agent_id}, severity=Severity.P0)
     brief = await until_awaiting(handle, "terminate")
     assert "2 approvers" in (brief.awaiting or "")
 
@@ -461,10 +443,10 @@ async def test_termination_on_p0_needs_two_approvers(stanch: Running, policy: Po
     assert row(stanch, handle, "gate1-decision")["actor"] == "alice, carol"
 
 
-async def test_termination_rejected_keeps_agent(stanch: Running, policy: Policy) -> None:
+async def test_termination_rejected_keeps_agent(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id, _ = retiring_agent(sandbox)
-    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id})
+    handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
 
     await handle.signal(
@@ -478,10 +460,12 @@ async def test_termination_rejected_keeps_agent(stanch: Running, policy: Policy)
     assert steps(stanch, handle) == ["gate1-requested", "gate1-decision", "closed"]
 
 
-async def test_termination_unanswered_escalates_and_deletes_nothing(stanch: Running, policy: Policy) -> None:
+async def test_termination_unanswered_escalates_and_deletes_nothing(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id, _ = retiring_agent(sandbox)
-    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id})
+    handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
 
     result = await handle.result()
 
@@ -508,12 +492,10 @@ def new_name(sandbox: str, gold_scores: dict[str, float] | None = None, healthy:
     return agent_id
 
 
-async def start_onboarding(
-    stanch: Running, policy: Policy, agent_id: str
-) -> WorkflowHandle[Any, IncidentResult]:
+async def start_onboarding(incidents: Incidents, agent_id: str) -> WorkflowHandle[Any, IncidentResult]:
     target = {"agent_id": agent_id, "role": "billing-assistant", "tools": "kb:read, tickets:write"}
     return await start(
-        stanch, policy, "agent_onboarding", target, severity=Severity.P3, summary="answer invoice questions"
+        incidents, "agent_onboarding", target, severity=Severity.P3, summary="answer invoice questions"
     )
 
 
@@ -523,10 +505,12 @@ async def approve_gates(handle: WorkflowHandle[Any, Any], gates: list[str] = GAT
         await handle.signal("approve", ApprovalAnswer(approver="carol", action=action))
 
 
-async def test_onboarding_three_approvals_deploy_test_and_go_live(stanch: Running, policy: Policy) -> None:
+async def test_onboarding_three_approvals_deploy_test_and_go_live(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_name(sandbox)
-    handle = await start_onboarding(stanch, policy, agent_id)
+    handle = await start_onboarding(incidents, agent_id)
 
     brief = await until_awaiting(handle, "approve-scope")
     assert "billing-assistant" in brief.recommendation and "answer invoice questions" in brief.recommendation
@@ -551,10 +535,12 @@ async def test_onboarding_three_approvals_deploy_test_and_go_live(stanch: Runnin
     assert titles == [f"Agent {agent_id} deployed", f"Agent {agent_id} is operational"]
 
 
-async def test_onboarding_rejected_job_description_deploys_nothing(stanch: Running, policy: Policy) -> None:
+async def test_onboarding_rejected_job_description_deploys_nothing(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_name(sandbox)
-    handle = await start_onboarding(stanch, policy, agent_id)
+    handle = await start_onboarding(incidents, agent_id)
     await approve_gates(handle, GATES[:1])
     await until_awaiting(handle, "approve-job-description")
 
@@ -572,11 +558,11 @@ async def test_onboarding_rejected_job_description_deploys_nothing(stanch: Runni
 
 
 async def test_onboarding_unanswered_scope_escalates_with_nothing_deployed(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_name(sandbox)
-    handle = await start_onboarding(stanch, policy, agent_id)
+    handle = await start_onboarding(incidents, agent_id)
 
     result = await handle.result()
 
@@ -585,10 +571,12 @@ async def test_onboarding_unanswered_scope_escalates_with_nothing_deployed(
     assert steps(stanch, handle) == ["gate1-requested", "gate1-escalate-1", "gate1-safe-default", "closed"]
 
 
-async def test_onboarding_failed_gold_set_is_debugged_and_retried(stanch: Running, policy: Policy) -> None:
+async def test_onboarding_failed_gold_set_is_debugged_and_retried(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_name(sandbox, gold_scores={"v1": 0.5, "v1-fix1": 0.7})
-    handle = await start_onboarding(stanch, policy, agent_id)
+    handle = await start_onboarding(incidents, agent_id)
     await approve_gates(handle)
 
     result = await handle.result()  # the pauses between retries are skipped
@@ -614,11 +602,13 @@ async def test_onboarding_failed_gold_set_is_debugged_and_retried(stanch: Runnin
     assert len(pauses) == 2
 
 
-async def test_onboarding_gold_set_failing_past_retries_escalates(stanch: Running, policy: Policy) -> None:
+async def test_onboarding_gold_set_failing_past_retries_escalates(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     scores = {"v1": 0.3, "v1-fix1": 0.4, "v1-fix2": 0.5, "v1-fix3": 0.6}
     agent_id = new_name(sandbox, gold_scores=scores)
-    handle = await start_onboarding(stanch, policy, agent_id)
+    handle = await start_onboarding(incidents, agent_id)
     await approve_gates(handle)
 
     result = await handle.result()
@@ -635,11 +625,11 @@ async def test_onboarding_gold_set_failing_past_retries_escalates(stanch: Runnin
 
 
 async def test_onboarding_unhealthy_deploy_is_reported_and_never_goes_live(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_name(sandbox, healthy=False)
-    handle = await start_onboarding(stanch, policy, agent_id)
+    handle = await start_onboarding(incidents, agent_id)
     await approve_gates(handle)
 
     result = await handle.result()

@@ -11,16 +11,12 @@ import httpx
 from temporalio.client import WorkflowHandle
 
 from activities.guardrail import GuardrailActivities
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
 from schemas.channel import AppealVerdict, SendReport
 from schemas.guardrail import ActionCheck, GuardrailLimits, GuardrailRequest, Risk, Ruling
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
-from stanch.policy import Policy
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import applied, chat_messages, until_state
+from schemas.incidents import IncidentResult
+from tests.helpers import Incidents, Running, applied, audit_rows, chat_messages, fault, until_state
 from workflows.channel_downtime import PROVIDER_POLLS
 from workflows.number_banned import analysis
 from workflows.template_rejected import MAX_SUBMISSIONS, edited
@@ -48,38 +44,15 @@ def channel_calls(sandbox_url: str, name: str) -> list[dict[str, Any]]:
     return list(httpx.get(f"{sandbox_url}/calls", params={"path_prefix": f"/chat/channels/{name}/"}).json())
 
 
-def fault(sandbox_url: str, path: str, status: int = 409) -> None:
-    httpx.post(f"{sandbox_url}/faults", json={"path_prefix": path, "status": status}).raise_for_status()
-
-
 async def open_incident(
-    stanch: Running, policy: Policy, runbook: str, alertname: str, target: dict[str, str]
+    incidents: Incidents, runbook: str, alertname: str, target: dict[str, str]
 ) -> WorkflowHandle[Any, IncidentResult]:
-    alert = Alert(
-        source="alertmanager",
-        name=alertname,
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": alertname, **target},
-        annotations={"summary": f"{alertname} on {target['channel']}"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-{alert.fingerprint}",
-        runbook=runbook,
-        severity=Severity.P1,
-        service="whatsapp",
-        summary=alert.summary,
-        alert=alert,
-        target=target,
-        policy=policy.incident_policy(),
-    )
-    return await stanch.client.start_workflow(
+    return await incidents.open(
         runbook,
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
+        alertname=alertname,
+        target=target,
+        annotations={"summary": f"{alertname} on {target['channel']}"},
+        service="whatsapp",
     )
 
 
@@ -94,20 +67,22 @@ def row(stanch: Running, handle: WorkflowHandle[Any, Any], step: str) -> dict[st
 # ---- channel downtime ---------------------------------------------------------------------------------
 
 
-async def downtime(stanch: Running, policy: Policy, **spec: Any) -> tuple[str, str, WorkflowHandle[Any, Any]]:
+async def downtime(
+    stanch: Running, incidents: Incidents, **spec: Any
+) -> tuple[str, str, WorkflowHandle[Any, Any]]:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, **spec)
     subsystem = f"runtime-{uuid.uuid4().hex[:8]}"
     target = {"channel": channel, "runtime": "chat-runtime", "subsystem": subsystem, "customer": "acme"}
-    handle = await open_incident(stanch, policy, "channel_downtime", "WhatsAppChannelDown", target)
+    handle = await open_incident(incidents, "channel_downtime", "WhatsAppChannelDown", target)
     return channel, subsystem, handle
 
 
 async def test_server_errors_restart_the_runtime_after_parallel_diagnosis(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
-    channel, _, handle = await downtime(stanch, policy, runtime_5xx_last_5m=40)
+    channel, _, handle = await downtime(stanch, incidents, runtime_5xx_last_5m=40)
 
     result = await handle.result()
 
@@ -138,7 +113,7 @@ async def test_server_errors_restart_the_runtime_after_parallel_diagnosis(
 
 
 async def test_past_the_hourly_restart_limit_a_human_approves_the_restart(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, runtime_5xx_last_5m=12)
@@ -158,7 +133,7 @@ async def test_past_the_hourly_restart_limit_a_human_approves_the_restart(
         )
         assert verdict.allowed
     target = {"channel": channel, "runtime": "chat-runtime", "subsystem": subsystem}
-    handle = await open_incident(stanch, policy, "channel_downtime", "WhatsAppChannelDown", target)
+    handle = await open_incident(incidents, "channel_downtime", "WhatsAppChannelDown", target)
 
     brief = await until_state(handle, "awaiting_approval")
     assert "restart-runtime" in (brief.awaiting or "")
@@ -180,14 +155,13 @@ async def test_past_the_hourly_restart_limit_a_human_approves_the_restart(
     assert row(stanch, handle, "restart-runtime")["actor"] == "alice"
 
 
-async def test_a_refused_restart_is_audited_as_failed(stanch: Running, policy: Policy) -> None:
+async def test_a_refused_restart_is_audited_as_failed(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, runtime_5xx_last_5m=40)
     fault(sandbox, f"/chat/channels/{channel}/runtime/restart")
     subsystem = f"runtime-{uuid.uuid4().hex[:8]}"
     handle = await open_incident(
-        stanch,
-        policy,
+        incidents,
         "channel_downtime",
         "WhatsAppChannelDown",
         {"channel": channel, "subsystem": subsystem},
@@ -201,9 +175,9 @@ async def test_a_refused_restart_is_audited_as_failed(stanch: Running, policy: P
     assert restart["outcome"] == "failed" and "409" in restart["reason"]
 
 
-async def test_expired_token_is_rotated_once_approved(stanch: Running, policy: Policy) -> None:
+async def test_expired_token_is_rotated_once_approved(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    channel, _, handle = await downtime(stanch, policy, token_expires_in_s=0)
+    channel, _, handle = await downtime(stanch, incidents, token_expires_in_s=0)
 
     brief = await until_state(handle, "awaiting_approval")
     assert "token v1 expired" in brief.summary
@@ -225,9 +199,9 @@ async def test_expired_token_is_rotated_once_approved(stanch: Running, policy: P
     assert row(stanch, handle, "rotate-token")["actor"] == "bob"
 
 
-async def test_token_rotation_rejected_leaves_the_token(stanch: Running, policy: Policy) -> None:
+async def test_token_rotation_rejected_leaves_the_token(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    channel, _, handle = await downtime(stanch, policy, token_expires_in_s=0)
+    channel, _, handle = await downtime(stanch, incidents, token_expires_in_s=0)
     await until_state(handle, "awaiting_approval")
 
     await handle.signal(
@@ -242,10 +216,10 @@ async def test_token_rotation_rejected_leaves_the_token(stanch: Running, policy:
 
 
 async def test_token_rotation_unanswered_escalates_and_leaves_the_token(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
-    channel, _, handle = await downtime(stanch, policy, token_expires_in_s=0)
+    channel, _, handle = await downtime(stanch, incidents, token_expires_in_s=0)
     await until_state(handle, "awaiting_approval")
 
     result = await handle.result()  # nobody answers on-call, nor the team lead
@@ -263,9 +237,9 @@ async def test_token_rotation_unanswered_escalates_and_leaves_the_token(
     assert [m["channel"] for m in chat_messages(sandbox, handle.id)] == ["team-lead"]
 
 
-async def test_spent_balance_only_asks_on_call_to_top_up(stanch: Running, policy: Policy) -> None:
+async def test_spent_balance_only_asks_on_call_to_top_up(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    channel, _, handle = await downtime(stanch, policy, balance=0.0, payment_failed=True)
+    channel, _, handle = await downtime(stanch, incidents, balance=0.0, payment_failed=True)
 
     result = await handle.result()
 
@@ -277,12 +251,12 @@ async def test_spent_balance_only_asks_on_call_to_top_up(stanch: Running, policy
 
 
 async def test_provider_outage_is_watched_and_the_customer_told_when_it_is_back(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     # The diagnosis reads "down" (1st read), the first poll too (2nd), the second poll reads "up".
     channel, _, handle = await downtime(
-        stanch, policy, webhook_events_last_5m=0, provider_status="down", provider_recovers_after_reads=3
+        stanch, incidents, webhook_events_last_5m=0, provider_status="down", provider_recovers_after_reads=3
     )
 
     result = await handle.result()
@@ -302,9 +276,9 @@ async def test_provider_outage_is_watched_and_the_customer_told_when_it_is_back(
     assert messages[1]["title"] == "WhatsApp is back"
 
 
-async def test_provider_down_for_an_hour_escalates(stanch: Running, policy: Policy) -> None:
+async def test_provider_down_for_an_hour_escalates(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    channel, _, handle = await downtime(stanch, policy, webhook_events_last_5m=0, provider_status="down")
+    channel, _, handle = await downtime(stanch, incidents, webhook_events_last_5m=0, provider_status="down")
 
     result = await handle.result()
 
@@ -314,9 +288,9 @@ async def test_provider_down_for_an_hour_escalates(stanch: Running, policy: Poli
     assert "customer" not in [m["channel"] for m in chat_messages(sandbox, handle.id)]
 
 
-async def test_healthy_channel_goes_to_a_person(stanch: Running, policy: Policy) -> None:
+async def test_healthy_channel_goes_to_a_person(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    channel, _, handle = await downtime(stanch, policy)
+    channel, _, handle = await downtime(stanch, incidents)
 
     result = await handle.result()
 
@@ -341,10 +315,10 @@ BANNED = {
 }
 
 
-async def banned(stanch: Running, policy: Policy, **spec: Any) -> tuple[str, WorkflowHandle[Any, Any]]:
+async def banned(stanch: Running, incidents: Incidents, **spec: Any) -> tuple[str, WorkflowHandle[Any, Any]]:
     channel = new_channel(stanch.settings.platform_url, **{**BANNED, **spec})
     target = {"channel": channel, "customer": "acme"}
-    handle = await open_incident(stanch, policy, "number_banned", "WhatsAppNumberBanned", target)
+    handle = await open_incident(incidents, "number_banned", "WhatsAppNumberBanned", target)
     await until_state(handle, "awaiting_verdict")
     return channel, handle
 
@@ -352,9 +326,9 @@ async def banned(stanch: Running, policy: Policy, **spec: Any) -> tuple[str, Wor
 OPENING = ["stop-template-sends", "open-appeal", "tell-oncall"]
 
 
-async def test_final_ban_provisions_a_new_number_once_approved(stanch: Running, policy: Policy) -> None:
+async def test_final_ban_provisions_a_new_number_once_approved(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    channel, handle = await banned(stanch, policy)
+    channel, handle = await banned(stanch, incidents)
     state = channel_state(sandbox, channel)
     assert state["template_sends_enabled"] is False
     [appeal] = state["appeals"]
@@ -398,11 +372,11 @@ async def test_final_ban_provisions_a_new_number_once_approved(stanch: Running, 
 
 
 async def test_reinstated_number_keeps_sends_stopped_and_provisions_nothing(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     clean = {"template_sends_24h": 500, "spam_reports_24h": 0, "blocks_24h": 1, "rejected_template_sends": {}}
-    channel, handle = await banned(stanch, policy, sends=clean)
+    channel, handle = await banned(stanch, incidents, sends=clean)
 
     await handle.signal("verdict", AppealVerdict(by="alice", outcome="reinstated"))
     result = await handle.result()
@@ -420,9 +394,9 @@ async def test_reinstated_number_keeps_sends_stopped_and_provisions_nothing(
     assert "may be turned back on" in brief.recommendation
 
 
-async def test_rejected_migration_keeps_the_banned_number(stanch: Running, policy: Policy) -> None:
+async def test_rejected_migration_keeps_the_banned_number(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    channel, handle = await banned(stanch, policy)
+    channel, handle = await banned(stanch, incidents)
     await handle.signal("verdict", AppealVerdict(by="alice", outcome="final"))
     await until_state(handle, "awaiting_approval")
 
@@ -443,10 +417,10 @@ async def test_rejected_migration_keeps_the_banned_number(stanch: Running, polic
 
 
 async def test_no_verdict_for_three_days_escalates_with_sends_stopped(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
-    channel, handle = await banned(stanch, policy)
+    channel, handle = await banned(stanch, incidents)
 
     result = await handle.result()
 
@@ -465,14 +439,12 @@ async def test_no_verdict_for_three_days_escalates_with_sends_stopped(
 
 
 async def test_sends_that_cannot_be_stopped_page_on_call_and_appeal_nothing(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, **BANNED)
     fault(sandbox, f"/chat/channels/{channel}/template-sends")
-    handle = await open_incident(
-        stanch, policy, "number_banned", "WhatsAppNumberBanned", {"channel": channel}
-    )
+    handle = await open_incident(incidents, "number_banned", "WhatsAppNumberBanned", {"channel": channel})
 
     result = await handle.result()
 
@@ -518,18 +490,20 @@ def templates(reviews: list[str], backup_status: str = "approved") -> dict[str, 
     }
 
 
-async def rejected(stanch: Running, policy: Policy, **spec: Any) -> tuple[str, WorkflowHandle[Any, Any]]:
+async def rejected(
+    stanch: Running, incidents: Incidents, **spec: Any
+) -> tuple[str, WorkflowHandle[Any, Any]]:
     channel = new_channel(stanch.settings.platform_url, **spec)
     target = {"channel": channel, "template": "order_confirmation"}
-    handle = await open_incident(stanch, policy, "template_rejected", "WhatsAppTemplateRejected", target)
+    handle = await open_incident(incidents, "template_rejected", "WhatsAppTemplateRejected", target)
     return channel, handle
 
 
 async def test_backup_at_once_then_edited_template_restored_when_approved(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
-    channel, handle = await rejected(stanch, policy, **templates(["rejected", "approved"]))
+    channel, handle = await rejected(stanch, incidents, **templates(["rejected", "approved"]))
 
     brief = await until_state(handle, "awaiting_review")
     assert channel_state(sandbox, channel)["template_in_use"] == {"order_confirmation": "generic_update"}
@@ -560,10 +534,10 @@ async def test_backup_at_once_then_edited_template_restored_when_approved(
 
 
 async def test_still_rejected_after_three_submissions_escalates_with_backup_in_use(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
-    channel, handle = await rejected(stanch, policy, **templates(["rejected"] * MAX_SUBMISSIONS))
+    channel, handle = await rejected(stanch, incidents, **templates(["rejected"] * MAX_SUBMISSIONS))
 
     result = await handle.result()
 
@@ -577,9 +551,11 @@ async def test_still_rejected_after_three_submissions_escalates_with_backup_in_u
     assert escalation["recipient"] == "carol"
 
 
-async def test_backup_that_cannot_be_sent_fails_without_resubmitting(stanch: Running, policy: Policy) -> None:
+async def test_backup_that_cannot_be_sent_fails_without_resubmitting(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
-    channel, handle = await rejected(stanch, policy, **templates([], backup_status="rejected"))
+    channel, handle = await rejected(stanch, incidents, **templates([], backup_status="rejected"))
 
     result = await handle.result()
 

@@ -22,9 +22,7 @@ from schemas.audit import AuditEvent
 from schemas.report import AgentUsage, AnomalyThresholds, AuditSummary, CockpitReport, Level, ReportRequest
 from stanch.schedules import DAILY_REPORT_SCHEDULE, apply_schedules
 from stanch.settings import Settings
-from tests.conftest import SERVER_STARTUP, Running, audit_rows, new_agent
-from tests.test_agent_emergency_stop import chat_messages
-from tests.test_escalation_to_human import fault
+from tests.helpers import SERVER_STARTUP, Running, audit_rows, chat_messages, fault, new_agent
 from workers.worker import activity_implementations, build_worker
 from workflows.daily_cockpit_report import find_anomalies
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import psycopg
 from temporalio.client import WorkflowHandle
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer, Decision
 from schemas.handoff import Handoff, HandoffInput, HandoffOption, HandoffResult, Trigger
 from schemas.severity import Severity
-from stanch.policy import Policy
 from stanch.settings import Settings
 from tests.clock import settled
-from tests.conftest import Running, applied, audit_rows
-from tests.test_agent_emergency_stop import until_state
+from tests.helpers import Incidents, Running, applied, audit_rows, fault, until_state
 
 OPENING = ["handoff-document", "notify-human", "gate1-requested"]
 OPTIONS = [
@@ -43,44 +39,26 @@ def a_handoff(priority: Severity = Severity.P1, **changes: Any) -> Handoff:
 
 
 async def start(
-    stanch: Running, policy: Policy, handoff: Handoff | None, labels: dict[str, str] | None = None
+    incidents: Incidents, handoff: Handoff | None, labels: dict[str, str] | None = None
 ) -> WorkflowHandle[Any, HandoffResult]:
-    fingerprint = uuid.uuid4().hex[:16]
-    alert = Alert(
-        source="alertmanager",
-        name="AgentNeedsHuman",
-        fingerprint=fingerprint,
-        labels={"alertname": "AgentNeedsHuman", **(labels or {})},
+    return await incidents.open(
+        "escalation_to_human",
+        alertname="AgentNeedsHuman",
+        labels=labels or {},
         annotations={"summary": "billing-bot-h needs a human", "description": "refund over the ceiling"},
-    )
-    incident = HandoffInput(
-        incident_id=f"incident-test-handoff-{fingerprint}",
-        runbook="escalation_to_human",
         severity=Severity.P2,
         service="agents",
-        summary=alert.summary,
-        alert=alert,
+        workflow_id="incident-test-handoff-{fingerprint}",
+        signal_alert=False,
         target={"agent_id": "billing-bot-h", **(labels or {})},
-        policy=policy.incident_policy(),
-        handoff=handoff,
-    )
-    return await stanch.client.start_workflow(
-        "escalation_to_human",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
+        input_type=HandoffInput,
         result_type=HandoffResult,
+        handoff=handoff,
     )
 
 
 def desk(sandbox_url: str, handoff_id: str) -> dict[str, Any]:
     return httpx.get(f"{sandbox_url}/handoffs/{handoff_id}").json()
-
-
-def fault(sandbox_url: str, path_prefix: str, status: int) -> None:
-    httpx.post(
-        f"{sandbox_url}/faults", json={"path_prefix": path_prefix, "status": status, "times": 1}
-    ).raise_for_status()
 
 
 def delivery_groups(settings: Settings, workflow_id: str, step: str) -> set[str]:
@@ -94,9 +72,11 @@ def delivery_groups(settings: Settings, workflow_id: str, step: str) -> set[str]
     return {group for group in ("cockpit", "instant") if f"'group': '{group}'" in deliveries}
 
 
-async def test_approved_recommendation_is_carried_out_and_logged(stanch: Running, policy: Policy) -> None:
+async def test_approved_recommendation_is_carried_out_and_logged(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
-    handle = await start(stanch, policy, a_handoff(Severity.P1))
+    handle = await start(incidents, a_handoff(Severity.P1))
     brief = await until_state(handle, "awaiting_approval")
     assert brief.severity == "P1" and brief.recommendation.startswith("refund-customer")
     stored = desk(sandbox, handle.id)
@@ -126,9 +106,11 @@ async def test_approved_recommendation_is_carried_out_and_logged(stanch: Running
     assert delivery_groups(stanch.settings, handle.id, "notify-human") == {"cockpit", "instant"}
 
 
-async def test_rejection_naming_another_option_carries_that_one_out(stanch: Running, policy: Policy) -> None:
+async def test_rejection_naming_another_option_carries_that_one_out(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
-    handle = await start(stanch, policy, a_handoff(Severity.P2))
+    handle = await start(incidents, a_handoff(Severity.P2))
     await until_state(handle, "awaiting_approval")
 
     await handle.signal(
@@ -151,9 +133,9 @@ async def test_rejection_naming_another_option_carries_that_one_out(stanch: Runn
     assert delivery_groups(stanch.settings, handle.id, "notify-human") == {"cockpit"}
 
 
-async def test_rejection_naming_no_option_carries_out_nothing(stanch: Running, policy: Policy) -> None:
+async def test_rejection_naming_no_option_carries_out_nothing(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    handle = await start(stanch, policy, a_handoff(Severity.P3))
+    handle = await start(incidents, a_handoff(Severity.P3))
     await until_state(handle, "awaiting_approval")
 
     outcome = await handle.execute_update(
@@ -171,9 +153,9 @@ async def test_rejection_naming_no_option_carries_out_nothing(stanch: Running, p
     assert steps == [*OPENING, "gate1-decision", "closed"]
 
 
-async def test_destructive_alternative_needs_a_second_approver(stanch: Running, policy: Policy) -> None:
+async def test_destructive_alternative_needs_a_second_approver(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
-    handle = await start(stanch, policy, a_handoff(Severity.P2))
+    handle = await start(incidents, a_handoff(Severity.P2))
     await until_state(handle, "awaiting_approval")
 
     await handle.signal(
@@ -203,9 +185,11 @@ async def test_destructive_alternative_needs_a_second_approver(stanch: Running, 
     ]
 
 
-async def test_nobody_answers_escalates_and_carries_out_nothing(stanch: Running, policy: Policy) -> None:
+async def test_nobody_answers_escalates_and_carries_out_nothing(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
-    handle = await start(stanch, policy, a_handoff(Severity.P0))
+    handle = await start(incidents, a_handoff(Severity.P0))
     await until_state(handle, "awaiting_approval")
 
     result = await handle.result()  # time skips through the 30-minute wait and the team lead's level
@@ -219,7 +203,9 @@ async def test_nobody_answers_escalates_and_carries_out_nothing(stanch: Running,
     assert delivery_groups(stanch.settings, handle.id, "notify-human") == {"instant"}
 
 
-async def test_an_alert_without_a_handoff_gets_one_from_its_labels(stanch: Running, policy: Policy) -> None:
+async def test_an_alert_without_a_handoff_gets_one_from_its_labels(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     labels = {
         "trigger": "low_quality",
@@ -227,7 +213,7 @@ async def test_an_alert_without_a_handoff_gets_one_from_its_labels(stanch: Runni
         "priority": "P1",
         "recommendation": "pause-agent",
     }
-    handle = await start(stanch, policy, None, labels)
+    handle = await start(incidents, None, labels)
     brief = await until_state(handle, "awaiting_approval")
     assert brief.severity == "P1" and brief.recommendation.startswith("pause-agent")
     stored = desk(sandbox, handle.id)
@@ -244,10 +230,10 @@ async def test_an_alert_without_a_handoff_gets_one_from_its_labels(stanch: Runni
     assert desk(sandbox, handle.id)["executed_option"] == "pause-agent"
 
 
-async def test_handoff_desk_failure_is_audited_and_paged(stanch: Running, policy: Policy) -> None:
+async def test_handoff_desk_failure_is_audited_and_paged(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     fault(sandbox, "/handoffs", 422)
-    handle = await start(stanch, policy, a_handoff(Severity.P1))
+    handle = await start(incidents, a_handoff(Severity.P1))
     result = await handle.result()
 
     assert result.final_state == "action_failed"

@@ -14,7 +14,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from activities.guardrail import GuardrailActivities
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
 from schemas.guardrail import (
@@ -26,19 +25,17 @@ from schemas.guardrail import (
     Verdict,
     guardrail_workflow_id,
 )
-from schemas.incidents import IncidentInput, IncidentResult
+from schemas.incidents import IncidentResult
 from schemas.severity import Severity
-from stanch.policy import Policy
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import applied, chat_messages, until_state
+from tests.helpers import Incidents, Running, applied, audit_rows, chat_messages, until_state
 
 
 class Gateways:
     """Fresh gateway runtimes (and guardrail subsystems) per test; guardrails terminated afterwards."""
 
-    def __init__(self, stanch: Running, policy: Policy) -> None:
+    def __init__(self, stanch: Running, incidents: Incidents) -> None:
         self.stanch = stanch
-        self.policy = policy
+        self.incidents = incidents
         self.url = stanch.settings.platform_url
         self.subsystems: list[str] = []
 
@@ -77,32 +74,15 @@ class Gateways:
         severity: Severity = Severity.P1,
         **target: str,
     ) -> WorkflowHandle[Any, IncidentResult]:
-        alert = Alert(
-            source="alertmanager",
-            name=alertname,
-            fingerprint=uuid.uuid4().hex[:16],
-            labels={"alertname": alertname, "gateway": gateway},
+        return await self.incidents.open(
+            runbook,
+            alertname=alertname,
+            labels={"gateway": gateway},
             annotations={"summary": f"{alertname} on {gateway}"},
-        )
-        incident = IncidentInput(
-            incident_id=f"incident-test-{alert.fingerprint}",
-            runbook=runbook,
             severity=severity,
             service="gateway",
-            summary=alert.summary,
-            alert=alert,
             # Each test's gateway is its own guardrail subsystem: limits never leak between tests.
             target={"gateway": gateway, "subsystem": gateway, **target},
-            policy=self.policy.incident_policy(),
-        )
-        return await self.stanch.client.start_workflow(
-            runbook,
-            incident,
-            id=incident.incident_id,
-            task_queue=self.stanch.task_queue,
-            start_signal="alert",
-            start_signal_args=[alert],
-            result_type=IncidentResult,
         )
 
     async def spend_restarts(self, subsystem: str, count: int) -> None:
@@ -124,8 +104,8 @@ class Gateways:
 
 
 @pytest.fixture
-async def gateways(stanch: Running, policy: Policy) -> AsyncIterator[Gateways]:
-    made = Gateways(stanch, policy)
+async def gateways(stanch: Running, incidents: Incidents) -> AsyncIterator[Gateways]:
+    made = Gateways(stanch, incidents)
     yield made
     # A fault a failed test did not use up must not trip the next test's effects.
     made.clear_faults()

@@ -35,8 +35,8 @@ from schemas.guardrail import (
     guardrail_workflow_id,
 )
 from stanch.policy import Policy, PolicyError, load_policy
-from tests.conftest import Running, audit_rows
-from tests.workflows.guardrail_probe import (
+from tests.helpers import Running, audit_rows
+from tests.probes.guardrail_probe import (
     GuardrailProbe,
     GuardrailProbeInput,
     GuardrailProbeResult,

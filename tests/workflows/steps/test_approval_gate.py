@@ -20,9 +20,8 @@ from schemas.approvals import (
 )
 from schemas.incidents import EscalationLevel, IncidentInput, IncidentPolicy
 from schemas.severity import Severity
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import chat_messages, until_state
-from tests.workflows.gate_probe import ProbeResult
+from tests.helpers import Running, audit_rows, chat_messages, until_state
+from tests.probes.gate_probe import ProbeResult
 
 ROLES = {"oncall": ["alice", "bob"], "lead": ["carol"], "director": ["dana"]}
 CHAIN = [
