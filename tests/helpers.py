@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from schemas.alerts import Alert
 from schemas.briefs import Brief
-from schemas.incidents import IncidentInput, IncidentResult
+from schemas.incidents import IncidentInput, IncidentPolicy, IncidentResult
 from schemas.severity import Severity
 from stanch.policy import Policy
 from stanch.settings import Settings
@@ -222,6 +222,8 @@ class Incidents:
         workflow_id: str = "incident-test-{fingerprint}",
         signal_alert: bool = True,
         start_signal: tuple[str, Any] | None = None,
+        source: str = "alertmanager",
+        incident_policy: IncidentPolicy | None = None,
         input_type: type[IncidentInput] = IncidentInput,
         result_type: type[Any] = IncidentResult,
         **fields: Any,
@@ -235,13 +237,14 @@ class Incidents:
         - The alert goes in as the `alert` start signal unless `signal_alert=False` (workflows the intake
           never starts, e.g. `hotfix_cycle`, or started without one); `start_signal=(name, arg)` sends
           another start signal instead.
+        - `incident_policy` replaces the policy file's (roles, escalation chain) for this incident.
         - `input_type` and `**fields` build a runbook's own input (`HandoffInput(handoff=...)`,
           `HotfixInput(issue=..., max_iterations=...)`); `result_type` is what `handle.result()` returns.
         """
         name = alertname or runbook
         fingerprint = uuid.uuid4().hex[:16]
         alert = Alert(
-            source="alertmanager",
+            source=source,
             name=name,
             fingerprint=fingerprint,
             labels={"alertname": name, **(target if labels is None else labels)},
@@ -255,7 +258,7 @@ class Incidents:
             summary=alert.summary,
             alert=alert,
             target=target,
-            policy=self.policy.incident_policy(),
+            policy=incident_policy if incident_policy is not None else self.policy.incident_policy(),
             **fields,
         )
         signal: dict[str, Any] = {}

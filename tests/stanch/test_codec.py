@@ -20,17 +20,15 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from schemas.alerts import Alert
 from schemas.briefs import Brief
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
+from schemas.incidents import IncidentInput
 from stanch.codec import ENCODING, EncryptionCodec, codec_from_settings, data_converter, decoded_history
 from stanch.codec_server import create_app
 from stanch.history_timeline import build_timeline, render
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import SERVER_STARTUP, new_agent, register_search_attributes
+from tests.helpers import SERVER_STARTUP, Incidents, Running, new_agent, register_search_attributes
 from workers.worker import activity_implementations, build_worker
 
 KEY = base64.b64encode(os.urandom(32)).decode()
@@ -107,31 +105,15 @@ async def test_history_holds_no_plaintext_but_the_key_reads_it(
     settings, client = keyed
     agent_id = new_agent(sandbox_url)
     marker = f"discount-{uuid.uuid4().hex}"
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentHallucination", "agent": agent_id, "customer": "acme"},
-        annotations={"summary": f"{agent_id} promised a 90% {marker}"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-codec-{alert.fingerprint}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id, "customer": "acme"},
-        policy=policy.incident_policy(),
-    )
-    handle = await client.start_workflow(
+    running = Running(server, client, settings.task_queue, settings)
+    handle = await Incidents(running, policy).open(
         "agent_emergency_stop",
-        incident,
-        id=incident.incident_id,
-        task_queue=settings.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
+        alertname="AgentHallucination",
+        labels={"agent": agent_id, "customer": "acme"},
+        annotations={"summary": f"{agent_id} promised a 90% {marker}"},
+        service="support",
+        workflow_id="incident-codec-{fingerprint}",
+        target={"agent_id": agent_id, "customer": "acme"},
     )
     try:
         # The worker decodes what it is given and encodes what it answers: the runbook runs as usual.

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from schemas.alerts import Alert
 from schemas.approvals import (
     Acknowledgement,
     ApprovalAnswer,
@@ -18,9 +16,9 @@ from schemas.approvals import (
     EscalationRequest,
     Resolution,
 )
-from schemas.incidents import EscalationLevel, IncidentInput, IncidentPolicy
+from schemas.incidents import EscalationLevel, IncidentPolicy
 from schemas.severity import Severity
-from tests.helpers import Running, audit_rows, chat_messages, until_state
+from tests.helpers import Incidents, Running, audit_rows, chat_messages, until_state
 from tests.probes.gate_probe import ProbeResult
 
 ROLES = {"oncall": ["alice", "bob"], "lead": ["carol"], "director": ["dana"]}
@@ -32,7 +30,7 @@ CHAIN = [
 
 
 async def open_probe(
-    stanch: Running,
+    incidents: Incidents,
     *,
     severity: Severity = Severity.P2,
     destructive: bool = False,
@@ -40,24 +38,25 @@ async def open_probe(
     escalation: list[EscalationLevel] | None = None,
     linger: bool = False,
 ) -> WorkflowHandle[Any, ProbeResult]:
-    key = uuid.uuid4().hex[:12]
-    alert = Alert(source="generic", name="QueueBacklog", fingerprint=key)
-    incident = IncidentInput(
-        incident_id=f"incident-gate-{key}",
-        runbook="gate_probe",
+    handle = await incidents.open(
+        "gate_probe",
+        source="generic",
+        alertname="QueueBacklog",
+        labels={},
+        annotations={"summary": "queue backlog"},
         severity=severity,
         service="queue",
-        summary="queue backlog",
-        alert=alert,
+        workflow_id="incident-gate-{fingerprint}",
+        signal_alert=False,
         target={
             "destructive": "yes" if destructive else "no",
             "requested_by": requested_by,
             "linger": "yes" if linger else "no",
         },
-        policy=IncidentPolicy(roles=ROLES, escalation=escalation if escalation is not None else CHAIN[:1]),
-    )
-    handle = await stanch.client.start_workflow(
-        "gate_probe", incident, id=incident.incident_id, task_queue=stanch.task_queue, result_type=ProbeResult
+        incident_policy=IncidentPolicy(
+            roles=ROLES, escalation=escalation if escalation is not None else CHAIN[:1]
+        ),
+        result_type=ProbeResult,
     )
     await until_state(handle, "awaiting_approval")
     return handle
@@ -74,8 +73,8 @@ async def refused(handle: WorkflowHandle[Any, Any], approver: str, action: str =
     return str(error.value.cause)
 
 
-async def test_destructive_action_on_p0_needs_two_distinct_approvers(stanch: Running) -> None:
-    handle = await open_probe(stanch, severity=Severity.P0, destructive=True)
+async def test_destructive_action_on_p0_needs_two_distinct_approvers(incidents: Incidents) -> None:
+    handle = await open_probe(incidents, severity=Severity.P0, destructive=True)
 
     first = await decide(handle, "alice")
     assert "1 more approver" in first.detail
@@ -87,14 +86,14 @@ async def test_destructive_action_on_p0_needs_two_distinct_approvers(stanch: Run
     assert result.outcome.approved and result.outcome.decided_by == "alice, carol"
 
 
-async def test_destructive_action_below_p0_needs_one_approver(stanch: Running) -> None:
-    handle = await open_probe(stanch, severity=Severity.P1, destructive=True)
+async def test_destructive_action_below_p0_needs_one_approver(incidents: Incidents) -> None:
+    handle = await open_probe(incidents, severity=Severity.P1, destructive=True)
     await decide(handle, "bob")
     assert (await handle.result()).outcome.decided_by == "bob"
 
 
-async def test_requester_may_not_approve_own_destructive_action(stanch: Running) -> None:
-    handle = await open_probe(stanch, destructive=True, requested_by="alice")
+async def test_requester_may_not_approve_own_destructive_action(incidents: Incidents) -> None:
+    handle = await open_probe(incidents, destructive=True, requested_by="alice")
     assert "may not approve it" in await refused(handle, "alice")
     # Rejecting one's own request is always allowed: it is the safe direction.
     await decide(handle, "alice", approved=False)
@@ -102,8 +101,8 @@ async def test_requester_may_not_approve_own_destructive_action(stanch: Running)
     assert not result.outcome.approved and result.final_state == "left_alone"
 
 
-async def test_golden_rule_and_roles(stanch: Running) -> None:
-    handle = await open_probe(stanch)
+async def test_golden_rule_and_roles(stanch: Running, incidents: Incidents) -> None:
+    handle = await open_probe(incidents)
     assert "was not recommended" in await refused(handle, "alice", action="drop-database")
     assert "may not decide" in await refused(handle, "mallory")
     await handle.signal("approve", ApprovalAnswer(approver="mallory", action="purge"))
@@ -119,8 +118,8 @@ async def test_golden_rule_and_roles(stanch: Running) -> None:
     assert "was not recommended" in next(row["reason"] for row in rows if row["step_key"] == "refused-2")
 
 
-async def test_answer_to_a_closed_gate_is_refused(stanch: Running) -> None:
-    handle = await open_probe(stanch, linger=True)
+async def test_answer_to_a_closed_gate_is_refused(stanch: Running, incidents: Incidents) -> None:
+    handle = await open_probe(incidents, linger=True)
     await decide(handle, "alice", approved=False)
     await until_state(handle, "decided")
     assert "no approval is pending" in await refused(handle, "bob")
@@ -133,8 +132,10 @@ async def test_answer_to_a_closed_gate_is_refused(stanch: Running) -> None:
     assert rows[-1]["step_key"] == "closed" and rows[-1]["actor"] == "alice"
 
 
-async def test_escalation_walks_every_level_then_takes_the_safe_default(stanch: Running) -> None:
-    handle = await open_probe(stanch, escalation=CHAIN)
+async def test_escalation_walks_every_level_then_takes_the_safe_default(
+    stanch: Running, incidents: Incidents
+) -> None:
+    handle = await open_probe(incidents, escalation=CHAIN)
     result = await handle.result()  # nobody answers: the server skips every timer
 
     assert result.outcome.timed_out and not result.outcome.approved
@@ -169,8 +170,10 @@ async def test_escalation_walks_every_level_then_takes_the_safe_default(stanch: 
     ]
 
 
-async def test_acknowledge_stops_the_clock_and_escalate_jumps_a_level(stanch: Running) -> None:
-    handle = await open_probe(stanch, escalation=CHAIN)
+async def test_acknowledge_stops_the_clock_and_escalate_jumps_a_level(
+    stanch: Running, incidents: Incidents
+) -> None:
+    handle = await open_probe(incidents, escalation=CHAIN)
     await handle.signal("acknowledge", Acknowledgement(by="alice"))
     await stanch.env.sleep(timedelta(hours=3))
     assert (await until_state(handle, "awaiting_approval")).state == "awaiting_approval"
