@@ -176,7 +176,7 @@ def policy() -> Any:
 @pytest.fixture
 def incidents(stanch: Running, policy: Any) -> Incidents:
     """The incident factory: `await incidents.open(runbook, target=..., ...)` (tests/helpers.py)."""
-    return Incidents(stanch, policy)
+    return Incidents(stanch.client, stanch.task_queue, policy)
 
 
 @pytest.fixture(scope="session")

@@ -205,8 +205,9 @@ class Incidents:
     hand. `await incidents.open("rollback", target={"service": s, "kind": "code"}, alertname=...)`.
     """
 
-    def __init__(self, stanch: Running, policy: Policy) -> None:
-        self.stanch = stanch
+    def __init__(self, client: Client, task_queue: str, policy: Policy) -> None:
+        self.client = client
+        self.task_queue = task_queue
         self.policy = policy
 
     async def open(
@@ -220,6 +221,7 @@ class Incidents:
         severity: Severity = Severity.P1,
         service: str = "test",
         workflow_id: str = "incident-test-{fingerprint}",
+        fingerprint: str | None = None,
         signal_alert: bool = True,
         start_signal: tuple[str, Any] | None = None,
         source: str = "alertmanager",
@@ -233,7 +235,7 @@ class Incidents:
         - `alertname` defaults to the runbook's name; the alert's labels are `{"alertname": ...}` plus
           `labels` (default: the target itself); `annotations` default to a summary naming the runbook,
           and the incident's summary is the alert's, as the intake makes it.
-        - `workflow_id` is formatted with the alert's random `fingerprint` (`incident-test-<fp>`).
+        - `workflow_id` is formatted with the alert's `fingerprint` (random unless given).
         - The alert goes in as the `alert` start signal unless `signal_alert=False` (workflows the intake
           never starts, e.g. `hotfix_cycle`, or started without one); `start_signal=(name, arg)` sends
           another start signal instead.
@@ -242,7 +244,7 @@ class Incidents:
           `HotfixInput(issue=..., max_iterations=...)`); `result_type` is what `handle.result()` returns.
         """
         name = alertname or runbook
-        fingerprint = uuid.uuid4().hex[:16]
+        fingerprint = fingerprint or uuid.uuid4().hex[:16]
         alert = Alert(
             source=source,
             name=name,
@@ -266,19 +268,22 @@ class Incidents:
             signal = {"start_signal": start_signal[0], "start_signal_args": [start_signal[1]]}
         elif signal_alert:
             signal = {"start_signal": "alert", "start_signal_args": [alert]}
-        return await self.stanch.client.start_workflow(
+        return await self.client.start_workflow(
             runbook,
             incident,
             id=incident.incident_id,
-            task_queue=self.stanch.task_queue,
+            task_queue=self.task_queue,
             result_type=result_type,
             **signal,
         )
 
-    async def agent_emergency_stop(self, agent_id: str) -> WorkflowHandle[Any, IncidentResult]:
+    async def agent_emergency_stop(
+        self, agent_id: str, workflow_id: str = "incident-test-{fingerprint}"
+    ) -> WorkflowHandle[Any, IncidentResult]:
         """The suite's most common incident: support agent `agent_id` of customer acme makes things up."""
         return await self.open(
             "agent_emergency_stop",
+            workflow_id=workflow_id,
             alertname="AgentHallucination",
             target={"agent_id": agent_id, "customer": "acme"},
             labels={"agent": agent_id, "customer": "acme"},

@@ -18,10 +18,8 @@ from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 
-from schemas.alerts import Alert
 from schemas.briefs import Brief
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
+from schemas.incidents import IncidentResult
 from stanch.audit_store import read_rows
 from stanch.devstack import child_environment
 from stanch.history_audit import cross_check
@@ -29,6 +27,7 @@ from stanch.policy import Policy
 from stanch.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
+from tests.helpers import Incidents
 from tests.helpers import applied as sandbox_applied
 
 
@@ -104,38 +103,24 @@ def temporal_signal(
 
 def open_emergency_stop(settings: Settings, policy: Policy, agent_id: str, incidents: list[str]) -> str:
     """The agent's emergency-stop incident, started on the test's task queue."""
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=agent_id,
-        labels={"alertname": "AgentHallucination", "agent": agent_id},
-        annotations={"summary": f"{agent_id} is making things up"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-{settings.task_queue}-{agent_id}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id},
-        policy=policy.incident_policy(),
-    )
+    workflow_id = f"incident-{settings.task_queue}-{agent_id}"
 
     async def start() -> None:
         client = await connect(settings)
-        await client.start_workflow(
+        await Incidents(client, settings.task_queue, policy).open(
             "agent_emergency_stop",
-            incident,
-            id=incident.incident_id,
-            task_queue=settings.task_queue,
-            start_signal="alert",
-            start_signal_args=[alert],
+            alertname="AgentHallucination",
+            fingerprint=agent_id,
+            labels={"agent": agent_id},
+            annotations={"summary": f"{agent_id} is making things up"},
+            service="support",
+            workflow_id=f"incident-{settings.task_queue}-{{fingerprint}}",
+            target={"agent_id": agent_id},
         )
 
     asyncio.run(start())
-    incidents.append(incident.incident_id)
-    return incident.incident_id
+    incidents.append(workflow_id)
+    return workflow_id
 
 
 def history(settings: Settings, workflow_id: str, run_id: str | None = None) -> list[HistoryEvent]:

@@ -755,7 +755,9 @@ async def test_notifier_fallback_is_audited_by_the_runbook(
     ):
         running = Running(time_env, time_env.client, task_queue, worker_settings)
         agent_id = new_agent(settings.platform_url)
-        handle: WorkflowHandle[Any, Any] = await Incidents(running, policy).agent_emergency_stop(agent_id)
+        handle: WorkflowHandle[Any, Any] = await Incidents(
+            running.client, task_queue, policy
+        ).agent_emergency_stop(agent_id)
         await until_state(handle, "awaiting_approval")
         timeline = await handle.query("timeline", result_type=Timeline)
         await handle.signal("reject", ApprovalAnswer(approver="alice", action="rollback", comment="later"))

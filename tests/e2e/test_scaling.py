@@ -20,13 +20,11 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from schemas.alerts import Alert
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
 from stanch.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
+from tests.helpers import Incidents
 
 pytestmark = pytest.mark.e2e
 
@@ -74,33 +72,9 @@ async def pollers(client: Client, settings: Settings) -> set[str]:
 
 
 async def open_incident(client: Client, settings: Settings, policy: Policy, agent_id: str) -> str:
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentHallucination", "agent": agent_id, "customer": "acme"},
-        annotations={"summary": f"{agent_id} promised a 90% discount"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-scale-{alert.fingerprint}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id, "customer": "acme"},
-        policy=policy.incident_policy(),
-    )
-    await client.start_workflow(
-        "agent_emergency_stop",
-        incident,
-        id=incident.incident_id,
-        task_queue=settings.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
-    )
-    return incident.incident_id
+    incidents = Incidents(client, settings.task_queue, policy)
+    handle = await incidents.agent_emergency_stop(agent_id, workflow_id="incident-scale-{fingerprint}")
+    return handle.id
 
 
 async def test_two_worker_processes_share_the_incidents(two_workers: Settings, policy: Policy) -> None:

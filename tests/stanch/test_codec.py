@@ -28,7 +28,7 @@ from stanch.history_timeline import build_timeline, render
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import SERVER_STARTUP, Incidents, Running, new_agent, register_search_attributes
+from tests.helpers import SERVER_STARTUP, Incidents, new_agent, register_search_attributes
 from workers.worker import activity_implementations, build_worker
 
 KEY = base64.b64encode(os.urandom(32)).decode()
@@ -105,8 +105,7 @@ async def test_history_holds_no_plaintext_but_the_key_reads_it(
     settings, client = keyed
     agent_id = new_agent(sandbox_url)
     marker = f"discount-{uuid.uuid4().hex}"
-    running = Running(server, client, settings.task_queue, settings)
-    handle = await Incidents(running, policy).open(
+    handle = await Incidents(client, settings.task_queue, policy).open(
         "agent_emergency_stop",
         alertname="AgentHallucination",
         labels={"agent": agent_id, "customer": "acme"},

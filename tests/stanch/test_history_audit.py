@@ -106,7 +106,9 @@ async def cli(args: list[str], env: dict[str, str]) -> Result:
 
 
 async def approved_incident(stanch: Running, policy: Policy) -> str:
-    handle = await Incidents(stanch, policy).agent_emergency_stop(new_agent(stanch.settings.platform_url))
+    handle = await Incidents(stanch.client, stanch.task_queue, policy).agent_emergency_stop(
+        new_agent(stanch.settings.platform_url)
+    )
     await until_state(handle, "awaiting_approval")
     await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback", comment="bad deploy"))
     assert (await handle.result()).final_state == "rolled_back"
