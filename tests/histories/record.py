@@ -19,21 +19,11 @@ from pathlib import Path
 HISTORIES = Path(__file__).parent
 REPO = HISTORIES.parent.parent
 
-# Every test file that drives a shipped workflow to its end on the time-skipping server, and the replay
-# test whose live probe run provides the deliberately non-deterministic history.
+# Every runbook test drives a shipped workflow to its end on the time-skipping server (tests/workflows/, which
+# mirrors workflows/: a new runbook's tests are recorded without a change here; test-only probes are skipped
+# by the plugin), and the replay test's live probe run provides the deliberately non-deterministic history.
 SCENARIOS = [
-    "tests/workflows/test_agent_emergency_stop.py",
-    "tests/workflows/test_agent_lifecycle.py",
-    "tests/workflows/test_channel_runbooks.py",
-    "tests/workflows/test_daily_cockpit_report.py",
-    "tests/workflows/test_escalation_to_human.py",
-    "tests/workflows/test_gateway_runbooks.py",
-    "tests/workflows/test_guardrail.py",
-    "tests/workflows/test_hotfix_cycle.py",
-    "tests/workflows/test_rollback.py",
-    "tests/workflows/test_security_incident.py",
-    "tests/workflows/test_war_room.py",
-    "tests/workflows/test_unrouted_alert.py",
+    "tests/workflows",
     "tests/test_replay.py::test_reordered_probe_fails_replay_of_a_live_history",
 ]
 
