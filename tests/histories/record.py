@@ -33,7 +33,20 @@ def main(extra: list[str]) -> int:
         for old in HISTORIES.glob("*/test_*.json"):
             old.unlink()
     env = {**os.environ, "STANCH_RECORD_HISTORIES": "1"}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.recording"]
+    # One process (no xdist): the recorder's file names (`--2` for a test that records a workflow type
+    # twice) and its summary live in the process that runs the tests; xdist workers would each keep their own.
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        "-p",
+        "tests.recording",
+    ]
     code = subprocess.call([*command, *SCENARIOS, *extra], cwd=REPO, env=env)
     for folder in sorted(p for p in HISTORIES.iterdir() if p.is_dir() and not p.name.startswith("_")):
         files = list(folder.glob("*.json"))
