@@ -3,6 +3,7 @@ send the same bodies to the real stack): recorded bodies, a dev server, the app 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.policy import Policy
 from stanch.settings import Settings
-from tests.helpers import SERVER_STARTUP
+from tests.helpers import SERVER_STARTUP, Running
 from workers.intake.app import Action, TemporalGateway, create_app
 from workers.intake.routing import RoutedAlert
 from workflows.steps.incident import SEARCH_ATTRIBUTES
@@ -65,6 +67,24 @@ async def serve(
     app = create_app(settings, policy, gateway)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
         yield http
+
+
+@asynccontextmanager
+async def intake(
+    running: Running, policy: Policy, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, CountingGateway]]:
+    """The intake app in-process, on the worker's task queue; no token or signature unless asked."""
+    settings = running.settings.model_copy(
+        update={
+            "task_queue": running.task_queue,
+            "intake_token": None,
+            "intake_hmac_secret": None,
+            **overrides,
+        }
+    )
+    gateway = CountingGateway(settings, client=running.client)
+    async with serve(settings, policy, gateway) as http:
+        yield http, gateway
 
 
 def fixture_bodies(directory: Path, name: str) -> list[dict[str, Any]]:
@@ -115,3 +135,20 @@ BAD_INPUT = [
     ("generic", b'{"name": "A", "labels": {"x": "\\ud800"}}', 400, "body"),
     ("nagios", raw({"name": "A"}), 404, "source"),
 ]
+
+
+async def events(handle: WorkflowHandle[Any, Any], event_type: EventType.ValueType) -> int:
+    history = await handle.fetch_history()
+    return sum(1 for event in history.events if event.event_type == event_type)
+
+
+async def runs_of(client: Client, workflow_id: str) -> int:
+    """How many runs, open or closed, the server has for this id (visibility is written a moment after
+    the start, so wait for the first)."""
+    count = 0
+    for _ in range(100):
+        count = (await client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
+        if count:
+            return count
+        await asyncio.sleep(0.05)
+    return count

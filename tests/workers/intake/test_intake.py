@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -20,7 +19,6 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
 from schemas.briefs import Timeline
 from stanch.policy import Policy, Route
@@ -32,53 +30,17 @@ from tests.helpers_intake import (
     BAD_INPUT,
     GRAFANA_FIXTURES,
     CountingGateway,
+    events,
     fixture_bodies,
+    intake,
     raw,
+    runs_of,
     serve,
     sign,
     start_dev_server,
 )
-from workers.worker import activity_implementations, build_worker
 
 # ---- helpers (shared ones live in tests/helpers_intake.py) ------------------------------------------
-
-
-@asynccontextmanager
-async def intake(
-    running: Running, policy: Policy, **overrides: Any
-) -> AsyncIterator[tuple[httpx.AsyncClient, CountingGateway]]:
-    """The intake app in-process, on the worker's task queue; no token or signature unless asked."""
-    settings = running.settings.model_copy(
-        update={
-            "task_queue": running.task_queue,
-            "intake_token": None,
-            "intake_hmac_secret": None,
-            **overrides,
-        }
-    )
-    gateway = CountingGateway(settings, client=running.client)
-    async with serve(settings, policy, gateway) as http:
-        yield http, gateway
-
-
-# ---- fixtures --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture
-async def dev_stanch(dev_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
-    """A worker running the real runbooks and activities on a fresh task queue of the dev server."""
-    task_queue = f"intake-{uuid.uuid4().hex[:8]}"
-    worker_settings = settings.model_copy(update={"task_queue": task_queue})
-    async with activity_implementations(worker_settings, dev_env.client) as activities:
-        async with build_worker(dev_env.client, task_queue, activities):
-            yield Running(dev_env, dev_env.client, task_queue, settings)
 
 
 def put_agents(sandbox_url: str, *agent_ids: str) -> None:
@@ -114,23 +76,6 @@ async def alert_entries(handle: WorkflowHandle[Any, Any], expected: int) -> list
             return texts
         await asyncio.sleep(0.05)
     raise AssertionError(f"only {len(texts)} of {expected} alerts reached the timeline: {texts}")
-
-
-async def events(handle: WorkflowHandle[Any, Any], event_type: EventType.ValueType) -> int:
-    history = await handle.fetch_history()
-    return sum(1 for event in history.events if event.event_type == event_type)
-
-
-async def runs_of(client: Client, workflow_id: str) -> int:
-    """How many runs, open or closed, the server has for this id (visibility is written a moment after
-    the start, so wait for the first)."""
-    count = 0
-    for _ in range(100):
-        count = (await client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
-        if count:
-            return count
-        await asyncio.sleep(0.05)
-    return count
 
 
 async def assert_never_started(client: Client, workflow_id: str) -> None:
