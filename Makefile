@@ -1,4 +1,5 @@
 # Two commands: `make dev` brings the whole stack up, `make test` installs what it needs and runs the suite.
+# `make test-fast` is the tier that needs no real stack (tests/README.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,14 @@ STAMP := $(VENV)/.installed
 # Debian packages the suite runs for real (Alertmanager, promtool); installed once per machine.
 SYSTEM_STAMP := $(VENV)/.system-packages
 
-.PHONY: dev test lint install clean
+.PHONY: dev test test-fast test-serial lint install clean
+
+# pytest-xdist workers. Two on a 2-core machine (measured in tests/README.md); each worker has its own
+# session fixtures (Postgres, sandbox, time-skipping server, dev stack), so more workers cost more memory.
+# `--dist loadscope` keeps a module (or class) on one worker: module fixtures (the intake's dev server, the
+# replay batch) start once, and the e2e modules share their worker's one dev stack.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadscope
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +39,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint $(SYSTEM_STAMP)
+	$(BIN)/pytest -q $(XDIST)
+
+# Everything that needs no real stack: no DevStack processes, no subprocess worker (marker `e2e` deselected).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q $(XDIST) -m "not e2e"
+
+# The whole suite in one process, as before xdist (for a hang or an ordering question).
+test-serial: lint $(SYSTEM_STAMP)
 	$(BIN)/pytest -q
 
 clean:

@@ -3,22 +3,16 @@ Temporal test server, and a worker running the real runbooks and activities on a
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psycopg
 import pytest
 import uvicorn
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
     Interceptor,
@@ -35,19 +29,43 @@ from stanch.devstack import DevStack, postgres, settings_on_free_ports
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
 from tests.clock import free_clock, settle_and_terminate
-from tests.workflows.gate_probe import GateProbe
+from tests.helpers import (  # re-exported: tests written before tests/helpers.py import them from here
+    SERVER_STARTUP,
+    Incidents,
+    Running,
+    ThreadedServer,
+    applied,
+    audit_rows,
+    free_port,
+    new_agent,
+    register_search_attributes,
+)
+from tests.probes.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
 
-# A loaded CI machine can take longer than the SDK's default to bring a server up.
-SERVER_STARTUP = timedelta(seconds=60)
-SEARCH_ATTRIBUTE_NAMES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState")
+__all__ = [
+    "SERVER_STARTUP",
+    "Running",
+    "ThreadedServer",
+    "applied",
+    "audit_rows",
+    "free_port",
+    "new_agent",
+    "register_search_attributes",
+]
+
+# The real-stack tier (`e2e`): everything under tests/e2e/, and any test elsewhere that asks for the shared
+# dev stack. `make test-fast` deselects it; see tests/README.md.
+E2E_FOLDER = Path(__file__).parent / "e2e"
+STACK_FIXTURES = frozenset({"stack"})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        in_folder = item.path.is_relative_to(E2E_FOLDER)
+        if in_folder or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +87,6 @@ def postgres_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sett
         yield settings
     finally:
         child.stop()
-
-
-class ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test process owns its signals
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -101,19 +114,6 @@ def settings(postgres_settings: Settings, sandbox_url: str) -> Settings:
     )
 
 
-async def register_search_attributes(client: Client) -> None:
-    # The time-skipping server knows no custom search attribute until told; the first upsert would
-    # otherwise fail the workflow task forever.
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_NAMES
-            },
-        )
-    )
-
-
 @pytest.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     binary = Path(sys.executable).parent / "temporal-test-server"
@@ -125,16 +125,6 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await register_search_attributes(env.client)
     yield env
     await env.shutdown()
-
-
-class Running:
-    """A worker on a fresh task queue, with the client and settings the test needs to reach it."""
-
-    def __init__(self, env: WorkflowEnvironment, client: Client, task_queue: str, settings: Settings) -> None:
-        self.env = env
-        self.client = client
-        self.task_queue = task_queue
-        self.settings = settings
 
 
 class StartedWorkflows(Interceptor, OutboundInterceptor):
@@ -183,29 +173,10 @@ def policy() -> Any:
     return load_policy(REPO_ROOT / "config" / "stanch.toml")
 
 
-def audit_rows(settings: Settings, workflow_id: str) -> list[dict[str, Any]]:
-    with psycopg.connect(settings.database_url) as conn:
-        cursor = conn.execute(
-            "SELECT step_key, actor, action, outcome, reason FROM audit_log WHERE workflow_id = %s ORDER BY id",
-            (workflow_id,),
-        )
-        names = [column.name for column in cursor.description or []]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def applied(sandbox_url: str, path: str) -> int:
-    """How many POSTs to `path` the sandbox platform applied (replays of an idempotency key not counted)."""
-    counts = httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": "POST"}).json()
-    return int(counts["applied"])
-
-
-def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
-    agent_id = f"agent-{uuid.uuid4().hex[:8]}"
-    response = httpx.put(
-        f"{sandbox_url}/agents/{agent_id}", json={"versions": versions or ["v1", "v2", "v3"]}
-    )
-    response.raise_for_status()
-    return agent_id
+@pytest.fixture
+def incidents(stanch: Running, policy: Any) -> Incidents:
+    """The incident factory: `await incidents.open(runbook, target=..., ...)` (tests/helpers.py)."""
+    return Incidents(stanch.client, stanch.task_queue, policy)
 
 
 @pytest.fixture(scope="session")

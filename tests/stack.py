@@ -18,17 +18,17 @@ from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 
-from schemas.alerts import Alert
 from schemas.briefs import Brief
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
+from schemas.incidents import IncidentResult
 from stanch.audit_store import read_rows
 from stanch.devstack import child_environment
 from stanch.history_audit import cross_check
 from stanch.policy import Policy
-from stanch.settings import Settings
+from stanch.samples import sample
+from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
-from tests.conftest import applied as sandbox_applied
+from tests.helpers import Incidents
+from tests.helpers import applied as sandbox_applied
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -103,38 +103,24 @@ def temporal_signal(
 
 def open_emergency_stop(settings: Settings, policy: Policy, agent_id: str, incidents: list[str]) -> str:
     """The agent's emergency-stop incident, started on the test's task queue."""
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=agent_id,
-        labels={"alertname": "AgentHallucination", "agent": agent_id},
-        annotations={"summary": f"{agent_id} is making things up"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-{settings.task_queue}-{agent_id}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id},
-        policy=policy.incident_policy(),
-    )
+    workflow_id = f"incident-{settings.task_queue}-{agent_id}"
 
     async def start() -> None:
         client = await connect(settings)
-        await client.start_workflow(
+        await Incidents(client, settings.task_queue, policy).open(
             "agent_emergency_stop",
-            incident,
-            id=incident.incident_id,
-            task_queue=settings.task_queue,
-            start_signal="alert",
-            start_signal_args=[alert],
+            alertname="AgentHallucination",
+            fingerprint=agent_id,
+            labels={"agent": agent_id},
+            annotations={"summary": f"{agent_id} is making things up"},
+            service="support",
+            workflow_id=f"incident-{settings.task_queue}-{{fingerprint}}",
+            target={"agent_id": agent_id},
         )
 
     asyncio.run(start())
-    incidents.append(incident.incident_id)
-    return incident.incident_id
+    incidents.append(workflow_id)
+    return workflow_id
 
 
 def history(settings: Settings, workflow_id: str, run_id: str | None = None) -> list[HistoryEvent]:
@@ -249,3 +235,70 @@ def applied_keys(settings: Settings, workflow_id: str) -> list[str]:
         and not call["replayed"]
         and 200 <= call["status_code"] < 300
     ]
+
+
+def awaiting(settings: Settings, workflow_id: str) -> str:
+    async def query() -> str:
+        client = await connect(settings)
+        brief = await client.get_workflow_handle(workflow_id).query("brief", result_type=Brief)
+        return brief.awaiting or ""
+
+    return asyncio.run(query())
+
+
+def fire(settings: Settings, scenario: str, agent_id: str) -> str:
+    response = post_alert(settings, sample(scenario, agent=agent_id))
+    assert response.status_code == 202, response.text
+    [incident] = response.json()["incidents"]
+    assert incident["action"] == "started"
+    return str(incident["workflow_id"])
+
+
+def calls(settings: Settings, path: str, method: str = "POST") -> list[dict[str, Any]]:
+    """Every request the sandbox received on exactly `path`, in arrival order, refused and faulted ones too."""
+    logged = httpx.get(f"{settings.platform_url}/calls", params={"path_prefix": path}).json()
+    return [call for call in logged if call["path"] == path and call["method"] == method]
+
+
+def activity_run(events: list[HistoryEvent], scheduled: HistoryEvent) -> tuple[HistoryEvent, HistoryEvent]:
+    """The started and the closing event of one scheduled activity (the started event carries the attempt
+    count and the previous attempt's failure: retries leave no event of their own)."""
+    mine = [
+        event
+        for event in events
+        if event.event_id > scheduled.event_id
+        and any(
+            event.HasField(attrs) and getattr(event, attrs).scheduled_event_id == scheduled.event_id
+            for attrs in (
+                "activity_task_started_event_attributes",
+                "activity_task_completed_event_attributes",
+                "activity_task_failed_event_attributes",
+            )
+        )
+    ]
+    started = next(e for e in mine if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+    closed = next(e for e in mine if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+    return started, closed
+
+
+def scheduled(events: list[HistoryEvent], activity_type: str, **input_fields: str) -> HistoryEvent:
+    """The one scheduled activity of this type whose (JSON) input has these field values."""
+    found = []
+    for event in events:
+        attrs = event.activity_task_scheduled_event_attributes
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        if attrs.activity_type.name != activity_type:
+            continue
+        given = json.loads(attrs.input.payloads[0].data)
+        if all(given.get(key) == value for key, value in input_fields.items()):
+            found.append(event)
+    [event] = found
+    return event
+
+
+def policy_with_notify(path: Path, notify: str) -> Path:
+    """The example policy (routes, roles, escalation, guardrails) with a `[notify]` section of the test's."""
+    example = (REPO_ROOT / "config" / "stanch.toml").read_text()
+    path.write_text(example[: example.index("\n[notify]")] + "\n" + notify)
+    return path

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from stanch.cli import app
 from stanch.replay import ReplayOutcome, load_history, replay
-from tests.workflows.replay_probe import ReplayProbe, ReplayProbeReordered, echo
+from tests.probes.replay_probe import ReplayProbe, ReplayProbeReordered, echo
 from workflows.registry import RUNBOOKS
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -19,25 +19,11 @@ from pathlib import Path
 HISTORIES = Path(__file__).parent
 REPO = HISTORIES.parent.parent
 
-# Every test file that drives a shipped workflow to its end on the time-skipping server, and the replay
-# test whose live probe run provides the deliberately non-deterministic history.
+# Every runbook test drives a shipped workflow to its end on the time-skipping server (tests/workflows/, which
+# mirrors workflows/: a new runbook's tests are recorded without a change here; test-only probes are skipped
+# by the plugin), and the replay test's live probe run provides the deliberately non-deterministic history.
 SCENARIOS = [
-    "tests/test_agent_emergency_stop.py",
-    "tests/test_agent_lifecycle.py",
-    "tests/test_channel_runbooks.py",
-    "tests/test_daily_cockpit_report.py",
-    "tests/test_escalation_to_human.py",
-    "tests/test_gateway_runbooks.py",
-    "tests/test_guardrail.py",
-    "tests/test_hotfix_cycle.py",
-    "tests/test_rollback.py",
-    "tests/test_security_incident.py",
-    "tests/test_war_room.py",
-    "tests/test_unrouted_alert.py",
-    "tests/workflows/test_triage.py",
-    "tests/workflows/test_failures_are_loud.py",
-    "tests/test_dead_mans_switch.py",
-    "tests/workflows/test_audit_queue.py",
+    "tests/workflows",
     "tests/test_replay.py::test_reordered_probe_fails_replay_of_a_live_history",
 ]
 
@@ -47,7 +33,20 @@ def main(extra: list[str]) -> int:
         for old in HISTORIES.glob("*/test_*.json"):
             old.unlink()
     env = {**os.environ, "STANCH_RECORD_HISTORIES": "1"}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.recording"]
+    # One process (no xdist): the recorder's file names (`--2` for a test that records a workflow type
+    # twice) and its summary live in the process that runs the tests; xdist workers would each keep their own.
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        "-p",
+        "tests.recording",
+    ]
     code = subprocess.call([*command, *SCENARIOS, *extra], cwd=REPO, env=env)
     for folder in sorted(p for p in HISTORIES.iterdir() if p.is_dir() and not p.name.startswith("_")):
         files = list(folder.glob("*.json"))

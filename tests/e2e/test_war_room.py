@@ -1,0 +1,72 @@
+"""End to end on the real stack for the war-room seed: an Alertmanager `ProductionDown` goes in over HTTP,
+the war room assembles and triages, a human approves the rollback and later marks the incident report filed
+with the `temporal` CLI; the sandbox shows the rollback, the QA run, the post-mortem and the stories."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stanch.samples import sample
+from stanch.settings import Settings
+from tests.helpers import audit_rows
+from tests.stack import brief_state, eventually, post_alert, result_of, temporal_signal
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+
+
+def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Settings) -> None:
+    platform = stack.platform_url
+    name = f"shop-{uuid.uuid4().hex[:6]}"  # the sample's service is "<name>-api"
+    service = f"{name}-api"
+    httpx.put(
+        f"{platform}/deploys/services/{service}", json={"versions": ["1.0.0", "1.1.0"]}
+    ).raise_for_status()
+
+    response = post_alert(stack, sample("war-room", agent=name))
+    assert response.status_code == 202, response.text
+    [incident] = response.json()["incidents"]
+    assert (incident["runbook"], incident["action"]) == ("war_room", "started")
+    workflow_id = incident["workflow_id"]
+
+    eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the rollback approval")
+    temporal_signal(
+        stack, workflow_id, "approve", {"approver": "alice", "action": "rollback", "comment": "1.1.0 broke"}
+    )
+    eventually(lambda: brief_state(stack, workflow_id) == "awaiting_report", "the post-mortem")
+
+    deploys = [d for d in httpx.get(f"{platform}/deploys").json() if d["service"] == service]
+    assert [d["status"] for d in deploys] == ["rolled_back", "live"]
+    [qa] = httpx.get(f"{platform}/qa/runs", params={"service": service}).json()
+    assert qa["verdict"] == "PASS"
+    [postmortem] = httpx.get(f"{platform}/postmortems", params={"incident_id": workflow_id}).json()
+    assert "latest deploy" in postmortem["root_cause"] and postmortem["timeline"]
+
+    temporal_signal(
+        stack, workflow_id, "report_filed", {"by": "carol", "stories": ["Canary every deploy of the API"]}
+    )
+    result = result_of(stack, workflow_id)
+
+    assert result.final_state == "resolved" and result.resolved_by == "qa-gate"
+    stories = httpx.get(f"{platform}/backlog/stories", params={"incident_id": workflow_id}).json()
+    assert [s["title"] for s in stories] == ["Canary every deploy of the API"]
+    keys = [row["step_key"] for row in audit_rows(stack, workflow_id)]
+    assert keys[:3] == ["assemble-devops", "assemble-dev", "assemble-qa"]
+    assert sorted(keys[3:6]) == ["triage-deploys", "triage-external", "triage-infra"]
+    assert keys[6:] == [
+        "gate1-requested",
+        "gate1-decision",
+        "contain-rollback",
+        "verify-rollback",
+        "resolved",
+        "postmortem",
+        "report-filed",
+        "story-1",
+        "closed",
+    ]

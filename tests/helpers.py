@@ -1,0 +1,292 @@
+"""Helpers shared by test modules: reaching the worker a test runs, reading what the sandbox platform and
+Postgres saw, and the incident factory behind conftest's `incidents` fixture.
+
+Test modules import helpers from here (or tests/stack.py for the real stack, tests/helpers_intake.py for
+the in-process intake, tests/clock.py for the time-skipping clock), never from another test module: a
+test module is free to change without breaking its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import uvicorn
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from schemas.alerts import Alert
+from schemas.briefs import Brief
+from schemas.incidents import IncidentInput, IncidentPolicy, IncidentResult
+from schemas.severity import Severity
+from stanch.policy import Policy
+from stanch.settings import Settings
+from tests.clock import settled
+
+# A loaded CI machine can take longer than the SDK's default to bring a server up.
+SERVER_STARTUP = timedelta(seconds=60)
+SEARCH_ATTRIBUTE_NAMES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def register_search_attributes(client: Client) -> None:
+    # The time-skipping server knows no custom search attribute until told; the first upsert would
+    # otherwise fail the workflow task forever.
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_NAMES
+            },
+        )
+    )
+
+
+class ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test process owns its signals
+        pass
+
+
+class Running:
+    """A worker on a fresh task queue, with the client and settings the test needs to reach it."""
+
+    def __init__(self, env: WorkflowEnvironment, client: Client, task_queue: str, settings: Settings) -> None:
+        self.env = env
+        self.client = client
+        self.task_queue = task_queue
+        self.settings = settings
+
+
+# ---- what Postgres and the sandbox platform saw ---------------------------------------------------------
+
+
+def audit_rows(settings: Settings, workflow_id: str) -> list[dict[str, Any]]:
+    with psycopg.connect(settings.database_url) as conn:
+        cursor = conn.execute(
+            "SELECT step_key, actor, action, outcome, reason FROM audit_log WHERE workflow_id = %s ORDER BY id",
+            (workflow_id,),
+        )
+        names = [column.name for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def applied(sandbox_url: str, path: str) -> int:
+    """How many POSTs to `path` the sandbox platform applied (replays of an idempotency key not counted)."""
+    counts = httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": "POST"}).json()
+    return int(counts["applied"])
+
+
+def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
+    agent_id = f"agent-{uuid.uuid4().hex[:8]}"
+    response = httpx.put(
+        f"{sandbox_url}/agents/{agent_id}", json={"versions": versions or ["v1", "v2", "v3"]}
+    )
+    response.raise_for_status()
+    return agent_id
+
+
+def agent(sandbox_url: str, agent_id: str) -> dict[str, Any]:
+    return httpx.get(f"{sandbox_url}/agents/{agent_id}").json()
+
+
+def chat_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
+    """Messages this incident sent; their idempotency keys start with its workflow id."""
+    messages = httpx.get(f"{sandbox_url}/chat/messages").json()
+    return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
+
+
+def fault(sandbox_url: str, path_prefix: str, status: int = 409, times: int = 1) -> None:
+    """The sandbox answers the next `times` requests under `path_prefix` with `status`."""
+    httpx.post(
+        f"{sandbox_url}/faults", json={"path_prefix": path_prefix, "status": status, "times": times}
+    ).raise_for_status()
+
+
+def get(sandbox: str, path: str, **params: str) -> Any:
+    return httpx.get(f"{sandbox}{path}", params=params).json()
+
+
+def put(sandbox: str, path: str, body: dict[str, Any], key: str | None = None) -> Any:
+    headers = {"Idempotency-Key": key} if key else {}
+    response = httpx.put(f"{sandbox}{path}", json=body, headers=headers)
+    response.raise_for_status()
+    return response.json()
+
+
+def new_service(sandbox: str, versions: list[str] | None = None) -> str:
+    """A service of its own, with deploys (oldest first, the last one live), so tests never collide."""
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    if versions:
+        httpx.put(f"{sandbox}/deploys/services/{service}", json={"versions": versions}).raise_for_status()
+    return service
+
+
+def script_qa(sandbox: str, service: str, verdicts: list[str]) -> None:
+    httpx.put(f"{sandbox}/qa/script", json={"service": service, "verdicts": verdicts}).raise_for_status()
+
+
+def deploys_of(sandbox: str, service: str) -> list[dict[str, Any]]:
+    return [d for d in httpx.get(f"{sandbox}/deploys").json() if d["service"] == service]
+
+
+# ---- waiting on a workflow ------------------------------------------------------------------------------
+
+
+async def until_state(handle: WorkflowHandle[Any, Any], state: str, *, settle: bool = True) -> Brief:
+    """Poll the brief (bounded), then let the step that set the state finish its audit row (unless
+    the test keeps an activity retrying on purpose). Queries do not advance the time-skipping clock."""
+    for _ in range(200):
+        brief = await handle.query("brief", result_type=Brief)
+        if brief.state == state:
+            if settle:
+                await settled(handle)
+            return brief
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"incident never reached {state}; last brief: {brief}")
+
+
+# ---- policy files and a mailbox -------------------------------------------------------------------------
+
+
+def write_policy(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "stanch.toml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+SMTP_PASSWORD = "smtp-pw-" + uuid.uuid4().hex
+
+
+@dataclass
+class Mailbox:
+    """An aiosmtpd handler that keeps every message and login; only SMTP_PASSWORD signs in."""
+
+    messages: list[Envelope] = field(default_factory=list)
+    logins: list[tuple[str, str]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        login, password = data.login.decode(), data.password.decode()
+        self.logins.append((login, password))
+        # handled=False: aiosmtpd answers 535 itself; True would leave the client waiting for an answer.
+        return AuthResult(success=password == SMTP_PASSWORD, handled=False)
+
+
+# ---- the incident factory -------------------------------------------------------------------------------
+
+
+class Incidents:
+    """Opens incidents the way the intake does: an `Alert`, the runbook's `IncidentInput` (or a subclass),
+    and a start on the test's task queue with the alert as the `alert` start signal.
+
+    Everything a runbook test varies is a keyword; the defaults are what most tests used to write by
+    hand. `await incidents.open("rollback", target={"service": s, "kind": "code"}, alertname=...)`.
+    """
+
+    def __init__(self, client: Client, task_queue: str, policy: Policy) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.policy = policy
+
+    async def open(
+        self,
+        runbook: str,
+        *,
+        target: dict[str, str],
+        alertname: str | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        severity: Severity = Severity.P1,
+        service: str = "test",
+        workflow_id: str = "incident-test-{fingerprint}",
+        fingerprint: str | None = None,
+        signal_alert: bool = True,
+        start_signal: tuple[str, Any] | None = None,
+        source: str = "alertmanager",
+        incident_policy: IncidentPolicy | None = None,
+        input_type: type[IncidentInput] = IncidentInput,
+        result_type: type[Any] = IncidentResult,
+        **fields: Any,
+    ) -> WorkflowHandle[Any, Any]:
+        """Start `runbook` for a fresh alert and return its handle.
+
+        - `alertname` defaults to the runbook's name; the alert's labels are `{"alertname": ...}` plus
+          `labels` (default: the target itself); `annotations` default to a summary naming the runbook,
+          and the incident's summary is the alert's, as the intake makes it.
+        - `workflow_id` is formatted with the alert's `fingerprint` (random unless given).
+        - The alert goes in as the `alert` start signal unless `signal_alert=False` (workflows the intake
+          never starts, e.g. `hotfix_cycle`, or started without one); `start_signal=(name, arg)` sends
+          another start signal instead.
+        - `incident_policy` replaces the policy file's (roles, escalation chain) for this incident.
+        - `input_type` and `**fields` build a runbook's own input (`HandoffInput(handoff=...)`,
+          `HotfixInput(issue=..., max_iterations=...)`); `result_type` is what `handle.result()` returns.
+        """
+        name = alertname or runbook
+        fingerprint = fingerprint or uuid.uuid4().hex[:16]
+        alert = Alert(
+            source=source,
+            name=name,
+            fingerprint=fingerprint,
+            labels={"alertname": name, **(target if labels is None else labels)},
+            annotations=annotations if annotations is not None else {"summary": f"{name} ({runbook})"},
+        )
+        incident = input_type(
+            incident_id=workflow_id.format(fingerprint=fingerprint),
+            runbook=runbook,
+            severity=severity,
+            service=service,
+            summary=alert.summary,
+            alert=alert,
+            target=target,
+            policy=incident_policy if incident_policy is not None else self.policy.incident_policy(),
+            **fields,
+        )
+        signal: dict[str, Any] = {}
+        if start_signal is not None:
+            signal = {"start_signal": start_signal[0], "start_signal_args": [start_signal[1]]}
+        elif signal_alert:
+            signal = {"start_signal": "alert", "start_signal_args": [alert]}
+        return await self.client.start_workflow(
+            runbook,
+            incident,
+            id=incident.incident_id,
+            task_queue=self.task_queue,
+            result_type=result_type,
+            **signal,
+        )
+
+    async def agent_emergency_stop(
+        self, agent_id: str, workflow_id: str = "incident-test-{fingerprint}"
+    ) -> WorkflowHandle[Any, IncidentResult]:
+        """The suite's most common incident: support agent `agent_id` of customer acme makes things up."""
+        return await self.open(
+            "agent_emergency_stop",
+            workflow_id=workflow_id,
+            alertname="AgentHallucination",
+            target={"agent_id": agent_id, "customer": "acme"},
+            labels={"agent": agent_id, "customer": "acme"},
+            annotations={"summary": f"{agent_id} promised a 90% discount"},
+            service="support",
+        )
