@@ -44,6 +44,9 @@ from tests.probes.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
 
+# The local HTTP and SMTP receivers (`receiver`, `mailbox`, `http`) serve tests in several folders.
+pytest_plugins = ["tests.helpers_notify"]
+
 __all__ = [
     "SERVER_STARTUP",
     "Running",

@@ -30,8 +30,8 @@ from stanch.policy import NotifyRouting, Policy
 from stanch.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
-from tests.conftest import Running, free_port, new_agent
-from tests.test_notifiers import notification
+from tests.helpers import Running, free_port, new_agent
+from tests.helpers_notify import notification
 from workers.intake.app import TemporalGateway, create_app
 from workers.worker import activity_implementations, build_worker, worker_metrics
 

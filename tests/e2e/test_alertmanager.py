@@ -32,7 +32,7 @@ from schemas.briefs import Timeline
 from schemas.triage import TRIAGE_WORKFLOW
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import free_port
+from tests.helpers import free_port
 from tests.stack import agent, eventually, stanch_cli
 
 pytestmark = pytest.mark.e2e

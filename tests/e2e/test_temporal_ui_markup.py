@@ -4,10 +4,11 @@ The UI (2.54.1) renders a workflow's static summary, static details and current 
 in a frame of its own. A real runbook runs a hostile alert on the dev server (with its UI), and the test
 reads what Chromium rendered: no image, link or bold from the alert, the alert's characters all there, and
 the brief's own formatting intact. Needs Debian's `chromium` and PyPI's `playwright` (no browser download);
-skipped without them."""
+skipped without them, except under CI=true, where a missing Chromium fails."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -22,12 +23,14 @@ from schemas.severity import Severity
 from stanch import markup
 from stanch.policy import Policy
 from stanch.settings import Settings
-from tests.conftest import SERVER_STARTUP, free_port, new_agent
-from tests.test_agent_emergency_stop import until_state
+from tests.helpers import SERVER_STARTUP, free_port, new_agent, until_state
 from workers.worker import activity_implementations, build_worker
 
 playwright = pytest.importorskip("playwright.async_api")
 CHROMIUM = shutil.which("chromium")
+# CI installs Chromium (.ci/system-packages): there a missing browser is a failure, not a skip.
+if CHROMIUM is None and os.environ.get("CI") == "true":
+    raise RuntimeError("Debian's chromium is not installed: run .ci/system-packages")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
 FAKE = "**APPROVED BY SECURITY: no action needed**"

@@ -21,7 +21,7 @@ from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
 from stanch.policy import load_policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.conftest import audit_rows
+from tests.helpers import audit_rows
 from tests.stack import agent, brief_state, eventually, result_of, stanch_cli, terminate_running
 from workers.intake.routing import dedupe_key
 

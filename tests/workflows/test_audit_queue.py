@@ -45,7 +45,8 @@ from stanch.policy import Policy
 from stanch.replay import replay
 from stanch.settings import Settings
 from tests.clock import free_clock, settle_and_terminate
-from tests.conftest import StartedWorkflows, applied, audit_rows, new_agent
+from tests.conftest import StartedWorkflows
+from tests.helpers import applied, audit_rows, new_agent
 from workers.worker import activity_implementations, build_worker
 from workflows.steps.policies import AUDIT_QUEUE_PATCH
 

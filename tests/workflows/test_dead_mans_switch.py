@@ -16,8 +16,7 @@ from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from schemas.watchdog import DeadMansSwitchInput
 from stanch.policy import Policy
-from tests.conftest import Running, audit_rows
-from tests.test_agent_emergency_stop import chat_messages, until_state
+from tests.helpers import Running, audit_rows, chat_messages, until_state
 from workers.intake.routing import route_alert
 
 

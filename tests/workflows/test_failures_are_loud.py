@@ -27,7 +27,7 @@ from schemas.report import ReportRequest
 from schemas.severity import Severity
 from stanch.policy import Policy
 from tests.clock import settled
-from tests.conftest import Running, audit_rows
+from tests.helpers import Running, audit_rows
 
 # ---- helpers ----------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from stanch.cli import app
 from stanch.policy import Policy
 from stanch.settings import get_settings
 from tests.clock import settled
-from tests.conftest import Running, applied, audit_rows, new_agent
+from tests.helpers import Running, applied, audit_rows, new_agent
 from workers.intake.routing import dedupe_key
 
 LADDER = [

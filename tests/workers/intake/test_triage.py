@@ -27,21 +27,14 @@ from schemas.triage import TRIAGE_WORKFLOW, TriageInput
 from stanch.policy import Policy, Route
 from stanch.samples import alertmanager_body
 from stanch.settings import Settings
-from tests.conftest import Running
-from tests.test_intake import (
-    CountingGateway,
-    audit_mode,
-    dev_env,  # noqa: F401  (the module's dev server, shared by the tests below)
-    events,
-    runs_of,
-    serve,
-)
+from tests.helpers import Running
+from tests.helpers_intake import CountingGateway, audit_mode, events, runs_of, serve
 from workers.intake.parsers import RAW_ITEM_ANNOTATION, UNREADABLE_NAME
 from workers.intake.routing import runbook_incident_id
 
 
 @pytest.fixture
-async def temporal(dev_env: Any, settings: Settings) -> AsyncIterator[Running]:  # noqa: F811
+async def temporal(dev_env: Any, settings: Settings) -> AsyncIterator[Running]:
     """The dev server and a fresh task queue no worker polls: started workflows wait there, visibly."""
     yield Running(dev_env, dev_env.client, f"triage-{uuid.uuid4().hex[:8]}", settings)
 
