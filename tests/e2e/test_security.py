@@ -434,7 +434,9 @@ def test_intake_without_the_right_token_or_signature_is_401_and_starts_nothing(s
     assert result_of(settings, workflow_id).final_state == "contained"
 
 
-def test_intake_answers_oversized_and_hostile_bodies_with_a_4xx_naming_the_field(secured: Secured) -> None:
+def test_intake_answers_hostile_bodies_with_a_4xx_naming_the_field_and_triages_unusable_alerts(
+    secured: Secured,
+) -> None:
     settings = secured.settings
     before = workflow_count(settings)
     agent_id = new_agent(settings.platform_url, ["v1", "v2"])
@@ -447,8 +449,6 @@ def test_intake_answers_oversized_and_hostile_bodies_with_a_4xx_naming_the_field
     hostile = [
         *((source, body, status, field) for source, body, status, field in BAD_INPUT),
         ("alertmanager", raw(oversized), 413, "body"),
-        ("alertmanager", raw(huge_agent), 422, "alerts.0.labels.agent"),
-        ("alertmanager", raw(huge_subsystem), 422, "alerts.0.labels.subsystem"),
     ]
     answers = [(secured.post(body, source), status, field) for source, body, status, field in hostile]
 
@@ -459,6 +459,15 @@ def test_intake_answers_oversized_and_hostile_bodies_with_a_4xx_naming_the_field
     ]
     assert wrong == []
     assert all(answer.json()["detail"][0]["error"] for answer, _, _ in answers)
+    # A target label too long to act on is an alert all the same: a triage incident pages a human, naming
+    # the label, and no runbook starts (issue #10: a 4xx would make Alertmanager drop the page).
+    triaged = []
+    for body, label in ((huge_agent, "labels.agent"), (huge_subsystem, "labels.subsystem")):
+        answer = secured.post(raw(body), "alertmanager")
+        assert answer.status_code == 202, answer.text[:200]
+        [entry] = answer.json()["incidents"]
+        assert entry["action"] == "triage" and label in entry["workflow_id"], entry
+        triaged.append(entry["workflow_id"])
     assert never_started(settings, f"incident-agent-hallucination-{agent_id}")
     assert never_started(settings, f"incident-security-p0-{agent_id}")
 
@@ -467,7 +476,10 @@ def test_intake_answers_oversized_and_hostile_bodies_with_a_4xx_naming_the_field
     assert fired.returncode == 0, fired.stdout + fired.stderr
     workflow_id = json.loads(fired.stdout)["incidents"][0]["workflow_id"]
     eventually(lambda: brief_state(settings, workflow_id) == "awaiting_approval", "the approval request")
-    eventually(lambda: workflow_count(settings) == before + 1, "the good alert's workflow, and no other")
+    eventually(
+        lambda: workflow_count(settings) == before + 1 + len(triaged),
+        "the good alert's workflow and the two triage incidents, and no other",
+    )
     assert [call["status_code"] for call in calls(settings, f"/agents/{agent_id}/pause")] == [200]
     assert calls(settings, f"/agents/{'a' * 5_000}/pause") == []
     rejected = stanch_cli(settings, "reject", workflow_id, "rollback", "--as", "alice")

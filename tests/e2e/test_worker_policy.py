@@ -1,0 +1,42 @@
+"""The worker as a process refuses a policy whose routes cannot supply their runbook's target (one line,
+exit 2, before it ever connects to Temporal). A subprocess worker, so it lives with the real-stack tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stanch.settings import REPO_ROOT
+from tests.helpers import write_policy
+
+pytestmark = pytest.mark.e2e
+
+# A route whose target labels name a field agent_emergency_stop does not have, and not the one it needs.
+BAD_ROUTE = """
+[[routes]]
+name = "agent-hallucination"
+runbook = "agent_emergency_stop"
+match = { alertname = "AgentHallucination" }
+target_labels = { agent = "agent" }
+"""
+
+
+def test_worker_process_refuses_to_start_on_a_bad_route(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, BAD_ROUTE)
+    # Nothing listens on this port: the worker must stop on the policy before it ever connects.
+    env = {**os.environ, "STANCH_CONFIG": str(path), "STANCH_TEMPORAL_ADDRESS": "127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-m", "stanch", "worker"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "agent-hallucination" in done.stderr and "agent_emergency_stop" in done.stderr
+    assert "agent_id" in done.stderr and "Traceback" not in done.stderr
