@@ -145,6 +145,9 @@ def fire(
     scenario: str = typer.Argument(..., help="sample alert, e.g. agent-hallucination"),
     agent: str = typer.Option("support-bot", help="the agent the alert is about"),
     fingerprint: str | None = typer.Option(None, help="override the alert fingerprint (dedupe key)"),
+    without: list[str] = typer.Option(
+        [], "--without", help="drop this label from the sample (repeatable): shows a triage incident"
+    ),
 ) -> None:
     """POST a sample Alertmanager alert to the intake, as monitoring would."""
     from stanch.samples import SAMPLES, sample
@@ -154,7 +157,12 @@ def fire(
         typer.echo(f"stanch: unknown scenario {scenario!r}; choose one of: {', '.join(SAMPLES)}", err=True)
         raise typer.Exit(2)
     headers = {"Content-Type": "application/json"}
-    body = json.dumps(sample(scenario, agent=agent, fingerprint=fingerprint)).encode()
+    payload = sample(scenario, agent=agent, fingerprint=fingerprint)
+    for label in without:
+        # A real rule that forgot a label: the alert and the group's common labels both lack it.
+        for labels in (payload["alerts"][0]["labels"], payload["commonLabels"]):
+            labels.pop(label, None)
+    body = json.dumps(payload).encode()
     if settings.intake_token:
         headers["Authorization"] = f"Bearer {settings.intake_token.get_secret_value()}"
     if settings.intake_hmac_secret:

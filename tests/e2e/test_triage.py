@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 
 import httpx
@@ -126,3 +127,44 @@ def test_stanch_triage_hands_a_triage_incident_to_its_runbook_which_pauses_the_a
         for workflow_id in (triage.incident_id, child_id):
             with contextlib.suppress(RPCError):  # never started: nothing to clean up
                 terminate_running(stack, [workflow_id])
+
+
+def test_the_readme_tour_an_alert_without_its_label_is_triaged_then_handed_over_from_the_cli(
+    stack: Settings,
+) -> None:
+    """What the README's tour does: `stanch fire --without agent`, read the brief, `stanch triage`."""
+    agent_id = f"tour-bot-{uuid.uuid4().hex[:6]}"
+    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    fired = stanch_cli(stack, "fire", "agent-hallucination", "--agent", agent_id, "--without", "agent")
+    assert fired.returncode == 0, fired.stderr
+    [entry] = json.loads(fired.stdout)["incidents"]
+    assert entry["action"] == "triage" and entry["runbook"] == TRIAGE_WORKFLOW
+    triage_id = entry["workflow_id"]
+    assert triage_id.startswith("incident-triage-agent-hallucination-AgentHallucination")
+    child_id = ""
+    try:
+        eventually(lambda: brief_state(stack, triage_id) == "awaiting_triage", "the triage to wait")
+        brief = stanch_cli(stack, "brief", triage_id)
+        assert brief.returncode == 0, brief.stderr
+        assert "labels.agent" in brief.stdout and "stanch triage" in brief.stdout
+
+        done = stanch_cli(
+            stack,
+            "triage",
+            triage_id,
+            "--runbook",
+            "agent_emergency_stop",
+            "--target",
+            f"agent_id={agent_id}",
+            "--by",
+            "bob",
+        )
+        assert done.returncode == 0, done.stderr
+        child_id = done.stdout.split(" as ", 1)[1].split()[0]
+        eventually(lambda: agent(stack, agent_id)["state"] == "paused", "the agent to be paused")
+        assert result_of(stack, triage_id).final_state == "handed_over"
+    finally:
+        for workflow_id in (triage_id, child_id):
+            if workflow_id:
+                with contextlib.suppress(RPCError):
+                    terminate_running(stack, [workflow_id])
