@@ -21,21 +21,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from workflows.steps.incident import IncidentWorkflow
 
-# How `IncidentWorkflow.act` notes a failed effect in the timeline: "<summary> failed: <cause>".
-_FAILED = " failed: "
-
-
-def last_failure(incident: IncidentWorkflow) -> str | None:
-    """Why the most recent effect failed, as the platform answered it (None if no effect failed yet)."""
-    for entry in reversed(incident.timeline.entries):
-        if entry.kind == "action" and _FAILED in entry.text:
-            return entry.text.split(_FAILED, 1)[1]
-    return None
-
 
 def failure_text(incident: IncidentWorkflow, *, what: str, state_left: str, cause: str | None = None) -> str:
     """The page's body: the incident, what failed and why, and the state a person now has to deal with."""
-    why = cause if cause is not None else last_failure(incident)
+    why = cause if cause is not None else incident.last_failure
     reason = f" ({why})" if why else ""
     return f"{incident.incident.summary}. Failed: {what}{reason}. State left: {state_left}"
 

@@ -87,6 +87,8 @@ class IncidentWorkflow:
         self.actions: list[ActionTaken] = []
         self.alerts_received = 0
         self.resolution: Resolution | None = None
+        # The platform's answer to the most recent failed effect, for the page that says what failed.
+        self.last_failure: str | None = None
         self.gate = ApprovalGate(self)
         self._audit_steps: set[str] = set()
         # None until the first row: then `workflow.patched` decides, once, inline (old runs) or queued.
@@ -222,6 +224,7 @@ class IncidentWorkflow:
                 # The incident itself is being cancelled: stand down, do not record a failed step.
                 raise
             cause = str(error.cause or error)
+            self.last_failure = cause
             self.actions.append(ActionTaken(action=step, by=actor, at=workflow.now(), outcome="failed"))
             self.note("action", f"{summary} failed: {cause}", actor)
             await self.audit(step, action=summary, outcome="failed", actor=actor, reason=cause)
