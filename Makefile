@@ -52,10 +52,11 @@ test-serial: lint $(SYSTEM_STAMP)
 clean:
 	rm -rf $(VENV) .stanch .pytest_cache .mypy_cache .ruff_cache
 
-# The issue #7 benchmarks (bench/README.md); each starts and stops its own private stack on free ports.
+# The benchmarks (bench/README.md); each starts and stops its own private stack on free ports.
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.first_action
 	$(BIN)/python -m bench.parked
 	$(BIN)/python -m bench.replay
+	$(BIN)/python -m bench.worker_kill
