@@ -63,6 +63,10 @@ def prepare(settings: Settings) -> None:
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
     target = data_dir(settings)
     if (target / "PG_VERSION").exists():
+        if user is not None:
+            # Again on every start, not only at initdb: a folder above the data may have been made private
+            # since (pytest resets its /tmp/pytest-of-<user> to 0700 whenever a new run starts).
+            ensure_prefix_permissions(target)
         return
     if target.is_dir() and any(target.iterdir()):
         raise StartupFailed(f"{target} holds files but no Postgres cluster (no PG_VERSION); move it away")

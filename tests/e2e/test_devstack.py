@@ -116,6 +116,17 @@ def test_restart_after_a_hard_kill_reuses_the_data(settings: Settings) -> None:
         assert audit_workflow_ids(settings) == ["incident-before-kill"]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root Postgres runs as its own user; otherwise as you")
+def test_postgres_starts_again_after_a_folder_above_its_data_was_made_private(settings: Settings) -> None:
+    """As root, Postgres runs as the `pgserver` user, which must traverse every folder above its data. pytest
+    makes /tmp/pytest-of-root private again (0700) whenever a run starts; a restart must not depend on it."""
+    with DevStack(settings, processes=(), log=lambda line: None):
+        insert_audit_row(settings, "incident-before-chmod")
+    settings.home.chmod(0o700)
+    with DevStack(settings, processes=(), log=lambda line: None):
+        assert audit_workflow_ids(settings) == ["incident-before-chmod"]
+
+
 def test_stanchs_tracing_settings_do_not_stop_the_temporal_server(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
