@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.devstack import DevStack, postgres, settings_on_free_ports
 from stanch.policy import load_policy
-from stanch.settings import REPO_ROOT, Settings
+from stanch.settings import REPO_ROOT, Settings, get_settings
 from tests.clock import free_clock, settle_and_terminate
 from tests.helpers import (  # re-exported: tests written before tests/helpers.py import them from here
     SERVER_STARTUP,
@@ -174,6 +174,18 @@ async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIter
 @pytest.fixture
 def policy() -> Any:
     return load_policy(REPO_ROOT / "config" / "stanch.toml")
+
+
+@pytest.fixture
+def cli_env(stanch: Running) -> dict[str, str]:
+    """The CLI's environment as an operator sets it, pointed at this test's Temporal server and Postgres
+    (for `tests.helpers.cli`)."""
+    get_settings.cache_clear()
+    return {
+        "STANCH_TEMPORAL_ADDRESS": stanch.client.service_client.config.target_host,
+        "STANCH_NAMESPACE": stanch.client.namespace,
+        "STANCH_DATABASE_URL": stanch.settings.database_url,
+    }
 
 
 @pytest.fixture

@@ -21,18 +21,23 @@ import httpx
 import psycopg
 import uvicorn
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from click.testing import Result
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from schemas.alerts import Alert
 from schemas.briefs import Brief
 from schemas.incidents import IncidentInput, IncidentPolicy, IncidentResult
 from schemas.severity import Severity
+from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
+from stanch.cli import app
 from stanch.policy import Policy
 from stanch.settings import Settings
 from tests.clock import settled
+from workers.intake.routing import runbook_incident_id
 
 # A loaded CI machine can take longer than the SDK's default to bring a server up.
 SERVER_STARTUP = timedelta(seconds=60)
@@ -161,6 +166,15 @@ async def until_state(handle: WorkflowHandle[Any, Any], state: str, *, settle: b
     raise AssertionError(f"incident never reached {state}; last brief: {brief}")
 
 
+# ---- the CLI ---------------------------------------------------------------------------------------------
+
+
+async def cli(args: list[str], env: dict[str, str]) -> Result:
+    """The CLI runs its own event loop (asyncio.run), as in a terminal: give it a thread of its own.
+    `env` points it at the test's Temporal server and Postgres (conftest's `cli_env`)."""
+    return await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+
+
 # ---- policy files and a mailbox -------------------------------------------------------------------------
 
 
@@ -209,6 +223,29 @@ class Incidents:
         self.client = client
         self.task_queue = task_queue
         self.policy = policy
+        self.opened: dict[str, IncidentInput] = {}  # the input of each incident it opened, by workflow id
+
+    @staticmethod
+    def alert(
+        runbook: str,
+        *,
+        target: dict[str, str],
+        alertname: str | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        fingerprint: str | None = None,
+        source: str = "alertmanager",
+    ) -> Alert:
+        """The alert `open` builds from the same keywords (give the same `fingerprint` to get the same
+        alert), for a test that derives an input field from it before opening the incident."""
+        name = alertname or runbook
+        return Alert(
+            source=source,
+            name=name,
+            fingerprint=fingerprint or uuid.uuid4().hex[:16],
+            labels={"alertname": name, **(target if labels is None else labels)},
+            annotations=annotations if annotations is not None else {"summary": f"{name} ({runbook})"},
+        )
 
     async def open(
         self,
@@ -242,18 +279,19 @@ class Incidents:
         - `incident_policy` replaces the policy file's (roles, escalation chain) for this incident.
         - `input_type` and `**fields` build a runbook's own input (`HandoffInput(handoff=...)`,
           `HotfixInput(issue=..., max_iterations=...)`); `result_type` is what `handle.result()` returns.
+        - The input it started is `self.opened[handle.id]`.
         """
-        name = alertname or runbook
-        fingerprint = fingerprint or uuid.uuid4().hex[:16]
-        alert = Alert(
-            source=source,
-            name=name,
+        alert = self.alert(
+            runbook,
+            target=target,
+            alertname=alertname,
+            labels=labels,
+            annotations=annotations,
             fingerprint=fingerprint,
-            labels={"alertname": name, **(target if labels is None else labels)},
-            annotations=annotations if annotations is not None else {"summary": f"{name} ({runbook})"},
+            source=source,
         )
         incident = input_type(
-            incident_id=workflow_id.format(fingerprint=fingerprint),
+            incident_id=workflow_id.format(fingerprint=alert.fingerprint),
             runbook=runbook,
             severity=severity,
             service=service,
@@ -263,6 +301,7 @@ class Incidents:
             policy=incident_policy if incident_policy is not None else self.policy.incident_policy(),
             **fields,
         )
+        self.opened[incident.incident_id] = incident
         signal: dict[str, Any] = {}
         if start_signal is not None:
             signal = {"start_signal": start_signal[0], "start_signal_args": [start_signal[1]]}
@@ -290,3 +329,49 @@ class Incidents:
             annotations={"summary": f"{agent_id} promised a 90% discount"},
             service="support",
         )
+
+    async def agent_hallucination_triage(
+        self,
+        *,
+        service: str,
+        summary: str,
+        workflow_id: str = "incident-triage-agent-hallucination-{fingerprint}",
+        fingerprint: str | None = None,
+        severity: Severity | None = None,
+        incident_policy: IncidentPolicy | None = None,
+        **fields: Any,
+    ) -> tuple[WorkflowHandle[Any, IncidentResult], TriageInput]:
+        """What the intake opens for `AgentHallucination` without its `agent` label: a triage incident on
+        the policy's `agent-hallucination` route (severity, problem, hand-over id); `fields` replace the
+        route's fields (`route=None` for an unrouted alert). Returns its handle and its input."""
+        route = self.policy.route_named("agent-hallucination")
+        assert route is not None
+        without_agent: dict[str, Any] = {
+            "alertname": "AgentHallucination",
+            "target": {},
+            "labels": {"severity": "critical", "service": service},
+            "annotations": {"summary": summary},
+            "fingerprint": fingerprint or uuid.uuid4().hex[:16],
+        }
+        alert = self.alert(TRIAGE_WORKFLOW, **without_agent)
+        route_fields: dict[str, Any] = {
+            "route": route.name,
+            "suggested_runbook": route.runbook,
+            "problems": [
+                TriageProblem(field="labels.agent", problem="required by route 'agent-hallucination'")
+            ],
+            "runbook_incident_ids": {route.runbook: runbook_incident_id(alert, route)},
+        }
+        handle = await self.open(
+            TRIAGE_WORKFLOW,
+            **without_agent,
+            severity=route.severity if severity is None else severity,
+            service=service,
+            workflow_id=workflow_id,
+            incident_policy=incident_policy,
+            input_type=TriageInput,
+            **(route_fields | fields),
+        )
+        triage = self.opened[handle.id]
+        assert isinstance(triage, TriageInput) and triage.alert == alert
+        return handle, triage

@@ -211,6 +211,21 @@ def stanch_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
+def hand_over(settings: Settings, triage_id: str, agent_id: str, by: str) -> subprocess.CompletedProcess[str]:
+    """`stanch triage` as on-call runs it: hand a triage incident to agent_emergency_stop for `agent_id`."""
+    return stanch_cli(
+        settings,
+        "triage",
+        triage_id,
+        "--runbook",
+        "agent_emergency_stop",
+        "--target",
+        f"agent_id={agent_id}",
+        "--by",
+        by,
+    )
+
+
 def terminate_running(settings: Settings, workflow_ids: Iterable[str]) -> None:
     """Cleanup after a test that may have failed half-way: end whatever of its incidents still runs."""
 

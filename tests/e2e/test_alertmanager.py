@@ -33,7 +33,7 @@ from schemas.triage import TRIAGE_WORKFLOW
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.helpers import free_port
-from tests.stack import agent, eventually, stanch_cli
+from tests.stack import agent, eventually, hand_over
 
 pytestmark = pytest.mark.e2e
 
@@ -297,17 +297,7 @@ def test_an_alert_without_its_target_label_pages_oncall_and_stanch_triage_hands_
     assert len(runs_of(stack, f"WorkflowId = '{triage_id}'")) == 1
 
     # A human names the agent: the route's runbook starts and pauses it.
-    handed = stanch_cli(
-        stack,
-        "triage",
-        triage_id,
-        "--runbook",
-        "agent_emergency_stop",
-        "--target",
-        f"agent_id={agent_id}",
-        "--by",
-        "alice",
-    )
+    handed = hand_over(stack, triage_id, agent_id, by="alice")
     assert handed.returncode == 0, handed.stderr
     eventually(
         lambda: agent(stack, agent_id)["state"] == "paused", "the handed-over runbook to pause the agent"

@@ -17,56 +17,29 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from schemas.alerts import Alert
-from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
+from schemas.triage import TRIAGE_WORKFLOW, TriageInput
 from stanch.policy import load_policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import audit_rows
-from tests.stack import agent, brief_state, eventually, result_of, stanch_cli, terminate_running
-from workers.intake.routing import dedupe_key
+from tests.helpers import Incidents, audit_rows, chat_messages
+from tests.stack import agent, brief_state, eventually, hand_over, result_of, stanch_cli, terminate_running
 
 pytestmark = pytest.mark.e2e
 
 
 def open_triage(settings: Settings, agent_id: str) -> TriageInput:
-    policy = load_policy(settings.config)
-    route = policy.route_named("agent-hallucination")
-    assert route is not None
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentHallucination", "severity": "critical", "service": agent_id},
-        annotations={"summary": f"{agent_id} promised a refund it cannot give"},
-    )
-    triage = TriageInput(
-        incident_id=f"incident-triage-agent-hallucination-AgentHallucination-labels.agent-{alert.fingerprint}",
-        runbook=TRIAGE_WORKFLOW,
-        severity=route.severity,
-        service=agent_id,
-        summary=alert.summary,
-        alert=alert,
-        policy=policy.incident_policy(),
-        route=route.name,
-        suggested_runbook=route.runbook,
-        problems=[TriageProblem(field="labels.agent", problem="required by route 'agent-hallucination'")],
-        runbook_incident_ids={route.runbook: f"incident-{dedupe_key(alert, route)}"},
-    )
+    """The triage incident the intake opens for an `AgentHallucination` without its `agent` label."""
 
-    async def start() -> None:
-        client = await connect(settings)
-        await client.start_workflow(
-            TRIAGE_WORKFLOW,
-            triage,
-            id=triage.incident_id,
-            task_queue=settings.task_queue,
-            start_signal="alert",
-            start_signal_args=[alert],
+    async def start() -> TriageInput:
+        incidents = Incidents(await connect(settings), settings.task_queue, load_policy(settings.config))
+        _, triage = await incidents.agent_hallucination_triage(
+            service=agent_id,
+            summary=f"{agent_id} promised a refund it cannot give",
+            workflow_id="incident-triage-agent-hallucination-AgentHallucination-labels.agent-{fingerprint}",
         )
+        return triage
 
-    asyncio.run(start())
-    return triage
+    return asyncio.run(start())
 
 
 def status(settings: Settings, workflow_id: str) -> WorkflowExecutionStatus | None:
@@ -83,11 +56,7 @@ def test_stanch_triage_hands_a_triage_incident_to_its_runbook_which_pauses_the_a
     child_id = triage.runbook_incident_ids["agent_emergency_stop"]
     try:
         eventually(lambda: brief_state(stack, triage.incident_id) == "awaiting_triage", "the triage to wait")
-        pages = [
-            m["body"]
-            for m in httpx.get(f"{stack.platform_url}/chat/messages").json()
-            if m["idempotency_key"].startswith(triage.incident_id + "/")
-        ]
+        pages = chat_messages(stack.platform_url, triage.incident_id)
         assert [p["channel"] for p in pages] == ["on-call"]
         assert "labels.agent" in pages[0]["text"] and "agent-hallucination" in pages[0]["text"]
 
@@ -96,17 +65,7 @@ def test_stanch_triage_hands_a_triage_incident_to_its_runbook_which_pauses_the_a
         )
         assert refused.returncode == 1 and "target.agent_id: Field required" in refused.stderr
 
-        done = stanch_cli(
-            stack,
-            "triage",
-            triage.incident_id,
-            "--runbook",
-            "agent_emergency_stop",
-            "--target",
-            f"agent_id={agent_id}",
-            "--by",
-            "bob",
-        )
+        done = hand_over(stack, triage.incident_id, agent_id, by="bob")
         assert done.returncode == 0, done.stderr
         assert f"as {child_id} (by bob)" in done.stdout
 
@@ -148,17 +107,7 @@ def test_the_readme_tour_an_alert_without_its_label_is_triaged_then_handed_over_
         assert brief.returncode == 0, brief.stderr
         assert "labels.agent" in brief.stdout and "stanch triage" in brief.stdout
 
-        done = stanch_cli(
-            stack,
-            "triage",
-            triage_id,
-            "--runbook",
-            "agent_emergency_stop",
-            "--target",
-            f"agent_id={agent_id}",
-            "--by",
-            "bob",
-        )
+        done = hand_over(stack, triage_id, agent_id, by="bob")
         assert done.returncode == 0, done.stderr
         child_id = done.stdout.split(" as ", 1)[1].split()[0]
         eventually(lambda: agent(stack, agent_id)["state"] == "paused", "the agent to be paused")

@@ -6,13 +6,10 @@ real incident on the time-skipping server with real activities and the session's
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from click.testing import Result
 from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
@@ -27,8 +24,8 @@ from stanch.history_audit import audited_run, cross_check
 from stanch.history_timeline import build_timeline, first_value, render
 from stanch.policy import Policy
 from stanch.replay import load_history, replay
-from stanch.settings import Settings, get_settings
-from tests.helpers import Incidents, Running, new_agent, until_state
+from stanch.settings import Settings
+from tests.helpers import Incidents, Running, cli, new_agent, until_state
 
 STOP = Path(__file__).parent.parent / "histories" / "agent_emergency_stop"
 APPROVED = STOP / "test_pauses_at_once_then_rolls_back_on_approval.json"
@@ -87,22 +84,6 @@ def test_timeline_marks_the_refused_signal_and_keeps_the_accepted_update() -> No
 
 
 # ---- export, replay and verify --history on a live run ------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(stanch: Running) -> dict[str, str]:
-    """The CLI as an operator would run it, pointed at this test's Temporal server and Postgres."""
-    get_settings.cache_clear()
-    return {
-        "STANCH_TEMPORAL_ADDRESS": stanch.client.service_client.config.target_host,
-        "STANCH_NAMESPACE": stanch.client.namespace,
-        "STANCH_DATABASE_URL": stanch.settings.database_url,
-    }
-
-
-async def cli(args: list[str], env: dict[str, str]) -> Result:
-    """The CLI runs its own event loop (asyncio.run), as in a terminal: give it a thread of its own."""
-    return await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
 
 
 async def approved_incident(stanch: Running, policy: Policy) -> str:

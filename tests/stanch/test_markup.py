@@ -27,13 +27,9 @@ from activities.notifiers.discord import CONTENT_LIMIT, DiscordConfig, DiscordNo
 from activities.notifiers.email import EmailConfig, EmailNotifier
 from activities.notifiers.slack import SlackConfig, SlackNotifier
 from activities.notifiers.telegram import TelegramConfig, TelegramNotifier
-from schemas.alerts import Alert
 from schemas.briefs import Brief
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
 from stanch import markup
-from stanch.policy import Policy
-from tests.helpers import Mailbox, Running, new_agent, until_state
+from tests.helpers import Incidents, Mailbox, Running, new_agent, until_state
 from tests.helpers_intake import start_dev_server
 from tests.helpers_notify import Receiver, notification, prefix
 
@@ -228,35 +224,17 @@ def test_brief_markdown_keeps_stanchs_formatting_and_renders_alert_text_as_typed
 
 
 async def test_hostile_alert_reaches_the_incidents_brief_raw_and_its_markdown_inert(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     agent_id = new_agent(stanch.settings.platform_url)
     summary = f"{agent_id}: {FAKE_APPROVAL} <img src=x onerror=alert(1)> [ok](http://evil.example) \x1b[2J"
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentHallucination", "agent": agent_id, "customer": "<!channel>"},
-        annotations={"summary": summary, "description": "\n".join(HOSTILE[:9])},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-{alert.fingerprint}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support **urgent**",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id, "customer": "acme"},
-        policy=policy.incident_policy(),
-    )
-    handle = await stanch.client.start_workflow(
+    handle = await incidents.open(
         "agent_emergency_stop",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
+        alertname="AgentHallucination",
+        target={"agent_id": agent_id, "customer": "acme"},
+        labels={"agent": agent_id, "customer": "<!channel>"},
+        annotations={"summary": summary, "description": "\n".join(HOSTILE[:9])},
+        service="support **urgent**",
     )
     try:
         brief = await until_state(handle, "awaiting_approval")

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -25,7 +24,6 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
 from schemas.guardrail import (
@@ -37,8 +35,7 @@ from schemas.guardrail import (
     KillSwitchChange,
     guardrail_workflow_id,
 )
-from schemas.incidents import IncidentInput, IncidentResult
-from schemas.severity import Severity
+from schemas.incidents import IncidentResult
 from stanch.audit_store import verify_chains
 from stanch.history_timeline import AUDIT_ACTIVITY
 from stanch.policy import Policy
@@ -46,7 +43,7 @@ from stanch.replay import replay
 from stanch.settings import Settings
 from tests.clock import free_clock, settle_and_terminate
 from tests.conftest import StartedWorkflows
-from tests.helpers import applied, audit_rows, new_agent
+from tests.helpers import Incidents, applied, audit_rows, chat_messages, new_agent
 from workers.worker import activity_implementations, build_worker
 from workflows.steps.policies import AUDIT_QUEUE_PATCH
 
@@ -146,32 +143,8 @@ async def cut_off(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIte
 async def open_incident(
     cut_off: CutOff, policy: Policy, agent_id: str
 ) -> WorkflowHandle[Any, IncidentResult]:
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentHallucination", "agent": agent_id, "customer": "acme"},
-        annotations={"summary": f"{agent_id} promised a 90% discount"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-{alert.fingerprint}",
-        runbook="agent_emergency_stop",
-        severity=Severity.P1,
-        service="support",
-        summary=alert.summary,
-        alert=alert,
-        target={"agent_id": agent_id, "customer": "acme"},
-        policy=policy.incident_policy(),
-    )
-    return await cut_off.client.start_workflow(
-        "agent_emergency_stop",
-        incident,
-        id=incident.incident_id,
-        task_queue=cut_off.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
-    )
+    """The suite's emergency stop, on the cut-off worker's own task queue."""
+    return await Incidents(cut_off.client, cut_off.task_queue, policy).agent_emergency_stop(agent_id)
 
 
 async def eventually(check: Any, what: str, within: float = 60.0) -> Any:
@@ -189,8 +162,7 @@ async def eventually(check: Any, what: str, within: float = 60.0) -> Any:
 
 def chat_channels(sandbox_url: str, workflow_id: str) -> list[str]:
     """The channels of the messages this incident sent that reached the sandbox's chat."""
-    messages = httpx.get(f"{sandbox_url}/chat/messages").json()
-    return [m["body"]["channel"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
+    return [message["channel"] for message in chat_messages(sandbox_url, workflow_id)]
 
 
 async def events(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:

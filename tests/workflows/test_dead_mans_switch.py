@@ -16,7 +16,7 @@ from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from schemas.watchdog import DeadMansSwitchInput
 from stanch.policy import Policy
-from tests.helpers import Running, audit_rows, chat_messages, until_state
+from tests.helpers import Incidents, Running, audit_rows, chat_messages, until_state
 from workers.intake.routing import route_alert
 
 
@@ -31,22 +31,29 @@ def watchdog(fingerprint: str, status: AlertStatus = AlertStatus.firing) -> Aler
     )
 
 
-async def open_switch(stanch: Running, policy: Policy, **changes: Any) -> WorkflowHandle[Any, IncidentResult]:
+async def open_switch(
+    incidents: Incidents, policy: Policy, **changes: Any
+) -> WorkflowHandle[Any, IncidentResult]:
     alert = watchdog(uuid.uuid4().hex[:16])
-    # Routed by the shipped policy, as the intake routes it.
+    # Routed by the shipped policy, as the intake routes it; the factory opens that very incident.
     routed = route_alert(policy, alert, "alerts.0")
     assert routed.route is not None and routed.route.runbook == "dead_mans_switch"
     assert routed.incident is not None
-    incident = DeadMansSwitchInput(**routed.incident.model_dump(), **changes)
-    return await stanch.client.start_workflow(
-        "dead_mans_switch",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
+    handle = await incidents.open(
+        routed.incident.runbook,
+        target=routed.incident.target,
+        alertname=alert.name,
+        labels={k: v for k, v in alert.labels.items() if k != "alertname"},
+        annotations=alert.annotations,
+        severity=routed.incident.severity,
+        service=routed.incident.service,
+        workflow_id=routed.incident.incident_id,
+        fingerprint=alert.fingerprint,
+        input_type=DeadMansSwitchInput,
+        **changes,
     )
+    assert incidents.opened[handle.id] == DeadMansSwitchInput(**routed.incident.model_dump(), **changes)
+    return handle
 
 
 def pages(stanch: Running, handle: WorkflowHandle[Any, Any], word: str) -> list[dict[str, Any]]:
@@ -54,9 +61,9 @@ def pages(stanch: Running, handle: WorkflowHandle[Any, Any], word: str) -> list[
 
 
 async def test_a_silent_watchdog_pages_on_call_once_and_its_return_is_told(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents, policy: Policy
 ) -> None:
-    handle = await open_switch(stanch, policy)
+    handle = await open_switch(incidents, policy)
     await until_state(handle, "watching")
 
     # Watchdogs every 5 minutes: the 10-minute window never runs out.
@@ -97,9 +104,9 @@ async def test_a_silent_watchdog_pages_on_call_once_and_its_return_is_told(
 
 
 async def test_the_watch_continues_as_new_after_its_alert_bound_and_keeps_watching(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents, policy: Policy
 ) -> None:
-    handle = await open_switch(stanch, policy, alerts_per_run=3, silence_minutes=5)
+    handle = await open_switch(incidents, policy, alerts_per_run=3, silence_minutes=5)
     first_run = (await handle.describe()).run_id
     await stanch.env.sleep(timedelta(minutes=6))
     await until_state(handle, "silent")

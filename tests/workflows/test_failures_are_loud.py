@@ -17,17 +17,14 @@ import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
-from schemas.alerts import Alert
 from schemas.approvals import ApprovalAnswer, Resolution
 from schemas.briefs import Brief
 from schemas.channel import AppealVerdict
 from schemas.handoff import Handoff, HandoffInput, HandoffOption, HandoffResult, Trigger
-from schemas.incidents import IncidentInput, IncidentResult
 from schemas.report import ReportRequest
 from schemas.severity import Severity
-from stanch.policy import Policy
 from tests.clock import settled
-from tests.helpers import Running, audit_rows
+from tests.helpers import Incidents, Running, audit_rows, fault, get, new_service, put, until_state
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -39,23 +36,8 @@ def no_leftover_faults(stanch: Running) -> Iterator[None]:
     httpx.delete(f"{stanch.settings.platform_url}/faults").raise_for_status()
 
 
-def fault(sandbox: str, path_prefix: str, status: int = 409) -> None:
-    httpx.post(f"{sandbox}/faults", json={"path_prefix": path_prefix, "status": status}).raise_for_status()
-
-
-def get(sandbox: str, path: str, **params: str) -> Any:
-    response = httpx.get(f"{sandbox}{path}", params=params)
-    response.raise_for_status()
-    return response.json()
-
-
 def status_of(sandbox: str, path: str) -> int:
     return httpx.get(f"{sandbox}{path}").status_code
-
-
-def put(sandbox: str, path: str, body: dict[str, Any], key: str | None = None) -> None:
-    headers = {"Idempotency-Key": key} if key else {}
-    httpx.put(f"{sandbox}{path}", json=body, headers=headers).raise_for_status()
 
 
 def page(sandbox: str, workflow_id: str, step: str) -> dict[str, Any]:
@@ -89,54 +71,6 @@ def steps(stanch: Running, workflow_id: str) -> list[str]:
     return [row["step_key"] for row in audit_rows(stanch.settings, workflow_id)]
 
 
-async def start(
-    stanch: Running,
-    policy: Policy,
-    runbook: str,
-    target: dict[str, str],
-    *,
-    severity: Severity = Severity.P1,
-    service: str = "stanch-test",
-) -> WorkflowHandle[Any, IncidentResult]:
-    alert = Alert(
-        source="alertmanager",
-        name=f"{runbook}-test",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": f"{runbook}-test", **target},
-        annotations={"summary": f"{runbook} on {next(iter(target.values()))}"},
-    )
-    incident = IncidentInput(
-        incident_id=f"incident-test-loud-{alert.fingerprint}",
-        runbook=runbook,
-        severity=severity,
-        service=service,
-        summary=alert.summary,
-        alert=alert,
-        target=target,
-        policy=policy.incident_policy(),
-    )
-    return await stanch.client.start_workflow(
-        runbook,
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[alert],
-        result_type=IncidentResult,
-    )
-
-
-async def until_state(handle: WorkflowHandle[Any, Any], state: str) -> Brief:
-    """Poll the brief (bounded; queries do not advance the clock), then let the step's audit row land."""
-    for _ in range(200):
-        brief = await handle.query("brief", result_type=Brief)
-        if brief.state == state:
-            await settled(handle)
-            return brief
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"incident never reached {state}; last brief: {brief}")
-
-
 async def until_asked(handle: WorkflowHandle[Any, Any], action: str) -> None:
     """Wait for the gate that asks for `action`, parked on its escalation timer."""
     for _ in range(200):
@@ -154,13 +88,6 @@ async def approve(handle: WorkflowHandle[Any, Any], action: str, approver: str =
 
 
 # ---- rollback: a failed read stops it; an approved rollback or revert the platform refused -------------
-
-
-def new_service(sandbox: str, versions: list[str] | None = None) -> str:
-    service = f"svc-loud-{uuid.uuid4().hex[:8]}"
-    if versions:
-        put(sandbox, f"/deploys/services/{service}", {"versions": versions})
-    return service
 
 
 def code_service(sandbox: str) -> str:
@@ -201,13 +128,13 @@ def rollback_state(sandbox: str, kind: str, service: str) -> Any:
     ids=["code", "database", "infrastructure"],
 )
 async def test_rollback_whose_first_read_fails_pages_oncall_and_changes_nothing(
-    stanch: Running, policy: Policy, kind: str, read: str, failed_step: str, what: str, state_left: str
+    stanch: Running, incidents: Incidents, kind: str, read: str, failed_step: str, what: str, state_left: str
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = SETUP[kind](sandbox)
     before = rollback_state(sandbox, kind, service)
     fault(sandbox, read.format(service=service))
-    handle = await start(stanch, policy, "rollback", {"service": service, "kind": kind})
+    handle = await incidents.open("rollback", target={"service": service, "kind": kind})
 
     result = await handle.result()
 
@@ -246,13 +173,13 @@ async def test_rollback_whose_first_read_fails_pages_oncall_and_changes_nothing(
     ids=["code", "database", "infrastructure"],
 )
 async def test_approved_rollback_the_platform_refused_pages_oncall_with_what_stays(
-    stanch: Running, policy: Policy, kind: str, action: str, effect: str, what: str, state_left: str
+    stanch: Running, incidents: Incidents, kind: str, action: str, effect: str, what: str, state_left: str
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = SETUP[kind](sandbox)
     before = rollback_state(sandbox, kind, service)
     fault(sandbox, effect.format(service=service))
-    handle = await start(stanch, policy, "rollback", {"service": service, "kind": kind})
+    handle = await incidents.open("rollback", target={"service": service, "kind": kind})
     await approve(handle, action)
 
     result = await handle.result()
@@ -268,16 +195,14 @@ async def test_approved_rollback_the_platform_refused_pages_oncall_with_what_sta
 
 
 async def test_onboarding_whose_activation_fails_pages_oncall_that_the_agent_serves_nobody(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = f"agent-loud-{uuid.uuid4().hex[:8]}"
     fault(sandbox, f"/agents/{agent_id}/resume")  # activation is the only resume of an onboarding
-    handle = await start(
-        stanch,
-        policy,
+    handle = await incidents.open(
         "agent_onboarding",
-        {"agent_id": agent_id, "role": "billing-assistant", "tools": "kb:read"},
+        target={"agent_id": agent_id, "role": "billing-assistant", "tools": "kb:read"},
         severity=Severity.P3,
     )
     for action in ["approve-scope", "approve-job-description", "approve-capabilities"]:
@@ -297,13 +222,13 @@ async def test_onboarding_whose_activation_fails_pages_oncall_that_the_agent_ser
 
 
 async def test_upgrade_whose_diff_fails_pages_oncall_and_keeps_the_version(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = f"agent-loud-{uuid.uuid4().hex[:8]}"
     put(sandbox, f"/agents/{agent_id}", {"versions": ["v1", "v2"]})
     fault(sandbox, f"/agents/{agent_id}/versions/diff")
-    handle = await start(stanch, policy, "agent_upgrade", {"agent_id": agent_id, "to_version": "v3"})
+    handle = await incidents.open("agent_upgrade", target={"agent_id": agent_id, "to_version": "v3"})
 
     result = await handle.result()
 
@@ -319,14 +244,14 @@ async def test_upgrade_whose_diff_fails_pages_oncall_and_keeps_the_version(
 
 
 async def test_termination_whose_token_revocation_fails_pages_oncall_that_the_tokens_still_work(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = f"agent-loud-{uuid.uuid4().hex[:8]}"
     put(sandbox, f"/agents/{agent_id}", {"versions": ["v1", "v2"]})
     put(sandbox, f"/agents/{agent_id}/lifecycle", {"tokens": ["tok-api"], "secrets": ["CRM_PASSWORD"]})
     fault(sandbox, f"/agents/{agent_id}/tokens")
-    handle = await start(stanch, policy, "agent_termination", {"agent_id": agent_id})
+    handle = await incidents.open("agent_termination", target={"agent_id": agent_id})
     await approve(handle, "terminate")
 
     result = await handle.result()
@@ -354,13 +279,13 @@ def new_channel(sandbox: str, **spec: Any) -> str:
 
 
 async def test_refused_runtime_restart_pages_oncall_that_the_runtime_still_fails(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, runtime_5xx_last_5m=40)
     fault(sandbox, f"/chat/channels/{channel}/runtime/restart")
     target = {"channel": channel, "runtime": "chat-runtime", "subsystem": f"runtime-{uuid.uuid4().hex[:8]}"}
-    handle = await start(stanch, policy, "channel_downtime", target)
+    handle = await incidents.open("channel_downtime", target=target)
 
     result = await handle.result()
 
@@ -376,13 +301,13 @@ async def test_refused_runtime_restart_pages_oncall_that_the_runtime_still_fails
 
 
 async def test_approved_token_rotation_that_fails_pages_oncall_that_the_token_stays_expired(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, token_expires_in_s=0)
     fault(sandbox, f"/chat/channels/{channel}/token/rotate")
     target = {"channel": channel, "subsystem": f"runtime-{uuid.uuid4().hex[:8]}"}
-    handle = await start(stanch, policy, "channel_downtime", target)
+    handle = await incidents.open("channel_downtime", target=target)
     await approve(handle, "rotate-token", approver="bob")
 
     result = await handle.result()
@@ -407,12 +332,12 @@ BANNED = {
 
 
 async def test_approved_new_number_that_cannot_be_provisioned_pages_oncall(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, **BANNED)
     fault(sandbox, f"/chat/channels/{channel}/numbers")
-    handle = await start(stanch, policy, "number_banned", {"channel": channel, "customer": "acme"})
+    handle = await incidents.open("number_banned", target={"channel": channel, "customer": "acme"})
     await until_state(handle, "awaiting_verdict")
     await handle.signal("verdict", AppealVerdict(by="alice", outcome="final", note="ban upheld"))
     await approve(handle, "provision-number", approver="bob")
@@ -447,13 +372,13 @@ TEMPLATES = {
 
 
 async def test_resubmission_that_fails_pages_oncall_that_the_backup_stays_in_use(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     channel = new_channel(sandbox, **TEMPLATES)
     fault(sandbox, f"/chat/channels/{channel}/templates/order_confirmation/submissions")
-    handle = await start(
-        stanch, policy, "template_rejected", {"channel": channel, "template": "order_confirmation"}
+    handle = await incidents.open(
+        "template_rejected", target={"channel": channel, "template": "order_confirmation"}
     )
 
     result = await handle.result()
@@ -481,13 +406,13 @@ def new_gateway(sandbox: str, **spec: Any) -> str:
 
 
 async def test_allowed_spawn_block_that_fails_pages_oncall_that_spawns_stay_open(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     gateway = new_gateway(sandbox)
     fault(sandbox, f"/runtimes/{gateway}/spawns/block")
     target = {"gateway": gateway, "subsystem": gateway}
-    handle = await start(stanch, policy, "resource_pressure", target, severity=Severity.P2)
+    handle = await incidents.open("resource_pressure", target=target, severity=Severity.P2)
 
     result = await handle.result()
 
@@ -504,16 +429,16 @@ async def test_allowed_spawn_block_that_fails_pages_oncall_that_spawns_stay_open
 
 
 async def test_approved_spawn_block_that_fails_pages_oncall_that_spawns_stay_open(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     gateway = new_gateway(sandbox)
     target = {"gateway": gateway, "subsystem": gateway}
-    first = await start(stanch, policy, "resource_pressure", target, severity=Severity.P2)
+    first = await incidents.open("resource_pressure", target=target, severity=Severity.P2)
     # Not `result()`: waiting on a result lets the shared test server skip past the 10-minute window.
     await until_state(first, "spawns_blocked")
     put(sandbox, f"/runtimes/{gateway}", {})  # the block was lifted by hand
-    second = await start(stanch, policy, "resource_pressure", target, severity=Severity.P2)
+    second = await incidents.open("resource_pressure", target=target, severity=Severity.P2)
     await until_asked(second, "block-risky-spawns")
     fault(sandbox, f"/runtimes/{gateway}/spawns/block")
     await second.signal("approve", ApprovalAnswer(approver="carol", action="block-risky-spawns"))
@@ -535,13 +460,13 @@ ZOMBIE = {"healthy": False, "zombie": True, "log_lines": ["heartbeat missed", "w
 
 
 async def test_approved_zombie_restart_that_fails_pages_oncall_that_the_gateway_stays_stuck(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     gateway = new_gateway(sandbox, **ZOMBIE)
     fault(sandbox, f"/runtimes/{gateway}/safe-restart")
     target = {"gateway": gateway, "subsystem": gateway}
-    handle = await start(stanch, policy, "zombie_gateway", target, severity=Severity.P0)
+    handle = await incidents.open("zombie_gateway", target=target, severity=Severity.P0)
     await approve(handle, "safe-restart")
 
     result = await handle.result()
@@ -562,7 +487,7 @@ async def test_approved_zombie_restart_that_fails_pages_oncall_that_the_gateway_
 
 
 async def test_chosen_option_the_desk_refused_pages_oncall_that_nothing_was_carried_out(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     handoff = Handoff(
@@ -578,24 +503,17 @@ async def test_chosen_option_the_desk_refused_pages_oncall_that_nothing_was_carr
         priority=Severity.P1,
         requested_by="billing-bot-loud",
     )
-    alert = Alert(source="alertmanager", name="AgentNeedsHuman", fingerprint=uuid.uuid4().hex[:16])
-    incident = HandoffInput(
-        incident_id=f"incident-test-loud-handoff-{alert.fingerprint}",
-        runbook="escalation_to_human",
-        severity=Severity.P1,
-        service="agents",
-        summary="billing-bot-loud needs a human",
-        alert=alert,
-        target={"agent_id": "billing-bot-loud"},
-        policy=policy.incident_policy(),
-        handoff=handoff,
-    )
-    handle = await stanch.client.start_workflow(
+    handle = await incidents.open(
         "escalation_to_human",
-        incident,
-        id=incident.incident_id,
-        task_queue=stanch.task_queue,
+        alertname="AgentNeedsHuman",
+        target={"agent_id": "billing-bot-loud"},
+        labels={},
+        annotations={"summary": "billing-bot-loud needs a human"},
+        service="agents",
+        signal_alert=False,
+        input_type=HandoffInput,
         result_type=HandoffResult,
+        handoff=handoff,
     )
     fault(sandbox, f"/handoffs/{handle.id}/execute")
     await approve(handle, "refund-customer")
@@ -617,13 +535,13 @@ async def test_chosen_option_the_desk_refused_pages_oncall_that_nothing_was_carr
 
 
 async def test_security_post_mortem_that_cannot_be_published_pages_oncall(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = f"sec-loud-{uuid.uuid4().hex[:8]}"
     put(sandbox, f"/agents/{agent_id}", {"versions": ["v1", "v2", "v3"]})
     target = {"agent_id": agent_id, "kind": "prompt_injection", "subsystem": f"sub-{agent_id}"}
-    handle = await start(stanch, policy, "security_incident", target, severity=Severity.P0)
+    handle = await incidents.open("security_incident", target=target, severity=Severity.P0)
     await until_asked(handle, "remediate")
     fault(sandbox, "/postmortems")
     await handle.signal("reject", ApprovalAnswer(approver="bob", action="remediate", comment="look first"))
@@ -643,7 +561,7 @@ async def test_security_post_mortem_that_cannot_be_published_pages_oncall(
 
 
 async def test_war_room_pages_each_refused_mitigation_and_the_unstored_post_mortem(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox, ["2.0.0", "2.1.0"])
@@ -652,7 +570,7 @@ async def test_war_room_pages_each_refused_mitigation_and_the_unstored_post_mort
     fault(sandbox, f"/deploys/services/{service}/rollback")
     fault(sandbox, f"/flags/{flag}")
     target = {"service": service, "feature": flag}
-    handle = await start(stanch, policy, "war_room", target, severity=Severity.P2, service=service)
+    handle = await incidents.open("war_room", target=target, severity=Severity.P2, service=service)
 
     # The approved rollback is refused: paged, and the room moves on to the flag, refused too, then hotfix.
     await approve(handle, "rollback")
@@ -689,13 +607,13 @@ async def test_war_room_pages_each_refused_mitigation_and_the_unstored_post_mort
 
 
 async def test_p3_whose_sprint_story_cannot_be_filed_pages_oncall_instead_of_claiming_it_is_queued(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
     service = new_service(sandbox)
     fault(sandbox, "/backlog/stories")
-    handle = await start(
-        stanch, policy, "war_room", {"service": service}, severity=Severity.P3, service=service
+    handle = await incidents.open(
+        "war_room", target={"service": service}, severity=Severity.P3, service=service
     )
 
     result = await handle.result()

@@ -3,30 +3,30 @@ in Postgres, and a hand-over starts the real runbook, which pauses the agent at 
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-from click.testing import Result
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
-from typer.testing import CliRunner
 
-from schemas.alerts import Alert
 from schemas.approvals import Acknowledgement, EscalationRequest, Resolution
 from schemas.briefs import Brief, Timeline
 from schemas.incidents import EscalationLevel, IncidentResult
 from schemas.severity import Severity
-from schemas.triage import TRIAGE_WORKFLOW, RunbookStarted, RunRunbook, TriageInput, TriageProblem
-from stanch.cli import app
-from stanch.policy import Policy
-from stanch.settings import get_settings
+from schemas.triage import RunbookStarted, RunRunbook, TriageInput
 from tests.clock import settled
-from tests.helpers import Running, applied, audit_rows, new_agent
-from workers.intake.routing import dedupe_key
+from tests.helpers import (
+    Incidents,
+    Running,
+    agent,
+    applied,
+    audit_rows,
+    chat_messages,
+    cli,
+    new_agent,
+    until_state,
+)
 
 LADDER = [
     EscalationLevel(name="team-lead", notify=["carol"], after=timedelta(minutes=30)),
@@ -34,68 +34,19 @@ LADDER = [
 ]
 
 
-def hallucination_without_agent(
-    policy: Policy, *, ladder: list[EscalationLevel] | None = None
-) -> TriageInput:
+async def open_triage(
+    incidents: Incidents, *, ladder: list[EscalationLevel] | None = None, **changes: Any
+) -> tuple[WorkflowHandle[Any, IncidentResult], TriageInput]:
     """What the intake opens for `AgentHallucination` without its `agent` label, on the shipped policy."""
-    alert = Alert(
-        source="alertmanager",
-        name="AgentHallucination",
-        fingerprint=uuid.uuid4().hex[:16],
-        labels={"alertname": "AgentHallucination", "severity": "critical", "service": "support-bot"},
-        annotations={"summary": "support-bot promised a 90% discount"},
-    )
-    route = policy.route_named("agent-hallucination")
-    assert route is not None
-    incident_policy = policy.incident_policy()
+    incident_policy = incidents.policy.incident_policy()
     if ladder is not None:
         incident_policy = incident_policy.model_copy(update={"escalation": ladder})
-    return TriageInput(
-        incident_id=f"incident-triage-agent-hallucination-{alert.fingerprint}",
-        runbook=TRIAGE_WORKFLOW,
-        severity=route.severity,
+    return await incidents.agent_hallucination_triage(
         service="support-bot",
-        summary=alert.summary,
-        alert=alert,
-        policy=incident_policy,
-        route=route.name,
-        suggested_runbook=route.runbook,
-        problems=[TriageProblem(field="labels.agent", problem="required by route 'agent-hallucination'")],
-        runbook_incident_ids={route.runbook: f"incident-{dedupe_key(alert, route)}"},
+        summary="support-bot promised a 90% discount",
+        incident_policy=incident_policy,
+        **changes,
     )
-
-
-async def open_triage(stanch: Running, triage: TriageInput) -> WorkflowHandle[Any, IncidentResult]:
-    return await stanch.client.start_workflow(
-        TRIAGE_WORKFLOW,
-        triage,
-        id=triage.incident_id,
-        task_queue=stanch.task_queue,
-        start_signal="alert",
-        start_signal_args=[triage.alert],
-        result_type=IncidentResult,
-    )
-
-
-async def until_state(handle: WorkflowHandle[Any, Any], state: str) -> Brief:
-    """Poll the brief (bounded; queries do not move the clock), then let the step's audit row land."""
-    for _ in range(200):
-        brief = await handle.query("brief", result_type=Brief)
-        if brief.state == state:
-            await settled(handle)
-            return brief
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"incident never reached {state}; last brief: {brief}")
-
-
-def chat(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
-    """Messages this incident sent to the sandbox chat; their idempotency keys start with its id."""
-    messages = httpx.get(f"{sandbox_url}/chat/messages").json()
-    return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
-
-
-def agent_state(sandbox_url: str, agent_id: str) -> str:
-    return str(httpx.get(f"{sandbox_url}/agents/{agent_id}").json()["state"])
 
 
 def steps(stanch: Running, workflow_id: str) -> list[str]:
@@ -103,13 +54,12 @@ def steps(stanch: Running, workflow_id: str) -> list[str]:
 
 
 async def test_pages_oncall_at_once_with_what_the_alert_says_the_route_and_what_is_missing(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
-    triage = hallucination_without_agent(policy)
-    handle = await open_triage(stanch, triage)
+    handle, _ = await open_triage(incidents)
     brief = await until_state(handle, "awaiting_triage")
 
-    [page] = chat(stanch.settings.platform_url, handle.id)
+    [page] = chat_messages(stanch.settings.platform_url, handle.id)
     assert page["channel"] == "on-call" and page["severity"] == "P1"
     assert "AgentHallucination" in page["title"]
     assert "support-bot promised a 90% discount" in page["text"]
@@ -132,15 +82,13 @@ async def test_pages_oncall_at_once_with_what_the_alert_says_the_route_and_what_
 
 
 async def test_unrouted_alert_pages_on_call_with_no_route_and_recommends_a_route(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
-    triage = hallucination_without_agent(policy)
-    triage = triage.model_copy(
-        update={"route": None, "suggested_runbook": None, "problems": [], "severity": Severity.P3}
+    handle, _ = await open_triage(
+        incidents, route=None, suggested_runbook=None, problems=[], severity=Severity.P3
     )
-    handle = await open_triage(stanch, triage)
     brief = await until_state(handle, "awaiting_triage")
-    [page] = chat(stanch.settings.platform_url, handle.id)
+    [page] = chat_messages(stanch.settings.platform_url, handle.id)
     assert page["severity"] == "P3" and "No route matched it" in page["text"]
     assert "Add a route for AgentHallucination" in brief.recommendation
     await handle.signal("resolve", Resolution(by="bob"))
@@ -148,15 +96,15 @@ async def test_unrouted_alert_pages_on_call_with_no_route_and_recommends_a_route
 
 
 async def test_unanswered_it_escalates_along_the_ladder_and_stays_open_unattended(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
-    handle = await open_triage(stanch, hallucination_without_agent(policy, ladder=LADDER))
+    handle, _ = await open_triage(incidents, ladder=LADDER)
     await until_state(handle, "awaiting_triage")
 
     await stanch.env.sleep(timedelta(hours=6))  # the server skips every timer of the ladder
     brief = await until_state(handle, "unattended")
 
-    pages = chat(stanch.settings.platform_url, handle.id)
+    pages = chat_messages(stanch.settings.platform_url, handle.id)
     assert [(p["channel"], p["recipient"]) for p in pages] == [
         ("on-call", None),
         ("team-lead", "carol"),
@@ -176,18 +124,21 @@ async def test_unanswered_it_escalates_along_the_ladder_and_stays_open_unattende
     assert (await handle.result()).final_state == "resolved"
 
 
-async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, policy: Policy) -> None:
-    handle = await open_triage(stanch, hallucination_without_agent(policy, ladder=LADDER))
+async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, incidents: Incidents) -> None:
+    handle, _ = await open_triage(incidents, ladder=LADDER)
     await until_state(handle, "awaiting_triage")
     await handle.signal("acknowledge", Acknowledgement(by="alice"))
     await stanch.env.sleep(timedelta(hours=6))
 
     assert (await handle.query("brief", result_type=Brief)).state == "awaiting_triage"
-    assert [p["channel"] for p in chat(stanch.settings.platform_url, handle.id)] == ["on-call"]
+    assert [p["channel"] for p in chat_messages(stanch.settings.platform_url, handle.id)] == ["on-call"]
 
     await handle.signal("escalate", EscalationRequest(by="alice", reason="need a lead"))
     await until_state(handle, "escalated")
-    assert [p["channel"] for p in chat(stanch.settings.platform_url, handle.id)] == ["on-call", "team-lead"]
+    assert [p["channel"] for p in chat_messages(stanch.settings.platform_url, handle.id)] == [
+        "on-call",
+        "team-lead",
+    ]
     timeline = await handle.query("timeline", result_type=Timeline)
     assert any(e.kind == "decision" and "acknowledged by alice" in e.text for e in timeline.entries)
 
@@ -197,10 +148,9 @@ async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, polic
 
 
 async def test_run_runbook_refuses_a_target_that_cannot_work_naming_the_field(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
-    triage = hallucination_without_agent(policy)
-    handle = await open_triage(stanch, triage)
+    handle, _ = await open_triage(incidents)
     await until_state(handle, "awaiting_triage")
 
     refusals = {}
@@ -248,7 +198,7 @@ async def handed_over_child(stanch: Running, triage: TriageInput, agent_id: str)
     child = stanch.client.get_workflow_handle(expected_id, result_type=IncidentResult)
     brief = await until_state(child, "awaiting_approval")
     assert brief.runbook == "agent_emergency_stop" and brief.severity == "P1"
-    assert agent_state(stanch.settings.platform_url, agent_id) == "paused"
+    assert agent(stanch.settings.platform_url, agent_id)["state"] == "paused"
     assert applied(stanch.settings.platform_url, f"/agents/{agent_id}/pause") == 1
     child_timeline = await child.query("timeline", result_type=Timeline)
     assert any(e.kind == "alert" and "AgentHallucination firing" in e.text for e in child_timeline.entries)
@@ -268,11 +218,10 @@ async def finish_child(child: WorkflowHandle[Any, Any]) -> None:
 
 
 async def test_hand_over_starts_the_runbook_as_its_route_incident_which_pauses_the_agent(
-    stanch: Running, policy: Policy
+    stanch: Running, incidents: Incidents
 ) -> None:
     agent_id = new_agent(stanch.settings.platform_url)
-    triage = hallucination_without_agent(policy)
-    handle = await open_triage(stanch, triage)
+    handle, triage = await open_triage(incidents)
     await until_state(handle, "awaiting_triage")
 
     started = await handle.execute_update(
@@ -288,28 +237,11 @@ async def test_hand_over_starts_the_runbook_as_its_route_incident_which_pauses_t
     await finish_child(child)
 
 
-@pytest.fixture
-def cli_env(stanch: Running) -> dict[str, str]:
-    """The CLI as an operator runs it, pointed at this test's Temporal server."""
-    get_settings.cache_clear()
-    return {
-        "STANCH_TEMPORAL_ADDRESS": stanch.client.service_client.config.target_host,
-        "STANCH_NAMESPACE": stanch.client.namespace,
-        "STANCH_DATABASE_URL": stanch.settings.database_url,
-    }
-
-
-async def cli(args: list[str], env: dict[str, str]) -> Result:
-    """The CLI runs its own event loop (asyncio.run), as in a terminal: give it a thread of its own."""
-    return await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
-
-
 async def test_stanch_triage_cli_refuses_with_the_reason_then_hands_over(
-    stanch: Running, policy: Policy, cli_env: dict[str, str]
+    stanch: Running, incidents: Incidents, cli_env: dict[str, str]
 ) -> None:
     agent_id = new_agent(stanch.settings.platform_url)
-    triage = hallucination_without_agent(policy)
-    handle = await open_triage(stanch, triage)
+    handle, triage = await open_triage(incidents)
     await until_state(handle, "awaiting_triage")
     short_id = triage.incident_id.removeprefix("incident-")
 
@@ -337,18 +269,21 @@ async def test_stanch_triage_cli_refuses_with_the_reason_then_hands_over(
     expected_id = triage.runbook_incident_ids["agent_emergency_stop"]
     assert f"handed to agent_emergency_stop as {expected_id} (by alice)" in done.output
     child = await handed_over_child(stanch, triage, agent_id)
-    customer = [m for m in chat(stanch.settings.platform_url, expected_id) if m["channel"] == "customer"]
+    customer = [
+        m for m in chat_messages(stanch.settings.platform_url, expected_id) if m["channel"] == "customer"
+    ]
     assert [m["recipient"] for m in customer] == ["acme"]
     await finish_child(child)
 
 
-async def test_hand_over_to_an_incident_already_open_joins_it(stanch: Running, policy: Policy) -> None:
+async def test_hand_over_to_an_incident_already_open_joins_it(stanch: Running, incidents: Incidents) -> None:
     agent_id = new_agent(stanch.settings.platform_url)
-    first = hallucination_without_agent(policy)
-    await open_triage(stanch, first)
+    _, first = await open_triage(incidents)
     # A second cause for the same alert (another triage key) handed to the same runbook incident.
-    second = first.model_copy(update={"incident_id": first.incident_id + "-again"})
-    again = await open_triage(stanch, second)
+    again, second = await open_triage(
+        incidents, fingerprint=first.alert.fingerprint, workflow_id=first.incident_id + "-again"
+    )
+    assert second == first.model_copy(update={"incident_id": first.incident_id + "-again"})
     for triage in (first, second):
         await until_state(stanch.client.get_workflow_handle(triage.incident_id), "awaiting_triage")
 
