@@ -26,7 +26,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
     from activities.notify import NotifyActivities
     from activities.reports import ReportActivities
     from schemas.actions import Notification
@@ -43,7 +42,8 @@ with workflow.unsafe.imports_passed_through():
         ReportRequest,
         UsageQuery,
     )
-    from workflows.steps.policies import AUDIT_RETRY, AUDIT_TIMEOUT, EFFECT_RETRY, EFFECT_TIMEOUT
+    from workflows.steps.audit import write_audit_row
+    from workflows.steps.policies import EFFECT_RETRY, EFFECT_TIMEOUT
 
 REPORT_WORKFLOW = "daily_cockpit_report"
 
@@ -180,8 +180,7 @@ class DailyCockpitReport:
 
     async def _audit(self, step: str, action: str, outcome: str, reason: str) -> None:
         info = workflow.info()
-        await workflow.execute_activity_method(
-            AuditActivities.write_audit,
+        await write_audit_row(
             AuditEvent(
                 workflow_id=info.workflow_id,
                 run_id=info.run_id,
@@ -192,9 +191,6 @@ class DailyCockpitReport:
                 reason=reason,
                 occurred_at=workflow.now(),
             ),
-            start_to_close_timeout=AUDIT_TIMEOUT,
-            retry_policy=AUDIT_RETRY,
-            summary=f"audit {step}",
         )
 
 

@@ -49,7 +49,6 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
     from schemas.audit import AuditEvent
     from schemas.guardrail import (
         CHECK_UPDATE,
@@ -68,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         Ruling,
         Verdict,
     )
-    from workflows.steps.policies import AUDIT_RETRY, AUDIT_TIMEOUT
+    from workflows.steps.audit import write_audit_row
 
 
 # Runs recorded before it answered `set_kill_switch` only once the change's audit row had landed.
@@ -255,21 +254,12 @@ class Guardrail:
             self.audit_writes.append(asyncio.create_task(self._write_audit(event)))
             return self._state()
         async with self.audit_lock:
-            await self._execute_write_audit(event)
+            await write_audit_row(event)
         return self._state()
 
     async def _write_audit(self, event: AuditEvent) -> None:
         async with self.audit_lock:
-            await self._execute_write_audit(event)
-
-    async def _execute_write_audit(self, event: AuditEvent) -> None:
-        await workflow.execute_activity_method(
-            AuditActivities.write_audit,
-            event,
-            start_to_close_timeout=AUDIT_TIMEOUT,
-            retry_policy=AUDIT_RETRY,
-            summary=f"audit {event.step_key}",
-        )
+            await write_audit_row(event)
 
     @set_kill_switch.validator
     def validate_kill_switch(self, change: KillSwitchChange) -> None:

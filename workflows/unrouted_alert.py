@@ -11,10 +11,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
     from schemas.alerts import Alert
     from schemas.audit import AuditEvent, AuditReceipt
-    from workflows.steps.policies import AUDIT_RETRY, AUDIT_TIMEOUT
+    from workflows.steps.audit import write_audit_row
 
 # Labels are what an operator needs to write the missing rule; each becomes one `label.<name>` detail.
 MAX_LABELS_AUDITED = 50
@@ -35,8 +34,7 @@ class UnroutedAlert:
             details["starts_at"] = alert.starts_at.isoformat()
         for label in sorted(alert.labels)[:MAX_LABELS_AUDITED]:
             details[f"label.{label}"] = alert.labels[label]
-        return await workflow.execute_activity_method(
-            AuditActivities.write_audit,
+        return await write_audit_row(
             AuditEvent(
                 workflow_id=info.workflow_id,
                 run_id=info.run_id,
@@ -48,7 +46,5 @@ class UnroutedAlert:
                 occurred_at=workflow.now(),
                 details=details,
             ),
-            start_to_close_timeout=AUDIT_TIMEOUT,
-            retry_policy=AUDIT_RETRY,
             summary=f"audit unrouted {alert.name}",
         )

@@ -25,7 +25,6 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
     from activities.heartbeat import heartbeats
     from activities.notify import NotifyActivities
     from schemas.actions import Notification
@@ -42,10 +41,9 @@ with workflow.unsafe.imports_passed_through():
     from schemas.briefs import Brief, Timeline, TimelineEntry
     from schemas.incidents import ActionTaken, IncidentInput, IncidentResult
     from workflows.steps.approval import ApprovalGate
+    from workflows.steps.audit import write_audit_row
     from workflows.steps.policies import (
         AUDIT_QUEUE_PATCH,
-        AUDIT_RETRY,
-        AUDIT_TIMEOUT,
         EFFECT_HEARTBEAT_TIMEOUT,
         EFFECT_RETRY,
         EFFECT_TIMEOUT,
@@ -191,13 +189,7 @@ class IncidentWorkflow:
             self._audit_queue.popleft()
 
     async def _write_audit(self, event: AuditEvent) -> None:
-        await workflow.execute_activity_method(
-            AuditActivities.write_audit,
-            event,
-            start_to_close_timeout=AUDIT_TIMEOUT,
-            retry_policy=AUDIT_RETRY,
-            summary=f"audit {event.step_key}",
-        )
+        await write_audit_row(event)
 
     async def act(
         self,
