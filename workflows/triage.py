@@ -15,7 +15,6 @@ and an item whose fields could not be read. It acts on nothing; it makes sure a 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -29,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import RUNBOOK_NAMES, required_fields, target_model_for
     from schemas.triage import TRIAGE_WORKFLOW, RunbookStarted, RunRunbook, TriageInput
     from workers.intake.routing import id_part
+    from workflows.steps.escalation import LevelClock, level_waits
     from workflows.steps.incident import IncidentWorkflow
 
 # The service becomes the StanchService search attribute of the runbook's incident (see the intake).
@@ -44,8 +44,7 @@ class Triage(IncidentWorkflow):
         self.handed_over: RunbookStarted | None = None
         self._handing_over = False
         self._hand_over_lock = asyncio.Lock()
-        self._acknowledged = False
-        self._escalate_now = False
+        self._clock = LevelClock()
 
     @workflow.run
     async def run(self, incident: TriageInput) -> IncidentResult:
@@ -133,9 +132,9 @@ class Triage(IncidentWorkflow):
     async def wait_for_a_human(self) -> None:
         policy = self.incident.policy
         ladder = policy.escalation
-        waits = [policy.approval_timeout] + [level.after for level in ladder]
-        for step, wait in enumerate(waits):
-            if await self._wait_one_level(wait, step):
+        for step, wait in enumerate(level_waits(policy)):
+            next_step = f"escalate to {ladder[step].name}" if step < len(ladder) else "mark unattended"
+            if await self._clock.wait(self._closed, wait, f"{next_step} if nobody takes it"):
                 return
             if step < len(ladder):
                 level = ladder[step]
@@ -149,8 +148,7 @@ class Triage(IncidentWorkflow):
                     text=f"Nobody has taken this alert. {self.what_happened()} "
                     f"Recommendation: {self.recommendation()}",
                 )
-                # A new level starts with its own clock; an acknowledgement was for the level before.
-                self._acknowledged = self._escalate_now = False
+                self._clock.restart()
 
         # The whole ladder is silent. Stay open and visible, and say so once more, loudly.
         self.set_state("unattended", awaiting=f"{self.awaiting()}; nobody answered the escalation ladder")
@@ -163,33 +161,17 @@ class Triage(IncidentWorkflow):
         )
         await workflow.wait_condition(self._closed)
 
-    async def _wait_one_level(self, wait: timedelta, step: int) -> bool:
-        """True once a human closed it. An acknowledgement stops the clock until `escalate` or the end."""
-        ladder = self.incident.policy.escalation
-        next_step = f"escalate to {ladder[step].name}" if step < len(ladder) else "mark unattended"
-        try:
-            await workflow.wait_condition(
-                lambda: self._closed() or self._escalate_now or self._acknowledged,
-                timeout=wait,
-                timeout_summary=f"{next_step} if nobody takes it",
-            )
-        except TimeoutError:
-            return False
-        if self._acknowledged and not self._closed() and not self._escalate_now:
-            await workflow.wait_condition(lambda: self._closed() or self._escalate_now)
-        return self._closed()
-
     # ---- what humans send --------------------------------------------------------------------------
 
     @workflow.signal(name="acknowledge")
     def on_acknowledge(self, ack: Acknowledgement) -> None:
         super().on_acknowledge(ack)
-        self._acknowledged = True
+        self._clock.acknowledged = True
 
     @workflow.signal(name="escalate")
     def on_escalate(self, request: EscalationRequest) -> None:
         super().on_escalate(request)
-        self._escalate_now = True
+        self._clock.escalate_now = True
 
     @workflow.update(name="run_runbook")
     async def run_runbook(self, request: RunRunbook) -> RunbookStarted:

@@ -6,7 +6,6 @@ change the gate; they are kept in the timeline and the audit log so an auditor s
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
@@ -14,6 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
     from schemas.severity import Severity
+    from workflows.steps.escalation import LevelClock, level_waits
 
 if TYPE_CHECKING:
     from workflows.steps.incident import IncidentWorkflow
@@ -26,8 +26,7 @@ class ApprovalGate:
         self.outcome: ApprovalOutcome | None = None
         self._approvals: dict[str, ApprovalAnswer] = {}
         self._rejection: ApprovalAnswer | None = None
-        self._acknowledged = False
-        self._escalate_now = False
+        self._clock = LevelClock()
         self._asked = 0
         self._refused = 0
 
@@ -114,11 +113,11 @@ class ApprovalGate:
 
     def acknowledge(self, by: str) -> None:
         if self.request is not None and not self._closed():
-            self._acknowledged = True
+            self._clock.acknowledged = True
 
     def escalate_now(self) -> None:
         if self.request is not None and not self._closed():
-            self._escalate_now = True
+            self._clock.escalate_now = True
 
     # ---- the wait ---------------------------------------------------------------------------------
 
@@ -126,7 +125,7 @@ class ApprovalGate:
         """Wait for a decision; walk the escalation chain on timers; end on the safe default."""
         self._asked += 1
         gate = f"gate{self._asked}"
-        self._acknowledged = self._escalate_now = False
+        self._clock.restart()
         if request.destructive and self._incident.incident.severity is Severity.P0:
             # Two-person rule: nobody alone destroys anything during the worst incidents.
             request = request.model_copy(update={"required_approvals": max(2, request.required_approvals)})
@@ -145,9 +144,8 @@ class ApprovalGate:
             details={"risk": request.risk, "roles": ",".join(request.allowed_roles)},
         )
 
-        waits = [policy.approval_timeout] + [level.after for level in policy.escalation]
-        for step, wait in enumerate(waits):
-            if await self._wait_one_level(wait, step):
+        for step, wait in enumerate(level_waits(policy)):
+            if await self._clock.wait(self._closed, wait, f"{self._next_if_silent(step)} if no decision"):
                 return await self._close(gate)
             if step < len(policy.escalation):
                 level = policy.escalation[step]
@@ -163,8 +161,7 @@ class ApprovalGate:
                     text=f"Nobody has decided on {request.action!r}. Recommendation: {request.recommendation}. "
                     f"Risk if no action: {request.risk}.",
                 )
-                # A new level starts with its own clock; an acknowledgement was for the level before.
-                self._acknowledged = self._escalate_now = False
+                self._clock.restart()
 
         # Nobody answered anywhere along the chain: the safe default, never the destructive action.
         self.outcome = ApprovalOutcome(
@@ -181,20 +178,6 @@ class ApprovalGate:
             f"{gate}-safe-default", action=request.action, outcome="not taken", reason=request.safe_default
         )
         return self.outcome
-
-    async def _wait_one_level(self, wait: timedelta, step: int) -> bool:
-        """True once decided. The clock stops for an acknowledgement, until a decision or `escalate`."""
-        try:
-            await workflow.wait_condition(
-                lambda: self._closed() or self._escalate_now or self._acknowledged,
-                timeout=wait,
-                timeout_summary=f"{self._next_if_silent(step)} if no decision",
-            )
-        except TimeoutError:
-            return False
-        if self._acknowledged and not self._closed() and not self._escalate_now:
-            await workflow.wait_condition(lambda: self._closed() or self._escalate_now)
-        return self._closed()
 
     async def _close(self, gate: str) -> ApprovalOutcome:
         assert self.request is not None
