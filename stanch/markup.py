@@ -115,7 +115,7 @@ def plain(text: str, *, limit: int | None = None, max_line: int = MAX_LINE) -> s
 # `@`). That is not only tidier: the Temporal UI's renderer (2.54.1, seen in Chromium) honours a
 # backslash only before the characters it gives a meaning to and shows it before the others (`\/`), and
 # it shows a named entity (`&lt;`) as typed — so backslashes, here, are the one form that renders right
-# both there and in any CommonMark renderer (tests/test_hostile_alert_text.py checks both).
+# both there and in any CommonMark renderer (tests/stanch/test_markup.py checks both).
 _MARKDOWN_ESCAPED = set("\\`*_{}[]()#+-.!|~<>&:^$")
 
 

@@ -1,7 +1,7 @@
 """Effects heartbeat while they run, so Temporal hands the attempt of a dead worker to a live one in seconds.
 
 The mechanism end to end (a SIGKILLed worker's pause retried after its heartbeat timeout) is in
-tests/test_chaos_worker_kill.py; here, without a server: `@heartbeating` keeps beating while the activity
+tests/e2e/test_chaos_worker_kill.py; here, without a server: `@heartbeating` keeps beating while the activity
 waits and stops when it ends, and every activity the worker runs through `act` is built with it (the one
 exception is `write_audit`, which `act` never runs and which has its own short connect timeout).
 """

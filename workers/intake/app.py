@@ -119,7 +119,7 @@ def _started(handle: WorkflowHandle[Any, Any]) -> bool:
     """Whether signal-with-start opened a new run, as the server says in its response's `started`.
 
     The handle's first_execution_run_id is no answer: the dev server (1.32) fills it for a signalled run
-    too. The SDK keeps the response only on a private attribute; tests/test_intake.py (50 deliveries,
+    too. The SDK keeps the response only on a private attribute; tests/workers/intake/test_intake.py (50 deliveries,
     exactly one `started`) fails if an SDK upgrade moves it.
     The time-skipping test server never sets `started`, so there every delivery reads as `signalled`.
     """
