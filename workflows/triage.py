@@ -134,7 +134,9 @@ class Triage(IncidentWorkflow):
         ladder = policy.escalation
         for step, wait in enumerate(level_waits(policy)):
             next_step = f"escalate to {ladder[step].name}" if step < len(ladder) else "mark unattended"
-            if await self._clock.wait(self._closed, wait, f"{next_step} if nobody takes it"):
+            if await self._clock.wait(
+                self._closed, wait, f"{next_step} if nobody takes it", hold=policy.acknowledge_holds
+            ):
                 return
             if step < len(ladder):
                 level = ladder[step]
@@ -145,7 +147,7 @@ class Triage(IncidentWorkflow):
                     channel=level.name,
                     recipient=", ".join(level.notify) or None,
                     title=f"Escalation: needs a human: {self.triage.alert.name}",
-                    text=f"Nobody has taken this alert. {self.what_happened()} "
+                    text=f"{self._lapsed_text()}Nobody has taken this alert. {self.what_happened()} "
                     f"Recommendation: {self.recommendation()}",
                 )
                 self._clock.restart()
@@ -156,17 +158,23 @@ class Triage(IncidentWorkflow):
             "unattended",
             channel="on-call",
             title=f"Unattended: {self.triage.alert.name}",
-            text=f"Nobody along the escalation ladder has taken this alert; it stays open. "
+            text=f"{self._lapsed_text()}Nobody along the escalation ladder has taken this alert; it stays open. "
             f"{self.what_happened()} Recommendation: {self.recommendation()}",
         )
         await workflow.wait_condition(self._closed)
+
+    def _lapsed_text(self) -> str:
+        if not self._clock.lapsed_ack:
+            return ""
+        held = int(self.incident.policy.acknowledge_holds.total_seconds() // 60)
+        return f"The acknowledgement by {self._clock.lapsed_ack} ran out after {held} minutes. "
 
     # ---- what humans send --------------------------------------------------------------------------
 
     @workflow.signal(name="acknowledge")
     def on_acknowledge(self, ack: Acknowledgement) -> None:
         super().on_acknowledge(ack)
-        self._clock.acknowledged = True
+        self._clock.acknowledge(ack.by)
 
     @workflow.signal(name="escalate")
     def on_escalate(self, request: EscalationRequest) -> None:
