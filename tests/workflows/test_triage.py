@@ -124,11 +124,14 @@ async def test_unanswered_it_escalates_along_the_ladder_and_stays_open_unattende
     assert (await handle.result()).final_state == "resolved"
 
 
-async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, incidents: Incidents) -> None:
+async def test_acknowledge_holds_the_clock_for_its_hold_until_escalate(
+    stanch: Running, incidents: Incidents
+) -> None:
     handle, _ = await open_triage(incidents, ladder=LADDER)
     await until_state(handle, "awaiting_triage")
     await handle.signal("acknowledge", Acknowledgement(by="alice"))
-    await stanch.env.sleep(timedelta(hours=6))
+    # Within the policy's 30-minute hold (test_an_acknowledgement_that_runs_out_... shows its end).
+    await stanch.env.sleep(timedelta(minutes=25))
 
     assert (await handle.query("brief", result_type=Brief)).state == "awaiting_triage"
     assert [p["channel"] for p in chat_messages(stanch.settings.platform_url, handle.id)] == ["on-call"]
@@ -143,6 +146,24 @@ async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, incid
     assert any(e.kind == "decision" and "acknowledged by alice" in e.text for e in timeline.entries)
 
     await handle.signal("resolve", Resolution(by="alice"))
+    assert (await handle.result()).final_state == "resolved"
+    assert steps(stanch, handle.id) == ["page", "triaged", "escalate-1", "closed"]
+
+
+async def test_an_acknowledgement_that_runs_out_resumes_the_ladder_with_a_page_saying_so(
+    stanch: Running, incidents: Incidents
+) -> None:
+    handle, _ = await open_triage(incidents, ladder=LADDER)
+    await until_state(handle, "awaiting_triage")
+    await handle.signal("acknowledge", Acknowledgement(by="alice"))
+    await stanch.env.sleep(timedelta(minutes=35))
+
+    await until_state(handle, "escalated")
+    pages = chat_messages(stanch.settings.platform_url, handle.id)
+    assert [(p["channel"], p["recipient"]) for p in pages] == [("on-call", None), ("team-lead", "carol")]
+    assert "The acknowledgement by alice ran out after 30 minutes." in pages[1]["text"]
+
+    await handle.signal("resolve", Resolution(by="carol"))
     assert (await handle.result()).final_state == "resolved"
     assert steps(stanch, handle.id) == ["page", "triaged", "escalate-1", "closed"]
 
