@@ -10,7 +10,8 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from schemas.approvals import Acknowledgement, ApprovalAnswer
+from schemas.approvals import ApprovalAnswer
+from schemas.briefs import Timeline
 from tests.helpers import (
     Incidents,
     Running,
@@ -18,6 +19,7 @@ from tests.helpers import (
     applied,
     audit_rows,
     chat_messages,
+    cli,
     new_agent,
     until_state,
 )
@@ -170,13 +172,17 @@ async def test_a_late_approval_while_unattended_is_carried_out_like_a_timely_one
 
 
 async def test_an_acknowledgement_runs_out_after_30_minutes_and_the_ladder_resumes_with_a_page_saying_so(
-    stanch: Running, incidents: Incidents
+    stanch: Running, incidents: Incidents, cli_env: dict[str, str]
 ) -> None:
     sandbox = stanch.settings.platform_url
     agent_id = new_agent(sandbox)
     handle = await incidents.agent_emergency_stop(agent_id)
     await until_state(handle, "awaiting_approval")
-    await handle.signal("acknowledge", Acknowledgement(by="alice"))
+    acknowledged = await cli(["acknowledge", handle.id, "--as", "alice"], cli_env)
+    assert acknowledged.exit_code == 0, acknowledged.output
+    assert f"{handle.id}: acknowledged by alice" in acknowledged.output
+    timeline = await handle.query("timeline", result_type=Timeline)
+    assert any(e.kind == "decision" and e.text == "acknowledged by alice" for e in timeline.entries)
 
     # Held: past the first level's 30 minutes nobody is paged...
     await stanch.env.sleep(timedelta(minutes=25))
