@@ -28,6 +28,12 @@ class IncidentPolicy(BaseModel):
         default_factory=lambda: [EscalationLevel(name="team-lead", notify=["team-lead"])]
     )
     approval_timeout: timedelta = timedelta(minutes=30)
+    # After the last level: re-page it this often while the incident is `unattended` ...
+    repeat_every: timedelta = timedelta(minutes=30)
+    # ... an acknowledgement holds the clock this long, then the ladder resumes ...
+    acknowledge_holds: timedelta = timedelta(minutes=30)
+    # ... and this long after the question was asked, the gate closes on its safe default.
+    give_up_after: timedelta = timedelta(hours=24)
     guardrail_defaults: GuardrailLimits = Field(default_factory=GuardrailLimits)
     guardrail_subsystems: dict[str, GuardrailLimits] = Field(default_factory=dict)
 

@@ -16,7 +16,7 @@ import typer
 from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from schemas.approvals import Decision, DecisionOutcome, EscalationRequest, Resolution
+from schemas.approvals import Acknowledgement, Decision, DecisionOutcome, EscalationRequest, Resolution
 from schemas.briefs import Brief, Timeline
 from stanch.markup import plain
 from stanch.settings import Settings, load_settings_or_exit
@@ -182,7 +182,10 @@ def fire(
 
 @app.command("list")
 def list_incidents(
-    state: str | None = typer.Option(None, help="only incidents in this state, e.g. awaiting_approval"),
+    state: str | None = typer.Option(
+        None,
+        help="only incidents in this state, e.g. awaiting_approval, unattended, closed_unattended (with --all)",
+    ),
     all_runs: bool = typer.Option(False, "--all", help="include closed incidents"),
 ) -> None:
     """List incidents (open ones by default)."""
@@ -257,6 +260,18 @@ def reject(
 ) -> None:
     """Reject the action an incident recommends; the runbook keeps its safe state."""
     _decide(incident, action, approver, comment, approved=False)
+
+
+@app.command()
+def acknowledge(incident: str, by: str = typer.Option(..., "--as", help="who is on it")) -> None:
+    """Say you are on it: the escalation clock holds for the policy's acknowledge_holds_minutes."""
+
+    async def go() -> None:
+        handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
+        await handle.signal("acknowledge", Acknowledgement(by=by))
+
+    _run(go())
+    typer.echo(f"{workflow_id(incident)}: acknowledged by {by}")
 
 
 @app.command()

@@ -44,6 +44,14 @@ class EscalationStep(Strict):
     after_minutes: float = Field(30, gt=0)
 
 
+class EscalationPolicy(Strict):
+    """What happens when the ladder runs out or an acknowledgement goes quiet (never silence)."""
+
+    repeat_every_minutes: float = Field(30, gt=0)
+    acknowledge_holds_minutes: float = Field(30, gt=0)
+    give_up_after_hours: float = Field(24, gt=0)
+
+
 class DedupeBy(StrEnum):
     fingerprint = "fingerprint"
     group_key = "group_key"
@@ -251,6 +259,7 @@ class Policy(Strict):
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     roles: dict[str, list[str]] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=list)
+    escalation_policy: EscalationPolicy = Field(default_factory=EscalationPolicy)
     routes: list[Route] = Field(default_factory=list)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     # Notifications: read by the worker only (see activities/notify.py); optional here so that a policy
@@ -304,6 +313,9 @@ class Policy(Strict):
                 for step in self.escalation
             ],
             approval_timeout=timedelta(minutes=self.approvals.timeout_minutes),
+            repeat_every=timedelta(minutes=self.escalation_policy.repeat_every_minutes),
+            acknowledge_holds=timedelta(minutes=self.escalation_policy.acknowledge_holds_minutes),
+            give_up_after=timedelta(hours=self.escalation_policy.give_up_after_hours),
             guardrail_defaults=self.guardrails.defaults.applied_to(GuardrailLimits()),
             guardrail_subsystems={name: self.guardrail_limits(name) for name in self.guardrails.subsystems},
         )

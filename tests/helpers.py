@@ -375,3 +375,15 @@ class Incidents:
         triage = self.opened[handle.id]
         assert isinstance(triage, TriageInput) and triage.alert == alert
         return handle, triage
+
+
+# ---- the escalation ladder ------------------------------------------------------------------------------
+
+# The shipped policy's ladder (config/stanch.toml): asked at 0, the team lead at 30 min, unattended from
+# 60 min, the team lead paged again every 30 min (90 ... 1410 min), closed unattended 24 h after asking.
+SHIPPED_LADDER_REPEATS = 45
+
+
+def repeat_pages(count: int = SHIPPED_LADDER_REPEATS, gate: str = "gate1") -> list[str]:
+    """The audit steps of the pages an unattended gate sends again, in order."""
+    return [f"{gate}-repeat-{n}" for n in range(1, count + 1)]

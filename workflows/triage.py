@@ -7,8 +7,9 @@ and an item whose fields could not be read. It acts on nothing; it makes sure a 
 1. Open the brief: what the alert says, the route it matched and what is missing; what a human should do.
 2. Page on-call at once, by the incident's severity, with the same facts; audit the triage.
 3. Wait for a human: `run_runbook` hands the incident to a runbook with the target it lacked, `resolve`
-   closes it, `acknowledge` holds the escalation clock. Nobody answers: escalate along the policy's
-   ladder on timers, like the approval gate; after the last level stay open as `unattended`, paged.
+   closes it, `acknowledge` holds the escalation clock for a while. Nobody answers: escalate along the
+   policy's ladder on timers, like the approval gate; after the last level stay open as `unattended`,
+   paging the last level again every `repeat_every` until a human takes it.
 4. End `handed_over` (the runbook now runs as its own incident, which outlives this one) or `resolved`.
 """
 
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workers.intake.routing import id_part
     from workflows.steps.escalation import LevelClock, level_waits
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.policies import NEVER_SILENT_PATCH
 
 # The service becomes the StanchService search attribute of the runbook's incident (see the intake).
 MAX_SERVICE_CHARS = 200
@@ -134,7 +136,9 @@ class Triage(IncidentWorkflow):
         ladder = policy.escalation
         for step, wait in enumerate(level_waits(policy)):
             next_step = f"escalate to {ladder[step].name}" if step < len(ladder) else "mark unattended"
-            if await self._clock.wait(self._closed, wait, f"{next_step} if nobody takes it"):
+            if await self._clock.wait(
+                self._closed, wait, f"{next_step} if nobody takes it", hold=policy.acknowledge_holds
+            ):
                 return
             if step < len(ladder):
                 level = ladder[step]
@@ -145,7 +149,7 @@ class Triage(IncidentWorkflow):
                     channel=level.name,
                     recipient=", ".join(level.notify) or None,
                     title=f"Escalation: needs a human: {self.triage.alert.name}",
-                    text=f"Nobody has taken this alert. {self.what_happened()} "
+                    text=f"{self._lapsed_text()}Nobody has taken this alert. {self.what_happened()} "
                     f"Recommendation: {self.recommendation()}",
                 )
                 self._clock.restart()
@@ -156,17 +160,46 @@ class Triage(IncidentWorkflow):
             "unattended",
             channel="on-call",
             title=f"Unattended: {self.triage.alert.name}",
-            text=f"Nobody along the escalation ladder has taken this alert; it stays open. "
+            text=f"{self._lapsed_text()}Nobody along the escalation ladder has taken this alert; it stays open. "
             f"{self.what_happened()} Recommendation: {self.recommendation()}",
         )
-        await workflow.wait_condition(self._closed)
+        if not workflow.patched(NEVER_SILENT_PATCH):
+            # Runs recorded before: one page, then silence until a human closes it.
+            await workflow.wait_condition(self._closed)
+            return
+        # Never silent: the last level again every `repeat_every` until a human takes it. A triage acts
+        # on nothing, so there is no safe default to close on: it stays open (no give-up).
+        last = ladder[-1] if ladder else None
+        repeat = 0
+        while not await self._clock.wait(
+            self._closed,
+            policy.repeat_every,
+            "page again if nobody takes it",
+            hold=policy.acknowledge_holds,
+        ):
+            repeat += 1
+            await self.notify(
+                f"unattended-repeat-{repeat}",
+                channel=last.name if last else "on-call",
+                recipient=(", ".join(last.notify) or None) if last else None,
+                title=f"Still unattended: {self.triage.alert.name}",
+                text=f"{self._lapsed_text()}Nobody has taken this alert; it stays open. "
+                f"{self.what_happened()} Recommendation: {self.recommendation()}",
+            )
+            self._clock.restart()
+
+    def _lapsed_text(self) -> str:
+        if not self._clock.lapsed_ack:
+            return ""
+        held = int(self.incident.policy.acknowledge_holds.total_seconds() // 60)
+        return f"The acknowledgement by {self._clock.lapsed_ack} ran out after {held} minutes. "
 
     # ---- what humans send --------------------------------------------------------------------------
 
     @workflow.signal(name="acknowledge")
     def on_acknowledge(self, ack: Acknowledgement) -> None:
         super().on_acknowledge(ack)
-        self._clock.acknowledged = True
+        self._clock.acknowledge(ack.by)
 
     @workflow.signal(name="escalate")
     def on_escalate(self, request: EscalationRequest) -> None:

@@ -123,7 +123,7 @@ def test_example_prometheus_and_alertmanager_configs_load() -> None:
 async def scrape(url: str, *needed: str) -> str:
     body = ""
     async with httpx.AsyncClient(trust_env=False) as http:
-        for _ in range(100):
+        for _ in range(200):  # 10 s: a loaded machine is slow to start the workflow pollers
             body = (await http.get(url)).text
             if all(name in body for name in needed):
                 break
@@ -154,7 +154,14 @@ async def test_a_real_worker_exports_what_the_rules_read_and_counts_failures(
     url = f"http://127.0.0.1:{port}/metrics"
     async with activity_implementations(metered, client) as activities:
         async with build_worker(client, task_queue, activities):
-            body = await scrape(url, "temporal_num_pollers", "temporal_worker_task_slots_available")
+            # Each poller's series appears once it polls (the workflow poller after the workflow checks):
+            # wait for both, not only for the metric's name.
+            body = await scrape(
+                url,
+                "temporal_worker_task_slots_available",
+                'temporal_num_pollers{namespace="default",poller_type="workflow_task"',
+                'temporal_num_pollers{namespace="default",poller_type="activity_task"',
+            )
             assert (
                 value(body, "temporal_num_pollers", task_queue=task_queue, poller_type="workflow_task") >= 1
             )

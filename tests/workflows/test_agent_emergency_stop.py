@@ -21,6 +21,7 @@ from tests.helpers import (
     audit_rows,
     chat_messages,
     new_agent,
+    repeat_pages,
     until_state,
 )
 
@@ -91,13 +92,22 @@ async def test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused(
     escalations = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
     assert len(escalations) == 1 and escalations[0]["recipient"] == "carol"
 
-    result = await handle.result()  # nobody answers the team lead either: the safe default
-    assert result.final_state == "escalated"
+    # Nobody answers the team lead either: unattended, paged, then the safe default for good at 24 h
+    # (tests/workflows/test_escalation_ladder.py follows the ladder step by step).
+    result = await handle.result()
+    assert result.final_state == "closed_unattended"
     assert result.approval is not None and result.approval.timed_out and not result.approval.approved
     state = agent(sandbox, agent_id)
     assert (state["state"], state["version"]) == ("paused", "v3")
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
-    assert steps == [*EXPECTED_OPENING, "gate1-escalate-1", "gate1-safe-default", "closed"]
+    assert steps == [
+        *EXPECTED_OPENING,
+        "gate1-escalate-1",
+        *repeat_pages(),
+        "gate1-safe-default",
+        "gate1-give-up",
+        "closed",
+    ]
 
 
 async def test_decide_update_refuses_unknown_approver_and_unrecommended_action(

@@ -18,7 +18,7 @@ from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from tests.clock import settled
-from tests.helpers import Incidents, Running, audit_rows, chat_messages
+from tests.helpers import SHIPPED_LADDER_REPEATS, Incidents, Running, audit_rows, chat_messages, repeat_pages
 
 
 async def start(
@@ -292,10 +292,17 @@ async def test_upgrade_unanswered_validation_escalates_and_keeps_passing_version
 
     result = await handle.result()
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert result.approval is not None and result.approval.timed_out
     assert agent_of(sandbox, agent_id)["version"] == "v3"
-    assert steps(stanch, handle)[-4:] == ["gate1-escalate-1", "gate1-safe-default", "upgrade-log", "closed"]
+    assert steps(stanch, handle)[-(SHIPPED_LADDER_REPEATS + 5) :] == [
+        "gate1-escalate-1",
+        *repeat_pages(),
+        "gate1-safe-default",
+        "gate1-give-up",
+        "upgrade-log",
+        "closed",
+    ]
 
 
 # ---- agent termination -----------------------------------------------------------------------------------
@@ -469,10 +476,17 @@ async def test_termination_unanswered_escalates_and_deletes_nothing(
 
     result = await handle.result()
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert agent_of(sandbox, agent_id)["state"] == "active"
     assert call_order(sandbox, agent_id) == []
-    assert steps(stanch, handle) == ["gate1-requested", "gate1-escalate-1", "gate1-safe-default", "closed"]
+    assert steps(stanch, handle) == [
+        "gate1-requested",
+        "gate1-escalate-1",
+        *repeat_pages(),
+        "gate1-safe-default",
+        "gate1-give-up",
+        "closed",
+    ]
 
 
 # ---- agent onboarding ------------------------------------------------------------------------------------
@@ -566,9 +580,16 @@ async def test_onboarding_unanswered_scope_escalates_with_nothing_deployed(
 
     result = await handle.result()
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert agent_of(sandbox, agent_id) == {}
-    assert steps(stanch, handle) == ["gate1-requested", "gate1-escalate-1", "gate1-safe-default", "closed"]
+    assert steps(stanch, handle) == [
+        "gate1-requested",
+        "gate1-escalate-1",
+        *repeat_pages(),
+        "gate1-safe-default",
+        "gate1-give-up",
+        "closed",
+    ]
 
 
 async def test_onboarding_failed_gold_set_is_debugged_and_retried(

@@ -16,7 +16,17 @@ from schemas.briefs import Brief
 from schemas.channel import AppealVerdict, SendReport
 from schemas.guardrail import ActionCheck, GuardrailLimits, GuardrailRequest, Risk, Ruling
 from schemas.incidents import IncidentResult
-from tests.helpers import Incidents, Running, applied, audit_rows, chat_messages, fault, until_state
+from tests.helpers import (
+    SHIPPED_LADDER_REPEATS,
+    Incidents,
+    Running,
+    applied,
+    audit_rows,
+    chat_messages,
+    fault,
+    repeat_pages,
+    until_state,
+)
 from workflows.channel_downtime import PROVIDER_POLLS
 from workflows.number_banned import analysis
 from workflows.template_rejected import MAX_SUBMISSIONS, edited
@@ -222,19 +232,23 @@ async def test_token_rotation_unanswered_escalates_and_leaves_the_token(
     channel, _, handle = await downtime(stanch, incidents, token_expires_in_s=0)
     await until_state(handle, "awaiting_approval")
 
-    result = await handle.result()  # nobody answers on-call, nor the team lead
+    result = await handle.result()  # nobody answers on-call, nor the team lead, for 24 hours
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert result.approval is not None and result.approval.timed_out
     assert channel_state(sandbox, channel)["token_version"] == 1
     assert steps(stanch, handle) == [
         "diagnosis",
         "gate1-requested",
         "gate1-escalate-1",
+        *repeat_pages(),
         "gate1-safe-default",
+        "gate1-give-up",
         "closed",
     ]
-    assert [m["channel"] for m in chat_messages(sandbox, handle.id)] == ["team-lead"]
+    assert [m["channel"] for m in chat_messages(sandbox, handle.id)] == ["team-lead"] * (
+        1 + SHIPPED_LADDER_REPEATS + 1
+    )
 
 
 async def test_spent_balance_only_asks_on_call_to_top_up(stanch: Running, incidents: Incidents) -> None:

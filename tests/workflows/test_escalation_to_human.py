@@ -13,7 +13,15 @@ from schemas.handoff import Handoff, HandoffInput, HandoffOption, HandoffResult,
 from schemas.severity import Severity
 from stanch.settings import Settings
 from tests.clock import settled
-from tests.helpers import Incidents, Running, applied, audit_rows, fault, until_state
+from tests.helpers import (
+    Incidents,
+    Running,
+    applied,
+    audit_rows,
+    fault,
+    repeat_pages,
+    until_state,
+)
 
 OPENING = ["handoff-document", "notify-human", "gate1-requested"]
 OPTIONS = [
@@ -192,13 +200,20 @@ async def test_nobody_answers_escalates_and_carries_out_nothing(
     handle = await start(incidents, a_handoff(Severity.P0))
     await until_state(handle, "awaiting_approval")
 
-    result = await handle.result()  # time skips through the 30-minute wait and the team lead's level
+    result = await handle.result()  # time skips through the ladder and 24 hours unattended
 
-    assert (result.final_state, result.carried_out) == ("escalated", False)
+    assert (result.final_state, result.carried_out) == ("closed_unattended", False)
     assert result.approval is not None and result.approval.timed_out
     assert desk(sandbox, handle.id)["status"] == "open"
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
-    assert steps == [*OPENING, "gate1-escalate-1", "gate1-safe-default", "closed"]
+    assert steps == [
+        *OPENING,
+        "gate1-escalate-1",
+        *repeat_pages(),
+        "gate1-safe-default",
+        "gate1-give-up",
+        "closed",
+    ]
     # P0: the instant channel at once, not the cockpit.
     assert delivery_groups(stanch.settings, handle.id, "notify-human") == {"instant"}
 

@@ -27,7 +27,16 @@ from schemas.guardrail import (
 )
 from schemas.incidents import IncidentResult
 from schemas.severity import Severity
-from tests.helpers import Incidents, Running, applied, audit_rows, chat_messages, until_state
+from tests.helpers import (
+    SHIPPED_LADDER_REPEATS,
+    Incidents,
+    Running,
+    applied,
+    audit_rows,
+    chat_messages,
+    repeat_pages,
+    until_state,
+)
 
 
 class Gateways:
@@ -271,9 +280,9 @@ async def test_unanswered_restart_escalates_and_takes_the_safe_default(
     handle = await gateways.open("gateway_safe_restart", name, alertname="GatewayMemoryHigh")
     await until_state(handle, "awaiting_approval")
 
-    result = await handle.result()  # nobody answers on-call nor the team lead
+    result = await handle.result()  # nobody answers on-call nor the team lead, for 24 hours
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert result.approval is not None and result.approval.timed_out
     assert gateways.runtime(name)["restarts"] == 0
     assert steps(stanch, handle) == [
@@ -281,13 +290,16 @@ async def test_unanswered_restart_escalates_and_takes_the_safe_default(
         "guardrail",
         "gate1-requested",
         "gate1-escalate-1",
+        *repeat_pages(),
         "gate1-safe-default",
+        "gate1-give-up",
         "closed",
     ]
     escalations = [
         m for m in chat_messages(stanch.settings.platform_url, handle.id) if m["channel"] == "team-lead"
     ]
-    assert len(escalations) == 1
+    # The escalation, a page every 30 minutes while unattended, and the final one.
+    assert len(escalations) == 1 + SHIPPED_LADDER_REPEATS + 1
 
 
 async def test_failed_safe_restart_is_audited_and_paged(stanch: Running, gateways: Gateways) -> None:
@@ -624,9 +636,9 @@ async def test_zombie_gateway_with_missing_evidence_still_records_the_trail_firs
     name = gateways.new(**ZOMBIE)
     gateways.fault(f"/runtimes/{name}/logs/collect", status=404)
     handle = await gateways.open("zombie_gateway", name, alertname="GatewayZombie", severity=Severity.P0)
-    result = await handle.result()  # nobody answers: escalated, nothing restarted
+    result = await handle.result()  # nobody answers: closed unattended, nothing restarted
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert gateways.runtime(name)["restarts"] == 0
     rows = audit_rows(stanch.settings, handle.id)
     assert [r["step_key"] for r in rows][:6] == TRAIL

@@ -13,6 +13,7 @@ from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from tests.helpers import (
+    SHIPPED_LADDER_REPEATS,
     Incidents,
     Running,
     audit_rows,
@@ -21,6 +22,7 @@ from tests.helpers import (
     get,
     new_service,
     put,
+    repeat_pages,
     until_state,
 )
 
@@ -228,16 +230,20 @@ async def test_infrastructure_unanswered_escalates_and_keeps_the_config(
     put(sandbox, f"/infra/{service}", {"config_versions": ["cfg-1", "cfg-2"]})
     handle = await open_rollback(incidents, service, "infra")
     await until_state(handle, "awaiting_approval")
-    result = await handle.result()  # nobody answers on-call nor the team lead
+    result = await handle.result()  # nobody answers on-call nor the team lead, for 24 hours
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert get(sandbox, f"/infra/{service}")["config_version"] == "cfg-2"
-    assert [m["channel"] for m in chat_messages(sandbox, handle.id)] == ["team-lead"]
+    assert [m["channel"] for m in chat_messages(sandbox, handle.id)] == ["team-lead"] * (
+        1 + SHIPPED_LADDER_REPEATS + 1
+    )
     assert keys(stanch, handle.id) == [
         "find-config",
         "gate1-requested",
         "gate1-escalate-1",
+        *repeat_pages(),
         "gate1-safe-default",
+        "gate1-give-up",
         "closed",
     ]
 

@@ -23,6 +23,7 @@ from tests.helpers import (
     chat_messages,
     fault,
     get,
+    repeat_pages,
     until_state,
 )
 
@@ -201,10 +202,18 @@ async def test_nobody_approves_the_fix_escalates_and_keeps_isolation(
 
     result = await handle.result()
 
-    assert result.final_state == "escalated"
+    assert result.final_state == "closed_unattended"
     assert agent(sandbox, agent_id)["version"] == "v3"
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
-    assert steps == [*CONTAINED, "gate1-escalate-1", "gate1-safe-default", "post-mortem", "closed"]
+    assert steps == [
+        *CONTAINED,
+        "gate1-escalate-1",
+        *repeat_pages(),
+        "gate1-safe-default",
+        "gate1-give-up",
+        "post-mortem",
+        "closed",
+    ]
 
 
 async def test_isolation_failure_pages_and_stops(stanch: Running, incidents: Incidents) -> None:

@@ -101,7 +101,8 @@ async def test_unanswered_it_escalates_along_the_ladder_and_stays_open_unattende
     handle, _ = await open_triage(incidents, ladder=LADDER)
     await until_state(handle, "awaiting_triage")
 
-    await stanch.env.sleep(timedelta(hours=6))  # the server skips every timer of the ladder
+    # The server skips every timer of the ladder (90 min), short of the first repeat page (120 min).
+    await stanch.env.sleep(timedelta(minutes=105))
     brief = await until_state(handle, "unattended")
 
     pages = chat_messages(stanch.settings.platform_url, handle.id)
@@ -124,11 +125,48 @@ async def test_unanswered_it_escalates_along_the_ladder_and_stays_open_unattende
     assert (await handle.result()).final_state == "resolved"
 
 
-async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, incidents: Incidents) -> None:
+async def test_unattended_it_pages_the_last_level_again_every_30_minutes_until_someone_takes_it(
+    stanch: Running, incidents: Incidents
+) -> None:
+    handle, _ = await open_triage(incidents, ladder=LADDER)
+    await until_state(handle, "awaiting_triage")
+    await stanch.env.sleep(timedelta(minutes=105))  # unattended from 90 min
+    await until_state(handle, "unattended")
+
+    await stanch.env.sleep(timedelta(minutes=61))  # repeats at 120 and 150 min
+    await until_state(handle, "unattended")
+    pages = chat_messages(stanch.settings.platform_url, handle.id)
+    repeats = pages[4:]
+    assert [(p["channel"], p["recipient"]) for p in repeats] == [("director", "dana")] * 2
+    assert all(p["title"] == "Still unattended: AgentHallucination" for p in repeats)
+    assert steps(stanch, handle.id)[-2:] == ["unattended-repeat-1", "unattended-repeat-2"]
+
+    # An acknowledgement holds the repeats too, for its 30 minutes only.
+    await handle.signal("acknowledge", Acknowledgement(by="carol"))
+    await stanch.env.sleep(timedelta(minutes=25))
+    assert len(chat_messages(stanch.settings.platform_url, handle.id)) == 6
+    await handle.signal("resolve", Resolution(by="carol", note="rule fixed"))
+    assert (await handle.result()).final_state == "resolved"
+    assert steps(stanch, handle.id) == [
+        "page",
+        "triaged",
+        "escalate-1",
+        "escalate-2",
+        "unattended",
+        "unattended-repeat-1",
+        "unattended-repeat-2",
+        "closed",
+    ]
+
+
+async def test_acknowledge_holds_the_clock_for_its_hold_until_escalate(
+    stanch: Running, incidents: Incidents
+) -> None:
     handle, _ = await open_triage(incidents, ladder=LADDER)
     await until_state(handle, "awaiting_triage")
     await handle.signal("acknowledge", Acknowledgement(by="alice"))
-    await stanch.env.sleep(timedelta(hours=6))
+    # Within the policy's 30-minute hold (test_an_acknowledgement_that_runs_out_... shows its end).
+    await stanch.env.sleep(timedelta(minutes=25))
 
     assert (await handle.query("brief", result_type=Brief)).state == "awaiting_triage"
     assert [p["channel"] for p in chat_messages(stanch.settings.platform_url, handle.id)] == ["on-call"]
@@ -143,6 +181,24 @@ async def test_acknowledge_holds_the_clock_until_escalate(stanch: Running, incid
     assert any(e.kind == "decision" and "acknowledged by alice" in e.text for e in timeline.entries)
 
     await handle.signal("resolve", Resolution(by="alice"))
+    assert (await handle.result()).final_state == "resolved"
+    assert steps(stanch, handle.id) == ["page", "triaged", "escalate-1", "closed"]
+
+
+async def test_an_acknowledgement_that_runs_out_resumes_the_ladder_with_a_page_saying_so(
+    stanch: Running, incidents: Incidents
+) -> None:
+    handle, _ = await open_triage(incidents, ladder=LADDER)
+    await until_state(handle, "awaiting_triage")
+    await handle.signal("acknowledge", Acknowledgement(by="alice"))
+    await stanch.env.sleep(timedelta(minutes=35))
+
+    await until_state(handle, "escalated")
+    pages = chat_messages(stanch.settings.platform_url, handle.id)
+    assert [(p["channel"], p["recipient"]) for p in pages] == [("on-call", None), ("team-lead", "carol")]
+    assert "The acknowledgement by alice ran out after 30 minutes." in pages[1]["text"]
+
+    await handle.signal("resolve", Resolution(by="carol"))
     assert (await handle.result()).final_state == "resolved"
     assert steps(stanch, handle.id) == ["page", "triaged", "escalate-1", "closed"]
 

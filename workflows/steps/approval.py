@@ -6,6 +6,7 @@ change the gate; they are kept in the timeline and the audit log so an auditor s
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
@@ -14,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
     from schemas.severity import Severity
     from workflows.steps.escalation import LevelClock, level_waits
+    from workflows.steps.policies import NEVER_SILENT_PATCH
 
 if TYPE_CHECKING:
     from workflows.steps.incident import IncidentWorkflow
@@ -29,6 +31,9 @@ class ApprovalGate:
         self._clock = LevelClock()
         self._asked = 0
         self._refused = 0
+        # True once a gate closed on its safe default after `give_up_after` unattended (new runs only): the
+        # incident then ends `closed_unattended` rather than `escalated` (see IncidentWorkflow.finish).
+        self.gave_up = False
 
     # ---- rules ------------------------------------------------------------------------------------
 
@@ -113,7 +118,7 @@ class ApprovalGate:
 
     def acknowledge(self, by: str) -> None:
         if self.request is not None and not self._closed():
-            self._clock.acknowledged = True
+            self._clock.acknowledge(by)
 
     def escalate_now(self) -> None:
         if self.request is not None and not self._closed():
@@ -144,8 +149,14 @@ class ApprovalGate:
             details={"risk": request.risk, "roles": ",".join(request.allowed_roles)},
         )
 
+        asked_at = workflow.now()
         for step, wait in enumerate(level_waits(policy)):
-            if await self._clock.wait(self._closed, wait, f"{self._next_if_silent(step)} if no decision"):
+            if await self._clock.wait(
+                self._closed,
+                wait,
+                f"{self._next_if_silent(step)} if no decision",
+                hold=policy.acknowledge_holds,
+            ):
                 return await self._close(gate)
             if step < len(policy.escalation):
                 level = policy.escalation[step]
@@ -158,12 +169,19 @@ class ApprovalGate:
                     channel=level.name,
                     recipient=", ".join(level.notify) or None,
                     title=f"Escalation: {incident.incident.summary}",
-                    text=f"Nobody has decided on {request.action!r}. Recommendation: {request.recommendation}. "
-                    f"Risk if no action: {request.risk}.",
+                    text=f"{self._lapsed_text()}Nobody has decided on {request.action!r}. "
+                    f"Recommendation: {request.recommendation}. Risk if no action: {request.risk}.",
                 )
                 self._clock.restart()
 
-        # Nobody answered anywhere along the chain: the safe default, never the destructive action.
+        # Nobody answered anywhere along the chain. Old runs took the safe default and closed here; new
+        # ones keep the question open, unattended and paging, until they give up.
+        if workflow.patched(NEVER_SILENT_PATCH):
+            if await self._unattended(gate, request, give_up_at=asked_at + policy.give_up_after):
+                return await self._close(gate)
+            self.gave_up = True
+
+        # The safe default, never the destructive action.
         self.outcome = ApprovalOutcome(
             action=request.action,
             approved=False,
@@ -177,7 +195,77 @@ class ApprovalGate:
         await incident.audit(
             f"{gate}-safe-default", action=request.action, outcome="not taken", reason=request.safe_default
         )
+        if self.gave_up:
+            await self._page_last_level(
+                f"{gate}-give-up",
+                title=f"Closed unattended: {incident.incident.summary}",
+                text=f"Nobody decided on {request.action!r} in {_hours(policy.give_up_after)}; the incident "
+                f"closes unattended. Still in its safe state: {request.safe_default}.",
+            )
         return self.outcome
+
+    async def _unattended(self, gate: str, request: ApprovalRequest, *, give_up_at: datetime) -> bool:
+        """The safe default in force, the question still open: re-page the last level every `repeat_every`
+        until a decision (True) or `give_up_at` (False)."""
+        incident = self._incident
+        policy = incident.incident.policy
+        incident.set_state(
+            "unattended",
+            awaiting=f"{self._awaiting_text(request)}; nobody answered the escalation ladder; "
+            f"in force meanwhile: {request.safe_default}",
+        )
+        incident.note(
+            "escalation", f"no decision on {request.action} anywhere on the ladder; unattended, still paging"
+        )
+        repeat = 0
+        while True:
+            if self._clock.lapsed_ack:
+                repeat += 1
+                await self._page_repeat(gate, request, repeat)
+                self._clock.restart()
+            left = give_up_at - workflow.now()
+            if left <= timedelta(0):
+                return self._closed()
+            wait = min(policy.repeat_every, left)
+            summary = "page again" if wait < left else "close unattended"
+            if await self._clock.wait(
+                self._closed, wait, f"{summary} if no decision", hold=policy.acknowledge_holds
+            ):
+                return True
+            if self._clock.lapsed_ack or workflow.now() >= give_up_at:
+                continue
+            repeat += 1
+            await self._page_repeat(gate, request, repeat)
+            self._clock.restart()
+
+    async def _page_repeat(self, gate: str, request: ApprovalRequest, repeat: int) -> None:
+        incident = self._incident
+        await self._page_last_level(
+            f"{gate}-repeat-{repeat}",
+            title=f"Still unattended: {incident.incident.summary}",
+            text=f"{self._lapsed_text()}Nobody has decided on {request.action!r}; in force meanwhile: "
+            f"{request.safe_default}. Recommendation: {request.recommendation}. Risk if no action: "
+            f"{request.risk}.",
+        )
+
+    async def _page_last_level(self, step: str, *, title: str, text: str) -> None:
+        chain = self._incident.incident.policy.escalation
+        level = chain[-1] if chain else None
+        self._incident.note("escalation", title)
+        await self._incident.notify(
+            step,
+            channel=level.name if level else "on-call",
+            recipient=", ".join(level.notify) or None if level else None,
+            title=title,
+            text=text,
+        )
+
+    def _lapsed_text(self) -> str:
+        who = self._clock.lapsed_ack
+        if not who:
+            return ""
+        held = self._incident.incident.policy.acknowledge_holds
+        return f"The acknowledgement by {who} ran out after {int(held.total_seconds() // 60)} minutes. "
 
     async def _close(self, gate: str) -> ApprovalOutcome:
         assert self.request is not None
@@ -189,7 +277,7 @@ class ApprovalGate:
             decided_by=", ".join(answer.approver for answer in deciders),
             comment="; ".join(answer.comment for answer in deciders if answer.comment),
             decided_at=workflow.now(),
-            escalated=self._incident.state == "escalated",
+            escalated=self._incident.state in ("escalated", "unattended"),
         )
         await self._incident.audit(
             f"{gate}-decision",
@@ -209,3 +297,8 @@ class ApprovalGate:
         roles = " or ".join(request.allowed_roles) or "an approver"
         count = f"{request.required_approvals} approvers" if request.required_approvals > 1 else roles
         return f"approval of {request.action!r} by {count}"
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:g} hours" if hours != 1 else "1 hour"

@@ -270,6 +270,10 @@ class IncidentWorkflow:
         return True
 
     async def finish(self, final_state: str) -> IncidentResult:
+        if self.gate.gave_up and final_state == "escalated":
+            # Every runbook says "escalated" for a timed-out decision; since the gate stays open, paging,
+            # until it gives up (NEVER_SILENT_PATCH), that decision means the incident closes unattended.
+            final_state = "closed_unattended"
         self.set_state(final_state)
         await self.audit(
             "closed",

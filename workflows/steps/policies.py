@@ -30,3 +30,9 @@ AUDIT_RETRY = RetryPolicy(
 # Audit rows of an incident drain through one in-workflow queue (IncidentWorkflow.audit); runs recorded
 # before it wrote each row inline. The marker is set at an incident's first audit row.
 AUDIT_QUEUE_PATCH = "audit-rows-drain-through-a-queue"
+
+# After the last escalation level the gate stays open as `unattended`, re-paging, until it gives up
+# (`closed_unattended`), and an acknowledgement holds the clock for a while only. Runs recorded before took
+# the safe default at once and held an acknowledgement forever. The marker is set where the two part: the
+# first acknowledgement hold, or the end of the ladder, whichever a run reaches first.
+NEVER_SILENT_PATCH = "escalation-never-ends-in-silence"

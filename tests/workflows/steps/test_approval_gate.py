@@ -18,7 +18,7 @@ from schemas.approvals import (
 )
 from schemas.incidents import EscalationLevel, IncidentPolicy
 from schemas.severity import Severity
-from tests.helpers import Incidents, Running, audit_rows, chat_messages, until_state
+from tests.helpers import Incidents, Running, audit_rows, chat_messages, repeat_pages, until_state
 from tests.probes.gate_probe import ProbeResult
 
 ROLES = {"oncall": ["alice", "bob"], "lead": ["carol"], "director": ["dana"]}
@@ -132,7 +132,7 @@ async def test_answer_to_a_closed_gate_is_refused(stanch: Running, incidents: In
     assert rows[-1]["step_key"] == "closed" and rows[-1]["actor"] == "alice"
 
 
-async def test_escalation_walks_every_level_then_takes_the_safe_default(
+async def test_escalation_walks_every_level_then_pages_the_last_until_it_takes_the_safe_default(
     stanch: Running, incidents: Incidents
 ) -> None:
     handle = await open_probe(incidents, escalation=CHAIN)
@@ -140,20 +140,25 @@ async def test_escalation_walks_every_level_then_takes_the_safe_default(
 
     assert result.outcome.timed_out and not result.outcome.approved
     assert result.outcome.comment == "leave the queue as it is"
+    assert result.final_state == "left_alone"
+    # Unattended from 1 h 45: the last level again every 30 minutes (2 h 15 ... 23 h 45), then the
+    # safe default and a final page 24 h after the question.
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
     assert steps == [
         "gate1-requested",
         "gate1-escalate-1",
         "gate1-escalate-2",
         "gate1-escalate-3",
+        *repeat_pages(44),
         "gate1-safe-default",
+        "gate1-give-up",
         "closed",
     ]
     mine = chat_messages(stanch.settings.platform_url, handle.id)
     assert [(m["channel"], m["recipient"]) for m in mine] == [
         ("team-lead", "carol"),
         ("director", "dana"),
-        ("cto", "erin"),
+        *[("cto", "erin")] * (1 + 44 + 1),
     ]
     # The waits are the policy's: 30 min before the first level, then each level's own interval.
     history = await handle.fetch_history()
@@ -162,12 +167,15 @@ async def test_escalation_walks_every_level_then_takes_the_safe_default(
         for e in history.events
         if e.HasField("timer_started_event_attributes")
     ]
-    assert timers == [
+    assert timers[:4] == [
         timedelta(minutes=30),
         timedelta(minutes=30),
         timedelta(minutes=30),
         timedelta(minutes=15),
     ]
+    assert timers[4:-1] == [timedelta(minutes=30)] * 44
+    # What is left of the 24 h, counted from the question (the pages took a little real time).
+    assert timedelta(minutes=14) < timers[-1] <= timedelta(minutes=15)
 
 
 async def test_acknowledge_stops_the_clock_and_escalate_jumps_a_level(
@@ -175,7 +183,8 @@ async def test_acknowledge_stops_the_clock_and_escalate_jumps_a_level(
 ) -> None:
     handle = await open_probe(incidents, escalation=CHAIN)
     await handle.signal("acknowledge", Acknowledgement(by="alice"))
-    await stanch.env.sleep(timedelta(hours=3))
+    # Past the first level's 30 minutes, within the policy's 30-minute hold from the acknowledgement.
+    await stanch.env.sleep(timedelta(minutes=25))
     assert (await until_state(handle, "awaiting_approval")).state == "awaiting_approval"
     assert [r["step_key"] for r in audit_rows(stanch.settings, handle.id)] == ["gate1-requested"]
 
