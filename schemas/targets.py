@@ -195,10 +195,8 @@ def route_target_problem(route: Route) -> str | None:
 
 def check_route_targets(policy: Policy) -> str | None:
     """The first route whose labels do not fit its runbook's target model, as one line; None if all fit."""
-    routes = [*policy.routes, *([policy.default_route] if policy.default_route else [])]
-    for index, route in enumerate(routes):
+    for where, route in policy.keyed_routes():
         problem = route_target_problem(route)
         if problem:
-            where = f"routes.{index}" if index < len(policy.routes) else "default_route"
             return f"{where} ({route.name!r}).{problem}"
     return None

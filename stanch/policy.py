@@ -294,6 +294,11 @@ class Policy(Strict):
         """First match wins; then the default route, if there is one."""
         return next((route for route in self.routes if route.matches(labels)), self.default_route)
 
+    def keyed_routes(self) -> list[tuple[str, Route]]:
+        """Every route, the default last, with the key that names it in the policy file."""
+        keyed = [(f"routes.{index}", route) for index, route in enumerate(self.routes)]
+        return keyed + ([("default_route", self.default_route)] if self.default_route else [])
+
     def route_named(self, name: str) -> Route | None:
         return next((route for route in self.routes if route.name == name), None)
 
@@ -327,10 +332,8 @@ class PolicyError(Exception):
 
 def check_runbooks(policy: Policy, known: set[str]) -> None:
     """A route naming a runbook no worker runs would start workflows that never make progress."""
-    routes = [*policy.routes, *([policy.default_route] if policy.default_route else [])]
-    for index, route in enumerate(routes):
+    for where, route in policy.keyed_routes():
         if route.runbook not in known:
-            where = f"routes.{index}" if index < len(policy.routes) else "default_route"
             raise PolicyError(
                 f"{where}.runbook: unknown runbook {route.runbook!r}; known: {', '.join(sorted(known))}"
             )

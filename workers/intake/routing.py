@@ -108,13 +108,14 @@ def unrouted_workflow_id(alert: Alert) -> str:
 
 
 def _target(route: Route, alert: Alert) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """What the route's runbook would act on, and what is wrong with it: (label, problem) pairs."""
+    """What the route's runbook would act on, and what is wrong with it: (field, problem) pairs, the field
+    as a human fixes it (`labels.agent`, or `target.<field>` for a field no label carries)."""
     target: dict[str, str] = {}
     problems: list[tuple[str, str]] = []
     for field, label in route.target_labels.items():
         value = alert.labels.get(label)
         if not value:
-            problems.append((label, f"required by route {route.name!r} (it names the {field})"))
+            problems.append((f"labels.{label}", f"required by route {route.name!r} (it names the {field})"))
         else:
             target[field] = value
     for field, label in route.optional_target_labels.items():
@@ -125,7 +126,7 @@ def _target(route: Route, alert: Alert) -> tuple[dict[str, str], list[tuple[str,
         if len(target.get(field, "")) > MAX_TARGET_CHARS:
             problems.append(
                 (
-                    label,
+                    f"labels.{label}",
                     f"longer than {MAX_TARGET_CHARS} characters (route {route.name!r} takes it as the {field})",
                 )
             )
@@ -138,7 +139,7 @@ def _target(route: Route, alert: Alert) -> tuple[dict[str, str], list[tuple[str,
                 field = str(detail["loc"][0]) if detail["loc"] else ""
                 problems.append(
                     (
-                        labels.get(field, f"target.{field}"),
+                        f"labels.{labels[field]}" if field in labels else f"target.{field}",
                         f"not a valid {field} for runbook {route.runbook!r}: {detail['msg']}",
                     )
                 )
@@ -156,8 +157,7 @@ def route_alert(policy: Policy, alert: Alert, field_prefix: str) -> RoutedAlert:
         return RoutedAlert(alert=alert, route=None, incident=None)
     target, problems = _target(route, alert)
     if problems:
-        label, message = problems[0]
-        where = label if label.startswith("target.") else f"labels.{label}"
+        where, message = problems[0]
         raise RoutingError(f"{field_prefix}.{where}", message)
     return _runbook(policy, alert, route, target)
 
@@ -181,7 +181,7 @@ def hand_over_ids(policy: Policy, alert: Alert, matched: Route | None) -> dict[s
     matched route for that route's runbook, else on the first route that runs the runbook. The triage
     workflow cannot read the policy, so its input carries these; later alerts of the group find them."""
     ids: dict[str, str] = {}
-    routes = [*policy.routes, *([policy.default_route] if policy.default_route else [])]
+    routes = [route for _, route in policy.keyed_routes()]
     for route in [*([matched] if matched else []), *routes]:
         ids.setdefault(route.runbook, runbook_incident_id(alert, route))
     return ids
@@ -203,8 +203,7 @@ def route_item(policy: Policy, item: Alert | BrokenItem) -> RoutedAlert:
         target, missing = _target(route, alert)
         if not missing and not problems:
             return _runbook(policy, alert, route, target)
-        for label, message in missing:
-            where = label if label.startswith("target.") else f"labels.{label}"
+        for where, message in missing:
             problems.append(TriageProblem(field=where, problem=message))
             fields.append(where)
     elif not problems:
