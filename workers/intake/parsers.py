@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -283,14 +284,30 @@ def broken_item(source: str, item: Any, problems: list[Problem], group_key: str 
     return BrokenItem(alert=alert, problems=problems)
 
 
-def _read(
-    model: type[BaseModel], item: Any, where: str, envelope: list[Problem]
-) -> tuple[BaseModel | None, list[Problem]]:
-    try:
-        parsed = TypeAdapter(model).validate_python(item)
-    except ValidationError as error:
-        return None, [*envelope, *_problems(error, where)]
-    return parsed, envelope
+def _read_items(
+    source: str,
+    model: type[BaseModel],
+    alerts: list[Any],
+    to_alert: Callable[[Any], Alert],
+    *,
+    where: Callable[[int], str] = lambda index: f"alerts.{index}",
+    envelope: list[Problem] | None = None,
+    group_key: str | None = None,
+) -> list[Item]:
+    """Each item read on its own: an Alert when it parses (and the body's envelope has no problem), else a
+    BrokenItem naming its fields at fault."""
+    items: list[Item] = []
+    for index, item in enumerate(alerts):
+        problems = list(envelope or [])
+        try:
+            parsed = TypeAdapter(model).validate_python(item)
+        except ValidationError as error:
+            problems += _problems(error, where(index))
+        if problems:
+            items.append(broken_item(source, item, problems, group_key))
+        else:
+            items.append(to_alert(parsed))
+    return items
 
 
 def _alert_list(body: Any) -> list[Any]:
@@ -324,28 +341,27 @@ def read_alertmanager(body: Any) -> list[Item]:
         if "version" in body and body["version"] != "4"
         else []
     )
-    items: list[Item] = []
-    for index, item in enumerate(alerts):
-        parsed, problems = _read(AlertmanagerAlert, item, f"alerts.{index}", envelope)
-        if isinstance(parsed, AlertmanagerAlert) and not problems:
-            items.append(_alertmanager_alert(parsed, group_key))
-        else:
-            items.append(broken_item("alertmanager", item, problems, group_key))
-    return items
+    return _read_items(
+        "alertmanager",
+        AlertmanagerAlert,
+        alerts,
+        lambda alert: _alertmanager_alert(alert, group_key),
+        envelope=envelope,
+        group_key=group_key,
+    )
 
 
 def read_grafana(body: Any) -> list[Item]:
     alerts = _alert_list(body)
     group_key = _group_key(body)
     title = body["title"] if isinstance(body.get("title"), str) else ""
-    items: list[Item] = []
-    for index, item in enumerate(alerts):
-        parsed, problems = _read(GrafanaAlert, item, f"alerts.{index}", [])
-        if isinstance(parsed, GrafanaAlert) and not problems:
-            items.append(_grafana_alert(parsed, group_key, title))
-        else:
-            items.append(broken_item("grafana", item, problems, group_key))
-    return items
+    return _read_items(
+        "grafana",
+        GrafanaAlert,
+        alerts,
+        lambda alert: _grafana_alert(alert, group_key, title),
+        group_key=group_key,
+    )
 
 
 def read_generic(body: Any) -> list[Item]:
@@ -353,16 +369,10 @@ def read_generic(body: Any) -> list[Item]:
         raise NotTheFormat("body", 'not a JSON object: send one alert, or {"alerts": [...]}')
     if "alerts" not in body and "name" not in body:
         raise NotTheFormat("name", 'required: one alert needs a name; several go in {"alerts": [...]}')
-    wrapped = isinstance(body, dict) and "alerts" in body
-    alerts = _alert_list(body) if wrapped else [body]
-    items: list[Item] = []
-    for index, item in enumerate(alerts):
-        parsed, problems = _read(GenericAlert, item, f"alerts.{index}" if wrapped else "", [])
-        if isinstance(parsed, GenericAlert) and not problems:
-            items.append(_generic_alert(parsed))
-        else:
-            items.append(broken_item("generic", item, problems))
-    return items
+    if "alerts" in body:
+        return _read_items("generic", GenericAlert, _alert_list(body), _generic_alert)
+    # One alert on its own: its fields are named from the body's top.
+    return _read_items("generic", GenericAlert, [body], _generic_alert, where=lambda index: "")
 
 
 READERS = {
