@@ -149,7 +149,7 @@ class Triage(IncidentWorkflow):
                     channel=level.name,
                     recipient=", ".join(level.notify) or None,
                     title=f"Escalation: needs a human: {self.triage.alert.name}",
-                    text=f"{self._lapsed_text()}Nobody has taken this alert. {self.what_happened()} "
+                    text=f"{self._clock.lapsed_text()}Nobody has taken this alert. {self.what_happened()} "
                     f"Recommendation: {self.recommendation()}",
                 )
                 self._clock.restart()
@@ -160,7 +160,7 @@ class Triage(IncidentWorkflow):
             "unattended",
             channel="on-call",
             title=f"Unattended: {self.triage.alert.name}",
-            text=f"{self._lapsed_text()}Nobody along the escalation ladder has taken this alert; it stays open. "
+            text=f"{self._clock.lapsed_text()}Nobody along the escalation ladder has taken this alert; it stays open. "
             f"{self.what_happened()} Recommendation: {self.recommendation()}",
         )
         if not workflow.patched(NEVER_SILENT_PATCH):
@@ -183,16 +183,10 @@ class Triage(IncidentWorkflow):
                 channel=last.name if last else "on-call",
                 recipient=(", ".join(last.notify) or None) if last else None,
                 title=f"Still unattended: {self.triage.alert.name}",
-                text=f"{self._lapsed_text()}Nobody has taken this alert; it stays open. "
+                text=f"{self._clock.lapsed_text()}Nobody has taken this alert; it stays open. "
                 f"{self.what_happened()} Recommendation: {self.recommendation()}",
             )
             self._clock.restart()
-
-    def _lapsed_text(self) -> str:
-        if not self._clock.lapsed_ack:
-            return ""
-        held = int(self.incident.policy.acknowledge_holds.total_seconds() // 60)
-        return f"The acknowledgement by {self._clock.lapsed_ack} ran out after {held} minutes. "
 
     # ---- what humans send --------------------------------------------------------------------------
 

@@ -169,7 +169,7 @@ class ApprovalGate:
                     channel=level.name,
                     recipient=", ".join(level.notify) or None,
                     title=f"Escalation: {incident.incident.summary}",
-                    text=f"{self._lapsed_text()}Nobody has decided on {request.action!r}. "
+                    text=f"{self._clock.lapsed_text()}Nobody has decided on {request.action!r}. "
                     f"Recommendation: {request.recommendation}. Risk if no action: {request.risk}.",
                 )
                 self._clock.restart()
@@ -243,7 +243,7 @@ class ApprovalGate:
         await self._page_last_level(
             f"{gate}-repeat-{repeat}",
             title=f"Still unattended: {incident.incident.summary}",
-            text=f"{self._lapsed_text()}Nobody has decided on {request.action!r}; in force meanwhile: "
+            text=f"{self._clock.lapsed_text()}Nobody has decided on {request.action!r}; in force meanwhile: "
             f"{request.safe_default}. Recommendation: {request.recommendation}. Risk if no action: "
             f"{request.risk}.",
         )
@@ -259,13 +259,6 @@ class ApprovalGate:
             title=title,
             text=text,
         )
-
-    def _lapsed_text(self) -> str:
-        who = self._clock.lapsed_ack
-        if not who:
-            return ""
-        held = self._incident.incident.policy.acknowledge_holds
-        return f"The acknowledgement by {who} ran out after {int(held.total_seconds() // 60)} minutes. "
 
     async def _close(self, gate: str) -> ApprovalOutcome:
         assert self.request is not None

@@ -31,9 +31,17 @@ class LevelClock:
         self.escalate_now = False
         # Who acknowledged the level that just ran out because the hold did; "" when none did.
         self.lapsed_ack = ""
+        self._lapsed_hold = timedelta(0)
 
     def acknowledge(self, by: str) -> None:
         self.acknowledged, self.acknowledged_by = True, by
+
+    def lapsed_text(self) -> str:
+        """The opening sentence of the page after an acknowledgement ran out; "" when none did."""
+        if not self.lapsed_ack:
+            return ""
+        minutes = int(self._lapsed_hold.total_seconds() // 60)
+        return f"The acknowledgement by {self.lapsed_ack} ran out after {minutes} minutes. "
 
     def restart(self) -> None:
         """A new level (or a new question): an acknowledgement or escalation was for the one before."""
@@ -66,6 +74,7 @@ class LevelClock:
                     )
                 except TimeoutError:
                     self.lapsed_ack = self.acknowledged_by or "someone"
+                    self._lapsed_hold = hold
                     return False
             else:
                 await workflow.wait_condition(lambda: closed() or self.escalate_now)

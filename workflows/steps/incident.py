@@ -165,7 +165,7 @@ class IncidentWorkflow:
             # write next, a new one records the marker and hands the row to the drainer.
             self._audit_queued = workflow.patched(AUDIT_QUEUE_PATCH)
         if not self._audit_queued:
-            await self._write_audit(event)
+            await write_audit_row(event)
             return
         self._audit_queue.append(event)
         if self._audit_drainer is None or self._audit_drainer.done():
@@ -182,14 +182,11 @@ class IncidentWorkflow:
     async def _drain_audit_queue(self) -> None:
         while self._audit_queue:
             try:
-                await self._write_audit(self._audit_queue[0])
+                await write_audit_row(self._audit_queue[0])
             except Exception as error:  # kept for `audit_landed` to raise in the run itself
                 self._audit_error = error
                 return
             self._audit_queue.popleft()
-
-    async def _write_audit(self, event: AuditEvent) -> None:
-        await write_audit_row(event)
 
     async def act(
         self,
