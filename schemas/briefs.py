@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -20,6 +21,27 @@ class Timeline(BaseModel):
     entries: list[TimelineEntry] = Field(default_factory=list)
 
 
+class Reading(BaseModel):
+    """One thing a runbook read about the system it acts on, as the brief shows it under "Current system
+    state": memory against its watermark, webhook lag, a balance, a gold-set score, the deploy in place.
+
+    Values are text the runbook formatted (with their unit), since they come from many systems; a newer
+    reading of the same name replaces the older one (`workflows.steps.system_state.observe`).
+    """
+
+    name: str
+    value: str
+    limit: str | None = Field(None, description="the threshold or watermark the value is judged against")
+    read_at: datetime | None = None
+
+    def line(self, escape: Callable[[str], str]) -> str:
+        """One line for the brief, every part escaped by the sink's own function (platform values can carry
+        names an alert chose, e.g. a template or a version)."""
+        limit = f" (limit: {escape(self.limit)})" if self.limit else ""
+        when = f" · read {self.read_at:%H:%M:%S} UTC" if self.read_at else ""
+        return f"{escape(self.name)}: {escape(self.value)}{limit}{when}"
+
+
 class Brief(BaseModel):
     incident_id: str
     runbook: str
@@ -33,6 +55,9 @@ class Brief(BaseModel):
     recommendation: str = ""
     risk_if_no_action: str = ""
     awaiting: str | None = None
+    # What the runbook last read of the systems it acts on (the seed's "metrics snapshot"); `state` above
+    # stays the workflow's own state. Empty by default, so briefs from before it decode.
+    system_state: list[Reading] = Field(default_factory=list)
 
     def as_markdown(self) -> str:
         """For `workflow.set_current_details` (the Temporal UI renders it as Markdown).
@@ -52,6 +77,8 @@ class Brief(BaseModel):
             f"**State:** `{self.state}`",  # one of the runbook's own states, never alert text
             "**Automatic actions taken:**",
             actions,
+            "**Current system state:**",
+            "\n".join(f"- {reading.line(md)}" for reading in self.system_state) or "- nothing read yet",
             f"**Recommendation:** {md(self.recommendation) if self.recommendation else 'none'}",
             f"**Risk if no action:** {md(self.risk_if_no_action) if self.risk_if_no_action else 'none stated'}",
         ]
@@ -71,6 +98,8 @@ class Brief(BaseModel):
             f"State: {text(self.state)}",
             "Automatic actions taken:",
             actions,
+            "Current system state:",
+            "\n".join(f"  - {reading.line(text)}" for reading in self.system_state) or "  - nothing read yet",
             f"Recommendation: {text(self.recommendation) if self.recommendation else 'none'}",
             f"Risk if no action: {text(self.risk_if_no_action) if self.risk_if_no_action else 'none stated'}",
         ]

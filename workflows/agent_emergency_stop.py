@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentStopTarget
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe_agent
 
 CUSTOMER_MESSAGE = (
     "We detected unstable answers from our assistant and paused it as a precaution. "
@@ -43,6 +44,8 @@ class AgentEmergencyStop(IncidentWorkflow):
             AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason=incident.summary),
             summary=f"Pause agent {agent_id}",
         )
+        if paused is not None:
+            observe_agent(self, paused)
         if paused is None:
             await self.notify(
                 "pause-failed",
@@ -92,6 +95,8 @@ class AgentEmergencyStop(IncidentWorkflow):
             summary=f"Roll back agent {agent_id}",
             actor=decision.decided_by,
         )
+        if rolled_back is not None:
+            observe_agent(self, rolled_back)
         if rolled_back is None and workflow.patched("rollback-failure-tells-oncall"):
             # The agent stays paused, which is safe, but the approved fix did not happen: someone must know,
             # or the incident ends quietly with its conversations manual for good.

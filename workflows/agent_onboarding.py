@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentOnboardingTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe, observe_agent, observe_gold_set
 
 OWNER_ROLES = ["lead"]
 FIRST_VERSION = "v1"
@@ -105,6 +106,12 @@ class AgentOnboarding(IncidentWorkflow):
                 AgentStep(agent_id=agent_id),
                 summary=f"Health check of agent {agent_id}",
             )
+            if health is not None:
+                observe(
+                    self,
+                    f"health of agent {agent_id}",
+                    "healthy" if health.healthy else f"unhealthy: {health.detail}",
+                )
         if health is None or not health.healthy:
             why = health.detail if health else "the deploy did not complete"
             await self.notify(
@@ -131,6 +138,7 @@ class AgentOnboarding(IncidentWorkflow):
                 AgentStep(agent_id=agent_id, idempotency_key=self.step_key(f"gold-set-{attempt}")),
                 summary=f"Run the gold set on agent {agent_id} (attempt {attempt})",
             )
+            observe_gold_set(self, gold, label=f"attempt {attempt} of {MAX_RETRIES + 1}")
             if gold is not None and gold.passed:
                 return await self.go_live(agent_id, gold.version, gold.score)
             if attempt > MAX_RETRIES:
@@ -168,6 +176,8 @@ class AgentOnboarding(IncidentWorkflow):
             AgentStep(agent_id=agent_id, idempotency_key=self.step_key("activate"), reason="gold set passed"),
             summary=f"Put agent {agent_id} {version} in service",
         )
+        if live is not None:
+            observe_agent(self, live)
         if live is None:
             if workflow.patched("agent_onboarding-activate-failure-pages"):
                 await page_failure(

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe, observe_agent
 
 # How long a terminated agent's archive is kept before it may be purged.
 ARCHIVE_RETENTION = timedelta(days=365)
@@ -71,6 +72,8 @@ class AgentTermination(IncidentWorkflow):
             summary=f"Pause agent {agent_id}",
             actor=decision.decided_by,
         )
+        if paused is not None:
+            observe_agent(self, paused)
         archive = None
         if paused is not None:
             archive = await self.act(
@@ -87,6 +90,7 @@ class AgentTermination(IncidentWorkflow):
                 ArchiveCheck(agent_id=agent_id, archive_id=archive.archive_id),
                 summary=f"Read back archive {archive.archive_id}",
             )
+            observe(self, "archive", archive_text(archive, verified))
         if archive is None or verified is None or not _same_contents(archive, verified):
             await self.notify(
                 "archive-failed",
@@ -122,6 +126,11 @@ class AgentTermination(IncidentWorkflow):
             )
             is None
         ]
+        if f"Terminate agent {agent_id}" not in failed:
+            observe(self, f"agent {agent_id}", "terminated")
+        observe(
+            self, "clean-up", f"failed: {'; '.join(failed)}" if failed else "tokens revoked, secrets deleted"
+        )
         until = workflow.now() + ARCHIVE_RETENTION
         retention = await self.act(
             "retention",
@@ -194,6 +203,14 @@ class AgentTermination(IncidentWorkflow):
                 summary=f"Tell agent {name} that {agent_id} is gone",
             )
         return await self.finish(outcome)
+
+
+def archive_text(written: ArchiveResult, read_back: ArchiveResult | None) -> str:
+    contents = f"{written.files} files, {written.memory_items} memories, {written.log_entries} log entries"
+    if read_back is None:
+        return f"{written.archive_id} ({contents}), not read back"
+    same = "read back whole" if _same_contents(written, read_back) else "read back DIFFERENT"
+    return f"{written.archive_id} ({contents}), {same}"
 
 
 def _same_contents(written: ArchiveResult, read_back: ArchiveResult) -> bool:

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentUpgradeTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe, observe_gold_set
 
 # The owner (the person the agent works for) validates an upgrade.
 OWNER_ROLES = ["lead"]
@@ -83,6 +84,7 @@ class AgentUpgrade(IncidentWorkflow):
                     "version",
                 )
             return await self.finish("action_failed")
+        observe(self, f"version of agent {agent_id}", diff.from_version, limit=f"upgrade to {target}")
         if diff.from_version == target:
             return await self.finish("unchanged")
         self.note("action", "changes: " + "; ".join(str(change) for change in diff.changes))
@@ -98,6 +100,12 @@ class AgentUpgrade(IncidentWorkflow):
             ),
             summary=f"Snapshot config and memory of agent {agent_id}",
         )
+        if snapshot is not None:
+            observe(
+                self,
+                "snapshot",
+                f"{snapshot.snapshot_id} of {snapshot.version} ({snapshot.memory_items} memories)",
+            )
         if snapshot is None:
             await self.notify(
                 "snapshot-failed",
@@ -157,6 +165,13 @@ class AgentUpgrade(IncidentWorkflow):
             ),
             summary=f"Upgrade agent {agent_id} {diff.from_version} → {target}",
         )
+        if applied is not None:
+            observe(
+                self,
+                f"version of agent {agent_id}",
+                applied.version,
+                limit=f"snapshot of {snapshot.version} kept",
+            )
         if applied is None:
             raise Regression(f"applying {target} failed; the platform may hold a half-applied version")
 
@@ -169,6 +184,7 @@ class AgentUpgrade(IncidentWorkflow):
             ),
             summary=f"Run the gold set on agent {agent_id} {target}",
         )
+        observe_gold_set(self, gold)
         if gold is None:
             raise Regression(f"the gold set could not run on {target}, so it is unproven")
         if not gold.passed:
@@ -212,6 +228,7 @@ class AgentUpgrade(IncidentWorkflow):
             if await self.act(step.step, step.effect, step.request, summary=step.summary) is None
         ]
         undo.clear()
+        observe(self, f"version of agent {agent_id}", "restore FAILED" if failed else "back on its snapshot")
         if failed:
             await self.notify(
                 "rollback-failed",

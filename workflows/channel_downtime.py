@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import UNREADABLE, observe
 
 # Server errors on webhook deliveries within five minutes that mean the runtime itself is broken, not a blip.
 RUNTIME_ERROR_THRESHOLD = 5
@@ -76,6 +77,7 @@ class ChannelDowntime(IncidentWorkflow):
         provider = None
         if webhooks is None or webhooks.events_last_5m == 0:
             provider = await read(ChannelActivities.provider_status, ref, summary="Provider status")
+        self.observe_diagnosis(webhooks, balance, token, provider)
         findings = diagnosis(webhooks, balance, token, provider)
         self.brief.summary = f"{incident.summary}. Diagnosis: {'; '.join(findings)}"
         self.note("note", f"diagnosis: {'; '.join(findings)}")
@@ -129,6 +131,32 @@ class ChannelDowntime(IncidentWorkflow):
             causes.append("provider_down")
         return causes
 
+    def observe_diagnosis(
+        self,
+        webhooks: WebhookEvents | None,
+        balance: AccountBalance | None,
+        token: TokenExpiry | None,
+        provider: ProviderStatus | None,
+    ) -> None:
+        """The brief's system state from the diagnosis: webhook flow, the runtime's errors, balance, token."""
+        observe(self, "webhook events", f"{webhooks.events_last_5m} in 5 min" if webhooks else UNREADABLE)
+        observe(
+            self,
+            "runtime server errors",
+            f"{webhooks.runtime_5xx_last_5m} in 5 min" if webhooks else UNREADABLE,
+            limit=f"restart at {RUNTIME_ERROR_THRESHOLD}",
+        )
+        if balance is None:
+            observe(self, "balance", UNREADABLE)
+        else:
+            refused = ", card refused" if balance.payment_failed else ""
+            observe(self, "balance", f"{balance.balance:.2f} {balance.currency}{refused}", limit="above 0.00")
+        observe(
+            self, "access token", token_text(token.token_version, token.expires_in_s) if token else UNREADABLE
+        )
+        if provider is not None:
+            observe(self, "provider", provider.status)
+
     # ---- server errors: restart the runtime -----------------------------------------------------------
 
     async def restart_runtime(self, channel: str, errors: int) -> str:
@@ -177,6 +205,11 @@ class ChannelDowntime(IncidentWorkflow):
             summary=f"Restart {runtime} of channel {channel}",
             actor=actor,
         )
+        if restarted is not None:
+            after_restart = f"{restarted.runtime_5xx_last_5m} in 5 min (after the restart)"
+            observe(
+                self, "runtime server errors", after_restart, limit=f"restart at {RUNTIME_ERROR_THRESHOLD}"
+            )
         if restarted is None and workflow.patched("channel_downtime-restart-runtime-failure-pages"):
             await page_failure(
                 self,
@@ -210,6 +243,8 @@ class ChannelDowntime(IncidentWorkflow):
             summary=f"Rotate the access token of {channel}",
             actor=decision.decided_by,
         )
+        if rotated is not None:
+            observe(self, "access token", token_text(rotated.token_version, rotated.expires_in_s))
         if rotated is None and workflow.patched("channel_downtime-rotate-token-failure-pages"):
             await page_failure(
                 self,
@@ -248,6 +283,12 @@ class ChannelDowntime(IncidentWorkflow):
         for poll in range(1, PROVIDER_POLLS + 1):
             await workflow.sleep(PROVIDER_POLL_EVERY, summary=f"provider check {poll}/{PROVIDER_POLLS}")
             status = await read(ChannelActivities.provider_status, ref, summary="Provider status")
+            observe(
+                self,
+                "provider",
+                status.status if status else UNREADABLE,
+                limit=f"check {poll} of {PROVIDER_POLLS}",
+            )
             if status is not None and not status.down:
                 self.note("note", f"provider back up after {poll} check(s)")
                 await self.audit(
@@ -279,6 +320,10 @@ class ChannelDowntime(IncidentWorkflow):
             "minutes. Open a case with the provider and keep the customer informed.",
         )
         return "escalated"
+
+
+def token_text(version: int, expires_in_s: int) -> str:
+    return f"v{version} expired" if expires_in_s <= 0 else f"v{version}, expires in {expires_in_s // 3600} h"
 
 
 def diagnosis(

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reports import ReportActivities
     from schemas.approvals import ApprovalOutcome, ApprovalRequest
     from schemas.handoff import (
+        QUALITY_THRESHOLD,
         Handoff,
         HandoffDocument,
         HandoffExecution,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import HandoffTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe
 
 
 @workflow.defn(name="escalation_to_human")
@@ -59,6 +61,9 @@ class EscalationToHuman(IncidentWorkflow):
             risk_if_no_action=f"{handoff.subject} stays as it is; the decision ({handoff.trigger.value}) "
             "is left undone",
         )
+        if handoff.quality_score is not None:
+            score = f"{handoff.quality_score:.0%}"
+            observe(self, "quality score", score, limit=f"a human decides below {QUALITY_THRESHOLD:.0%}")
 
         # 1. The handoff document, where the human reads it.
         handoff_id = workflow.info().workflow_id
@@ -76,6 +81,8 @@ class EscalationToHuman(IncidentWorkflow):
             ),
             summary=f"Write handoff for {handoff.subject}",
         )
+        if stored is not None:
+            observe(self, "handoff", f"{stored.handoff_id} {stored.status}")
         if stored is None:
             await self.notify(
                 "handoff-failed",
@@ -115,6 +122,8 @@ class EscalationToHuman(IncidentWorkflow):
             summary=f"Carry out {chosen.name} for {handoff.subject}",
             actor=decided_by,
         )
+        if carried is not None:
+            observe(self, "handoff", f"{carried.handoff_id} {carried.status}: {carried.executed_option}")
         if carried is None:
             if workflow.patched("escalation_to_human-carry-out-failure-pages"):
                 await page_failure(

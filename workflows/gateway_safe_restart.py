@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.policies import EFFECT_TIMEOUT
+    from workflows.steps.system_state import observe, observe_memory
 
 # Restart when memory is above this share of the cgroup high watermark.
 RESTART_THRESHOLD = 0.80
@@ -62,6 +63,9 @@ class GatewaySafeRestart(IncidentWorkflow):
             GatewayRead(gateway=gateway),
             summary=f"Read memory of gateway {gateway}",
         )
+        observe_memory(self, before, threshold=RESTART_THRESHOLD)
+        if before is not None:
+            observe(self, "health", "healthy" if before.healthy else "unhealthy")
         if before is None:
             await self.tell_oncall(
                 "diagnose-failed", gateway, "Could not read the gateway's memory; check it by hand."
@@ -151,6 +155,8 @@ class GatewaySafeRestart(IncidentWorkflow):
             summary=f"Safe restart of gateway {gateway}",
             actor=restart_by,
         )
+        if restarted is not None:
+            observe(self, "restarts", f"{restarted.restarts} in the gateway's life")
         if restarted is None:
             await self.tell_oncall(
                 "restart-failed", gateway, "The safe restart failed; the gateway was not restarted."
@@ -173,6 +179,7 @@ class GatewaySafeRestart(IncidentWorkflow):
             )
             return await self.finish("unhealthy_after_restart")
         await self.audit("health", action=f"confirm gateway {gateway} is healthy", outcome="healthy")
+        observe_memory(self, after, threshold=RESTART_THRESHOLD)
 
         # 7. Did the restart free what it should?
         drop = 1 - after.memory_mb / before.memory_mb if before.memory_mb else 0.0
@@ -223,6 +230,8 @@ class GatewaySafeRestart(IncidentWorkflow):
                     "note", f"health check {attempt} of gateway {gateway} failed: {error.cause or error}"
                 )
                 status = None
+            health = "unreachable" if status is None else ("healthy" if status.healthy else "unhealthy")
+            observe(self, "health", health, limit=f"check {attempt} of {HEALTH_TRIES} after the restart")
             if status is not None and status.healthy:
                 self.note("note", f"gateway {gateway} healthy at check {attempt}")
                 return status

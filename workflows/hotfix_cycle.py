@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe, observe_alert_figures, observe_qa
 
 # Who takes over, by what made the loop give up.
 LEAD = "engineering-lead"
@@ -70,6 +71,7 @@ class HotfixCycle(IncidentWorkflow):
             risk_if_no_action=f"{service} stays broken until someone fixes it by hand",
         )
         self.decide(f"decision log of hotfix-{issue}: fix only the immediate problem, nothing else")
+        observe_alert_figures(self, request.alert)
         self.set_state("fixing")
 
         for iteration in range(1, request.max_iterations + 1):
@@ -94,6 +96,7 @@ class HotfixCycle(IncidentWorkflow):
                 ),
                 summary=f"QA gate on {build.id} (round {iteration})",
             )
+            observe_qa(self, qa, build.id)
             # A QA gate that cannot run at all is as good as blocked: nobody can vouch for the fix.
             self.last_verdict = qa.verdict if qa else Verdict.blocked
             self.decide(f"round {iteration}: QA says {self.last_verdict.value} for {build.id}")
@@ -111,6 +114,7 @@ class HotfixCycle(IncidentWorkflow):
             )
             if shipped is None:
                 return await self.escalate(EscalationTrigger.fix_failure, service)
+            observe(self, f"deploy of {service}", f"{shipped.version} {shipped.status} since {shipped.at}")
             self.decide(f"shipped {build.version} to {service}")
             return await self.close("fixed", deployed_version=shipped.version)
 
@@ -135,6 +139,13 @@ class HotfixCycle(IncidentWorkflow):
                     idempotency_key=self.step_key(step),
                 ),
                 summary=f"Build hotfix for {service} (round {iteration}, try {attempt})",
+            )
+            observe(
+                self,
+                "hotfix build",
+                f"{build.id} {build.status} (round {iteration}, try {attempt})"
+                if build
+                else f"try {attempt} of round {iteration} did not run",
             )
             if build is not None and build.status == "succeeded":
                 self.decide(f"round {iteration}: built {build.id} ({build.version}) on try {attempt}")

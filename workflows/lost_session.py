@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import SessionTarget
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import UNREADABLE, observe
 
 # past failures → (mode, max attempts, backoff in seconds); the first row whose bound is not exceeded wins.
 RETRY_POLICIES: list[tuple[int, RetryMode, int, int]] = [
@@ -79,6 +80,7 @@ class LostSession(IncidentWorkflow):
 
         # 2. Record the lost session and its task ids where people and auditors will look.
         tasks = ", ".join(moved.task_ids) or "none"
+        observe(self, f"tasks of session {session_id} in review", f"{len(moved.task_ids)}: {tasks}")
         self.brief.summary = f"{incident.summary} — lost session {session_id}; tasks in review: {tasks}"
         self.note("note", f"lost session {session_id} on {gateway}; tasks moved to review: {tasks}")
         self.publish_brief()
@@ -98,6 +100,12 @@ class LostSession(IncidentWorkflow):
             summary=f"Read failure history of session {session_id}",
         )
         past = history.past_failures if history else None
+        observe(
+            self,
+            f"past failures of session {session_id}",
+            UNREADABLE if past is None else str(past),
+            limit=f"automatic retries up to {RETRY_POLICIES[-1][0]}",
+        )
         mode, attempts, backoff = retry_policy_for(past)
         policy = await self.act(
             "retry-policy",
@@ -115,6 +123,12 @@ class LostSession(IncidentWorkflow):
             summary=f"Set retry policy {mode} for tasks of session {session_id}",
         )
         retry_text = f"{mode} (max {attempts} attempt(s), backoff {backoff} s)"
+        if policy is not None:
+            observe(
+                self,
+                "retry policy",
+                f"{policy.mode}, {policy.max_attempts} attempt(s), backoff {policy.backoff_s} s",
+            )
         await self.notify(
             "tell-oncall",
             channel="on-call",

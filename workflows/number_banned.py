@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.channel import read
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import UNREADABLE, observe
 
 VERDICT_REMINDER_EVERY = timedelta(hours=24)
 VERDICT_REMINDERS = 3  # three days without a verdict: the appeal itself needs chasing by a person
@@ -60,6 +61,8 @@ class NumberBanned(IncidentWorkflow):
             ),
             summary=f"Stop template sends on {channel}",
         )
+        if stopped is not None:
+            observe(self, "template sends", "on" if stopped.template_sends_enabled else "stopped")
         if stopped is None:
             await self.notify(
                 "stop-failed",
@@ -79,6 +82,9 @@ class NumberBanned(IncidentWorkflow):
             ),
             summary=f"Open an appeal with the provider for {channel}",
         )
+        if appeal is not None:
+            observe(self, "number", appeal.number)
+            observe(self, "appeal", f"{appeal.appeal_id} {appeal.status}")
         case = f"appeal {appeal.appeal_id}" if appeal else "an appeal (opening it failed: open it by hand)"
         await self.notify(
             "tell-oncall",
@@ -163,6 +169,8 @@ class NumberBanned(IncidentWorkflow):
             summary=f"Provision a new number for {channel}",
             actor=decision.decided_by,
         )
+        if number is not None:
+            observe(self, "number", f"{number.number} (replaces banned {number.previous_number})")
         if number is None:
             if workflow.patched("number_banned-provision-number-failure-pages"):
                 await page_failure(
@@ -185,6 +193,7 @@ class NumberBanned(IncidentWorkflow):
 
     async def analyse(self, channel: str) -> None:
         report = await read(ChannelActivities.send_report, ChannelRef(channel=channel), summary="Send report")
+        self.observe_report(report)
         findings = analysis(report) if report is not None else []
         text = (
             "; ".join(findings) or "no spam or rejected templates found"
@@ -204,6 +213,19 @@ class NumberBanned(IncidentWorkflow):
             action=f"analyse template sends of {channel}",
             outcome="unreadable" if report is None else ("findings" if findings else "clean"),
             reason=text,
+        )
+
+    def observe_report(self, report: SendReport | None) -> None:
+        """The number's standing with the provider and the day of sends behind it."""
+        if report is None:
+            observe(self, "number quality", UNREADABLE)
+            return
+        observe(self, "number quality", f"{report.quality_rating} ({report.number})")
+        observe(
+            self,
+            "spam reports (24 h)",
+            f"{report.spam_reports_24h} for {report.template_sends_24h} template sends, {report.blocks_24h} blocks",
+            limit=f"{SPAM_PER_THOUSAND:g} per thousand sends",
         )
 
 

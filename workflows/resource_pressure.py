@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe_flags, observe_memory
 
 # The seed allows only these two for resource pressure; anything else in the label is treated as medium.
 RISKS = {"low": Risk.low, "medium": Risk.medium}
@@ -49,6 +50,9 @@ class ResourcePressure(IncidentWorkflow):
             GatewayRead(gateway=gateway),
             summary=f"Read resource usage of gateway {gateway}",
         )
+        observe_memory(self, status)
+        if status is not None:
+            observe_flags(self, status)
         usage = f"memory at {status.memory_ratio:.0%} of its high watermark" if status else "usage unknown"
         marked = await self.act(
             "mark-pressure",
@@ -58,6 +62,8 @@ class ResourcePressure(IncidentWorkflow):
             ),
             summary=f"Mark resource pressure on gateway {gateway}",
         )
+        if marked is not None:
+            observe_flags(self, marked)
         if marked is None:
             await self.notify(
                 "mark-failed",
@@ -158,4 +164,6 @@ class ResourcePressure(IncidentWorkflow):
             summary=f"Block risky spawns on gateway {gateway}",
             actor=actor,
         )
+        if result is not None:
+            observe_flags(self, result)
         return result is not None

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import GatewayTarget
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe
 
 FREEZE_WINDOW = timedelta(minutes=30)
 
@@ -51,6 +52,8 @@ class RetryStorm(IncidentWorkflow):
             ),
             summary=f"Freeze chained execution on gateway {gateway} for {minutes} min",
         )
+        if frozen is not None:
+            observe(self, "chained execution", chain_text(frozen.chain_frozen, frozen.chain_frozen_until))
         if frozen is None:
             await self.notify(
                 "freeze-failed",
@@ -94,6 +97,8 @@ class RetryStorm(IncidentWorkflow):
             ),
             summary=f"Lift the chained-execution freeze on gateway {gateway}",
         )
+        if lifted is not None:
+            observe(self, "chained execution", chain_text(lifted.chain_frozen, lifted.chain_frozen_until))
         if lifted is None:
             await self.notify(
                 "unfreeze-failed",
@@ -109,3 +114,7 @@ class RetryStorm(IncidentWorkflow):
             text=f"The {minutes}-minute freeze is over. Watch for the storm coming back.",
         )
         return await self.finish("lifted")
+
+
+def chain_text(frozen: bool, until: str | None) -> str:
+    return ("frozen" + (f" until {until}" if until else "")) if frozen else "running"

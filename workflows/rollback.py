@@ -21,6 +21,13 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import RollbackTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import (
+        observe,
+        observe_alert_figures,
+        observe_database,
+        observe_deploys,
+        observe_infra,
+    )
 
 KINDS = {
     "code": "code",
@@ -45,6 +52,7 @@ class Rollback(IncidentWorkflow):
             recommendation=f"Roll {service} back ({kind or 'unknown kind'}) to its last known good state",
             risk_if_no_action=f"{service} keeps running the change that broke it",
         )
+        observe_alert_figures(self, incident.alert)
         if kind == "database":
             return await self.database(service)
         if kind == "infrastructure":
@@ -69,6 +77,7 @@ class Rollback(IncidentWorkflow):
             self.ask(service, "find-deploy"),
             summary=f"Recent deploys of {service}",
         )
+        observe_deploys(self, service, deploys)
         if deploys is None:
             if workflow.patched("rollback-find-deploy-failure-pages"):
                 await page_failure(
@@ -100,6 +109,10 @@ class Rollback(IncidentWorkflow):
             summary=f"Roll back {service} from {live.version}",
             actor=decision.decided_by,
         )
+        if rolled is not None:
+            observe(
+                self, f"deploy of {service}", f"{rolled.restored_version} (rolled back from {live.version})"
+            )
         if rolled is None and workflow.patched("rollback-code-rollback-failure-pages"):
             await page_failure(
                 self,
@@ -118,6 +131,8 @@ class Rollback(IncidentWorkflow):
             self.ask(service, "find-migration"),
             summary=f"Applied migrations of {service}",
         )
+        if state is not None:
+            observe_database(self, service, state)
         if state is None:
             if workflow.patched("rollback-find-migration-failure-pages"):
                 await page_failure(
@@ -148,6 +163,9 @@ class Rollback(IncidentWorkflow):
                 ),
                 summary=f"Verify backup {backup.id}",
             )
+        if backup is not None:
+            verdict = "verified" if verified is not None and verified.verified else "NOT verified"
+            observe(self, "backup", f"{backup.id} of {backup.rows} rows, {verdict}")
         if backup is None or verified is None or not verified.verified:
             what = f"backup {backup.id} failed verification" if backup else "the backup failed"
             await self.notify(
@@ -184,6 +202,8 @@ class Rollback(IncidentWorkflow):
             summary=f"Reverse migration {migration} on {service}",
             actor=decision.decided_by,
         )
+        if reversed_ is not None:
+            observe_database(self, service, reversed_)
         if reversed_ is None:
             if workflow.patched("rollback-migrate-down-failure-pages"):
                 await page_failure(
@@ -200,6 +220,11 @@ class Rollback(IncidentWorkflow):
             DeployActivities.check_integrity,
             self.ask(service, "integrity-check"),
             summary=f"Check data integrity of {service}",
+        )
+        observe(
+            self,
+            "data integrity",
+            ("ok" if integrity.ok else f"FAILED: {integrity.detail}") if integrity else "not checked",
         )
         if integrity is None or not integrity.ok:
             await self.notify(
@@ -221,6 +246,7 @@ class Rollback(IncidentWorkflow):
             self.ask(service, "find-config"),
             summary=f"Deploy configuration of {service}",
         )
+        observe_infra(self, service, infra)
         if infra is None:
             if workflow.patched("rollback-find-config-failure-pages"):
                 await page_failure(
@@ -251,6 +277,8 @@ class Rollback(IncidentWorkflow):
             summary=f"Revert {service} to configuration {infra.previous_config_version}",
             actor=decision.decided_by,
         )
+        if reverted is not None:
+            observe_infra(self, service, reverted)
         if reverted is None and workflow.patched("rollback-revert-config-failure-pages"):
             await page_failure(
                 self,

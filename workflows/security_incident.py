@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.handoff import hand_off
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe, observe_agent, observe_gold_set
 
 # What keeps each kind of incident from happening again; every post-mortem lists its cause's entries.
 PREVENTION = {
@@ -88,18 +89,24 @@ class SecurityIncident(IncidentWorkflow):
             ),
             summary=f"Kill switch on for {subsystem}",
         )
+        if switched is not None:
+            observe(self, f"kill switch {switched.subsystem}", "on" if switched.kill_switch else "off")
         revoked = await self.act(
             "revoke-tokens",
             SecurityActivities.revoke_tokens,
             AgentAction(agent_id=agent_id, idempotency_key=self.step_key("revoke-tokens"), reason=kind),
             summary=f"Revoke tokens of agent {agent_id}",
         )
+        if revoked is not None:
+            observe(self, f"tokens of agent {agent_id}", "revoked")
         paused = await self.act(
             "pause",
             PlatformActivities.pause_agent,
             AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason=incident.summary),
             summary=f"Pause agent {agent_id}",
         )
+        if paused is not None:
+            observe_agent(self, paused)
         if paused is None or revoked is None:
             await self.notify(
                 "isolation-failed",
@@ -134,6 +141,12 @@ class SecurityIncident(IncidentWorkflow):
             ),
             summary=f"Collect evidence on agent {agent_id}",
         )
+        if evidence is not None:
+            observe(
+                self,
+                "evidence",
+                f"{evidence.events} events in {evidence.evidence_id}; likely {evidence.cause}",
+            )
         cause = evidence.cause if evidence else kind
         impact = evidence.impact if evidence else "unknown: the evidence could not be collected"
         self.note("note", f"likely cause: {cause}; impact: {impact}")
@@ -199,6 +212,8 @@ class SecurityIncident(IncidentWorkflow):
             summary=f"Roll back agent {agent_id} to {previous}",
             actor=decision.decided_by,
         )
+        if fixed is not None:
+            observe_agent(self, fixed)
         if fixed is None:
             return await self._hand_over(agent_id, [f"rollback of {agent_id} to {previous} failed"])
         test = await self.act(
@@ -207,6 +222,7 @@ class SecurityIncident(IncidentWorkflow):
             AgentAction(agent_id=agent_id, idempotency_key=self.step_key("test-fix"), reason="test the fix"),
             summary=f"Gold set for agent {agent_id} on {fixed.version}",
         )
+        observe_gold_set(self, test)
         if test is None or not test.passed:
             score = f"gold set {test.score:.0%} < {test.threshold:.0%}" if test else "gold set did not run"
             return await self._hand_over(agent_id, [f"rolled back to {fixed.version}", score])

@@ -18,12 +18,13 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel import ChannelActivities
-    from schemas.channel import TemplateRef, TemplateSubmission, TemplateSwitch
+    from schemas.channel import TemplateRef, TemplateState, TemplateSubmission, TemplateSwitch
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import TemplateTarget
     from workflows.steps.channel import read
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import UNREADABLE, observe
 
 DEFAULT_BACKUP = "generic_update"
 MAX_SUBMISSIONS = 3
@@ -77,6 +78,8 @@ class TemplateRejected(IncidentWorkflow):
             ),
             summary=f"Send {backup} in place of {template} on {channel}",
         )
+        if switched is not None:
+            observe(self, f"in use for {template}", switched.use)
         if switched is None:
             await self.notify(
                 "backup-failed",
@@ -98,6 +101,7 @@ class TemplateRejected(IncidentWorkflow):
         # 2. Edit, resubmit, wait for the review; at most MAX_SUBMISSIONS times.
         ref = TemplateRef(channel=channel, template=template)
         current = await read(ChannelActivities.get_template, ref, summary=f"Read template {template}")
+        observe_template(self, current, template)
         if current is None:
             return await self.escalate(channel, template, backup, f"template {template} could not be read")
         body, reason = current.body, current.rejection_reason
@@ -153,6 +157,7 @@ class TemplateRejected(IncidentWorkflow):
         for poll in range(1, REVIEW_POLLS + 1):
             await workflow.sleep(REVIEW_POLL_EVERY, summary=f"review check {poll} of submission {attempt}")
             state = await read(ChannelActivities.get_template, ref, summary=f"Review of {ref.template}")
+            observe_template(self, state, ref.template)
             if state is not None and state.status != "pending":
                 return state.status, state.rejection_reason
         return "pending", reason
@@ -170,6 +175,8 @@ class TemplateRejected(IncidentWorkflow):
             ),
             summary=f"Send {template} again on {channel}",
         )
+        if restored is not None:
+            observe(self, f"in use for {template}", restored.use)
         if restored is None:
             await self.notify(
                 "restore-failed",
@@ -201,6 +208,20 @@ class TemplateRejected(IncidentWorkflow):
             "panel (wording and category) and resubmit it by hand.",
         )
         return await self.finish("escalated")
+
+
+def observe_template(incident: TemplateRejected, state: TemplateState | None, template: str) -> None:
+    """The template's review status as the provider last gave it; unreadable is not `approved`."""
+    if state is None:
+        observe(incident, f"template {template}", UNREADABLE)
+        return
+    reason = f": {state.rejection_reason}" if state.status == "rejected" and state.rejection_reason else ""
+    observe(
+        incident,
+        f"template {template}",
+        f"{state.status}{reason} ({state.category}, {state.submissions} submission(s))",
+        limit=f"{MAX_SUBMISSIONS} submissions",
+    )
 
 
 def edited(body: str) -> str:

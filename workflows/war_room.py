@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import WarRoomTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import observe_alert_figures, observe_qa, observe_triage
 
 RESPONSE_TARGET = {
     Severity.P0: "within minutes",
@@ -98,6 +99,7 @@ class WarRoom(IncidentWorkflow):
             risk_if_no_action=f"{service} stays down or degraded for its users",
         )
         self.note("note", f"{severity.value}: response target {target}")
+        observe_alert_figures(self, incident.alert)
 
         if severity is Severity.P3:
             # Minor, limited impact: the normal development cycle takes it, no room is assembled.
@@ -164,6 +166,7 @@ class WarRoom(IncidentWorkflow):
                 summary=f"External services of {service}",
             ),
         )
+        observe_triage(self, service, deploys, infra, external)
         self.findings = triage_findings(service, deploys, infra, external)
         self.brief.summary = f"{incident.summary} (respond {target}). Triage: {'; '.join(self.findings)}"
         self.note("note", "triage: " + "; ".join(self.findings))
@@ -302,6 +305,7 @@ class WarRoom(IncidentWorkflow):
                 ),
                 summary=f"QA gate on {service} after the {option}",
             )
+            observe_qa(self, qa, option)
             verdict = qa.verdict if qa else None
             self.note("decision", f"QA after the {option}: {verdict.value if verdict else 'no answer'}")
             if verdict is not None and verdict.releasable:

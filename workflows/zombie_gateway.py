@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import GatewayTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.system_state import UNREADABLE, observe, observe_memory
 
 # How much of the service log goes into the hand-off message; the whole bundle is in the audit row.
 HANDOFF_LOG_LINES = 10
@@ -64,6 +65,11 @@ class ZombieGateway(IncidentWorkflow):
             self.effect(gateway, "collect-state"),
             summary=f"Collect state of gateway {gateway}",
         )
+        observe_memory(self, state)
+        observe(self, "health", f"healthy={state.healthy}, zombie={state.zombie}" if state else UNREADABLE)
+        observe(self, "sessions", f"{state.live_sessions} of {state.sessions} alive" if state else UNREADABLE)
+        observe(self, "scheduled runs", str(state.scheduled_runs) if state else UNREADABLE)
+        observe(self, "service log", f"{len(logs.lines)} lines collected" if logs else UNREADABLE)
 
         # 3. Write the event trail. The hand-off below must never come before it.
         missing = [name for name, got in (("service logs", logs), ("state", state)) if got is None]

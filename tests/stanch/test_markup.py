@@ -203,6 +203,11 @@ def hostile_brief() -> Brief:
             "recommendation": FAKE_APPROVAL,
             "risk_if_no_action": "<b>none</b>",
             "awaiting": "@everyone",
+            # Platform answers can quote names an alert chose (a template, a version): escaped like the rest.
+            "system_state": [
+                {"name": "template **promo**", "value": "rejected: <img src=x>", "read_at": at},
+                {"name": "memory", "value": "3.4 GB", "limit": "[watermark](http://evil.example)"},
+            ],
         }
     )
 
@@ -211,15 +216,17 @@ def test_brief_markdown_keeps_stanchs_formatting_and_renders_alert_text_as_typed
     brief = hostile_brief()
     page = md.render(brief.as_markdown())
     parsed = parse_html(page)
-    # Stanch's own: one h2, one bold label per line, one list of actions, the state as code.
+    # Stanch's own: one h2, one bold label per line, a list of actions and one of readings, the state as code.
     assert parsed.tags.count("h2") == 1 and "h1" not in parsed.tags
-    assert parsed.tags.count("strong") == 7
-    assert parsed.tags.count("li") == 2 and parsed.tags.count("code") == 1
+    assert parsed.tags.count("strong") == 8
+    assert parsed.tags.count("li") == 4 and parsed.tags.count("code") == 1
     assert not {"img", "a", "table", "b", "script", "em", "del"} & set(parsed.tags)
     assert FAKE_APPROVAL in parsed.text and '<img src="http://evil.example/x.png"' in parsed.text
     assert "&lt;b&gt;entity" in parsed.text  # an entity in the alert shows as the entity, not as <b>
     text = brief.as_text()
     assert FAKE_APPROVAL in text and "**boss**" in text
+    assert "template **promo**: rejected: <img src=x> · read 00:00:00 UTC" in text
+    assert "memory: 3.4 GB (limit: [watermark](http://evil.example))" in text
     assert not any(char in text for char in CONTROLS)
 
 
@@ -247,7 +254,7 @@ async def test_hostile_alert_reaches_the_incidents_brief_raw_and_its_markdown_in
         assert brief.summary == summary and brief.service == "support **urgent**"
         parsed = parse_html(md.render(brief.as_markdown()))
         assert not {"img", "a", "em"} & set(parsed.tags)
-        assert parsed.tags.count("strong") == 7 - (0 if brief.awaiting else 1)
+        assert parsed.tags.count("strong") == 8 - (0 if brief.awaiting else 1)
         assert FAKE_APPROVAL in parsed.text and "<img src=x onerror=alert(1)>" in parsed.text
         assert "\x1b" not in parsed.text and "\\x1b[2J" in parsed.text
     finally:
