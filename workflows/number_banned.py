@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.channel import read
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
-    from workflows.steps.system_state import UNREADABLE, observe
+    from workflows.steps.system_state import NUMBER_QUALITY_ON_OPEN_PATCH, UNREADABLE, observe
 
 VERDICT_REMINDER_EVERY = timedelta(hours=24)
 VERDICT_REMINDERS = 3  # three days without a verdict: the appeal itself needs chasing by a person
@@ -72,6 +72,10 @@ class NumberBanned(IncidentWorkflow):
             )
             return await self.finish("action_failed")
         self.set_state("contained")
+        if workflow.patched(NUMBER_QUALITY_ON_OPEN_PATCH):
+            self.observe_report(
+                await read(ChannelActivities.send_report, ChannelRef(channel=channel), summary="Send report")
+            )
 
         # 2. Appeal through the provider's business support.
         appeal = await self.act(

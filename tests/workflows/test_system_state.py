@@ -7,6 +7,7 @@ constant in the runbook."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from temporalio.client import WorkflowHandle
 from activities.guardrail import GuardrailActivities
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief, Reading
+from schemas.channel import AppealVerdict
 from schemas.guardrail import ActionCheck, GuardrailLimits, GuardrailRequest, Risk
 from schemas.severity import Severity
 from tests.helpers import Incidents, Running, agent, deploys_of, new_agent, new_service, until_state
@@ -241,3 +243,39 @@ async def test_lost_session_brief_shows_the_tasks_in_review_and_the_failure_hist
     assert state["retry policy"].value == (
         f"{setting['mode']}, {setting['max_attempts']} attempt(s), backoff {setting['backoff_s']} s"
     )
+
+
+async def test_number_banned_brief_shows_the_numbers_quality_while_the_appeal_waits(
+    stanch: Running, incidents: Incidents
+) -> None:
+    sandbox = stanch.settings.platform_url
+    sends = {"template_sends_24h": 8000, "spam_reports_24h": 64, "blocks_24h": 210}
+    channel = new_channel(
+        sandbox, number="+5511944440000", number_status="banned", quality_rating="low", sends=sends
+    )
+    handle = await incidents.open(
+        "number_banned",
+        alertname="WhatsAppNumberBanned",
+        target={"channel": channel},
+        annotations={"summary": f"WhatsAppNumberBanned on {channel}"},
+        service="whatsapp",
+    )
+
+    # Days before the analysis runs, the brief already shows the number's standing and the sends stopped.
+    state = readings(await until_state(handle, "awaiting_verdict"))
+    channel_now = channel_state(sandbox, channel)
+    assert state["number quality"].value == f"{channel_now['quality_rating']} ({channel_now['number']})"
+    assert state["spam reports (24 h)"].value == "64 for 8000 template sends, 210 blocks"
+    assert state["spam reports (24 h)"].limit == "5 per thousand sends"
+    assert channel_now["template_sends_enabled"] is False and state["template sends"].value == "stopped"
+    [appeal] = channel_now["appeals"]
+    assert state["appeal"].value == f"{appeal['appeal_id']} {appeal['status']}"
+
+    # The analysis reads the sends again; its reading replaces the first, stamped later.
+    await stanch.env.sleep(timedelta(hours=2))
+    await handle.signal("verdict", AppealVerdict(by="alice", outcome="reinstated"))
+    assert (await handle.result()).final_state == "reinstated"
+    quality = readings(await handle.query("brief", result_type=Brief))["number quality"]
+    assert quality.value == state["number quality"].value
+    assert quality.read_at is not None and state["number quality"].read_at is not None
+    assert quality.read_at > state["number quality"].read_at

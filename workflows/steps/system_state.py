@@ -26,6 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from schemas.security import GoldSetRun
 
 UNREADABLE = "unreadable"
+# number_banned reads the number's quality when it opens, not only in the analysis days later: the brief
+# of a banned number shows its standing with the provider while the appeal waits. One read, so a patch.
+NUMBER_QUALITY_ON_OPEN_PATCH = "number_banned-reads-number-quality-on-open"
 
 
 class HasBrief(Protocol):
