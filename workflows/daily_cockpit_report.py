@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reports import ReportActivities
     from schemas.actions import Notification
     from schemas.audit import AuditEvent
+    from schemas.briefs import Brief, Reading
     from schemas.report import (
         AgentUsage,
         Anomaly,
@@ -50,11 +51,34 @@ REPORT_WORKFLOW = "daily_cockpit_report"
 
 @workflow.defn(name=REPORT_WORKFLOW)
 class DailyCockpitReport:
+    def __init__(self) -> None:
+        # Not an incident, but `stanch brief <report id>` answers too: the metrics it read, once it has them.
+        self.brief: Brief | None = None
+
+    @workflow.query(name="brief")
+    def get_brief(self) -> Brief:
+        if self.brief is None:  # a query can come before the run's first line
+            now = workflow.now()
+            return Brief(
+                incident_id=workflow.info().workflow_id,
+                runbook=REPORT_WORKFLOW,
+                severity="P3",
+                service="fleet",
+                summary="Cockpit report: starting",
+                started_at=now,
+                last_update_at=now,
+                state="collecting",
+            )
+        return self.brief
+
     @workflow.run
     async def run(self, request: ReportRequest) -> CockpitReport:
         info = workflow.info()
         end = request.window_end or workflow.now()
         start = end - request.window
+        self.brief = self.get_brief().model_copy(
+            update={"summary": f"Cockpit report for {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"}
+        )
 
         # 1. Collect. Without both readings there is no report at all: the run fails, and says so first.
         reading = "the fleet's usage (tokens and tasks per agent)"
@@ -94,6 +118,10 @@ class DailyCockpitReport:
             urgent=any(anomaly.level is Level.urgent for anomaly in anomalies),
         )
         report.markdown = render(report)
+        self.brief.system_state = report_readings(report, request.thresholds, workflow.now())
+        self.brief.state, self.brief.summary = "collected", f"{self.brief.summary}: {report.highlight}"
+        self.brief.severity = "P1" if report.urgent else "P3"
+        self.brief.recommendation = "; ".join(anomaly.action for anomaly in anomalies)
         workflow.set_current_details(report.markdown)
 
         # 3. Publish.
@@ -144,6 +172,7 @@ class DailyCockpitReport:
                 await self._audit(
                     "notify", "notify owner of urgent report", "failed", str(error.cause or error)
                 )
+        self.brief.state = "published" if report.published else "not_published"
         return report
 
     async def _page_collect_failure(self, reading: str, cause: str, end: datetime) -> None:
@@ -255,6 +284,34 @@ def find_anomalies(agents: list[AgentUsage], audit: AuditSummary, limits: Anomal
             )
         )
     return found
+
+
+def report_readings(report: CockpitReport, limits: AnomalyThresholds, at: datetime) -> list[Reading]:
+    """The brief's system state: each agent's tokens and failures against the thresholds, then the fleet's."""
+    agent_limit = f"{limits.token_spike_factor:g}x the daily average; {limits.failure_rate:.0%} failed"
+    readings = []
+    for agent in report.agents:
+        factor = (
+            f" ({agent.tokens / agent.tokens_daily_avg:.1f}x its daily average)"
+            if agent.tokens_daily_avg
+            else ""
+        )
+        tasks = agent.tasks_done + agent.tasks_failed
+        value = f"{agent.tokens:,} tokens{factor}; {agent.tasks_failed} of {tasks} tasks failed ({agent.failure_rate:.0%})"
+        readings.append(Reading(name=f"agent {agent.agent_id}", value=value, limit=agent_limit, read_at=at))
+    audit = report.audit
+    fleet = [
+        ("incidents", f"{audit.incidents} ({audit.closed} closed, {audit.still_open} open)", None),
+        (
+            "escalations and handoffs",
+            str(audit.escalations + audit.handoffs),
+            f"more than {limits.escalations}",
+        ),
+        ("security incidents", str(audit.security_incidents), "any"),
+        ("failed actions", str(audit.failed_actions), "any"),
+    ]
+    readings += [Reading(name=name, value=value, limit=limit, read_at=at) for name, value, limit in fleet]
+    return readings
 
 
 def highlight(agents: list[AgentUsage], anomalies: list[Anomaly]) -> str:

@@ -19,6 +19,7 @@ from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief, Reading
 from schemas.channel import AppealVerdict
 from schemas.guardrail import ActionCheck, GuardrailLimits, GuardrailRequest, Risk
+from schemas.report import CockpitReport, ReportRequest
 from schemas.severity import Severity
 from tests.helpers import Incidents, Running, agent, deploys_of, new_agent, new_service, until_state
 
@@ -45,6 +46,12 @@ def new_channel(sandbox: str, **spec: Any) -> str:
 
 def channel_state(sandbox: str, name: str) -> dict[str, Any]:
     return dict(httpx.get(f"{sandbox}/chat/channels/{name}").json())
+
+
+def metered_agent(sandbox: str, **usage: int) -> str:
+    agent_id = new_agent(sandbox)
+    httpx.put(f"{sandbox}/agents/{agent_id}/usage", json=usage).raise_for_status()
+    return agent_id
 
 
 async def open_gateway(
@@ -279,3 +286,29 @@ async def test_number_banned_brief_shows_the_numbers_quality_while_the_appeal_wa
     assert quality.value == state["number quality"].value
     assert quality.read_at is not None and state["number quality"].read_at is not None
     assert quality.read_at > state["number quality"].read_at
+
+
+async def test_daily_report_brief_shows_each_agents_tokens_and_failures_it_read(stanch: Running) -> None:
+    sandbox = stanch.settings.platform_url
+    agent_id = metered_agent(sandbox, tokens=42_000, tokens_daily_avg=20_000, tasks_done=18, tasks_failed=2)
+    prefix = f"incident-rpt-{uuid.uuid4().hex[:8]}-"  # no audit rows under it: a quiet fleet
+    workflow_id = f"daily-cockpit-report-test-{uuid.uuid4().hex[:8]}"
+    report = await stanch.client.execute_workflow(
+        "daily_cockpit_report",
+        ReportRequest(incident_prefix=prefix, agent_ids=[agent_id]),
+        id=workflow_id,
+        task_queue=stanch.task_queue,
+        result_type=CockpitReport,
+    )
+
+    brief = await stanch.client.get_workflow_handle(workflow_id).query("brief", result_type=Brief)
+    state = readings(brief)
+    [read] = report.agents
+    assert state[f"agent {agent_id}"].value == (
+        f"{read.tokens:,} tokens (2.1x its daily average); {read.tasks_failed} of "
+        f"{read.tasks_done + read.tasks_failed} tasks failed (10%)"
+    )
+    assert state[f"agent {agent_id}"].limit == "2x the daily average; 20% failed"
+    assert state["incidents"].value == "0 (0 closed, 0 open)"
+    assert state["escalations and handoffs"].limit == "more than 3"
+    assert brief.state == ("published" if report.published else "not_published")
