@@ -5,8 +5,9 @@ now stand), so the brief shows memory against its watermark, webhook lag, a bala
 the deploy in place instead of only the workflow's own state. A reading replaces the last one of the same
 name, keeping its place in the list, so a poll updates one line rather than growing the brief.
 
-Setting the brief is no command: it changes nothing in the history and needs no `workflow.patched`. Reads
-that a runbook did not already make are not added here; an unreadable value is shown as such, never as
+Setting the brief is no command: it changes nothing in the history and needs no `workflow.patched`. The
+readings come from reads the runbooks already made; the one read added for the brief (number_banned's
+number quality when it opens) is behind its patch below. An unreadable value is shown as such, never as
 healthy.
 """
 
@@ -80,15 +81,15 @@ def observe_agent(incident: HasBrief, agent: AgentState | AgentVersion) -> None:
 
 
 def observe_gold_set(incident: HasBrief, run: GoldSetResult | GoldSetRun | None, *, label: str = "") -> None:
-    """A gold-set score against the threshold it must pass; a run that did not happen proves nothing."""
-    name = "gold-set score" + (f" ({label})" if label else "")
+    """A gold-set score against the threshold it must pass; a run that did not happen proves nothing.
+    A retried run replaces the last one's line; `label` (e.g. the attempt) goes with the value."""
+    suffix = f" ({label})" if label else ""
     if run is None:
-        observe(incident, name, "did not run")
+        observe(incident, "gold-set score", f"did not run{suffix}")
         return
     verdict = "passed" if run.passed else "failed"
-    observe(
-        incident, name, f"{run.score:.0%} on {run.version}, {verdict}", limit=f"threshold {run.threshold:.0%}"
-    )
+    value = f"{run.score:.0%} on {run.version}, {verdict}{suffix}"
+    observe(incident, "gold-set score", value, limit=f"threshold {run.threshold:.0%}")
 
 
 def observe_deploys(incident: HasBrief, service: str, deploys: RecentDeploys | None) -> None:
