@@ -33,6 +33,8 @@ class Brief(BaseModel):
     recommendation: str = ""
     risk_if_no_action: str = ""
     awaiting: str | None = None
+    # Customer messages held for review beside the runbook, one line each (empty when none waits).
+    pending_reviews: list[str] = Field(default_factory=list)
 
     def as_markdown(self) -> str:
         """For `workflow.set_current_details` (the Temporal UI renders it as Markdown).
@@ -57,6 +59,9 @@ class Brief(BaseModel):
         ]
         if self.awaiting:
             lines.append(f"**Waiting for:** {md(self.awaiting)}")
+        if self.pending_reviews:
+            reviews = "\n".join(f"- {md(review)}" for review in self.pending_reviews)
+            lines.append(f"**Customer messages awaiting review:**\n\n{reviews}")
         return "\n\n".join(lines)
 
     def as_text(self) -> str:
@@ -76,4 +81,7 @@ class Brief(BaseModel):
         ]
         if self.awaiting:
             lines.append(f"Waiting for: {text(self.awaiting)}")
+        if self.pending_reviews:
+            lines.append("Customer messages awaiting review:")
+            lines.extend(f"  - {text(review)}" for review in self.pending_reviews)
         return "\n".join(lines)
