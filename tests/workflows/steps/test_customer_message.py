@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -389,3 +390,22 @@ def _put_channel(sandbox: str, name: str) -> httpx.Response:
 
 def _channel(sandbox: str, name: str) -> dict[str, Any]:
     return dict(httpx.get(f"{sandbox}/chat/channels/{name}").json())
+
+
+def test_brief_lists_pending_reviews_escaped_and_only_when_there_are_some() -> None:
+    now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    brief = Brief(
+        incident_id="incident-x",
+        runbook="agent_emergency_stop",
+        severity="P1",
+        service="support",
+        summary="s",
+        started_at=now,
+        last_update_at=now,
+        state="awaiting_approval",
+    )
+    assert "awaiting review" not in brief.as_markdown() and "awaiting review" not in brief.as_text()
+    brief.pending_reviews = ["'Assistant paused' to acme: approve or reject. Draft: \"**free** <img>\""]
+    assert "**Customer messages awaiting review:**" in brief.as_markdown()
+    assert "\\*\\*free\\*\\*" in brief.as_markdown()  # the draft's markup shows as typed
+    assert "  - 'Assistant paused' to acme: approve or reject. Draft: \"**free** <img>\"" in brief.as_text()
