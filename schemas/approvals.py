@@ -26,6 +26,9 @@ class ApprovalAnswer(BaseModel):
     approver: str
     action: str | None = None
     comment: str = ""
+    # Only a customer message's review reads it: the text to send instead of the draft. Absent in every
+    # payload sent before it existed, and ignored by every other gate.
+    text: str | None = Field(None, description="send-customer-message only: replaces the draft")
 
 
 class Decision(ApprovalAnswer):

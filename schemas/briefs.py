@@ -58,6 +58,8 @@ class Brief(BaseModel):
     # What the runbook last read of the systems it acts on (the seed's "metrics snapshot"); `state` above
     # stays the workflow's own state. Empty by default, so briefs from before it decode.
     system_state: list[Reading] = Field(default_factory=list)
+    # Customer messages held for review beside the runbook, one line each (empty when none waits).
+    pending_reviews: list[str] = Field(default_factory=list)
 
     def as_markdown(self) -> str:
         """For `workflow.set_current_details` (the Temporal UI renders it as Markdown).
@@ -84,6 +86,9 @@ class Brief(BaseModel):
         ]
         if self.awaiting:
             lines.append(f"**Waiting for:** {md(self.awaiting)}")
+        if self.pending_reviews:
+            reviews = "\n".join(f"- {md(review)}" for review in self.pending_reviews)
+            lines.append(f"**Customer messages awaiting review:**\n\n{reviews}")
         return "\n\n".join(lines)
 
     def as_text(self) -> str:
@@ -105,4 +110,7 @@ class Brief(BaseModel):
         ]
         if self.awaiting:
             lines.append(f"Waiting for: {text(self.awaiting)}")
+        if self.pending_reviews:
+            lines.append("Customer messages awaiting review:")
+            lines.extend(f"  - {text(review)}" for review in self.pending_reviews)
         return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +35,9 @@ class IncidentPolicy(BaseModel):
     acknowledge_holds: timedelta = timedelta(minutes=30)
     # ... and this long after the question was asked, the gate closes on its safe default.
     give_up_after: timedelta = timedelta(hours=24)
+    # "review": every customer message waits for a human's approval beside the runbook (see
+    # workflows/steps/customer_message.py); "send": sent at once, as every input recorded before the key did.
+    customer_messages: Literal["send", "review"] = "send"
     guardrail_defaults: GuardrailLimits = Field(default_factory=GuardrailLimits)
     guardrail_subsystems: dict[str, GuardrailLimits] = Field(default_factory=dict)
 

@@ -224,10 +224,12 @@ def brief(incident: str, timeline: bool = typer.Option(False, help="print the ti
     _run(go())
 
 
-def _decide(incident: str, action: str, approver: str, comment: str, approved: bool) -> None:
+def _decide(
+    incident: str, action: str, approver: str, comment: str, approved: bool, text: str | None = None
+) -> None:
     async def go() -> DecisionOutcome:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
-        decision = Decision(approver=approver, action=action, comment=comment, approved=approved)
+        decision = Decision(approver=approver, action=action, comment=comment, approved=approved, text=text)
         return await handle.execute_update("decide", decision, result_type=DecisionOutcome)
 
     try:
@@ -246,9 +248,12 @@ def approve(
     action: str,
     approver: str = typer.Option(..., "--as", help="who approves (must hold an allowed role)"),
     comment: str = typer.Option("", help="why"),
+    text: str | None = typer.Option(
+        None, help="send-customer-message only: send this text instead of the draft"
+    ),
 ) -> None:
     """Approve the action an incident recommends (refused if it is not the recommended one)."""
-    _decide(incident, action, approver, comment, approved=True)
+    _decide(incident, action, approver, comment, approved=True, text=text)
 
 
 @app.command()

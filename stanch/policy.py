@@ -255,6 +255,9 @@ class IntakeSettings(Strict):
 
 
 class Policy(Strict):
+    # "review": a customer message waits for a human's approval, beside the runbook, before it is sent;
+    # "send": it goes out at once. See docs/customer-messages.md.
+    customer_messages: Literal["send", "review"] = "send"
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     roles: dict[str, list[str]] = Field(default_factory=dict)
@@ -321,6 +324,7 @@ class Policy(Strict):
             repeat_every=timedelta(minutes=self.escalation_policy.repeat_every_minutes),
             acknowledge_holds=timedelta(minutes=self.escalation_policy.acknowledge_holds_minutes),
             give_up_after=timedelta(hours=self.escalation_policy.give_up_after_hours),
+            customer_messages=self.customer_messages,
             guardrail_defaults=self.guardrails.defaults.applied_to(GuardrailLimits()),
             guardrail_subsystems={name: self.guardrail_limits(name) for name in self.guardrails.subsystems},
         )

@@ -25,6 +25,14 @@ class GateProbe(IncidentWorkflow):
     @workflow.run
     async def run(self, incident: IncidentInput) -> ProbeResult:
         self.open(recommendation="purge the queue", risk_if_no_action="the queue keeps growing")
+        if "customer_message" in incident.target:
+            await self.notify(
+                "tell-customer",
+                channel="customer",
+                recipient="acme",
+                title="Queue delays",
+                text=incident.target["customer_message"],
+            )
         outcome = await self.gate.ask(
             ApprovalRequest(
                 action=incident.target.get("action", "purge"),
@@ -39,5 +47,8 @@ class GateProbe(IncidentWorkflow):
             # Stay open after the decision, so late answers to the closed gate can be observed.
             self.set_state("decided")
             await workflow.wait_condition(lambda: self.resolution is not None)
+            if self.resolution is not None:
+                # What `resolve` does to a review still pending: stand it down, nothing is sent.
+                self.customer_messages.cancel_pending(by=self.resolution.by, reason=self.resolution.note)
         result = await self.finish("done" if outcome.approved else "left_alone")
         return ProbeResult(outcome=outcome, final_state=result.final_state)

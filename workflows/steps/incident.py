@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import ActionTaken, IncidentInput, IncidentResult
     from workflows.steps.approval import ApprovalGate
     from workflows.steps.audit import write_audit_row
+    from workflows.steps.customer_message import CustomerMessages
     from workflows.steps.policies import (
         AUDIT_QUEUE_PATCH,
         EFFECT_HEARTBEAT_TIMEOUT,
@@ -88,6 +89,8 @@ class IncidentWorkflow:
         # The platform's answer to the most recent failed effect, for the page that says what failed.
         self.last_failure: str | None = None
         self.gate = ApprovalGate(self)
+        # Customer messages the policy wants reviewed wait at gates of their own, beside `self.gate`.
+        self.customer_messages = CustomerMessages(self)
         self._audit_steps: set[str] = set()
         # None until the first row: then `workflow.patched` decides, once, inline (old runs) or queued.
         self._audit_queued: bool | None = None
@@ -234,7 +237,12 @@ class IncidentWorkflow:
         The notification is audited once under `step`. A channel that failed on the way and was fallen
         back from gets its own row, `<step>-failed-<channel>`: a broken Slack hook must be seen and fixed
         even when Telegram saved the page. Only channel names travel here, never a URL or a token.
+        A customer message the policy wants reviewed returns True at once: it is sent once approved.
         """
+        if channel == "customer" and self.customer_messages.held_for_review(
+            step, title=title, text=text, recipient=recipient
+        ):
+            return True
         receipt = await self.act(
             step,
             NotifyActivities.send_notification,
@@ -267,6 +275,7 @@ class IncidentWorkflow:
         return True
 
     async def finish(self, final_state: str) -> IncidentResult:
+        await self.customer_messages.settled()
         if self.gate.gave_up and final_state == "escalated":
             # Every runbook says "escalated" for a timed-out decision; since the gate stays open, paging,
             # until it gives up (NEVER_SILENT_PATCH), that decision means the incident closes unattended.
@@ -309,21 +318,25 @@ class IncidentWorkflow:
 
     @workflow.signal(name="approve")
     async def on_approve(self, answer: ApprovalAnswer) -> None:
-        await self.gate.answer_by_signal(answer, approved=True)
+        await self._gate_for(answer).answer_by_signal(answer, approved=True)
 
     @workflow.signal(name="reject")
     async def on_reject(self, answer: ApprovalAnswer) -> None:
-        await self.gate.answer_by_signal(answer, approved=False)
+        await self._gate_for(answer).answer_by_signal(answer, approved=False)
 
     @workflow.update(name="decide")
     async def on_decide(self, decision: Decision) -> DecisionOutcome:
-        return await self.gate.answer_by_update(decision)
+        return await self._gate_for(decision).answer_by_update(decision)
 
     @on_decide.validator
     def validate_decide(self, decision: Decision) -> None:
-        refusal = self.gate.refusal(decision, approved=decision.approved)
+        refusal = self._gate_for(decision).refusal(decision, approved=decision.approved)
         if refusal:
             raise ValueError(refusal)
+
+    def _gate_for(self, answer: ApprovalAnswer) -> ApprovalGate | CustomerMessages:
+        """An answer about a customer message goes to its review; every other one to the main gate."""
+        return self.customer_messages if self.customer_messages.takes(answer) else self.gate
 
     @workflow.signal(name="acknowledge")
     def on_acknowledge(self, ack: Acknowledgement) -> None:
