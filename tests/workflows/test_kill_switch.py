@@ -136,27 +136,43 @@ async def test_armed_third_restart_within_five_minutes_asks_approval_while_the_f
     sandbox = stanch.settings.platform_url
     subsystem = subsystems.new()
     gateways = [new_gateway(sandbox) for _ in range(3)]
+    # Three gateways of one subsystem need a restart at once; which one asks the guardrail third is a race.
+    handles = [await open_restart(incidents, gateway, subsystem) for gateway in gateways]
+    answers = await guardrail_answers(stanch, [handle.id for handle in handles])
 
-    for gateway in gateways[:2]:
-        result = await (await open_restart(incidents, gateway, subsystem)).result()
-        assert result.final_state == "restarted"
-    third = await open_restart(incidents, gateways[2], subsystem)
+    assert sorted(answers) == ["allow", "allow", "needs_approval"]
+    third = handles[answers.index("needs_approval")]
     brief = await until_state(third, "awaiting_approval")
-
-    # The first two restarted on their own; the third waits for a human, and says why.
-    assert [restarts(sandbox, gateway) for gateway in gateways] == [1, 1, 0]
     assert "kill switch armed and the critical window is full" in brief.recommendation
     assert "2 critical or destructive actions already within 5 min" in brief.recommendation
-    guardrail = row(stanch, third.id, "guardrail")
-    assert guardrail["outcome"] == "needs_approval"
     state = await subsystems.state(subsystem)
     # Under the hourly restart limit (3): only the kill switch's window held it back.
     assert (state.mode, state.critical_in_window, state.restarts_in_last_hour) == (KillSwitchMode.armed, 2, 2)
+    assert restarts(sandbox, gateways[handles.index(third)]) == 0
 
     await third.signal("approve", ApprovalAnswer(approver="alice", action="safe-restart", comment="go"))
-    assert (await third.result()).final_state == "restarted"
-    assert restarts(sandbox, gateways[2]) == 1
-    assert row(stanch, third.id, "safe-restart")["actor"] == "alice"
+    results = [await handle.result() for handle in handles]
+    assert [result.final_state for result in results] == ["restarted"] * 3
+    assert [restarts(sandbox, gateway) for gateway in gateways] == [1, 1, 1]
+    # The first two restarted on their own; the third on alice's word.
+    actors = [row(stanch, handle.id, "safe-restart")["actor"] for handle in handles]
+    assert actors == ["alice" if handle is third else "stanch" for handle in handles]
+
+
+async def guardrail_answers(stanch: Running, workflow_ids: list[str]) -> list[str]:
+    """Each incident's `guardrail` audit row outcome once all have one (bounded; activities run in real
+    time, so no clock needs to move for them)."""
+    for _ in range(400):
+        found = [
+            next(
+                (r["outcome"] for r in audit_rows(stanch.settings, wid) if r["step_key"] == "guardrail"), None
+            )
+            for wid in workflow_ids
+        ]
+        if all(found):
+            return [str(outcome) for outcome in found]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not every incident asked its guardrail: {found}")
 
 
 # ---- engaged: every destructive or critical action asks ----------------------------------------------------
