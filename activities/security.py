@@ -56,7 +56,12 @@ class SecurityActivities:
             request.subsystem,
             self._limits_for(request.subsystem),
             KILL_SWITCH_UPDATE,
-            KillSwitchChange(by=request.by, enabled=request.enabled, reason=request.reason),
+            KillSwitchChange(
+                by=request.by,
+                reason=request.reason,
+                mode=request.mode,
+                enabled=None if request.mode is not None else request.enabled,
+            ),
             result_type=GuardrailState,
             refused="the kill switch",
             update_id=request.idempotency_key,
@@ -64,6 +69,7 @@ class SecurityActivities:
         return KillSwitchResult(
             subsystem=request.subsystem,
             kill_switch=state.kill_switch,
+            mode=state.mode,
             changes=state.counters.kill_switch_changes,
         )
 

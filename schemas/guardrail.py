@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field, field_validator
 
 # Names an operator or another process uses to reach a guardrail (Temporal UI, `temporal workflow update`).
 GUARDRAIL_WORKFLOW = "guardrail"
@@ -32,6 +32,28 @@ class Risk(StrEnum):
     critical = "critical"
 
 
+class KillSwitchMode(StrEnum):
+    """What a subsystem's kill switch does to destructive or critical automatic actions.
+
+    - off: nothing; the other limits still apply (the seed's `kill_switch_enabled = false`).
+    - armed: the shipped default (`kill_switch_enabled = true`): at most `critical_retries_per_window` in
+      any `critical_window`; the next one needs approval.
+    - engaged: every one needs approval, however few came before (a security incident, or a person).
+    """
+
+    off = "off"
+    armed = "armed"
+    engaged = "engaged"
+
+
+def kill_switch_mode(value: object) -> object:
+    """Before the modes the switch was a boolean: true (on) is armed, false is off. Policy files, recorded
+    inputs and guardrail memories written then still decode."""
+    if isinstance(value, bool):
+        return KillSwitchMode.armed if value else KillSwitchMode.off
+    return value
+
+
 class GuardrailLimits(BaseModel):
     """One subsystem's limits, as resolved from the policy file (`Policy.guardrail_limits`)."""
 
@@ -43,7 +65,14 @@ class GuardrailLimits(BaseModel):
         2, ge=0, description="critical or destructive actions per window while the kill switch is on"
     )
     critical_window: timedelta = timedelta(minutes=5)
-    kill_switch_default: bool = True
+    kill_switch_default: KillSwitchMode = Field(
+        KillSwitchMode.armed, description="the mode a guardrail starts in; true/false mean armed/off"
+    )
+
+    @field_validator("kill_switch_default", mode="before")
+    @classmethod
+    def _old_boolean_default(cls, value: object) -> object:
+        return kill_switch_mode(value)
 
 
 class ActionCheck(BaseModel):
@@ -113,11 +142,38 @@ class RecordedAction(BaseModel):
 
 
 class KillSwitchChange(BaseModel):
-    """Input of the `set_kill_switch` update; audited with who and why."""
+    """Input of the `set_kill_switch` update; audited with who and why.
+
+    `mode` says what to set. Payloads from before the modes carry `enabled` instead (recorded histories, a
+    person typing the old form): true arms the switch, false turns it off. Sending neither is refused.
+    """
 
     by: str
-    enabled: bool
     reason: str
+    mode: KillSwitchMode | None = None
+    enabled: bool | None = Field(None, description="old form: true = armed, false = off")
+
+    @property
+    def target_mode(self) -> KillSwitchMode | None:
+        if self.mode is not None or self.enabled is None:
+            return self.mode
+        return KillSwitchMode.armed if self.enabled else KillSwitchMode.off
+
+    def problem(self) -> str | None:
+        """Why this change is malformed, or None (the update validator's sentence)."""
+        if not self.by.strip():
+            return "by must name the operator"
+        if not self.reason.strip():
+            return "a kill-switch change needs a reason"
+        if self.target_mode is None:
+            return "say which mode: off, armed or engaged"
+        if (
+            self.mode is not None
+            and self.enabled is not None
+            and self.enabled is (self.mode is KillSwitchMode.off)
+        ):
+            return f"enabled={self.enabled} contradicts mode={self.mode.value}; send the mode alone"
+        return None
 
 
 class GuardrailCounters(BaseModel):
@@ -134,11 +190,18 @@ class GuardrailCounters(BaseModel):
 class GuardrailMemory(BaseModel):
     """Everything a guardrail run hands to the next one when it continues-as-new."""
 
-    kill_switch: bool
+    kill_switch: KillSwitchMode
+    mode_by: str | None = Field(None, description="who set the current mode; None: the policy's default")
+    mode_reason: str | None = None
     actions: list[RecordedAction] = Field(default_factory=list)
     verdicts: list[Verdict] = Field(default_factory=list, description="recent answers, oldest first")
     counters: GuardrailCounters = Field(default_factory=GuardrailCounters)
     generation: int = Field(0, description="how many times this guardrail has continued-as-new")
+
+    @field_validator("kill_switch", mode="before")
+    @classmethod
+    def _old_boolean_switch(cls, value: object) -> object:
+        return kill_switch_mode(value)
 
 
 class GuardrailInput(BaseModel):
@@ -161,7 +224,7 @@ class GuardrailState(BaseModel):
     """Output of the `state` query and the `set_kill_switch` update."""
 
     subsystem: str
-    kill_switch: bool
+    mode: KillSwitchMode
     limits: GuardrailLimits
     as_of: datetime
     recent_actions: list[RecordedAction]
@@ -171,3 +234,11 @@ class GuardrailState(BaseModel):
     counters: GuardrailCounters
     remembered_keys: int
     generation: int
+    mode_by: str | None = Field(None, description="who set the current mode; None: the policy's default")
+    mode_reason: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def kill_switch(self) -> bool:
+        """The switch's reading before the modes, kept for readers of that field: anything but off."""
+        return self.mode is not KillSwitchMode.off

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from schemas.guardrail import KillSwitchMode
+
 
 class KillSwitchRequest(BaseModel):
-    """Turn a subsystem's guardrail kill switch on (or off); the key makes a retried call count once."""
+    """Set a subsystem's guardrail kill switch; the key makes a retried call count once. `mode` (engaged
+    for a security incident) wins; runs recorded before the modes sent `enabled` alone (true: armed)."""
 
     idempotency_key: str
     subsystem: str
     enabled: bool = True
+    mode: KillSwitchMode | None = None
     by: str
     reason: str
 
 
 class KillSwitchResult(BaseModel):
     subsystem: str
-    kill_switch: bool
+    kill_switch: bool = Field(description="anything but off")
+    mode: KillSwitchMode | None = Field(None, description="None in results recorded before the modes")
     changes: int = Field(description="kill-switch changes over the guardrail's life")
 
 

@@ -148,7 +148,7 @@ TARGET_MODELS: dict[str, type[Target]] = {
     "retry_storm": GatewayTarget,
     "resource_pressure": ResourcePressureTarget,
     "lost_session": SessionTarget,
-    "zombie_gateway": GatewayTarget,
+    "zombie_gateway": GatewayRestartTarget,
     "war_room": WarRoomTarget,
     "rollback": RollbackTarget,
     "channel_downtime": ChannelDowntimeTarget,

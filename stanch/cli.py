@@ -335,6 +335,92 @@ def triage(
     typer.echo(f"{workflow_id(incident)}: handed to {started.runbook} as {started.workflow_id} (by {by})")
 
 
+# Verbs a person types, and the guardrail mode each one sets.
+KILL_SWITCH_VERBS = {"engage": "engaged", "arm": "armed", "off": "off"}
+
+
+@app.command("kill-switch")
+def kill_switch(
+    subsystem: str = typer.Argument(..., help="the guardrail's subsystem, e.g. gateway"),
+    verb: str | None = typer.Argument(
+        None,
+        help="engage (every destructive or critical action asks a human), arm (the default cap), off; "
+        "leave out to show the current mode",
+    ),
+    by: str | None = typer.Option(None, "--as", help="who sets it (kept in the audit log)"),
+    reason: str = typer.Option("", help="why (required to change it)"),
+) -> None:
+    """Show or set a subsystem's kill switch: engage, arm or off. Audited; takes effect at once."""
+    from activities.guardrail import update_guardrail
+    from schemas.guardrail import (
+        KILL_SWITCH_UPDATE,
+        STATE_QUERY,
+        GuardrailState,
+        KillSwitchChange,
+        KillSwitchMode,
+        guardrail_workflow_id,
+    )
+    from stanch.policy import load_policy_or_exit
+
+    settings = _settings()
+    mode = KILL_SWITCH_VERBS.get(verb.lower(), verb.lower()) if verb else None
+    if mode is not None and mode not in {m.value for m in KillSwitchMode}:
+        typer.echo(f"stanch: {verb!r}: say engage, arm or off", err=True)
+        raise typer.Exit(2)
+    if mode is not None and not (by and reason.strip()):
+        typer.echo("stanch: changing the kill switch needs --as <you> and --reason <why>", err=True)
+        raise typer.Exit(2)
+
+    async def show() -> GuardrailState | None:
+        handle = (await connect(settings)).get_workflow_handle(guardrail_workflow_id(subsystem))
+        try:
+            state: GuardrailState = await handle.query(STATE_QUERY, result_type=GuardrailState)
+        except RPCError as error:
+            if "not found" in error.message.lower():
+                return None
+            raise
+        return state
+
+    async def change(new_mode: KillSwitchMode, who: str) -> GuardrailState:
+        # Started with the policy's limits if it is not running yet, as a runbook's first ask would.
+        limits = load_policy_or_exit(settings.config).guardrail_limits(subsystem)
+        state: GuardrailState = await update_guardrail(
+            await connect(settings),
+            settings.task_queue,
+            subsystem,
+            limits,
+            KILL_SWITCH_UPDATE,
+            KillSwitchChange(by=who, mode=new_mode, reason=reason),
+            result_type=GuardrailState,
+            refused="the kill switch",
+        )
+        return state
+
+    if mode is None:
+        found = _run(show())
+        if found is None:
+            default = load_policy_or_exit(settings.config).guardrail_limits(subsystem).kill_switch_default
+            typer.echo(f"{guardrail_workflow_id(subsystem)}: not running; it starts {default.value} (policy)")
+            return
+        state = found
+    else:
+        from temporalio.exceptions import ApplicationError
+
+        assert by is not None
+        try:
+            state = _run(change(KillSwitchMode(mode), by))
+        except ApplicationError as error:
+            typer.echo(f"stanch: refused: {error.message}", err=True)
+            raise typer.Exit(1) from None
+    setter = f" (set by {state.mode_by}: {state.mode_reason})" if state.mode_by else " (the policy's default)"
+    typer.echo(f"{guardrail_workflow_id(subsystem)}: kill switch {state.mode.value}{setter}")
+    typer.echo(
+        f"  critical or destructive actions in the last {state.limits.critical_window.total_seconds() / 60:g} "
+        f"min: {state.critical_in_window}/{state.limits.critical_retries_per_window}; restarts in the last "
+        f"hour: {state.restarts_in_last_hour}/{state.limits.high_restarts_per_hour}"
+    )
+
+
 # ---- audit ---------------------------------------------------------------------------------------
 
 

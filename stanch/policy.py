@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from schemas.guardrail import GuardrailLimits
+from schemas.guardrail import GuardrailLimits, KillSwitchMode, kill_switch_mode
 from schemas.incidents import EscalationLevel, IncidentPolicy
 from schemas.severity import Severity
 
@@ -91,7 +91,14 @@ class GuardrailRules(Strict):
     high_restarts_per_hour: int | None = Field(None, ge=0)
     critical_retries_per_window: int | None = Field(None, ge=0)
     critical_window_minutes: float | None = Field(None, gt=0)
-    kill_switch_default: bool | None = None
+    kill_switch_default: KillSwitchMode | None = Field(
+        None, description='"armed" (the default), "engaged" or "off"; true and false still mean armed and off'
+    )
+
+    @field_validator("kill_switch_default", mode="before")
+    @classmethod
+    def _old_boolean_switch(cls, value: object) -> object:
+        return kill_switch_mode(value)
 
     def applied_to(self, limits: GuardrailLimits) -> GuardrailLimits:
         changes: dict[str, object] = {

@@ -5,6 +5,11 @@ paused, so that what it holds stops changing, and its workspace, memory and logs
 is then read back from the store. Only an archive that reads back unlocks the part that cannot be undone:
 terminate the agent, revoke its tokens, delete its secrets, and keep the archive until its retention date.
 A final report goes to the owner, and every agent that depends on this one is told that it is gone.
+
+Right before that irreversible part the agent's guardrail (subsystem: the agent's id, the one a security
+incident on the agent engages) judges it as a critical, destructive action: with the kill switch engaged, or
+its critical window full, a human is asked again, told why, and until then the agent stays paused and
+archived with nothing revoked or deleted.
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.platform import PlatformActivities
     from schemas.actions import AgentAction
     from schemas.approvals import ApprovalRequest
+    from schemas.guardrail import Risk
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentTarget
     from workflows.steps.failures import page_failure
+    from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.system_state import observe, observe_agent
 
 # How long a terminated agent's archive is kept before it may be purged.
 ARCHIVE_RETENTION = timedelta(days=365)
 APPROVER_ROLES = ["lead", "oncall"]
+# Runs recorded before went from a verified archive straight to the clean-up, without asking the guardrail.
+CLEANUP_ASKS_GUARDRAIL_PATCH = "agent_termination-cleanup-asks-the-guardrail"
 
 
 @workflow.defn(name="agent_termination")
@@ -102,7 +111,33 @@ class AgentTermination(IncidentWorkflow):
             )
             return await self.finish("archive_failed")
 
-        # 3. Clean-up, now that everything is safe in the archive: each step is tried, failures are kept.
+        # 3. Clean-up, now that everything is safe in the archive, if the agent's guardrail lets it run: each
+        #    step is tried, failures are kept.
+        if workflow.patched(CLEANUP_ASKS_GUARDRAIL_PATCH):
+            cleared = await clear_with_guardrail(
+                self,
+                agent_id,
+                action_check(
+                    "terminate",
+                    action=f"terminate agent {agent_id}, revoke its tokens and delete its secrets",
+                    kind="terminate",
+                    risk=Risk.critical,
+                    reason=f"confirmed by {decision.decided_by}; archive {archive.archive_id} verified",
+                    destructive=True,
+                ),
+                ApprovalRequest(
+                    action="terminate-past-guardrail",
+                    recommendation=f"Terminate agent {agent_id} (confirmed by {decision.decided_by}; archive "
+                    f"{archive.archive_id} verified), revoke its tokens and delete its secrets",
+                    risk=f"Agent {agent_id} stays paused, keeping its tokens and secrets",
+                    allowed_roles=APPROVER_ROLES,
+                    destructive=True,
+                    safe_default=f"keep agent {agent_id} paused and archived in {archive.archive_id}; nothing "
+                    "terminated, revoked or deleted",
+                ),
+            )
+            if not cleared.go:
+                return await self.finish("escalated" if cleared.timed_out else "kept")
         self.set_state("cleaning_up")
         step = AgentStep(agent_id=agent_id, reason=f"terminated: {lessons}")
         cleanup = [

@@ -39,6 +39,9 @@ HEALTH_TRIES = 8
 HEALTH_INTERVAL = timedelta(seconds=15)
 # One check is a few quick tries; the loop above it is what waits for the gateway.
 HEALTH_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+# A restart drops every live session on the gateway, so the kill switch judges it: armed, at most two such
+# actions per window; engaged, a human decides. Runs recorded before asked for it as not destructive.
+RESTART_IS_DESTRUCTIVE_PATCH = "gateway-restart-is-destructive-for-the-kill-switch"
 
 
 @workflow.defn(name="gateway_safe_restart")
@@ -83,7 +86,7 @@ class GatewaySafeRestart(IncidentWorkflow):
             return await self.finish("diagnosed")
         reason = f"memory at {usage}"
 
-        # 2. Ask the gateway's guardrail; past the hourly restart limit a human decides.
+        # 2. Ask the gateway's guardrail; past the hourly restart limit, or the kill switch, a human decides.
         verdict = await ask_guardrail(
             subsystem,
             action_check(
@@ -92,6 +95,7 @@ class GatewaySafeRestart(IncidentWorkflow):
                 kind="restart",
                 risk=Risk.high,
                 reason=reason,
+                destructive=workflow.patched(RESTART_IS_DESTRUCTIVE_PATCH),
             ),
             incident.policy.guardrail_limits(subsystem),
         )

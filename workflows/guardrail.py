@@ -23,21 +23,25 @@ The rules, in the order they are applied to one ask:
      asks are not held back by this rule; they have their own, stricter ones below.
    - kind `restart`, whatever its risk: at most `high_restarts_per_hour` (3) allowed restarts in any
      rolling hour; the 4th within the hour is refused.
-   - kill switch on (the default) and the ask is critical risk or destructive: at most
-     `critical_retries_per_window` (2) critical-or-destructive actions allowed in any rolling
-     `critical_window` (5 min); the 3rd within the window is refused. With the switch off this limit
-     does not apply; the others still do.
+   - the kill switch, for an ask that is critical risk or destructive (the others pass it in every mode):
+     - armed (the shipped default): at most `critical_retries_per_window` (2) critical-or-destructive
+       actions allowed in any rolling `critical_window` (5 min); the 3rd within the window is refused.
+     - engaged (a security incident, or a person): every such ask is refused, with no `retry_after` —
+       waiting never lets it through, only someone arming or turning off the switch does.
+     - off: this limit does not apply; the others still do.
 5. Otherwise `allow`, and the action is recorded at `workflow.now()` with its reason.
 
 Windows slide: an action counts while it is younger than the window (allowed at `t`, it stops counting
 at exactly `t + window`). Human-approved actions taken after a `needs_approval` are not reported back
 here; the guardrail counts automatic actions only.
 
-Operators read everything through the `state` query and flip the kill switch with the
-`set_kill_switch` update, which takes effect at once and is written to the audit log (step
-`kill-switch-<n>`, n counted over the guardrail's whole life so a key never repeats). After
-`continue_as_new_after` handled updates, or when the server suggests it, the guardrail waits for its
-handlers to finish and continues-as-new with its memory: recorded actions, kill switch, remembered
+Operators read everything through the `state` query and set the kill switch's mode with the
+`set_kill_switch` update (`{"by", "mode": "off"|"armed"|"engaged", "reason"}`; the older
+`{"by", "enabled", "reason"}` still works: true arms, false turns off), which takes effect at once and is
+written to the audit log (step `kill-switch-<n>`, n counted over the guardrail's whole life so a key never
+repeats). A guardrail starts in the policy's `kill_switch_default` mode. After `continue_as_new_after`
+handled updates, or when the server suggests it, the guardrail waits for its handlers to finish and
+continues-as-new with its memory: recorded actions, the kill switch's mode and who set it, remembered
 answers and every counter.
 """
 
@@ -62,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         GuardrailMemory,
         GuardrailState,
         KillSwitchChange,
+        KillSwitchMode,
         RecordedAction,
         Risk,
         Ruling,
@@ -83,7 +88,10 @@ class Guardrail:
         self.subsystem = params.subsystem
         self.limits = params.limits
         memory = params.memory or GuardrailMemory(kill_switch=params.limits.kill_switch_default)
-        self.kill_switch = memory.kill_switch
+        self.mode = memory.kill_switch
+        # Who set the mode and why: an engaged switch's refusals name them.
+        self.mode_by = memory.mode_by
+        self.mode_reason = memory.mode_reason
         self.actions: list[RecordedAction] = list(memory.actions)
         self.verdicts: dict[str, Verdict] = {verdict.idempotency_key: verdict for verdict in memory.verdicts}
         self.counters = memory.counters.model_copy()
@@ -110,7 +118,9 @@ class Guardrail:
             params.model_copy(
                 update={
                     "memory": GuardrailMemory(
-                        kill_switch=self.kill_switch,
+                        kill_switch=self.mode,
+                        mode_by=self.mode_by,
+                        mode_reason=self.mode_reason,
                         actions=self.actions,
                         verdicts=list(self.verdicts.values()),
                         counters=self.counters,
@@ -199,10 +209,14 @@ class Guardrail:
                 limits.high_restarts_per_hour,
                 RESTART_WINDOW,
             )
-        if self.kill_switch and (ask.risk is Risk.critical or ask.destructive):
+        critical = ask.risk is Risk.critical or ask.destructive
+        if critical and self.mode is KillSwitchMode.engaged:
+            # No window to wait out: only a person arming or turning off the switch lets it through.
+            hits.append((f"kill switch engaged on {self.subsystem}{self._engaged_by()}", None))
+        elif critical and self.mode is KillSwitchMode.armed:
             limit(
-                f"kill switch on: {limits.critical_retries_per_window} critical or destructive actions "
-                f"already within {_span(limits.critical_window)}",
+                f"kill switch armed and the critical window is full: {limits.critical_retries_per_window} "
+                f"critical or destructive actions already within {_span(limits.critical_window)}",
                 [action for action in self.actions if action.critical],
                 limits.critical_retries_per_window,
                 limits.critical_window,
@@ -212,6 +226,11 @@ class Guardrail:
             retry_after = None if None in waits else max(wait for wait in waits if wait is not None)
             return verdict(Ruling.needs_approval, "; ".join(text for text, _ in hits), retry_after)
         return verdict(Ruling.allow, f"{ask.risk.value} risk {ask.kind} within limits")
+
+    def _engaged_by(self) -> str:
+        if not self.mode_by:
+            return " (the policy's default)"
+        return f" by {self.mode_by}" + (f": {self.mode_reason}" if self.mode_reason else "")
 
     def _remember(self, verdict: Verdict) -> None:
         self.verdicts[verdict.idempotency_key] = verdict
@@ -230,8 +249,10 @@ class Guardrail:
         # The switch flips at once — an operator stopping automatic damage must not wait on Postgres —
         # and the change is audited right after, under its own never-repeating step key.
         self.handled += 1
-        previous = self.kill_switch
-        self.kill_switch = change.enabled
+        previous = self.mode
+        mode = change.target_mode
+        assert mode is not None  # the validator refused a change without one
+        self.mode, self.mode_by, self.mode_reason = mode, change.by, change.reason
         self.counters.kill_switch_changes += 1
         step = f"kill-switch-{self.counters.kill_switch_changes}"
         self._publish()
@@ -241,11 +262,11 @@ class Guardrail:
             run_id=info.run_id,
             step_key=step,
             actor=change.by,
-            action=f"turn kill switch {_on_off(change.enabled)} for {self.subsystem}",
-            outcome="done" if previous != change.enabled else "unchanged",
+            action=f"set the kill switch of {self.subsystem} to {mode.value}",
+            outcome="done" if previous is not mode else "unchanged",
             reason=change.reason,
             occurred_at=workflow.now(),
-            details={"previous": _on_off(previous), "now": _on_off(change.enabled)},
+            details={"previous": previous.value, "now": mode.value},
         )
         if workflow.patched(KILL_SWITCH_AUDIT_PATCH):
             # The answer does not wait for Postgres either: a security incident flips the switch and goes
@@ -263,10 +284,9 @@ class Guardrail:
 
     @set_kill_switch.validator
     def validate_kill_switch(self, change: KillSwitchChange) -> None:
-        if not change.by.strip():
-            raise ValueError("by must name the operator")
-        if not change.reason.strip():
-            raise ValueError("a kill-switch change needs a reason")
+        problem = change.problem()
+        if problem:
+            raise ValueError(problem)
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> GuardrailState:
@@ -276,7 +296,9 @@ class Guardrail:
         now = workflow.now()
         return GuardrailState(
             subsystem=self.subsystem,
-            kill_switch=self.kill_switch,
+            mode=self.mode,
+            mode_by=self.mode_by,
+            mode_reason=self.mode_reason,
             limits=self.limits,
             as_of=now,
             recent_actions=list(self.actions),
@@ -301,7 +323,9 @@ class Guardrail:
         limits = self.limits
         workflow.set_current_details(
             f"**Guardrail for {self.subsystem}**\n\n"
-            f"- Kill switch: **{_on_off(state.kill_switch)}**\n"
+            f"- Kill switch: **{state.mode.value}**"
+            + (f" (set by {state.mode_by}: {state.mode_reason})" if state.mode_by else "")
+            + "\n"
             f"- Restarts in the last hour: {state.restarts_in_last_hour}/{limits.high_restarts_per_hour}\n"
             f"- Critical or destructive actions in the last {_span(limits.critical_window)}: "
             f"{state.critical_in_window}/{limits.critical_retries_per_window}\n"
@@ -327,7 +351,3 @@ def _wait_for_room(
 def _span(window: timedelta) -> str:
     minutes = window.total_seconds() / 60
     return f"{minutes:g} min"
-
-
-def _on_off(enabled: bool) -> str:
-    return "on" if enabled else "off"

@@ -4,6 +4,9 @@
 - database: find the migration to reverse; take a backup of the data as it is now and verify it — without
   a verified backup nothing is touched, ever; then, once approved (two people on a P0, as for every
   destructive step), run the reverse migration and check the data's integrity.
+  The reverse migration is critical and destructive, so right before it runs the service's guardrail
+  (subsystem: the service) judges it: with the kill switch engaged, or its critical window full, a human
+  is asked again, told why, and until then the migration stays applied.
 - infrastructure: revert the service's deploy configuration to the previous version, once approved.
 
 Nobody answers: the escalation chain is walked, and the service is left as it is.
@@ -16,10 +19,12 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.deploys import DeployActivities
     from schemas.approvals import ApprovalOutcome, ApprovalRequest
+    from schemas.guardrail import Risk
     from schemas.hotfix import BackupRef, MigrateDown, ServiceRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import RollbackTarget
     from workflows.steps.failures import page_failure
+    from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.system_state import (
         observe,
@@ -38,6 +43,8 @@ KINDS = {
     "infra": "infrastructure",
 }
 APPROVERS = ["oncall", "lead"]
+# Runs recorded before reversed an approved migration without asking the service's guardrail.
+MIGRATE_DOWN_ASKS_GUARDRAIL_PATCH = "rollback-migrate-down-asks-the-guardrail"
 
 
 @workflow.defn(name="rollback")
@@ -190,6 +197,33 @@ class Rollback(IncidentWorkflow):
         )
         if not decision.approved:
             return await self.declined(decision)
+        migrate_by = decision.decided_by
+        if workflow.patched(MIGRATE_DOWN_ASKS_GUARDRAIL_PATCH):
+            cleared = await clear_with_guardrail(
+                self,
+                service,
+                action_check(
+                    "migrate-down",
+                    action=f"reverse migration {migration} on {service}",
+                    kind="migrate-down",
+                    risk=Risk.critical,
+                    reason=f"approved by {decision.decided_by}; verified backup {backup.id}",
+                    destructive=True,
+                ),
+                ApprovalRequest(
+                    action="migrate-down-past-guardrail",
+                    recommendation=f"Reverse migration {migration} on {service} (approved by "
+                    f"{decision.decided_by}; verified backup {backup.id})",
+                    risk=f"{service} keeps the schema of {migration}",
+                    allowed_roles=APPROVERS,
+                    destructive=True,
+                    safe_default=f"leave {migration} applied; keep backup {backup.id}",
+                ),
+            )
+            if not cleared.go:
+                return await self.finish("escalated" if cleared.timed_out else "declined")
+            if cleared.decision is not None:
+                migrate_by = cleared.by
         reversed_ = await self.act(
             "migrate-down",
             DeployActivities.migrate_down,
@@ -200,7 +234,7 @@ class Rollback(IncidentWorkflow):
                 idempotency_key=self.step_key("migrate-down"),
             ),
             summary=f"Reverse migration {migration} on {service}",
-            actor=decision.decided_by,
+            actor=migrate_by,
         )
         if reversed_ is not None:
             observe_database(self, service, reversed_)

@@ -4,13 +4,19 @@ behaves critically out of the ordinary.
 Contain first, understand second, fix third — and only the containment is automatic:
 
 1. Kill switch and isolation, at once and without asking (stopping harm needs no approval, and no
-   guardrail may hold it back): turn on the kill switch of the agent's subsystem guardrail, revoke the
-   agent's tokens and pause it. If the agent cannot be isolated, page and stop: a person must do it.
+   guardrail may hold it back): engage the kill switch of the agent's subsystem guardrail — from now on
+   every destructive or critical automatic action on that subsystem (a restart, a termination, a reverse
+   migration) asks a human first — then revoke the agent's tokens and pause it. The isolation is asked of
+   the guardrail too, so it is counted with everything else done to the subsystem; it is protective, not
+   destructive, so the engaged switch lets it through, and even an unreachable guardrail does not hold it
+   back. If the agent cannot be isolated, page and stop: a person must do it.
 2. Notify: the P0 page goes to the instant channel now; every step is in the audit log already.
 3. Investigate: collect the agent's history, its security events and every call made about it into an
    evidence bundle, and name the likely cause and the impact from it.
 4. Remediate behind an approval: roll the agent back to its previous version and test that fix with the
-   gold set in the sandbox. The agent stays paused either way; putting it back in service is a separate,
+   gold set in the sandbox. The approved rollback is asked of the guardrail before it runs (high risk, not
+   destructive: the agent stays paused, nothing live changes); if the guardrail holds it back a human is
+   asked again, told why. The agent stays paused either way; putting it back in service is a separate,
    human decision. A fix that fails its test (or cannot be applied) is handed to a human
    (`escalation_to_human`, as a child). Rejected or unanswered: the agent stays isolated.
 5. Post-mortem: what happened, root cause, impact, what was done, and how to prevent it, published in
@@ -26,15 +32,21 @@ with workflow.unsafe.imports_passed_through():
     from activities.security import SecurityActivities
     from schemas.actions import AgentAction
     from schemas.approvals import ApprovalRequest
+    from schemas.guardrail import KillSwitchMode, Risk
     from schemas.handoff import Handoff, HandoffOption, Trigger
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.security import EvidenceRequest, KillSwitchRequest, PostMortemRequest
     from schemas.severity import Severity
     from schemas.targets import SecurityTarget
     from workflows.steps.failures import page_failure
+    from workflows.steps.guardrail import action_check, ask_guardrail, clear_with_guardrail
     from workflows.steps.handoff import hand_off
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.system_state import observe, observe_agent, observe_gold_set
+
+# Runs recorded before the kill switch had modes only turned it "on" (it already was: armed by default),
+# and isolated and remediated without asking the guardrail.
+KILL_SWITCH_ENGAGED_PATCH = "security_incident-engages-the-kill-switch"
 
 # What keeps each kind of incident from happening again; every post-mortem lists its cause's entries.
 PREVENTION = {
@@ -77,6 +89,8 @@ class SecurityIncident(IncidentWorkflow):
         )
 
         # 1. Kill switch and isolation.
+        self.engages = workflow.patched(KILL_SWITCH_ENGAGED_PATCH)
+        self.subsystem = subsystem
         switched = await self.act(
             "kill-switch",
             SecurityActivities.kill_switch,
@@ -84,13 +98,20 @@ class SecurityIncident(IncidentWorkflow):
                 idempotency_key=self.step_key("kill-switch"),
                 subsystem=subsystem,
                 enabled=True,
+                mode=KillSwitchMode.engaged if self.engages else None,
                 by=workflow.info().workflow_id,
                 reason=f"security incident on {agent_id}: {kind}",
             ),
-            summary=f"Kill switch on for {subsystem}",
+            summary=f"Engage the kill switch of {subsystem}"
+            if self.engages
+            else f"Kill switch on for {subsystem}",
         )
         if switched is not None:
-            observe(self, f"kill switch {switched.subsystem}", "on" if switched.kill_switch else "off")
+            mode = switched.mode.value if switched.mode else ("on" if switched.kill_switch else "off")
+            observe(self, f"kill switch {switched.subsystem}", mode)
+        if self.engages and switched is not None:
+            # Not when the switch failed: the guardrail is unreachable, and isolation must not wait on it.
+            await self._ask_about_isolation(agent_id, kind)
         revoked = await self.act(
             "revoke-tokens",
             SecurityActivities.revoke_tokens,
@@ -119,7 +140,7 @@ class SecurityIncident(IncidentWorkflow):
         self.set_state("contained")
 
         # 2. Page.
-        switch = "on" if switched else "FAILED (check the guardrail)"
+        switch = ("engaged" if self.engages else "on") if switched else "FAILED (check the guardrail)"
         await self.notify(
             "page",
             channel="security",
@@ -202,6 +223,35 @@ class SecurityIncident(IncidentWorkflow):
         if not decision.approved:
             state = "escalated" if decision.timed_out else "contained"
             return state, f"not remediated ({decision.comment or 'rejected'}); agent kept isolated"
+        remediate_by = decision.decided_by
+        if self.engages:
+            cleared = await clear_with_guardrail(
+                self,
+                self.subsystem,
+                action_check(
+                    "remediate",
+                    action=f"roll paused agent {agent_id} back from {version} to {previous}",
+                    kind="rollback",
+                    risk=Risk.high,
+                    reason=f"security incident remediation approved by {decision.decided_by}",
+                ),
+                ApprovalRequest(
+                    action="remediate-past-guardrail",
+                    recommendation=f"Roll agent {agent_id} back from {version} to {previous} (approved by "
+                    f"{decision.decided_by}); it stays paused",
+                    risk=f"Agent {agent_id} stays isolated and its work waits",
+                    allowed_roles=["oncall", "lead"],
+                    safe_default=f"keep agent {agent_id} isolated and paused",
+                ),
+            )
+            if not cleared.go:
+                state = "escalated" if cleared.timed_out else "contained"
+                return (
+                    state,
+                    f"not remediated (held back by the guardrail: {cleared.verdict.reason}); agent kept isolated",
+                )
+            if cleared.decision is not None:
+                remediate_by = cleared.by
 
         fixed = await self.act(
             "remediate",
@@ -210,7 +260,7 @@ class SecurityIncident(IncidentWorkflow):
                 agent_id=agent_id, idempotency_key=self.step_key("remediate"), reason=decision.comment
             ),
             summary=f"Roll back agent {agent_id} to {previous}",
-            actor=decision.decided_by,
+            actor=remediate_by,
         )
         if fixed is not None:
             observe_agent(self, fixed)
@@ -227,6 +277,32 @@ class SecurityIncident(IncidentWorkflow):
             score = f"gold set {test.score:.0%} < {test.threshold:.0%}" if test else "gold set did not run"
             return await self._hand_over(agent_id, [f"rolled back to {fixed.version}", score])
         return "remediated", f"rolled back to {fixed.version}; gold set passed at {test.score:.0%}"
+
+    async def _ask_about_isolation(self, agent_id: str, kind: str) -> None:
+        """Count the isolation with the subsystem's other automatic actions. Its answer is audited, never
+        waited on by a human: revoking access and pausing only take power away."""
+        verdict = await ask_guardrail(
+            self.subsystem,
+            action_check(
+                "isolate",
+                action=f"revoke the tokens of agent {agent_id} and pause it",
+                kind="isolate",
+                risk=Risk.high,
+                reason=f"security incident on {agent_id}: {kind}",
+            ),
+            self.incident.policy.guardrail_limits(self.subsystem),
+        )
+        await self.audit(
+            "guardrail-isolate",
+            action=f"ask guardrail {self.subsystem}: isolate agent {agent_id}",
+            outcome=verdict.ruling.value,
+            reason=verdict.reason,
+        )
+        if not verdict.allowed:
+            self.note(
+                "note",
+                f"guardrail {self.subsystem} said {verdict.ruling.value} ({verdict.reason}); isolating anyway",
+            )
 
     async def _hand_over(self, agent_id: str, tried: list[str]) -> tuple[str, str]:
         result = await hand_off(

@@ -4,7 +4,10 @@ Page at once, directly; if the paging channels cannot take it, fall back to the 
 collect what a human needs to judge it — the service log and the gateway's state — and write the event
 trail to the audit log. Only once that trail is recorded is the incident handed to a human: they get the
 context and are asked whether to restart the gateway through the safe path. Nobody answering leaves it as
-it is, with the people on the escalation chain already paged.
+it is, with the people on the escalation chain already paged. An approved restart still drops every session,
+so the gateway's guardrail judges it right before it runs (the hourly restart limit, the kill switch): when
+it holds the restart back — the switch is engaged, the critical window is full — a human is asked again,
+told why.
 """
 
 from __future__ import annotations
@@ -14,19 +17,23 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.gateway import GatewayActivities, GatewayEffect
     from schemas.approvals import ApprovalRequest
+    from schemas.guardrail import Risk
     from schemas.incidents import IncidentInput, IncidentResult
-    from schemas.targets import GatewayTarget
+    from schemas.targets import GatewayRestartTarget
     from workflows.steps.failures import page_failure
+    from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.system_state import UNREADABLE, observe, observe_memory
 
 # How much of the service log goes into the hand-off message; the whole bundle is in the audit row.
 HANDOFF_LOG_LINES = 10
+# Runs recorded before restarted on the approval alone, without asking the gateway's guardrail.
+RESTART_ASKS_GUARDRAIL_PATCH = "zombie_gateway-restart-asks-the-guardrail"
 
 
 @workflow.defn(name="zombie_gateway")
 class ZombieGateway(IncidentWorkflow):
-    target_model = GatewayTarget  # what it acts on: schemas/targets.py
+    target_model = GatewayRestartTarget  # what it acts on: schemas/targets.py
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
@@ -115,12 +122,40 @@ class ZombieGateway(IncidentWorkflow):
         reason = f"zombie gateway; approved by {decision.decided_by}" + (
             f": {decision.comment}" if decision.comment else ""
         )
+        restart_by = decision.decided_by
+        if workflow.patched(RESTART_ASKS_GUARDRAIL_PATCH):
+            # 5. The approval said a restart is right; the guardrail says whether the gateway can take one now.
+            subsystem = incident.target.get("subsystem", "gateway")
+            cleared = await clear_with_guardrail(
+                self,
+                subsystem,
+                action_check(
+                    "safe-restart",
+                    action=f"safe restart of zombie gateway {gateway}",
+                    kind="restart",
+                    risk=Risk.high,
+                    reason=reason,
+                    destructive=True,
+                ),
+                ApprovalRequest(
+                    action="safe-restart-past-guardrail",
+                    recommendation=f"Safe restart of zombie gateway {gateway}, approved by {decision.decided_by}",
+                    risk=f"Gateway {gateway} stays unresponsive until someone acts",
+                    allowed_roles=["oncall", "lead"],
+                    safe_default=f"leave gateway {gateway} for the human on call; nothing restarted",
+                ),
+            )
+            if not cleared.go:
+                return await self.finish("escalated" if cleared.timed_out else "handed_off")
+            if cleared.decision is not None:
+                restart_by = cleared.by
+                reason = f"{reason}; past the guardrail ({cleared.verdict.reason}) by {cleared.by}"
         restarted = await self.act(
             "safe-restart",
             GatewayActivities.safe_restart,
             GatewayEffect(gateway=gateway, idempotency_key=self.step_key("safe-restart"), reason=reason),
             summary=f"Safe restart of gateway {gateway}",
-            actor=decision.decided_by,
+            actor=restart_by,
         )
         if restarted is None and workflow.patched("zombie_gateway-safe-restart-failure-pages"):
             await page_failure(

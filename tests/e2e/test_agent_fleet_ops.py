@@ -59,12 +59,14 @@ def test_prompt_injection_is_contained_then_fixed_on_temporal_cli_approval(stack
     assert applied(stack, f"/agents/{agent_id}/gold-set") == 1
     assert [row["step_key"] for row in audit_rows(stack, workflow_id)] == [
         "kill-switch",
+        "guardrail-isolate",
         "revoke-tokens",
         "pause",
         "page",
         "collect-evidence",
         "gate1-requested",
         "gate1-decision",
+        "guardrail-remediate",
         "remediate",
         "test-fix",
         "post-mortem",

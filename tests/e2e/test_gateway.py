@@ -115,5 +115,11 @@ def test_zombie_gateway_hands_off_after_the_trail_and_cli_approval_restarts_it(s
     assert result.final_state == "restarted"
     state = runtime(stack, name)
     assert (state["restarts"], state["zombie"]) == (1, False)
-    tail = [(row["step_key"], row["actor"]) for row in audit_rows(stack, workflow_id)][-3:]
-    assert tail == [("gate1-decision", "alice"), ("safe-restart", "alice"), ("closed", "stanch")]
+    tail = [(row["step_key"], row["actor"]) for row in audit_rows(stack, workflow_id)][-4:]
+    # Between the approval and the restart, the gateway's guardrail (armed, window empty) let it run.
+    assert tail == [
+        ("gate1-decision", "alice"),
+        ("guardrail-safe-restart", "stanch"),
+        ("safe-restart", "alice"),
+        ("closed", "stanch"),
+    ]

@@ -313,6 +313,7 @@ TERMINATION_DONE = [
     "pause",
     "archive",
     "verify-archive",
+    "guardrail-terminate",  # the agent's guardrail (armed, window empty) lets the clean-up run
     "terminate",
     "revoke-tokens",
     "delete-secrets",

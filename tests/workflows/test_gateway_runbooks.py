@@ -603,7 +603,15 @@ async def test_zombie_gateway_hands_off_only_after_the_trail_and_restarts_on_app
     runtime = gateways.runtime(name)
     assert (runtime["restarts"], runtime["zombie"]) == (1, False)
     assert gateways.effects(name) == ["/logs/collect", "/state/collect", "/safe-restart"]
-    assert steps(stanch, handle) == [*TRAIL, "gate1-decision", "safe-restart", "closed"]
+    # The approved restart was asked of the gateway's guardrail (armed, window empty) before it ran.
+    assert steps(stanch, handle) == [
+        *TRAIL,
+        "gate1-decision",
+        "guardrail-safe-restart",
+        "safe-restart",
+        "closed",
+    ]
+    assert row(stanch, handle, "guardrail-safe-restart")["outcome"] == "allow"
 
 
 async def test_zombie_gateway_pages_the_escalation_level_when_paging_fails(

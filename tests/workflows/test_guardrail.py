@@ -1,6 +1,6 @@
-"""The per-subsystem guardrail on the time-skipping server: risk levels, sliding windows, the kill switch
-(audited in the real Postgres), continue-as-new, idempotent asks, and the runbook path through the
-`ask_guardrail` activity with update-with-start."""
+"""The per-subsystem guardrail on the time-skipping server: risk levels, sliding windows, the kill switch's
+modes (off, armed, engaged; audited in the real Postgres), continue-as-new, idempotent asks, and the
+runbook path through the `ask_guardrail` activity with update-with-start."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from schemas.guardrail import (
     GuardrailRequest,
     GuardrailState,
     KillSwitchChange,
+    KillSwitchMode,
     Risk,
     Ruling,
     Verdict,
@@ -115,10 +116,18 @@ async def state_of(handle: WorkflowHandle[Any, Any]) -> GuardrailState:
 
 
 async def flip(handle: WorkflowHandle[Any, Any], *, by: str, enabled: bool, reason: str) -> GuardrailState:
+    """The switch's old payload, `{"by", "enabled", "reason"}`: true arms it, false turns it off."""
     state: GuardrailState = await handle.execute_update(
-        KILL_SWITCH_UPDATE,
-        KillSwitchChange(by=by, enabled=enabled, reason=reason),
-        result_type=GuardrailState,
+        KILL_SWITCH_UPDATE, {"by": by, "enabled": enabled, "reason": reason}, result_type=GuardrailState
+    )
+    return state
+
+
+async def set_mode(
+    handle: WorkflowHandle[Any, Any], mode: KillSwitchMode, *, by: str, reason: str
+) -> GuardrailState:
+    state: GuardrailState = await handle.execute_update(
+        KILL_SWITCH_UPDATE, KillSwitchChange(by=by, mode=mode, reason=reason), result_type=GuardrailState
     )
     return state
 
@@ -183,7 +192,7 @@ async def test_kill_switch_stops_a_third_critical_action_in_five_minutes_and_fli
     await guardrails.sleep(MINUTE)
     third = await ask(handle, critical())
     assert third.ruling is Ruling.needs_approval
-    assert "kill switch on" in third.reason
+    assert "kill switch armed and the critical window is full" in third.reason
     assert about(third.retry_after, 3 * MINUTE), third.retry_after
     # Destructive counts as critical while the switch is on, whatever risk it is asked at.
     destructive = new_check(Risk.high, "pause", destructive=True)
@@ -210,7 +219,93 @@ async def test_kill_switch_stops_a_third_critical_action_in_five_minutes_and_fli
         ("kill-switch-2", "bob", "done"),
     ]
     assert rows[0]["reason"] == "rolling back by hand, stop the noise"
-    assert "off" in rows[0]["action"] and "on" in rows[1]["action"]
+    # The old payload's booleans map onto the modes: false is off, true is armed.
+    assert rows[0]["action"].endswith("to off") and rows[1]["action"].endswith("to armed")
+
+
+async def test_engaged_kill_switch_sends_every_destructive_or_critical_ask_to_a_human_until_armed(
+    guardrails: Guardrails,
+) -> None:
+    handle = await guardrails.start()
+    assert (await state_of(handle)).mode is KillSwitchMode.armed  # the shipped default
+
+    engaged = await set_mode(handle, KillSwitchMode.engaged, by="alice", reason="agent exfiltrating")
+    assert (engaged.mode, engaged.mode_by, engaged.mode_reason) == (
+        KillSwitchMode.engaged,
+        "alice",
+        "agent exfiltrating",
+    )
+    # The very first critical ask is held back: no window to fill, and no waiting it out.
+    first = await ask(handle, new_check(Risk.critical, "rollback", reason="retry storm on deploy 42"))
+    assert first.ruling is Ruling.needs_approval
+    assert first.reason == f"kill switch engaged on {engaged.subsystem} by alice: agent exfiltrating"
+    assert first.retry_after is None
+    assert (
+        await ask(handle, new_check(Risk.high, "restart", destructive=True))
+    ).ruling is Ruling.needs_approval
+    # What is neither critical nor destructive is not the kill switch's business, engaged or not.
+    assert (await ask(handle, new_check(Risk.high, "pause"))).ruling is Ruling.allow
+    assert (await ask(handle, new_check(Risk.low, "restart"))).ruling is Ruling.diagnose_only
+
+    await guardrails.sleep(timedelta(hours=2))
+    assert (await ask(handle, new_check(Risk.critical, "rollback"))).ruling is Ruling.needs_approval
+
+    # Armed again, the window applies: two pass, the third waits for it to slide.
+    armed = await set_mode(handle, KillSwitchMode.armed, by="bob", reason="agent isolated, all clear")
+    assert armed.kill_switch is True and armed.mode is KillSwitchMode.armed
+    rulings = [(await ask(handle, new_check(Risk.critical, "rollback"))).ruling for _ in range(3)]
+    assert rulings == [Ruling.allow, Ruling.allow, Ruling.needs_approval]
+
+    rows = await kill_switch_rows(guardrails, handle.id, 2)
+    assert [(r["step_key"], r["actor"], r["outcome"], r["action"]) for r in rows] == [
+        ("kill-switch-1", "alice", "done", f"set the kill switch of {engaged.subsystem} to engaged"),
+        ("kill-switch-2", "bob", "done", f"set the kill switch of {engaged.subsystem} to armed"),
+    ]
+    state = await state_of(handle)
+    assert (state.counters.needs_approval, state.counters.allowed) == (4, 3)
+
+
+async def test_kill_switch_change_must_name_its_mode_and_not_contradict_itself(
+    guardrails: Guardrails,
+) -> None:
+    handle = await guardrails.start()
+    for payload, problem in [
+        ({"by": "alice", "reason": "drill"}, "say which mode"),
+        ({"by": "alice", "reason": "drill", "mode": "off", "enabled": True}, "contradicts"),
+        ({"by": "alice", "reason": " ", "mode": "engaged"}, "needs a reason"),
+    ]:
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(KILL_SWITCH_UPDATE, payload, result_type=GuardrailState)
+        assert problem in str(refused.value.cause)
+    # Consistent old and new fields together are fine.
+    both = await handle.execute_update(
+        KILL_SWITCH_UPDATE,
+        {"by": "alice", "reason": "drill", "mode": "engaged", "enabled": True},
+        result_type=GuardrailState,
+    )
+    assert both.mode is KillSwitchMode.engaged
+    assert (await state_of(handle)).counters.kill_switch_changes == 1
+
+
+async def test_engaged_mode_and_who_engaged_it_survive_continue_as_new(guardrails: Guardrails) -> None:
+    handle = await guardrails.start(continue_as_new_after=2)
+    first_run = (await handle.describe()).run_id
+    await set_mode(handle, KillSwitchMode.engaged, by="alice", reason="security incident")
+    assert (await ask(handle, new_check(Risk.high))).ruling is Ruling.allow  # 2nd update: continues-as-new
+
+    for _ in range(200):
+        if (await handle.describe()).run_id != first_run:
+            break
+        await asyncio.sleep(0.05)
+    state = await state_of(handle)
+    assert state.generation == 1
+    assert (state.mode, state.mode_by, state.mode_reason) == (
+        KillSwitchMode.engaged,
+        "alice",
+        "security incident",
+    )
+    held = await ask(handle, new_check(Risk.critical, "rollback"))
+    assert held.ruling is Ruling.needs_approval and "engaged" in held.reason and "alice" in held.reason
 
 
 async def test_medium_once_per_ten_minutes_and_low_only_diagnoses(guardrails: Guardrails) -> None:
@@ -263,7 +358,7 @@ async def test_counters_survive_continue_as_new(guardrails: Guardrails) -> None:
     assert (repeat.ruling, repeat.repeated) == (Ruling.allow, True)
     state = await state_of(handle)
     assert state.generation == 1
-    assert state.kill_switch is False
+    assert state.kill_switch is False and state.mode is KillSwitchMode.off
     assert state.restarts_in_last_hour == 2
     assert (state.counters.asks, state.counters.allowed, state.counters.kill_switch_changes) == (3, 2, 1)
 
@@ -419,7 +514,7 @@ def test_policy_file_sets_limits_per_subsystem(policy: Policy, tmp_path: Path) -
         high_restarts_per_hour=3,
         critical_retries_per_window=2,
         critical_window=5 * MINUTE,
-        kill_switch_default=True,
+        kill_switch_default=KillSwitchMode.armed,
     )
 
     policy_file = tmp_path / "stanch.toml"
@@ -437,6 +532,16 @@ def test_policy_file_sets_limits_per_subsystem(policy: Policy, tmp_path: Path) -
     assert custom.guardrail_limits("runtime") == GuardrailLimits(
         medium_interval=15 * MINUTE, critical_window=timedelta(minutes=2.5)
     )
+    # The old boolean (false) means off; a mode by name is the new spelling.
+    assert custom.guardrail_limits("gateway").kill_switch_default is KillSwitchMode.off
+
+    policy_file.write_text('[guardrails.subsystems.payments]\nkill_switch_default = "engaged"\n')
+    modes = load_policy(policy_file)
+    assert modes.guardrail_limits("payments").kill_switch_default is KillSwitchMode.engaged
+    assert modes.guardrail_limits("gateway").kill_switch_default is KillSwitchMode.armed
+    policy_file.write_text('[guardrails.defaults]\nkill_switch_default = "on"\n')
+    with pytest.raises(PolicyError, match=r"guardrails\.defaults\.kill_switch_default"):
+        load_policy(policy_file)
 
     policy_file.write_text("[guardrails.subsystems.gateway]\nrestarts_per_hour = 1\n")
     with pytest.raises(PolicyError, match=r"guardrails\.subsystems\.gateway\.restarts_per_hour"):

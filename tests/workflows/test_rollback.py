@@ -140,6 +140,7 @@ async def test_database_p0_backup_verified_two_approvers_then_integrity(
         "gate1-requested",
         "refused-1",
         "gate1-decision",
+        "guardrail-migrate-down",  # the service's guardrail (armed, window empty) lets it run
         "migrate-down",
         "integrity-check",
         "closed",

@@ -27,7 +27,16 @@ from tests.helpers import (
     until_state,
 )
 
-CONTAINED = ["kill-switch", "revoke-tokens", "pause", "page", "collect-evidence", "gate1-requested"]
+# The isolation is asked of the (engaged) guardrail too, and allowed: it only takes power away.
+CONTAINED = [
+    "kill-switch",
+    "guardrail-isolate",
+    "revoke-tokens",
+    "pause",
+    "page",
+    "collect-evidence",
+    "gate1-requested",
+]
 EVENTS = [
     {"at": "2026-11-21T10:00:00+00:00", "kind": "prompt_injection", "detail": "ignore previous instructions"},
     {
@@ -128,7 +137,15 @@ async def test_contains_at_once_then_approved_fix_passes_its_gold_set(
     assert (state["state"], state["version"]) == ("paused", "v2")  # fixed, still out of service
     assert applied(sandbox, f"/agents/{agent_id}/gold-set") == 1
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
-    assert steps == [*CONTAINED, "gate1-decision", "remediate", "test-fix", "post-mortem", "closed"]
+    assert steps == [
+        *CONTAINED,
+        "gate1-decision",
+        "guardrail-remediate",
+        "remediate",
+        "test-fix",
+        "post-mortem",
+        "closed",
+    ]
     document = postmortem(sandbox, handle.id)
     assert document["root_cause"] == "prompt_injection" and "gold set passed" in document["remediation"]
     assert any("instructions" in item for item in document["prevention"])
@@ -179,7 +196,15 @@ async def test_fix_failing_its_gold_set_is_handed_to_a_human(stanch: Running, in
     assert get(sandbox, f"/handoffs/{child.id}")["status"] == "executed"
     assert agent(sandbox, agent_id)["state"] == "paused"
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
-    assert steps == [*CONTAINED, "gate1-decision", "remediate", "test-fix", "post-mortem", "closed"]
+    assert steps == [
+        *CONTAINED,
+        "gate1-decision",
+        "guardrail-remediate",
+        "remediate",
+        "test-fix",
+        "post-mortem",
+        "closed",
+    ]
     child_steps = [row["step_key"] for row in audit_rows(stanch.settings, child.id)]
     assert child_steps == [
         "handoff-document",
@@ -229,6 +254,7 @@ async def test_isolation_failure_pages_and_stops(stanch: Running, incidents: Inc
     rows = audit_rows(stanch.settings, handle.id)
     assert [(r["step_key"], r["outcome"]) for r in rows] == [
         ("kill-switch", "done"),
+        ("guardrail-isolate", "allow"),
         ("revoke-tokens", "done"),
         ("pause", "failed"),
         ("isolation-failed", "done"),
