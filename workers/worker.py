@@ -34,7 +34,7 @@ from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect
-from workflows.registry import RUNBOOKS, WORKFLOWS
+from workflows.registry import RUNBOOKS, WORKFLOWS, roles_used
 
 log = logging.getLogger("stanch.worker")
 
@@ -178,7 +178,9 @@ def build_worker(
 
 
 async def run_worker(settings: Settings) -> None:
-    routes_fit_targets_or_exit(load_policy_or_exit(settings.config, set(RUNBOOKS)), settings.config)
+    # Every role a runbook asks to decide or notifies must be in the policy: one line naming both if not.
+    policy = load_policy_or_exit(settings.config, set(RUNBOOKS), roles_used())
+    routes_fit_targets_or_exit(policy, settings.config)
     client = await connect(settings)
     await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal
     async with activity_implementations(settings, client) as activities:

@@ -29,15 +29,17 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.roles import owner_or
 
 # How long a terminated agent's archive is kept before it may be purged.
 ARCHIVE_RETENTION = timedelta(days=365)
-APPROVER_ROLES = ["lead", "oncall"]
+APPROVER_ROLES_BEFORE = ["lead", "oncall"]  # who confirmed before the owner role existed (owner_or)
 
 
 @workflow.defn(name="agent_termination")
 class AgentTermination(IncidentWorkflow):
     target_model = AgentTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("owner", "oncall")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
@@ -53,7 +55,7 @@ class AgentTermination(IncidentWorkflow):
                 action="terminate",
                 recommendation=f"Terminate agent {agent_id} once its workspace, memory and logs are archived",
                 risk=f"Agent {agent_id} keeps running and keeps its access",
-                allowed_roles=APPROVER_ROLES,
+                allowed_roles=owner_or(self.incident.policy, APPROVER_ROLES_BEFORE),
                 destructive=True,
                 safe_default=f"keep agent {agent_id} as it is: nothing archived, revoked or deleted",
             )

@@ -50,6 +50,8 @@ REPORT_WORKFLOW = "daily_cockpit_report"
 
 @workflow.defn(name=REPORT_WORKFLOW)
 class DailyCockpitReport:
+    uses_roles = ("owner", "oncall")  # the worker checks [roles]
+
     @workflow.run
     async def run(self, request: ReportRequest) -> CockpitReport:
         info = workflow.info()

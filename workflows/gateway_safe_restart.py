@@ -43,6 +43,7 @@ HEALTH_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(second
 @workflow.defn(name="gateway_safe_restart")
 class GatewaySafeRestart(IncidentWorkflow):
     target_model = GatewayRestartTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead", "gateway-users")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

@@ -36,6 +36,7 @@ APPROVERS = ["oncall", "lead"]
 @workflow.defn(name="rollback")
 class Rollback(IncidentWorkflow):
     target_model = RollbackTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

@@ -26,6 +26,7 @@ HANDOFF_LOG_LINES = 10
 @workflow.defn(name="zombie_gateway")
 class ZombieGateway(IncidentWorkflow):
     target_model = GatewayTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
