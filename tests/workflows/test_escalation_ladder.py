@@ -1,7 +1,8 @@
 """Escalation that never ends in silence (issue 11), through the agent emergency stop on the time-skipping
-server, with the shipped policy's ladder: the team lead (carol) 30 minutes after the question, then
-`unattended` with the agent paused and carol paged every 30 minutes, then `closed_unattended` 24 hours
-after the question. Real effects: the sandbox platform and chat, the audit log in Postgres."""
+server, with the shipped policy's ladder: the team lead (the lead role: carol and dave, each on cockpit and
+instant for this P1) 30 minutes after the question, then `unattended` with the agent paused and the lead
+paged every 30 minutes, then `closed_unattended` 24 hours after the question. Real effects: the sandbox
+platform and chat, the audit log in Postgres."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from tests.helpers import (
     new_agent,
     until_state,
 )
+from tests.helpers import (
+    pages as who_got,
+)
 
 OPENING = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
-# Asked at 0; the team lead at 30 min; unattended from 60 min, carol paged again at 90, 120 ... 1410 min.
+# Asked at 0; the team lead at 30 min; unattended from 60 min, the lead paged again at 90, 120 ... 1410 min.
 REPEATS = 45
 
 
@@ -51,6 +55,13 @@ async def test_unanswered_the_ladder_pages_the_team_lead_then_stays_unattended_p
     await stanch.env.sleep(timedelta(minutes=31))
     await until_state(handle, "escalated")
     assert [(m["channel"], m["recipient"]) for m in pages(stanch, handle)] == [("team-lead", "lead")]
+    # Who got it on which kind: each of the lead's people, on cockpit and on instant (P1).
+    assert who_got(sandbox, handle.id, "Escalation:") == [
+        ("team-lead", "carol", "cockpit"),
+        ("team-lead", "dave", "cockpit"),
+        ("team-lead", "carol", "instant"),
+        ("team-lead", "dave", "instant"),
+    ]
 
     await stanch.env.sleep(timedelta(minutes=30))
     brief = await until_state(handle, "unattended")
@@ -95,7 +106,7 @@ async def test_unanswered_for_24_hours_it_closes_unattended_with_a_final_page_na
     assert applied(sandbox, f"/agents/{agent_id}/pause") == 1
     assert applied(sandbox, f"/agents/{agent_id}/rollback") == 0
 
-    # Every page went to the last level, carol, once each: the escalation, 45 repeats, the final page.
+    # Every page went to the last level, the lead, once each: the escalation, 45 repeats, the final page.
     sent = pages(stanch, handle)
     assert [(m["channel"], m["recipient"]) for m in sent] == [("team-lead", "lead")] * (REPEATS + 2)
     assert len({m["title"] + m["text"] for m in sent[1:-1]}) == 1
