@@ -183,7 +183,14 @@ def test_the_requester_of_a_destructive_action_may_not_approve_it(stack: Setting
 
         # Dave rejects the recommendation and names the destructive option: that makes him its requester.
         rejected = stanch_cli(
-            stack, "reject", handoff, "keep-isolated", "--as", "dave", "--comment", "terminate-agent: no trust"
+            stack,
+            "reject",
+            handoff,
+            "keep-isolated",
+            "--as",
+            "dave",
+            "--comment",
+            "terminate-agent: no trust",
         )
         assert rejected.returncode == 0, rejected.stderr
         eventually(lambda: asked(stack, handoff, "terminate-agent"), "the terminate-agent approval request")
