@@ -312,7 +312,7 @@ def incident_id(agent_id: str) -> str:
 
 def approver(settings: Settings) -> str:
     """Someone the policy lets approve the emergency stop's rollback (roles oncall or lead)."""
-    roles = load_policy(settings.config).roles
+    roles = load_policy(settings.config).role_people()
     for role in ("oncall", "lead"):
         if roles.get(role):
             return roles[role][0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -17,6 +18,29 @@ class EscalationLevel(BaseModel):
     name: str
     notify: list[str] = Field(default_factory=list)
     after: timedelta = timedelta(minutes=30)
+
+
+# ---- people: who is reached, on which kind of channel --------------------------------------------------
+
+
+class ChannelKind(StrEnum):
+    """How urgently a channel reaches a person; the incident's priority picks the kinds (seed 004)."""
+
+    instant = "instant"  # the phone in the pocket: Telegram, SMS, a paging app
+    cockpit = "cockpit"  # where the day's work is read: the ops dashboard, a team channel
+    email = "email"
+
+
+class PersonChannels(BaseModel):
+    """One person's channels by kind, each a list of `[channels.*]` names tried in order until one takes it."""
+
+    instant: list[str] = Field(default_factory=list)
+    cockpit: list[str] = Field(default_factory=list)
+    email: list[str] = Field(default_factory=list)
+
+    def of_kind(self, kind: ChannelKind) -> list[str]:
+        channels: list[str] = getattr(self, kind.value)
+        return channels
 
 
 class IncidentPolicy(BaseModel):
@@ -40,6 +64,9 @@ class IncidentPolicy(BaseModel):
     customer_messages: Literal["send", "review"] = "send"
     guardrail_defaults: GuardrailLimits = Field(default_factory=GuardrailLimits)
     guardrail_subsystems: dict[str, GuardrailLimits] = Field(default_factory=dict)
+    # People (name → channels by kind), so history shows who could be reached when the incident opened.
+    # Empty in inputs recorded before people existed; they still decode and replay.
+    people: dict[str, PersonChannels] = Field(default_factory=dict)
 
     def guardrail_limits(self, subsystem: str) -> GuardrailLimits:
         """The limits the policy sets for one subsystem's guardrail."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.guardrail import GuardrailLimits, KillSwitchMode, kill_switch_mode
-from schemas.incidents import EscalationLevel, IncidentPolicy
+from schemas.incidents import ChannelKind, EscalationLevel, IncidentPolicy, PersonChannels
 from schemas.severity import Severity
 
 
@@ -128,6 +129,58 @@ class GuardrailSettings(Strict):
         return subsystems
 
 
+# ---- people and roles ----------------------------------------------------------------------------------
+# A role is a list of people; a person is where they are reached, by kind of channel. Runbooks ask roles to
+# decide and notify roles (the audience "on-call" is the role `oncall`); the notify activity pages each of a
+# role's people on the kinds the incident's priority picks (`[notify.kinds]`). Later keys of a person
+# (public keys, sign-in) join `Person` here.
+
+ON_CALL_ROLE = "oncall"
+OWNER_ROLE = "owner"  # the seeds' CEO: onboarding, upgrade validation, termination, escalation to a human
+# Audiences runbooks name that are roles under another name (every other audience naming a role is that
+# role): on-call is the `oncall` role, and the daily cockpit report's urgent signals go to the owner.
+AUDIENCE_ROLES = {"on-call": ON_CALL_ROLE, "cockpit-report": OWNER_ROLE}
+
+
+class Person(Strict):
+    instant: list[str] = Field(default_factory=list, description="channel names, tried in order")
+    cockpit: list[str] = Field(default_factory=list)
+    email: list[str] = Field(default_factory=list)
+
+    def channels(self) -> PersonChannels:
+        return PersonChannels(instant=self.instant, cockpit=self.cockpit, email=self.email)
+
+
+class Role(Strict):
+    people: list[str] = Field(min_length=1, description="names under [people]")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_form(cls, value: object) -> object:
+        # `[roles] oncall = ["alice", "bob"]`, the form before roles were people, means the same.
+        return {"people": value} if isinstance(value, list) else value
+
+
+def people_problem(policy: Policy) -> str | None:
+    """The first name among people, roles and escalation levels that refers to nothing, as `key: problem`."""
+    for name, person in policy.people.items():
+        if name in policy.roles:
+            return f"people.{name}: a person may not share a name with a role"
+        for kind in ChannelKind:
+            for channel in getattr(person, kind.value):
+                if channel not in policy.channels:
+                    return f"people.{name}.{kind.value}: unknown channel {channel!r}"
+    for name, role in policy.roles.items():
+        for person_name in role.people:
+            if person_name not in policy.people:
+                return f"roles.{name}.people: unknown person {person_name!r} (add [people.{person_name}])"
+    for index, step in enumerate(policy.escalation):
+        for who in step.notify:
+            if who not in policy.people and who not in policy.roles:
+                return f"escalation.{index}.notify: unknown person or role {who!r}"
+    return None
+
+
 # ---- notifications: channels, groups, priorities ------------------------------------------------------
 # Secrets are never in this file: a channel names the environment variable that holds each one (`url_env`,
 # `token_env`, `password_env`), and the worker reads it at start-up; a missing variable stops it.
@@ -190,8 +243,28 @@ Channel = Annotated[
 GroupList = Annotated[list[str], Field(min_length=1)]
 
 
+KindList = Annotated[list[ChannelKind], Field(min_length=1)]
+
+
+class KindsByPriority(Strict):
+    """Which of a person's channel kinds a message to a role reaches them on, by the incident's priority."""
+
+    P0: KindList = Field(default_factory=lambda: [ChannelKind.instant])  # at once
+    P1: KindList = Field(default_factory=lambda: [ChannelKind.cockpit, ChannelKind.instant])
+    P2: KindList = Field(default_factory=lambda: [ChannelKind.cockpit])
+    P3: KindList = Field(default_factory=lambda: [ChannelKind.cockpit])
+
+    def for_severity(self, severity: Severity) -> list[ChannelKind]:
+        kinds: list[ChannelKind] = getattr(self, severity.value)
+        return kinds
+
+
 class NotifyRouting(Strict):
-    """Which groups hear a message; within a group, channels are tried in order until one takes it."""
+    """Which groups hear a message; within a group, channels are tried in order until one takes it.
+
+    A message to a role goes to its people instead (on the `kinds` of the priority); the groups then hear
+    it only when nobody in the role can be reached on one of those kinds.
+    """
 
     P0: GroupList
     P1: GroupList
@@ -200,6 +273,7 @@ class NotifyRouting(Strict):
     customer: GroupList = Field(description="the end customer's chat")
     escalation: GroupList = Field(description="escalation levels; their `notify` people are the recipients")
     groups: dict[str, GroupList] = Field(default_factory=dict)
+    kinds: KindsByPriority = Field(default_factory=KindsByPriority)
 
     def for_severity(self, severity: Severity) -> list[str]:
         return {Severity.P0: self.P0, Severity.P1: self.P1, Severity.P2: self.P2, Severity.P3: self.P3}[
@@ -267,7 +341,8 @@ class Policy(Strict):
     customer_messages: Literal["send", "review"] = "send"
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
-    roles: dict[str, list[str]] = Field(default_factory=dict)
+    people: dict[str, Person] = Field(default_factory=dict)
+    roles: dict[str, Role] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=list)
     escalation_policy: EscalationPolicy = Field(default_factory=EscalationPolicy)
     routes: list[Route] = Field(default_factory=list)
@@ -291,6 +366,26 @@ class Policy(Strict):
 
     # Where an alert no rule matches goes. None: the intake answers `unrouted` and audits the alert.
     default_route: Route | None = None
+
+    @model_validator(mode="after")
+    def _people_and_roles_resolve(self) -> Policy:
+        problem = people_problem(self)
+        if problem:
+            raise PydanticCustomError("unknown_name", "{problem}", {"problem": problem})
+        return self
+
+    def role_people(self) -> dict[str, list[str]]:
+        """Role → the people who hold it, in the policy's order."""
+        return {name: list(role.people) for name, role in self.roles.items()}
+
+    def people_of(self, names: list[str]) -> list[str]:
+        """People named directly or through a role, each once, in order (escalation levels' `notify`)."""
+        found: list[str] = []
+        for name in names:
+            for person in self.roles[name].people if name in self.roles else [name]:
+                if person not in found:
+                    found.append(person)
+        return found
 
     @field_validator("default_route")
     @classmethod
@@ -320,7 +415,7 @@ class Policy(Strict):
 
     def incident_policy(self) -> IncidentPolicy:
         return IncidentPolicy(
-            roles=self.roles,
+            roles=self.role_people(),
             escalation=[
                 EscalationLevel(
                     name=step.name, notify=step.notify, after=timedelta(minutes=step.after_minutes)
@@ -334,6 +429,7 @@ class Policy(Strict):
             customer_messages=self.customer_messages,
             guardrail_defaults=self.guardrails.defaults.applied_to(GuardrailLimits()),
             guardrail_subsystems={name: self.guardrail_limits(name) for name in self.guardrails.subsystems},
+            people={name: person.channels() for name, person in self.people.items()},
         )
 
 
@@ -350,6 +446,18 @@ def check_runbooks(policy: Policy, known: set[str]) -> None:
             )
 
 
+def check_roles(policy: Policy, uses: Mapping[str, Iterable[str]]) -> None:
+    """A role a runbook asks to decide or notifies, missing from the policy, would leave that decision to
+    nobody and that page to whoever the priority's groups reach: refuse it before anything starts."""
+    for runbook, roles in uses.items():
+        for role in roles:
+            if role not in policy.roles:
+                raise PolicyError(
+                    f"runbook {runbook} uses role {role!r}, which [roles] does not define "
+                    f"(add [roles.{role}] people = [...])"
+                )
+
+
 def load_policy(path: Path) -> Policy:
     try:
         raw = tomllib.loads(path.read_text())
@@ -362,14 +470,24 @@ def load_policy(path: Path) -> Policy:
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        raise PolicyError(f"policy file {path}: {key}: {first['msg']}") from None
+        # A check across sections (people, roles, escalation) names its own key in the message.
+        where = f"{key}: " if key else ""
+        raise PolicyError(f"policy file {path}: {where}{first['msg']}") from None
 
 
-def load_policy_or_exit(path: Path, runbooks: set[str] | None = None) -> Policy:
+def load_policy_or_exit(
+    path: Path, runbooks: set[str] | None = None, roles: Mapping[str, Iterable[str]] | None = None
+) -> Policy:
+    """`roles`: runbook → the roles it uses (workflows.registry.roles_used()); each must be defined."""
     try:
         policy = load_policy(path)
         if runbooks is not None:
             check_runbooks(policy, runbooks)
+        if roles is not None:
+            try:
+                check_roles(policy, roles)
+            except PolicyError as error:
+                raise PolicyError(f"policy file {path}: {error}") from None
         return policy
     except PolicyError as error:
         print(f"stanch: {error}", file=sys.stderr)

@@ -110,10 +110,35 @@ def agent(sandbox_url: str, agent_id: str) -> dict[str, Any]:
     return httpx.get(f"{sandbox_url}/agents/{agent_id}").json()
 
 
-def chat_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
-    """Messages this incident sent; their idempotency keys start with its workflow id."""
+def _incident_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
     messages = httpx.get(f"{sandbox_url}/chat/messages").json()
     return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
+
+
+def chat_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
+    """Notifications this incident sent, one each (their idempotency keys start with its workflow id).
+
+    A notification to a role reaches the sandbox once per person and kind (`pages` lists those); here it
+    counts once, as the first copy, so a test about what a runbook said reads the same for any audience.
+    """
+    seen: set[str] = set()
+    notifications = []
+    for body in _incident_messages(sandbox_url, workflow_id):
+        if body["idempotency_key"] not in seen:
+            seen.add(body["idempotency_key"])
+            notifications.append(body)
+    return notifications
+
+
+def pages(sandbox_url: str, workflow_id: str, title: str = "") -> list[tuple[str, str, str | None]]:
+    """(audience, person, kind) of every message the sandbox received for this incident, in order, for
+    those whose title contains `title`: who got each page on which channel kind. A message a `[notify]`
+    group took (the customer's, or a fallback) has person "" and kind None."""
+    return [
+        (body["channel"], body.get("person") or "", body.get("kind"))
+        for body in _incident_messages(sandbox_url, workflow_id)
+        if title in body["title"]
+    ]
 
 
 def fault(sandbox_url: str, path_prefix: str, status: int = 409, times: int = 1) -> None:

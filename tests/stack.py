@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -313,7 +314,12 @@ def scheduled(events: list[HistoryEvent], activity_type: str, **input_fields: st
 
 
 def policy_with_notify(path: Path, notify: str) -> Path:
-    """The example policy (routes, roles, escalation, guardrails) with a `[notify]` section of the test's."""
+    """The example policy (routes, roles, escalation, guardrails) with a `[notify]` section of the test's.
+
+    The example's people keep their names (the roles need them) but lose their channels, which the test's
+    section replaces: every page then falls back to the test's `[notify]` groups, which it is about.
+    """
     example = (REPO_ROOT / "config" / "stanch.toml").read_text()
-    path.write_text(example[: example.index("\n[notify]")] + "\n" + notify)
+    people = "".join(f"\n[people.{name}]\n" for name in tomllib.loads(example).get("people", {}))
+    path.write_text(example[: example.index("\n[notify]")] + "\n" + notify + people)
     return path

@@ -29,12 +29,12 @@ from activities.reports import ReportActivities
 from activities.security import SecurityActivities
 from schemas.targets import check_route_targets
 from stanch.metrics import WorkerMetrics
-from stanch.policy import Policy, PolicyError, load_policy_or_exit
+from stanch.policy import Policy, PolicyError, check_roles, load_policy_or_exit
 from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect
-from workflows.registry import RUNBOOKS, WORKFLOWS
+from workflows.registry import RUNBOOKS, WORKFLOWS, roles_used
 
 log = logging.getLogger("stanch.worker")
 
@@ -164,6 +164,16 @@ def routes_fit_targets_or_exit(policy: Policy, path: Path) -> None:
         raise SystemExit(2)
 
 
+def roles_exist_or_exit(policy: Policy, path: Path) -> None:
+    """Refuse to start when a role a runbook asks to decide or notifies is missing: its questions would wait
+    for nobody and its pages reach only the priority's groups. One line, naming the runbook and the role."""
+    try:
+        check_roles(policy, roles_used())
+    except PolicyError as error:
+        print(f"stanch: policy file {path}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def build_worker(
     client: Client, task_queue: str, activities: Sequence[Any], extra_workflows: Sequence[type] = ()
 ) -> Worker:
@@ -178,7 +188,9 @@ def build_worker(
 
 
 async def run_worker(settings: Settings) -> None:
-    routes_fit_targets_or_exit(load_policy_or_exit(settings.config, set(RUNBOOKS)), settings.config)
+    policy = load_policy_or_exit(settings.config, set(RUNBOOKS))
+    routes_fit_targets_or_exit(policy, settings.config)
+    roles_exist_or_exit(policy, settings.config)
     client = await connect(settings)
     await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal
     async with activity_implementations(settings, client) as activities:

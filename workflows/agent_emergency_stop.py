@@ -27,6 +27,7 @@ CUSTOMER_MESSAGE = (
 @workflow.defn(name="agent_emergency_stop")
 class AgentEmergencyStop(IncidentWorkflow):
     target_model = AgentStopTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

@@ -20,9 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentOnboardingTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe, observe_agent, observe_gold_set
 
-OWNER_ROLES = ["lead"]
+OWNER_ROLES_BEFORE = ["lead"]  # who decided before the owner role existed (owner_or)
 FIRST_VERSION = "v1"
 DEFAULT_TOOLS = "knowledge-base:read"
 # A failed gold set is debugged and rerun this many times before a human takes over.
@@ -33,6 +34,7 @@ RETRY_PAUSE = timedelta(minutes=10)
 @workflow.defn(name="agent_onboarding")
 class AgentOnboarding(IncidentWorkflow):
     target_model = AgentOnboardingTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("owner", "oncall")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
@@ -65,7 +67,7 @@ class AgentOnboarding(IncidentWorkflow):
                     action=action,
                     recommendation=f"Approve the {what} of agent {agent_id}: {draft}",
                     risk=f"Agent {agent_id} is not created; the need stays unserved",
-                    allowed_roles=OWNER_ROLES,
+                    allowed_roles=owner_or(self.incident.policy, OWNER_ROLES_BEFORE),
                     safe_default=f"deploy nothing; agent {agent_id} is not created",
                 )
             )

@@ -36,11 +36,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe, observe_agent
 
 # How long a terminated agent's archive is kept before it may be purged.
 ARCHIVE_RETENTION = timedelta(days=365)
-APPROVER_ROLES = ["lead", "oncall"]
+APPROVER_ROLES_BEFORE = ["lead", "oncall"]  # who confirmed before the owner role existed (owner_or)
 # Runs recorded before went from a verified archive straight to the clean-up, without asking the guardrail.
 CLEANUP_ASKS_GUARDRAIL_PATCH = "agent_termination-cleanup-asks-the-guardrail"
 
@@ -48,6 +49,7 @@ CLEANUP_ASKS_GUARDRAIL_PATCH = "agent_termination-cleanup-asks-the-guardrail"
 @workflow.defn(name="agent_termination")
 class AgentTermination(IncidentWorkflow):
     target_model = AgentTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("owner", "oncall")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
@@ -63,7 +65,7 @@ class AgentTermination(IncidentWorkflow):
                 action="terminate",
                 recommendation=f"Terminate agent {agent_id} once its workspace, memory and logs are archived",
                 risk=f"Agent {agent_id} keeps running and keeps its access",
-                allowed_roles=APPROVER_ROLES,
+                allowed_roles=owner_or(self.incident.policy, APPROVER_ROLES_BEFORE),
                 destructive=True,
                 safe_default=f"keep agent {agent_id} as it is: nothing archived, revoked or deleted",
             )
@@ -130,7 +132,7 @@ class AgentTermination(IncidentWorkflow):
                     recommendation=f"Terminate agent {agent_id} (confirmed by {decision.decided_by}; archive "
                     f"{archive.archive_id} verified), revoke its tokens and delete its secrets",
                     risk=f"Agent {agent_id} stays paused, keeping its tokens and secrets",
-                    allowed_roles=APPROVER_ROLES,
+                    allowed_roles=owner_or(self.incident.policy, APPROVER_ROLES_BEFORE),
                     destructive=True,
                     safe_default=f"keep agent {agent_id} paused and archived in {archive.archive_id}; nothing "
                     "terminated, revoked or deleted",

@@ -34,10 +34,11 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentUpgradeTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe, observe_gold_set
 
 # The owner (the person the agent works for) validates an upgrade.
-OWNER_ROLES = ["lead"]
+OWNER_ROLES_BEFORE = ["lead"]  # who decided before the owner role existed (owner_or)
 
 
 class Regression(Exception):
@@ -56,6 +57,7 @@ class Compensation(NamedTuple):
 @workflow.defn(name="agent_upgrade")
 class AgentUpgrade(IncidentWorkflow):
     target_model = AgentUpgradeTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("owner", "oncall")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
@@ -206,7 +208,7 @@ class AgentUpgrade(IncidentWorkflow):
                 action="validate-upgrade",
                 recommendation=f"Keep agent {agent_id} on {target}: its gold set scored {gold.score:.0%}",
                 risk=f"Agent {agent_id} runs {target} without the owner's validation",
-                allowed_roles=OWNER_ROLES,
+                allowed_roles=owner_or(self.incident.policy, OWNER_ROLES_BEFORE),
                 safe_default=f"keep {target}, which passed its gold set, and leave the validation open",
             )
         )

@@ -55,6 +55,7 @@ OUTCOME_ORDER = ["action_failed", "escalated", "declined", "awaiting_top_up", "u
 @workflow.defn(name="channel_downtime")
 class ChannelDowntime(IncidentWorkflow):
     target_model = ChannelDowntimeTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

@@ -51,6 +51,8 @@ REPORT_WORKFLOW = "daily_cockpit_report"
 
 @workflow.defn(name=REPORT_WORKFLOW)
 class DailyCockpitReport:
+    uses_roles = ("owner", "oncall")  # the worker checks [roles]
+
     def __init__(self) -> None:
         # Not an incident, but `stanch brief <report id>` answers too: the metrics it read, once it has them.
         self.brief: Brief | None = None

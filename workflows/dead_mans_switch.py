@@ -51,6 +51,7 @@ def _minutes(span: timedelta) -> str:
 @workflow.defn(name="dead_mans_switch")
 class DeadMansSwitch(IncidentWorkflow):
     target_model = NoTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall",)  # the worker checks [roles]
 
     @workflow.init
     def __init__(self, incident: DeadMansSwitchInput) -> None:

@@ -38,12 +38,14 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import HandoffTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe
 
 
 @workflow.defn(name="escalation_to_human")
 class EscalationToHuman(IncidentWorkflow):
     target_model = HandoffTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("owner", "oncall")  # the worker checks [roles]
 
     @workflow.init
     def __init__(self, incident: HandoffInput) -> None:
@@ -142,6 +144,8 @@ class EscalationToHuman(IncidentWorkflow):
             recommendation=f"{option.name}: {option.description}",
             risk=f"{self.handoff.subject} stays as it is until someone decides",
             requested_by=requested_by,
+            # Seed 004: the CEO decides what the fleet escalates (any role did before the owner existed).
+            allowed_roles=owner_or(self.incident.policy, []),
             destructive=option.destructive,
             safe_default=f"carry out nothing; {self.handoff.subject} stays as it is",
         )

@@ -47,6 +47,7 @@ RESTART_IS_DESTRUCTIVE_PATCH = "gateway-restart-is-destructive-for-the-kill-swit
 @workflow.defn(name="gateway_safe_restart")
 class GatewaySafeRestart(IncidentWorkflow):
     target_model = GatewayRestartTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead", "gateway-users")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

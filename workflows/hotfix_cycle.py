@@ -50,6 +50,8 @@ ESCALATE_TO = {
 
 @workflow.defn(name="hotfix_cycle")
 class HotfixCycle(IncidentWorkflow):
+    uses_roles = ("oncall", "engineering-lead", "architect")  # the worker checks [roles]
+
     @workflow.init
     def __init__(self, request: HotfixInput) -> None:
         super().__init__(request)

@@ -45,6 +45,7 @@ def retry_policy_for(past_failures: int | None) -> tuple[RetryMode, int, int]:
 @workflow.defn(name="lost_session")
 class LostSession(IncidentWorkflow):
     target_model = SessionTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall",)  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

@@ -39,6 +39,7 @@ SPAM_PER_THOUSAND = 5.0
 @workflow.defn(name="number_banned")
 class NumberBanned(IncidentWorkflow):
     target_model = ChannelTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
     verdict: AppealVerdict | None = None
 
     @workflow.run

@@ -58,3 +58,12 @@ WORKFLOWS: list[type] = [
     Triage,
     DailyCockpitReport,
 ]
+
+
+def roles_used() -> dict[str, tuple[str, ...]]:
+    """Each workflow → the roles it asks to decide or notifies (its `uses_roles`), for the start-up check."""
+    names = {cls: name for name, cls in RUNBOOKS.items()}
+    return {
+        names.get(cls, cls.__module__.rpartition(".")[2]): tuple(getattr(cls, "uses_roles", ()))
+        for cls in WORKFLOWS
+    }

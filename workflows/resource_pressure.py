@@ -31,6 +31,7 @@ RISKS = {"low": Risk.low, "medium": Risk.medium}
 @workflow.defn(name="resource_pressure")
 class ResourcePressure(IncidentWorkflow):
     target_model = ResourcePressureTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

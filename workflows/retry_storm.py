@@ -26,6 +26,7 @@ FREEZE_WINDOW = timedelta(minutes=30)
 @workflow.defn(name="retry_storm")
 class RetryStorm(IncidentWorkflow):
     target_model = GatewayTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall",)  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

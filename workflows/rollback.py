@@ -50,6 +50,7 @@ MIGRATE_DOWN_ASKS_GUARDRAIL_PATCH = "rollback-migrate-down-asks-the-guardrail"
 @workflow.defn(name="rollback")
 class Rollback(IncidentWorkflow):
     target_model = RollbackTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

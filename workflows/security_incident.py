@@ -77,6 +77,7 @@ AFTER_FAILED_FIX = [
 @workflow.defn(name="security_incident")
 class SecurityIncident(IncidentWorkflow):
     target_model = SecurityTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead", "security")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

@@ -54,6 +54,7 @@ UTILITY = "UTILITY"
 @workflow.defn(name="template_rejected")
 class TemplateRejected(IncidentWorkflow):
     target_model = TemplateTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall",)  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

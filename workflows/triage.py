@@ -39,6 +39,8 @@ MAX_SERVICE_CHARS = 200
 
 @workflow.defn(name=TRIAGE_WORKFLOW)
 class Triage(IncidentWorkflow):
+    uses_roles = ("oncall",)  # the worker checks [roles]
+
     @workflow.init
     def __init__(self, incident: TriageInput) -> None:
         super().__init__(incident)

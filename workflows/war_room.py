@@ -74,6 +74,8 @@ APPROVERS = ["oncall", "lead"]
 @workflow.defn(name="war_room")
 class WarRoom(IncidentWorkflow):
     target_model = WarRoomTarget  # what it acts on: schemas/targets.py
+    # The worker checks [roles]: every role it may assemble (architect only for a P0), approve or notify.
+    uses_roles = ("oncall", "lead", "devops", "dev", "qa", "architect", "stakeholders")
 
     @workflow.init
     def __init__(self, incident: IncidentInput) -> None:

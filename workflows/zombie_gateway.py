@@ -34,6 +34,7 @@ RESTART_ASKS_GUARDRAIL_PATCH = "zombie_gateway-restart-asks-the-guardrail"
 @workflow.defn(name="zombie_gateway")
 class ZombieGateway(IncidentWorkflow):
     target_model = GatewayRestartTarget  # what it acts on: schemas/targets.py
+    uses_roles = ("oncall", "lead")  # the worker checks [roles]
 
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:

@@ -76,6 +76,9 @@ def footer(message: Notification) -> str:
         parts.append(f"incident {message.incident_id}")
     if message.recipient:
         parts.append(f"for {message.recipient}")
+    if message.person:
+        # A shared channel (a team's Slack) may carry several people's copies: say whose this one is.
+        parts.append(f"to {message.person} ({message.kind})")
     return " · ".join(parts)
 
 

@@ -40,7 +40,7 @@ def email_message(config: EmailConfig, message: Notification) -> EmailMessage:
     mail["Subject"] = header(headline(message))
     mail["Date"] = formatdate(localtime=False)
     # Stable per notification: mail systems that dedupe on Message-ID drop a retried duplicate.
-    digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+    digest = hashlib.sha256(message.delivery_key.encode()).hexdigest()[:32]
     domain = config.from_address.rpartition("@")[2] or "stanch.invalid"
     mail["Message-ID"] = f"<{digest}@{domain}>"
     # Plain part: the text as typed, controls made visible. HTML part: every piece escaped, the layout ours.

@@ -1,8 +1,9 @@
 """Generic JSON webhook: POST the Notification's fields plus `sent_at`, with an `Idempotency-Key` header.
 
-The key is the notification's own, the same on every channel and every retry: a receiver that dedupes on
-it shows a message once even when two of our channels reach it (in the dev stack the sandbox chat is both
-the cockpit and the on-call channel) or when a retried activity posts again.
+The key is the notification's own (plus the person and kind for a person's copy of a message to a role),
+the same on every channel and every retry: a receiver that dedupes on it shows a message once even when two
+of our channels reach it (in the dev stack the sandbox chat is both the cockpit and the on-call group) or
+when a retried activity posts again, while alice's and bob's pages stay two messages.
 """
 
 from __future__ import annotations
@@ -40,5 +41,5 @@ class WebhookNotifier(HttpNotifier):
         await self.post_json(
             self._config.url.get_secret_value(),
             webhook_payload(message, datetime.now(UTC)),
-            headers={"Idempotency-Key": message.idempotency_key},
+            headers={"Idempotency-Key": message.delivery_key},
         )

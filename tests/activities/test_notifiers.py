@@ -235,6 +235,8 @@ def routing_policy(tmp_path: Path, *, instant: str, extra: str = "") -> Policy:
             name = "team-lead"
             notify = ["carol"]
 
+            [people.carol]  # no channels of her own: her pages take the groups (the fallback)
+
             [notify]
             P0 = ["instant"]
             P1 = ["cockpit", "instant"]
@@ -612,6 +614,8 @@ async def test_notifier_fallback_is_audited_by_the_runbook(
         [[escalation]]
         name = "team-lead"
         notify = ["carol"]
+
+        [people.carol]
 
         [notify]
         P0 = ["instant"]

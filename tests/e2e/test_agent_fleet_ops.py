@@ -89,15 +89,26 @@ def test_handoff_alert_is_decided_with_the_stanch_cli(stack: Settings) -> None:
     listed = stanch_cli(stack, "list", "--state", "awaiting_approval")
     assert workflow_id in listed.stdout and "P1" in listed.stdout, listed.stderr
     rejected = stanch_cli(
-        stack, "reject", workflow_id, "human-takeover", "--as", "bob", "--comment", "pause-agent until Monday"
+        stack,
+        "reject",
+        workflow_id,
+        "human-takeover",
+        "--as",
+        "dave",
+        "--comment",
+        "pause-agent until Monday",
     )
     # Judge the output, not the exit code: the SDK sometimes aborts at interpreter exit (see DESIGN.md).
-    assert "human-takeover rejected (by bob)" in rejected.stdout, rejected.stderr
+    assert "human-takeover rejected (by dave)" in rejected.stdout, rejected.stderr
 
     result = result_of(stack, workflow_id)
     assert result.final_state == "decided"
     desk = httpx.get(f"{stack.platform_url}/handoffs/{workflow_id}").json()
-    assert (desk["status"], desk["executed_option"], desk["decided_by"]) == ("executed", "pause-agent", "bob")
+    assert (desk["status"], desk["executed_option"], desk["decided_by"]) == (
+        "executed",
+        "pause-agent",
+        "dave",
+    )
     rows = audit_rows(stack, workflow_id)
     assert [row["step_key"] for row in rows] == [
         "handoff-document",
@@ -107,7 +118,7 @@ def test_handoff_alert_is_decided_with_the_stanch_cli(stack: Settings) -> None:
         "carry-out",
         "closed",
     ]
-    assert rows[4]["actor"] == "bob"
+    assert rows[4]["actor"] == "dave"
 
 
 def test_daily_report_schedule_exists_once_after_worker_start_and_cli_apply(stack: Settings) -> None:

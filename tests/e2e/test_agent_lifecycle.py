@@ -34,12 +34,12 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
         stack,
         onboarding,
         "approve",
-        {"approver": "carol", "action": "approve-scope"},
-        identity="carol@laptop",
+        {"approver": "erin", "action": "approve-scope"},
+        identity="erin@laptop",
     )
     for action in ("approve-job-description", "approve-capabilities"):
         until_asked(stack, onboarding, action)
-        approved = stanch_cli(stack, "approve", onboarding, action, "--as", "carol")
+        approved = stanch_cli(stack, "approve", onboarding, action, "--as", "erin")
         assert approved.returncode == 0, approved.stderr
     assert result_of(stack, onboarding).final_state == "operational"
     assert (agent(stack, agent_id)["state"], agent(stack, agent_id)["version"]) == ("active", "v1")
@@ -53,7 +53,7 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     ).raise_for_status()
     upgrade = fire(stack, "agent-upgrade", agent_id)
     until_asked(stack, upgrade, "validate-upgrade")
-    approved = stanch_cli(stack, "approve", upgrade, "validate-upgrade", "--as", "carol", "--comment", "good")
+    approved = stanch_cli(stack, "approve", upgrade, "validate-upgrade", "--as", "erin", "--comment", "good")
     assert approved.returncode == 0, approved.stderr
     assert result_of(stack, upgrade).final_state == "upgraded"
     assert agent(stack, agent_id)["version"] == "v4"
@@ -73,7 +73,7 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     until_asked(stack, termination, "terminate")
     refused = stanch_cli(stack, "approve", termination, "terminate", "--as", "mallory")
     assert refused.returncode == 1 and "may not decide" in refused.stderr
-    approved = stanch_cli(stack, "approve", termination, "terminate", "--as", "bob", "--comment", "replaced")
+    approved = stanch_cli(stack, "approve", termination, "terminate", "--as", "dave", "--comment", "replaced")
     assert approved.returncode == 0, approved.stderr
     assert result_of(stack, termination).final_state == "terminated"
 
@@ -88,4 +88,4 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     assert steps.index("verify-archive") < steps.index("terminate") < steps.index("delete-secrets")
     assert steps[-2:] == [f"inform-{agent_id}-router", "closed"]
     log = next(row for row in rows if row["step_key"] == "termination-log")
-    assert (log["actor"], log["outcome"]) == ("bob", "terminated") and "replaced" in log["reason"]
+    assert (log["actor"], log["outcome"]) == ("dave", "terminated") and "replaced" in log["reason"]

@@ -27,7 +27,7 @@ from stanch.devstack.supervisor import Child
 from stanch.devstack.temporal import split_address
 from stanch.samples import sample
 from stanch.settings import Settings
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, chat_messages
 from tests.stack import (
     agent,
     applied,
@@ -195,9 +195,9 @@ def test_postgres_outage_delays_audit_rows_but_loses_none_and_writes_none_twice(
 
 
 def chat_channels(settings: Settings, workflow_id: str) -> list[str]:
-    """The channels of the incident's messages that reached the sandbox's chat, in the order they came."""
-    messages = httpx.get(f"{settings.platform_url}/chat/messages", timeout=10).json()
-    return [m["body"]["channel"] for m in messages if m["idempotency_key"].startswith(f"{workflow_id}/")]
+    """The audiences of the incident's notifications that reached the sandbox's chat, in the order they came
+    (each on-call person's copy of one counted once)."""
+    return [m["channel"] for m in chat_messages(settings.platform_url, workflow_id)]
 
 
 def test_postgres_down_before_the_alert_holds_back_no_page_and_every_row_lands_once_after(

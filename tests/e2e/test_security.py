@@ -181,25 +181,32 @@ def test_the_requester_of_a_destructive_action_may_not_approve_it(stack: Setting
     try:
         eventually(lambda: asked(stack, handoff, "keep-isolated"), "the handoff's approval request")
 
-        # Bob rejects the recommendation and names the destructive option: that makes him its requester.
+        # Dave rejects the recommendation and names the destructive option: that makes him its requester.
         rejected = stanch_cli(
-            stack, "reject", handoff, "keep-isolated", "--as", "bob", "--comment", "terminate-agent: no trust"
+            stack,
+            "reject",
+            handoff,
+            "keep-isolated",
+            "--as",
+            "dave",
+            "--comment",
+            "terminate-agent: no trust",
         )
         assert rejected.returncode == 0, rejected.stderr
         eventually(lambda: asked(stack, handoff, "terminate-agent"), "the terminate-agent approval request")
-        self_approval = "bob requested the destructive action 'terminate-agent' and may not approve it"
+        self_approval = "dave requested the destructive action 'terminate-agent' and may not approve it"
 
-        refused = stanch_cli(stack, "approve", handoff, "terminate-agent", "--as", "bob")
+        refused = stanch_cli(stack, "approve", handoff, "terminate-agent", "--as", "dave")
         assert (refused.returncode, refused.stderr) == (1, f"stanch: refused: {self_approval}\n")
-        # Only bob's own rejection went through as an update; the refused approval left no event.
+        # Only dave's own rejection went through as an update; the refused approval left no event.
         accepted = events_of(stack, handoff, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
         assert len(accepted) == 1
         assert refusals(stack, handoff) == []
 
-        temporal_signal(stack, handoff, "approve", {"approver": "bob", "action": "terminate-agent"})
+        temporal_signal(stack, handoff, "approve", {"approver": "dave", "action": "terminate-agent"})
         eventually(lambda: refusals(stack, handoff), "the refusal audited")
         assert refusals(stack, handoff) == [
-            ("refused-1", "bob", "approval of terminate-agent", self_approval)
+            ("refused-1", "dave", "approval of terminate-agent", self_approval)
         ]
         assert asked(stack, handoff, "terminate-agent")
         desk = httpx.get(f"{stack.platform_url}/handoffs/{handoff}").json()
@@ -208,7 +215,7 @@ def test_the_requester_of_a_destructive_action_may_not_approve_it(stack: Setting
         assert agent(stack, agent_id)["state"] == "paused"
 
         # Someone else closes it by rejecting: nothing is carried out.
-        closed = stanch_cli(stack, "reject", handoff, "terminate-agent", "--as", "carol")
+        closed = stanch_cli(stack, "reject", handoff, "terminate-agent", "--as", "erin")
         assert closed.returncode == 0, closed.stderr
         assert result_of(stack, parent).final_state == "escalated"
         assert calls(stack, f"/handoffs/{handoff}/execute") == []

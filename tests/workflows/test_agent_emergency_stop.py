@@ -90,7 +90,7 @@ async def test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused(
     brief = await until_state(handle, "escalated")
     assert brief.awaiting is not None and "team-lead" in brief.awaiting
     escalations = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
-    assert len(escalations) == 1 and escalations[0]["recipient"] == "carol"
+    assert len(escalations) == 1 and escalations[0]["recipient"] == "lead"
 
     # Nobody answers the team lead either: unattended, paged, then the safe default for good at 24 h
     # (tests/workflows/test_escalation_ladder.py follows the ladder step by step).

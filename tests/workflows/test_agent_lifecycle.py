@@ -136,7 +136,7 @@ async def test_upgrade_snapshots_first_applies_tests_and_owner_validates(
 
     brief = await until_awaiting(handle, "validate-upgrade")
     assert "93%" in brief.recommendation
-    await handle.signal("approve", ApprovalAnswer(approver="carol", action="validate-upgrade", comment="ok"))
+    await handle.signal("approve", ApprovalAnswer(approver="erin", action="validate-upgrade", comment="ok"))
     result = await handle.result()
 
     assert result.final_state == "upgraded"
@@ -248,7 +248,7 @@ async def test_upgrade_owner_rejection_restores_snapshot(stanch: Running, incide
     handle = await start_upgrade(incidents, agent_id)
     await until_awaiting(handle, "validate-upgrade")
 
-    await handle.signal("reject", ApprovalAnswer(approver="carol", action="validate-upgrade", comment="tone"))
+    await handle.signal("reject", ApprovalAnswer(approver="erin", action="validate-upgrade", comment="tone"))
     result = await handle.result()
 
     assert result.final_state == "rolled_back"
@@ -351,7 +351,7 @@ async def test_termination_archives_before_anything_destructive(
     assert agent_of(sandbox, agent_id)["state"] == "active"  # nothing before the confirmation
 
     comment = "replaced by v3 fleet; keep prompts shorter"
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="terminate", comment=comment))
+    await handle.signal("approve", ApprovalAnswer(approver="erin", action="terminate", comment=comment))
     result = await handle.result()
 
     assert result.final_state == "terminated"
@@ -394,7 +394,7 @@ async def test_termination_archive_fault_leaves_everything_in_place(
     handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
 
-    await handle.signal("approve", ApprovalAnswer(approver="bob", action="terminate"))
+    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate"))
     result = await handle.result()
 
     assert result.final_state == "archive_failed"
@@ -424,7 +424,7 @@ async def test_termination_unreadable_archive_is_no_archive(stanch: Running, inc
     fault(sandbox, f"/agents/{agent_id}/archives/{agent_id}-archive-1", status=404)
     handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
-    await handle.signal("approve", ApprovalAnswer(approver="bob", action="terminate"))
+    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate"))
 
     assert (await handle.result()).final_state == "archive_failed"
     assert count(sandbox, f"/agents/{agent_id}/terminate") == 0
@@ -439,16 +439,16 @@ async def test_termination_on_p0_needs_two_approvers(stanch: Running, incidents:
     brief = await until_awaiting(handle, "terminate")
     assert "2 approvers" in (brief.awaiting or "")
 
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="terminate"))
+    await handle.signal("approve", ApprovalAnswer(approver="erin", action="terminate"))
     await asyncio.sleep(0.3)
     assert (await handle.query("brief", result_type=Brief)).state == "awaiting_approval"
     assert agent_of(sandbox, agent_id)["state"] == "active"
-    await handle.signal("approve", ApprovalAnswer(approver="carol", action="terminate"))
+    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate"))
     result = await handle.result()
 
     assert result.final_state == "terminated"
     assert agent_of(sandbox, agent_id)["state"] == "terminated"
-    assert row(stanch, handle, "gate1-decision")["actor"] == "alice, carol"
+    assert row(stanch, handle, "gate1-decision")["actor"] == "erin, dave"
 
 
 async def test_termination_rejected_keeps_agent(stanch: Running, incidents: Incidents) -> None:
@@ -457,9 +457,7 @@ async def test_termination_rejected_keeps_agent(stanch: Running, incidents: Inci
     handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
 
-    await handle.signal(
-        "reject", ApprovalAnswer(approver="carol", action="terminate", comment="still needed")
-    )
+    await handle.signal("reject", ApprovalAnswer(approver="erin", action="terminate", comment="still needed"))
     result = await handle.result()
 
     assert result.final_state == "kept"
@@ -517,7 +515,7 @@ async def start_onboarding(incidents: Incidents, agent_id: str) -> WorkflowHandl
 async def approve_gates(handle: WorkflowHandle[Any, Any], gates: list[str] = GATES) -> None:
     for action in gates:
         await until_awaiting(handle, action)
-        await handle.signal("approve", ApprovalAnswer(approver="carol", action=action))
+        await handle.signal("approve", ApprovalAnswer(approver="erin", action=action))
 
 
 async def test_onboarding_three_approvals_deploy_test_and_go_live(
@@ -560,7 +558,7 @@ async def test_onboarding_rejected_job_description_deploys_nothing(
     await until_awaiting(handle, "approve-job-description")
 
     await handle.signal(
-        "reject", ApprovalAnswer(approver="carol", action="approve-job-description", comment="too broad")
+        "reject", ApprovalAnswer(approver="erin", action="approve-job-description", comment="too broad")
     )
     result = await handle.result()
 
@@ -643,7 +641,7 @@ async def test_onboarding_gold_set_failing_past_retries_escalates(
     assert count(sandbox, f"/agents/{agent_id}/resume") == 0
     assert steps(stanch, handle)[-3:] == ["gold-set-4", "gold-set-escalation", "closed"]
     [escalation] = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
-    assert escalation["recipient"] == "carol"
+    assert escalation["recipient"] == "lead"
 
 
 async def test_onboarding_unhealthy_deploy_is_reported_and_never_goes_live(

@@ -562,7 +562,7 @@ async def test_still_rejected_after_three_submissions_escalates_with_backup_in_u
     assert applied(sandbox, f"/chat/channels/{channel}/templates/order_confirmation/submissions") == 3
     assert steps(stanch, handle)[-3:] == [f"review-{MAX_SUBMISSIONS}", "escalate", "closed"]
     [escalation] = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
-    assert escalation["recipient"] == "carol"
+    assert escalation["recipient"] == "lead"
 
 
 async def test_backup_that_cannot_be_sent_fails_without_resubmitting(

@@ -1,7 +1,8 @@
 """Escalation that never ends in silence (issue 11), through the agent emergency stop on the time-skipping
-server, with the shipped policy's ladder: the team lead (carol) 30 minutes after the question, then
-`unattended` with the agent paused and carol paged every 30 minutes, then `closed_unattended` 24 hours
-after the question. Real effects: the sandbox platform and chat, the audit log in Postgres."""
+server, with the shipped policy's ladder: the team lead (the lead role: carol and dave, each on cockpit and
+instant for this P1) 30 minutes after the question, then `unattended` with the agent paused and the lead
+paged every 30 minutes, then `closed_unattended` 24 hours after the question. Real effects: the sandbox
+platform and chat, the audit log in Postgres."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from tests.helpers import (
     new_agent,
     until_state,
 )
+from tests.helpers import (
+    pages as who_got,
+)
 
 OPENING = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
-# Asked at 0; the team lead at 30 min; unattended from 60 min, carol paged again at 90, 120 ... 1410 min.
+# Asked at 0; the team lead at 30 min; unattended from 60 min, the lead paged again at 90, 120 ... 1410 min.
 REPEATS = 45
 
 
@@ -50,7 +54,14 @@ async def test_unanswered_the_ladder_pages_the_team_lead_then_stays_unattended_p
 
     await stanch.env.sleep(timedelta(minutes=31))
     await until_state(handle, "escalated")
-    assert [(m["channel"], m["recipient"]) for m in pages(stanch, handle)] == [("team-lead", "carol")]
+    assert [(m["channel"], m["recipient"]) for m in pages(stanch, handle)] == [("team-lead", "lead")]
+    # Who got it on which kind: each of the lead's people, on cockpit and on instant (P1).
+    assert who_got(sandbox, handle.id, "Escalation:") == [
+        ("team-lead", "carol", "cockpit"),
+        ("team-lead", "dave", "cockpit"),
+        ("team-lead", "carol", "instant"),
+        ("team-lead", "dave", "instant"),
+    ]
 
     await stanch.env.sleep(timedelta(minutes=30))
     brief = await until_state(handle, "unattended")
@@ -60,7 +71,7 @@ async def test_unanswered_the_ladder_pages_the_team_lead_then_stays_unattended_p
     await stanch.env.sleep(timedelta(minutes=60))  # 2 h 01 after the question: repeats at 1 h 30 and 2 h
     await until_state(handle, "unattended")
     sent = pages(stanch, handle)
-    assert [(m["channel"], m["recipient"]) for m in sent] == [("team-lead", "carol")] * 3
+    assert [(m["channel"], m["recipient"]) for m in sent] == [("team-lead", "lead")] * 3
     assert all(m["title"].startswith("Still unattended:") for m in sent[1:])
     assert all(f"keep agent {agent_id} paused" in m["text"] for m in sent[1:])
     assert steps(stanch, handle) == [*OPENING, "gate1-escalate-1", "gate1-repeat-1", "gate1-repeat-2"]
@@ -95,9 +106,9 @@ async def test_unanswered_for_24_hours_it_closes_unattended_with_a_final_page_na
     assert applied(sandbox, f"/agents/{agent_id}/pause") == 1
     assert applied(sandbox, f"/agents/{agent_id}/rollback") == 0
 
-    # Every page went to the last level, carol, once each: the escalation, 45 repeats, the final page.
+    # Every page went to the last level, the lead, once each: the escalation, 45 repeats, the final page.
     sent = pages(stanch, handle)
-    assert [(m["channel"], m["recipient"]) for m in sent] == [("team-lead", "carol")] * (REPEATS + 2)
+    assert [(m["channel"], m["recipient"]) for m in sent] == [("team-lead", "lead")] * (REPEATS + 2)
     assert len({m["title"] + m["text"] for m in sent[1:-1]}) == 1
     final = sent[-1]
     assert final["title"].startswith("Closed unattended:")
@@ -168,7 +179,7 @@ async def test_a_late_approval_while_unattended_is_carried_out_like_a_timely_one
     )
     rollback = next(row for row in rows if row["step_key"] == "rollback")
     assert (rollback["actor"], rollback["outcome"]) == ("alice", "done")
-    assert [(m["channel"], m["recipient"]) for m in pages(stanch, handle)] == [("team-lead", "carol")] * 3
+    assert [(m["channel"], m["recipient"]) for m in pages(stanch, handle)] == [("team-lead", "lead")] * 3
 
 
 async def test_an_acknowledgement_runs_out_after_30_minutes_and_the_ladder_resumes_with_a_page_saying_so(
@@ -195,7 +206,7 @@ async def test_an_acknowledgement_runs_out_after_30_minutes_and_the_ladder_resum
     brief = await until_state(handle, "escalated")
     assert brief.awaiting is not None and "team-lead" in brief.awaiting
     sent = pages(stanch, handle)
-    assert [(m["channel"], m["recipient"]) for m in sent] == [("team-lead", "carol")]
+    assert [(m["channel"], m["recipient"]) for m in sent] == [("team-lead", "lead")]
     assert "The acknowledgement by alice ran out after 30 minutes." in sent[0]["text"]
     assert steps(stanch, handle) == [*OPENING, "gate1-escalate-1"]
     assert agent(sandbox, agent_id)["state"] == "paused"

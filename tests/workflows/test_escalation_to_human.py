@@ -70,14 +70,15 @@ def desk(sandbox_url: str, handoff_id: str) -> dict[str, Any]:
 
 
 def delivery_groups(settings: Settings, workflow_id: str, step: str) -> set[str]:
-    """The notification groups a step reached, from the audit row's details (the receipt's deliveries)."""
+    """The channel kinds a step reached the owner's people on, from the audit row's details (the receipt's
+    deliveries: one per person and kind)."""
     with psycopg.connect(settings.database_url) as conn:
         row = conn.execute(
             "SELECT details FROM audit_log WHERE workflow_id = %s AND step_key = %s", (workflow_id, step)
         ).fetchone()
     assert row is not None, f"no audit row {step}"
     deliveries = row[0]["deliveries"]
-    return {group for group in ("cockpit", "instant") if f"'group': '{group}'" in deliveries}
+    return {kind for kind in ("cockpit", "instant") if f"'kind': '{kind}'" in deliveries}
 
 
 async def test_approved_recommendation_is_carried_out_and_logged(
@@ -90,26 +91,26 @@ async def test_approved_recommendation_is_carried_out_and_logged(
     stored = desk(sandbox, handle.id)
     assert stored["status"] == "open" and "agent checked the invoice" in stored["markdown"]
 
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="refund-customer", comment="ok"))
+    await handle.signal("approve", ApprovalAnswer(approver="erin", action="refund-customer", comment="ok"))
     result = await handle.result()
 
     assert (result.final_state, result.chosen_option, result.decided_by) == (
         "decided",
         "refund-customer",
-        "alice",
+        "erin",
     )
     assert result.carried_out
     stored = desk(sandbox, handle.id)
     assert (stored["status"], stored["executed_option"], stored["decided_by"]) == (
         "executed",
         "refund-customer",
-        "alice",
+        "erin",
     )
     assert applied(sandbox, f"/handoffs/{handle.id}/execute") == 1
     rows = audit_rows(stanch.settings, handle.id)
     assert [row["step_key"] for row in rows] == [*OPENING, "gate1-decision", "carry-out", "closed"]
     carry = next(row for row in rows if row["step_key"] == "carry-out")
-    assert (carry["actor"], carry["outcome"]) == ("alice", "done")
+    assert (carry["actor"], carry["outcome"]) == ("erin", "done")
     # P1: the cockpit and the instant channel both heard it.
     assert delivery_groups(stanch.settings, handle.id, "notify-human") == {"cockpit", "instant"}
 
@@ -123,20 +124,20 @@ async def test_rejection_naming_another_option_carries_that_one_out(
 
     await handle.signal(
         "reject",
-        ApprovalAnswer(approver="bob", action="refund-customer", comment="no refund: human-takeover please"),
+        ApprovalAnswer(approver="dave", action="refund-customer", comment="no refund: human-takeover please"),
     )
     result = await handle.result()
 
     assert (result.final_state, result.chosen_option, result.decided_by) == (
         "decided",
         "human-takeover",
-        "bob",
+        "dave",
     )
     stored = desk(sandbox, handle.id)
-    assert (stored["executed_option"], stored["decided_by"]) == ("human-takeover", "bob")
+    assert (stored["executed_option"], stored["decided_by"]) == ("human-takeover", "dave")
     rows = audit_rows(stanch.settings, handle.id)
     assert [row["step_key"] for row in rows] == [*OPENING, "gate1-decision", "carry-out", "closed"]
-    assert rows[3]["outcome"] == "rejected" and rows[4]["actor"] == "bob"
+    assert rows[3]["outcome"] == "rejected" and rows[4]["actor"] == "dave"
     # P2: cockpit only.
     assert delivery_groups(stanch.settings, handle.id, "notify-human") == {"cockpit"}
 
@@ -148,7 +149,7 @@ async def test_rejection_naming_no_option_carries_out_nothing(stanch: Running, i
 
     outcome = await handle.execute_update(
         "decide",
-        Decision(approver="carol", action="refund-customer", approved=False, comment="wait"),
+        Decision(approver="dave", action="refund-customer", approved=False, comment="wait"),
         result_type=dict,
     )
     assert outcome["accepted"]
@@ -167,18 +168,18 @@ async def test_destructive_alternative_needs_a_second_approver(stanch: Running, 
     await until_state(handle, "awaiting_approval")
 
     await handle.signal(
-        "reject", ApprovalAnswer(approver="alice", action="refund-customer", comment="delete-conversation")
+        "reject", ApprovalAnswer(approver="erin", action="refund-customer", comment="delete-conversation")
     )
     # The rejecter proposed the destructive option and may not approve it herself.
     await until_gate(handle, 2)
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="delete-conversation"))
-    await handle.signal("approve", ApprovalAnswer(approver="carol", action="delete-conversation"))
+    await handle.signal("approve", ApprovalAnswer(approver="erin", action="delete-conversation"))
+    await handle.signal("approve", ApprovalAnswer(approver="dave", action="delete-conversation"))
     result = await handle.result()
 
     assert (result.final_state, result.chosen_option, result.decided_by) == (
         "decided",
         "delete-conversation",
-        "carol",
+        "dave",
     )
     assert desk(sandbox, handle.id)["executed_option"] == "delete-conversation"
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
@@ -239,7 +240,7 @@ async def test_an_alert_without_a_handoff_gets_one_from_its_labels(
     ]
     assert stored["handoff"]["trigger"] == "low_quality" and "55%" in stored["markdown"]
 
-    await handle.signal("approve", ApprovalAnswer(approver="bob", action="pause-agent"))
+    await handle.signal("approve", ApprovalAnswer(approver="dave", action="pause-agent"))
     result = await handle.result()
     assert (result.final_state, result.chosen_option) == ("decided", "pause-agent")
     assert desk(sandbox, handle.id)["executed_option"] == "pause-agent"

@@ -24,7 +24,17 @@ from schemas.handoff import Handoff, HandoffInput, HandoffOption, HandoffResult,
 from schemas.report import ReportRequest
 from schemas.severity import Severity
 from tests.clock import settled
-from tests.helpers import Incidents, Running, audit_rows, fault, get, new_service, put, until_state
+from tests.helpers import (
+    Incidents,
+    Running,
+    audit_rows,
+    chat_messages,
+    fault,
+    get,
+    new_service,
+    put,
+    until_state,
+)
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -41,13 +51,9 @@ def status_of(sandbox: str, path: str) -> int:
 
 
 def page(sandbox: str, workflow_id: str, step: str) -> dict[str, Any]:
-    """The one on-call message this incident sent under `step` (its idempotency key ends with the step)."""
-    found = [
-        message["body"]
-        for message in httpx.get(f"{sandbox}/chat/messages").json()
-        if message["idempotency_key"].startswith(workflow_id + "/")
-        and message["idempotency_key"].endswith("/" + step)
-    ]
+    """The one on-call message this incident sent under `step` (its idempotency key ends with the step;
+    each on-call person's copy of it counts once)."""
+    found = [m for m in chat_messages(sandbox, workflow_id) if m["idempotency_key"].endswith("/" + step)]
     assert len(found) == 1, f"expected one {step!r} page from {workflow_id}, got {found}"
     [body] = found
     assert body["channel"] == "on-call"
@@ -206,7 +212,7 @@ async def test_onboarding_whose_activation_fails_pages_oncall_that_the_agent_ser
         severity=Severity.P3,
     )
     for action in ["approve-scope", "approve-job-description", "approve-capabilities"]:
-        await approve(handle, action, approver="carol")
+        await approve(handle, action, approver="erin")
 
     result = await handle.result()
 
@@ -252,7 +258,7 @@ async def test_termination_whose_token_revocation_fails_pages_oncall_that_the_to
     put(sandbox, f"/agents/{agent_id}/lifecycle", {"tokens": ["tok-api"], "secrets": ["CRM_PASSWORD"]})
     fault(sandbox, f"/agents/{agent_id}/tokens")
     handle = await incidents.open("agent_termination", target={"agent_id": agent_id})
-    await approve(handle, "terminate")
+    await approve(handle, "terminate", approver="erin")
 
     result = await handle.result()
 
@@ -516,7 +522,7 @@ async def test_chosen_option_the_desk_refused_pages_oncall_that_nothing_was_carr
         handoff=handoff,
     )
     fault(sandbox, f"/handoffs/{handle.id}/execute")
-    await approve(handle, "refund-customer")
+    await approve(handle, "refund-customer", approver="erin")
 
     result = await handle.result()
 
@@ -526,7 +532,7 @@ async def test_chosen_option_the_desk_refused_pages_oncall_that_nothing_was_carr
     message = page(sandbox, handle.id, "carry-out-failed")
     assert_loud(
         message,
-        what=["carrying out refund-customer for billing-bot-loud (chosen by alice)"],
+        what=["carrying out refund-customer for billing-bot-loud (chosen by erin)"],
         state_left=["refund-customer was not carried out", f"handoff {handle.id}"],
     )
 

@@ -187,12 +187,12 @@ async def test_fix_failing_its_gold_set_is_handed_to_a_human(stanch: Running, in
     stored = get(sandbox, f"/handoffs/{child.id}")
     assert "41%" in stored["markdown"] and stored["incident_id"] == child.id
 
-    await child.signal("approve", ApprovalAnswer(approver="carol", action="keep-isolated"))
+    await child.signal("approve", ApprovalAnswer(approver="erin", action="keep-isolated"))
     result = await handle.result()
 
     assert result.final_state == "escalated"
     child_result = await child.result()
-    assert (child_result.chosen_option, child_result.decided_by) == ("keep-isolated", "carol")
+    assert (child_result.chosen_option, child_result.decided_by) == ("keep-isolated", "erin")
     assert get(sandbox, f"/handoffs/{child.id}")["status"] == "executed"
     assert agent(sandbox, agent_id)["state"] == "paused"
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
