@@ -370,7 +370,7 @@ async def test_engaged_switch_holds_an_agent_termination_after_its_archive_until
         target={"agent_id": agent_id},
     )
     await until_awaiting(handle, "terminate")
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="terminate"))
+    await handle.signal("approve", ApprovalAnswer(approver="erin", action="terminate"))
 
     brief = await until_awaiting(handle, "terminate-past-guardrail")
     assert f"kill switch engaged on {agent_id} by carol: agent under investigation" in brief.recommendation
@@ -380,7 +380,7 @@ async def test_engaged_switch_holds_an_agent_termination_after_its_archive_until
     assert list(lifecycle["archives"]) == [f"{agent_id}-archive-1"]
     assert (lifecycle["tokens"], lifecycle["secrets"]) == (["tok-api"], ["KEY"])
 
-    await handle.signal("approve", ApprovalAnswer(approver="bob", action="terminate-past-guardrail"))
+    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate-past-guardrail"))
     result = await handle.result()
     assert result.final_state == "terminated"
     assert get(sandbox, f"/agents/{agent_id}")["state"] == "terminated"
@@ -391,7 +391,7 @@ async def test_engaged_switch_holds_an_agent_termination_after_its_archive_until
         row(stanch, handle.id, "gate2-decision")["actor"],
         row(stanch, handle.id, "gate2-decision")["outcome"],
     ) == (
-        "bob",
+        "dave",
         "approved",
     )
 

@@ -229,8 +229,8 @@ async def test_unreviewed_draft_is_never_sent_escalates_and_closes_unsent_with_a
     assert told(sandbox, handle, "customer") == []
     pages = told(sandbox, handle, "team-lead")
     assert [(page["recipient"], page["title"].split(":")[0]) for page in pages] == [
-        ("carol", "Review the customer message"),
-        ("carol", "Customer message not sent"),
+        ("lead", "Review the customer message"),
+        ("lead", "Customer message not sent"),
     ]
     assert CUSTOMER_MESSAGE in pages[0]["text"] and "not sent" in pages[1]["text"]
     assert steps(stanch, handle) == [
