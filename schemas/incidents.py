@@ -18,6 +18,20 @@ class EscalationLevel(BaseModel):
     after: timedelta = timedelta(minutes=30)
 
 
+class ResponseTargets(BaseModel):
+    """How soon a human must respond (acknowledge, decide or resolve) to an incident of each severity;
+    None: no target. A missed target moves the incident one level up its escalation ladder."""
+
+    P0: timedelta | None = timedelta(minutes=5)
+    P1: timedelta | None = timedelta(minutes=60)
+    P2: timedelta | None = timedelta(hours=4)
+    P3: timedelta | None = None
+
+    def for_severity(self, severity: Severity) -> timedelta | None:
+        target: timedelta | None = getattr(self, severity.value)
+        return target
+
+
 class IncidentPolicy(BaseModel):
     """The slice of the policy file an incident needs, copied into its input so history shows what ruled."""
 
@@ -34,6 +48,8 @@ class IncidentPolicy(BaseModel):
     acknowledge_holds: timedelta = timedelta(minutes=30)
     # ... and this long after the question was asked, the gate closes on its safe default.
     give_up_after: timedelta = timedelta(hours=24)
+    # Inputs recorded before response targets existed decode with the defaults (their runs ignore them).
+    response_targets: ResponseTargets = Field(default_factory=ResponseTargets)
     guardrail_defaults: GuardrailLimits = Field(default_factory=GuardrailLimits)
     guardrail_subsystems: dict[str, GuardrailLimits] = Field(default_factory=dict)
 

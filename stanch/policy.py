@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.guardrail import GuardrailLimits
-from schemas.incidents import EscalationLevel, IncidentPolicy
+from schemas.incidents import EscalationLevel, IncidentPolicy, ResponseTargets
 from schemas.severity import Severity
 
 
@@ -50,6 +50,26 @@ class EscalationPolicy(Strict):
     repeat_every_minutes: float = Field(30, gt=0)
     acknowledge_holds_minutes: float = Field(30, gt=0)
     give_up_after_hours: float = Field(24, gt=0)
+
+
+class ResponseTargetSettings(Strict):
+    """Minutes within which a human must respond to an incident of each severity; 0: no target."""
+
+    P0_minutes: float = Field(5, ge=0)
+    P1_minutes: float = Field(60, ge=0)
+    P2_minutes: float = Field(240, ge=0)
+    P3_minutes: float = Field(0, ge=0)
+
+    def targets(self) -> ResponseTargets:
+        def target(minutes: float) -> timedelta | None:
+            return timedelta(minutes=minutes) if minutes else None
+
+        return ResponseTargets(
+            P0=target(self.P0_minutes),
+            P1=target(self.P1_minutes),
+            P2=target(self.P2_minutes),
+            P3=target(self.P3_minutes),
+        )
 
 
 class DedupeBy(StrEnum):
@@ -260,6 +280,7 @@ class Policy(Strict):
     roles: dict[str, list[str]] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=list)
     escalation_policy: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    response_targets: ResponseTargetSettings = Field(default_factory=ResponseTargetSettings)
     routes: list[Route] = Field(default_factory=list)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     # Notifications: read by the worker only (see activities/notify.py); optional here so that a policy
@@ -321,6 +342,7 @@ class Policy(Strict):
             repeat_every=timedelta(minutes=self.escalation_policy.repeat_every_minutes),
             acknowledge_holds=timedelta(minutes=self.escalation_policy.acknowledge_holds_minutes),
             give_up_after=timedelta(hours=self.escalation_policy.give_up_after_hours),
+            response_targets=self.response_targets.targets(),
             guardrail_defaults=self.guardrails.defaults.applied_to(GuardrailLimits()),
             guardrail_subsystems={name: self.guardrail_limits(name) for name in self.guardrails.subsystems},
         )

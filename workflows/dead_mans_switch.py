@@ -51,6 +51,8 @@ def _minutes(span: timedelta) -> str:
 @workflow.defn(name="dead_mans_switch")
 class DeadMansSwitch(IncidentWorkflow):
     target_model = NoTarget  # what it acts on: schemas/targets.py
+    owns_resolve = True  # `resolve` ends the watch (step 5)
+    response_target_applies = False  # a watcher, waiting on no human
 
     @workflow.init
     def __init__(self, incident: DeadMansSwitchInput) -> None:

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         Verdict,
     )
+    from schemas.incidents import IncidentResult
     from workflows.steps.incident import IncidentWorkflow
 
 # Who takes over, by what made the loop give up.
@@ -205,6 +206,16 @@ class HotfixCycle(IncidentWorkflow):
             deployed_version=deployed_version,
             escalation_trigger=trigger,
             escalated_to=escalated_to,
+            decision_log=list(self.timeline.entries),
+        )
+
+    def resolved_result(self, result: IncidentResult) -> HotfixResult:
+        # A `resolve` sent to the cycle itself stood it down: its room reads that as no fix.
+        return HotfixResult(
+            **result.model_dump(),
+            outcome="resolved",
+            iterations=self.iteration,
+            build_id=self.build.id if self.build else None,
             decision_log=list(self.timeline.entries),
         )
 

@@ -73,6 +73,7 @@ APPROVERS = ["oncall", "lead"]
 @workflow.defn(name="war_room")
 class WarRoom(IncidentWorkflow):
     target_model = WarRoomTarget  # what it acts on: schemas/targets.py
+    owns_resolve = True  # contained → wait for `resolve` → post-mortem: its own resolve procedure
 
     @workflow.init
     def __init__(self, incident: IncidentInput) -> None:
