@@ -23,6 +23,7 @@ room, triage, the dead man's switch) sets `owns_resolve`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -405,9 +406,19 @@ class IncidentWorkflow:
 
     async def _run_until_resolved(self, body: asyncio.Task[Any]) -> Any:
         """The runbook's body, until it ends or a `resolve` stands it down between effects."""
-        await workflow.wait_condition(
-            lambda: body.done() or (self.standing_down and not self._finishing and not activities_in_flight())
-        )
+        try:
+            await workflow.wait_condition(
+                lambda: (
+                    body.done() or (self.standing_down and not self._finishing and not activities_in_flight())
+                )
+            )
+        except asyncio.CancelledError:
+            # The workflow itself is cancelled (the UI, a parent standing down): the body is where the
+            # runbook's cancellation handling lives (e.g. the upgrade's restore), so it gets the cancel.
+            body.cancel()
+            with contextlib.suppress(BaseException):
+                await body
+            raise
         if body.done():
             return body.result()
         # The body waits on a human, a timer, a poll's pause or a child: cancelling it there leaves the
