@@ -50,6 +50,8 @@ ESCALATE_TO = {
 
 @workflow.defn(name="hotfix_cycle")
 class HotfixCycle(IncidentWorkflow):
+    response_target_applies = False  # a machine loop under its war room, whose own target covers it
+
     @workflow.init
     def __init__(self, request: HotfixInput) -> None:
         super().__init__(request)
