@@ -122,6 +122,7 @@ class IncidentWorkflow:
         # True once `finish()` began: the runbook is closing by itself, a `resolve` no longer stands it down.
         self._finishing = False
         self._response_target: asyncio.Task[None] | None = None
+        self._paging_missed_target = False
         self._awaiting_published: bool | None = None  # None until the first question decides the patch
         self._awaiting: list[str] = []
         self.gate = ApprovalGate(self)
@@ -305,11 +306,17 @@ class IncidentWorkflow:
 
     async def finish(self, final_state: str) -> IncidentResult:
         self._finishing = True
+        # A missed-target page already on its way is let through (and audited); a pending target is dropped.
+        target = self._response_target
+        if target is not None and not target.done():
+            if self._paging_missed_target:
+                await target
+            else:
+                target.cancel()
         if self.gate.gave_up and final_state == "escalated":
             # Every runbook says "escalated" for a timed-out decision; since the gate stays open, paging,
             # until it gives up (NEVER_SILENT_PATCH), that decision means the incident closes unattended.
             final_state = "closed_unattended"
-        self._stop_response_target()
         self.set_state(final_state)
         self.publish_awaiting()
         await self.audit(
@@ -375,6 +382,7 @@ class IncidentWorkflow:
             pass
         chain = self.incident.policy.escalation
         level = chain[0] if chain else None
+        self._paging_missed_target = True
         if level is not None:
             self.ladder.level = 1  # before the page goes out, so every wait on the ladder sees it now
         severity = self.incident.severity.value
