@@ -41,6 +41,18 @@ class PersonChannels(BaseModel):
     def of_kind(self, kind: ChannelKind) -> list[str]:
         channels: list[str] = getattr(self, kind.value)
         return channels
+class ResponseTargets(BaseModel):
+    """How soon a human must respond (acknowledge, decide or resolve) to an incident of each severity;
+    None: no target. A missed target moves the incident one level up its escalation ladder."""
+
+    P0: timedelta | None = timedelta(minutes=5)
+    P1: timedelta | None = timedelta(minutes=60)
+    P2: timedelta | None = timedelta(hours=4)
+    P3: timedelta | None = None
+
+    def for_severity(self, severity: Severity) -> timedelta | None:
+        target: timedelta | None = getattr(self, severity.value)
+        return target
 
 
 class IncidentPolicy(BaseModel):
@@ -62,6 +74,8 @@ class IncidentPolicy(BaseModel):
     # "review": every customer message waits for a human's approval beside the runbook (see
     # workflows/steps/customer_message.py); "send": sent at once, as every input recorded before the key did.
     customer_messages: Literal["send", "review"] = "send"
+    # Inputs recorded before response targets existed decode with the defaults (their runs ignore them).
+    response_targets: ResponseTargets = Field(default_factory=ResponseTargets)
     guardrail_defaults: GuardrailLimits = Field(default_factory=GuardrailLimits)
     guardrail_subsystems: dict[str, GuardrailLimits] = Field(default_factory=dict)
     # People (name → channels by kind), so history shows who could be reached when the incident opened.

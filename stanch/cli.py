@@ -128,7 +128,12 @@ def migrate() -> None:
             await client.operator_service.add_search_attributes(
                 AddSearchAttributesRequest(
                     namespace=settings.namespace,
-                    search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing},
+                    search_attributes={
+                        name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
+                        if SEARCH_ATTRIBUTES[name] == "KeywordList"
+                        else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                        for name in missing
+                    },
                 )
             )
         return missing
@@ -187,6 +192,9 @@ def list_incidents(
         help="only incidents in this state, e.g. awaiting_approval, unattended, closed_unattended (with --all)",
     ),
     all_runs: bool = typer.Option(False, "--all", help="include closed incidents"),
+    waiting_for: str | None = typer.Option(
+        None, "--waiting-for", help="only incidents with a question this person may decide now"
+    ),
 ) -> None:
     """List incidents (open ones by default)."""
 
@@ -194,17 +202,27 @@ def list_incidents(
         client = await connect(_settings())
         clauses = ["StanchRunbook IS NOT NULL"]
         if state:
-            clauses.append(f"StanchState = '{state}'")
+            clauses.append(f"StanchState = {_quoted(state)}")
+        if waiting_for:
+            # One visibility query: the gate keeps StanchAwaiting = the people who may decide now.
+            clauses.append(f"StanchAwaiting = {_quoted(waiting_for)}")
         if not all_runs:
             clauses.append("ExecutionStatus = 'Running'")
         async for execution in client.list_workflows(" AND ".join(clauses)):
             attrs = {key.name: value for key, value in execution.typed_search_attributes}
+            awaiting = attrs.get("StanchAwaiting")
             typer.echo(
                 f"{execution.id:<50} {attrs.get('StanchSeverity', '?'):<3} {attrs.get('StanchRunbook', '?'):<24} "
                 f"{attrs.get('StanchState', '?'):<18} {execution.start_time:%Y-%m-%d %H:%M:%S}"
+                + (f"  awaiting: {', '.join(awaiting)}" if isinstance(awaiting, list) and awaiting else "")
             )
 
     _run(go())
+
+
+def _quoted(value: str) -> str:
+    """A string literal of Temporal's visibility query language: a quote in a name cannot end it."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @app.command()
@@ -292,8 +310,13 @@ def escalate(incident: str, by: str = typer.Option(..., "--as"), reason: str = t
 
 
 @app.command()
-def resolve(incident: str, by: str = typer.Option(..., "--as"), note: str = typer.Option("")) -> None:
-    """Mark an incident resolved."""
+def resolve(
+    incident: str,
+    by: str = typer.Option(..., "--as", help="who resolves it"),
+    note: str = typer.Option("", help="why: what fixed it, or why nothing more is needed"),
+) -> None:
+    """Resolve an incident: its runbook stands down from whatever it waits for (leaving the systems as they
+    are), withdraws its open question and closes `resolved`; the next alert for the key opens a new one."""
 
     async def go() -> None:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))

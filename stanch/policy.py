@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.guardrail import GuardrailLimits, KillSwitchMode, kill_switch_mode
-from schemas.incidents import ChannelKind, EscalationLevel, IncidentPolicy, PersonChannels
+from schemas.incidents import ChannelKind, EscalationLevel, IncidentPolicy, PersonChannels, ResponseTargets
 from schemas.severity import Severity
 
 
@@ -51,6 +51,26 @@ class EscalationPolicy(Strict):
     repeat_every_minutes: float = Field(30, gt=0)
     acknowledge_holds_minutes: float = Field(30, gt=0)
     give_up_after_hours: float = Field(24, gt=0)
+
+
+class ResponseTargetSettings(Strict):
+    """Minutes within which a human must respond to an incident of each severity; 0: no target."""
+
+    P0_minutes: float = Field(5, ge=0)
+    P1_minutes: float = Field(60, ge=0)
+    P2_minutes: float = Field(240, ge=0)
+    P3_minutes: float = Field(0, ge=0)
+
+    def targets(self) -> ResponseTargets:
+        def target(minutes: float) -> timedelta | None:
+            return timedelta(minutes=minutes) if minutes else None
+
+        return ResponseTargets(
+            P0=target(self.P0_minutes),
+            P1=target(self.P1_minutes),
+            P2=target(self.P2_minutes),
+            P3=target(self.P3_minutes),
+        )
 
 
 class DedupeBy(StrEnum):
@@ -345,6 +365,7 @@ class Policy(Strict):
     roles: dict[str, Role] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=list)
     escalation_policy: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    response_targets: ResponseTargetSettings = Field(default_factory=ResponseTargetSettings)
     routes: list[Route] = Field(default_factory=list)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     # Notifications: read by the worker only (see activities/notify.py); optional here so that a policy
@@ -427,6 +448,7 @@ class Policy(Strict):
             acknowledge_holds=timedelta(minutes=self.escalation_policy.acknowledge_holds_minutes),
             give_up_after=timedelta(hours=self.escalation_policy.give_up_after_hours),
             customer_messages=self.customer_messages,
+            response_targets=self.response_targets.targets(),
             guardrail_defaults=self.guardrails.defaults.applied_to(GuardrailLimits()),
             guardrail_subsystems={name: self.guardrail_limits(name) for name in self.guardrails.subsystems},
             people={name: person.channels() for name, person in self.people.items()},

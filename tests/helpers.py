@@ -24,7 +24,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from click.testing import Result
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -41,7 +41,8 @@ from workers.intake.routing import runbook_incident_id
 
 # A loaded CI machine can take longer than the SDK's default to bring a server up.
 SERVER_STARTUP = timedelta(seconds=60)
-SEARCH_ATTRIBUTE_NAMES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState")
+SEARCH_ATTRIBUTE_NAMES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState", "StanchAwaiting")
+KEYWORD_LISTS = frozenset({"StanchAwaiting"})
 
 
 def free_port() -> int:
@@ -57,7 +58,10 @@ async def register_search_attributes(client: Client) -> None:
         AddSearchAttributesRequest(
             namespace=client.namespace,
             search_attributes={
-                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_NAMES
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
+                if name in KEYWORD_LISTS
+                else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                for name in SEARCH_ATTRIBUTE_NAMES
             },
         )
     )
@@ -189,6 +193,19 @@ async def until_state(handle: WorkflowHandle[Any, Any], state: str, *, settle: b
             return brief
         await asyncio.sleep(0.05)
     raise AssertionError(f"incident never reached {state}; last brief: {brief}")
+
+
+def level_timers(history: WorkflowHistory) -> list[timedelta]:
+    """The timers a history started, in order, without the incident's response-target watch (a clock of
+    its own beside the ladder's levels; workflows/steps/incident.py)."""
+    timers = []
+    for event in history.events:
+        if not event.HasField("timer_started_event_attributes"):
+            continue
+        summary = event.user_metadata.summary.data.decode() if event.HasField("user_metadata") else ""
+        if "response target" not in summary:
+            timers.append(event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta())
+    return timers
 
 
 # ---- the CLI ---------------------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ def _minutes(span: timedelta) -> str:
 class DeadMansSwitch(IncidentWorkflow):
     target_model = NoTarget  # what it acts on: schemas/targets.py
     uses_roles = ("oncall",)  # the worker checks [roles]
+    owns_resolve = True  # `resolve` ends the watch (step 5)
+    response_target_applies = False  # a watcher, waiting on no human
 
     @workflow.init
     def __init__(self, incident: DeadMansSwitchInput) -> None:

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         Verdict,
     )
+    from schemas.incidents import IncidentResult
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.system_state import observe, observe_alert_figures, observe_qa
 
@@ -51,6 +52,7 @@ ESCALATE_TO = {
 @workflow.defn(name="hotfix_cycle")
 class HotfixCycle(IncidentWorkflow):
     uses_roles = ("oncall", "engineering-lead", "architect")  # the worker checks [roles]
+    response_target_applies = False  # a machine loop under its war room, whose own target covers it
 
     @workflow.init
     def __init__(self, request: HotfixInput) -> None:
@@ -218,6 +220,16 @@ class HotfixCycle(IncidentWorkflow):
             deployed_version=deployed_version,
             escalation_trigger=trigger,
             escalated_to=escalated_to,
+            decision_log=list(self.timeline.entries),
+        )
+
+    def resolved_result(self, result: IncidentResult) -> HotfixResult:
+        # A `resolve` sent to the cycle itself stood it down: its room reads that as no fix.
+        return HotfixResult(
+            **result.model_dump(),
+            outcome="resolved",
+            iterations=self.iteration,
+            build_id=self.build.id if self.build else None,
             decision_log=list(self.timeline.entries),
         )
 

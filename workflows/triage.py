@@ -8,8 +8,9 @@ and an item whose fields could not be read. It acts on nothing; it makes sure a 
 2. Page on-call at once, by the incident's severity, with the same facts; audit the triage.
 3. Wait for a human: `run_runbook` hands the incident to a runbook with the target it lacked, `resolve`
    closes it, `acknowledge` holds the escalation clock for a while. Nobody answers: escalate along the
-   policy's ladder on timers, like the approval gate; after the last level stay open as `unattended`,
-   paging the last level again every `repeat_every` until a human takes it.
+   policy's ladder on timers, like the approval gate (the same incident-wide ladder, which a missed
+   response target moves up too); after the last level stay open as `unattended`, paging the last level
+   again every `repeat_every` until a human takes it.
 4. End `handed_over` (the runbook now runs as its own incident, which outlives this one) or `resolved`.
 """
 
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import RUNBOOK_NAMES, required_fields, target_model_for
     from schemas.triage import TRIAGE_WORKFLOW, RunbookStarted, RunRunbook, TriageInput
     from workers.intake.routing import id_part
-    from workflows.steps.escalation import LevelClock, level_waits
+    from workflows.steps.escalation import Ladder, LevelClock
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.policies import NEVER_SILENT_PATCH
 
@@ -40,6 +41,7 @@ MAX_SERVICE_CHARS = 200
 @workflow.defn(name=TRIAGE_WORKFLOW)
 class Triage(IncidentWorkflow):
     uses_roles = ("oncall",)  # the worker checks [roles]
+    owns_resolve = True  # `resolve` is one of the two ways its wait for a human ends
 
     @workflow.init
     def __init__(self, incident: TriageInput) -> None:
@@ -136,25 +138,37 @@ class Triage(IncidentWorkflow):
     async def wait_for_a_human(self) -> None:
         policy = self.incident.policy
         ladder = policy.escalation
-        for step, wait in enumerate(level_waits(policy)):
+        # New runs climb the incident's one ladder, which its response target moves up too; runs recorded
+        # before climbed one of their own.
+        levels = self.ladder if self.shared_ladder else Ladder()
+
+        def summary(step: int) -> str:
             next_step = f"escalate to {ladder[step].name}" if step < len(ladder) else "mark unattended"
-            if await self._clock.wait(
-                self._closed, wait, f"{next_step} if nobody takes it", hold=policy.acknowledge_holds
-            ):
-                return
-            if step < len(ladder):
-                level = ladder[step]
-                self.set_state("escalated", awaiting=f"{self.awaiting()}; escalated to {level.name}")
-                self.note("escalation", f"nobody took the triage; escalated to {level.name}")
-                await self.notify(
-                    f"escalate-{step + 1}",
-                    channel=level.name,
-                    recipient=", ".join(level.notify) or None,
-                    title=f"Escalation: needs a human: {self.triage.alert.name}",
-                    text=f"{self._clock.lapsed_text()}Nobody has taken this alert. {self.what_happened()} "
-                    f"Recommendation: {self.recommendation()}",
+            return f"{next_step} if nobody takes it"
+
+        async def ran_out(step: int) -> None:
+            level = ladder[step]
+            self.set_state("escalated", awaiting=f"{self.awaiting()}; escalated to {level.name}")
+            self.note("escalation", f"nobody took the triage; escalated to {level.name}")
+            await self.notify(
+                f"escalate-{step + 1}",
+                channel=level.name,
+                recipient=", ".join(level.notify) or None,
+                title=f"Escalation: needs a human: {self.triage.alert.name}",
+                text=f"{self._clock.lapsed_text()}Nobody has taken this alert. {self.what_happened()} "
+                f"Recommendation: {self.recommendation()}",
+            )
+
+        def moved(step: int) -> None:
+            if 0 < step <= len(ladder):
+                self.set_state(
+                    "escalated", awaiting=f"{self.awaiting()}; escalated to {ladder[step - 1].name}"
                 )
-                self._clock.restart()
+
+        if await levels.climb(
+            self._clock, policy, self._closed, summary=summary, ran_out=ran_out, moved=moved
+        ):
+            return
 
         # The whole ladder is silent. Stay open and visible, and say so once more, loudly.
         self.set_state("unattended", awaiting=f"{self.awaiting()}; nobody answered the escalation ladder")

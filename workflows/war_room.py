@@ -76,6 +76,7 @@ class WarRoom(IncidentWorkflow):
     target_model = WarRoomTarget  # what it acts on: schemas/targets.py
     # The worker checks [roles]: every role it may assemble (architect only for a P0), approve or notify.
     uses_roles = ("oncall", "lead", "devops", "dev", "qa", "architect", "stakeholders")
+    owns_resolve = True  # contained → wait for `resolve` → post-mortem: its own resolve procedure
 
     @workflow.init
     def __init__(self, incident: IncidentInput) -> None:

@@ -29,7 +29,15 @@ from stanch.temporal_client import connect
 
 READY_TIMEOUT_SECONDS = 30.0
 PROBE_TIMEOUT_SECONDS = 5.0
-SEARCH_ATTRIBUTES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState")
+# Stanch's search attributes and their types (workflows/steps/incident.py upserts them); the dev server's
+# `--search-attribute` flag, `stanch migrate` and the tests' servers register the same.
+SEARCH_ATTRIBUTES = {
+    "StanchRunbook": "Keyword",
+    "StanchSeverity": "Keyword",
+    "StanchService": "Keyword",
+    "StanchState": "Keyword",
+    "StanchAwaiting": "KeywordList",  # the people who may decide now
+}
 
 T = TypeVar("T")
 
@@ -74,8 +82,8 @@ def command(settings: Settings) -> list[str]:
         "--log-level",
         "warn",
     ]
-    for name in SEARCH_ATTRIBUTES:
-        argv += ["--search-attribute", f"{name}=Keyword"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        argv += ["--search-attribute", f"{name}={kind}"]
     if settings.payload_key is not None:
         # The UI sends encrypted payloads to Stanch's codec server, so a person with the key reads them there.
         argv += ["--ui-codec-endpoint", f"http://127.0.0.1:{settings.codec_server_port}"]

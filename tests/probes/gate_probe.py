@@ -22,6 +22,8 @@ class ProbeResult(BaseModel):
 
 @workflow.defn(name="gate_probe")
 class GateProbe(IncidentWorkflow):
+    owns_resolve = True  # with `linger` it waits for `resolve` itself
+
     @workflow.run
     async def run(self, incident: IncidentInput) -> ProbeResult:
         self.open(recommendation="purge the queue", risk_if_no_action="the queue keeps growing")

@@ -77,3 +77,27 @@ def test_every_fire_scenario_reaches_a_runbook(scenario: str) -> None:
     [alert] = parse_alertmanager(sample(scenario))
     routed = route_alert(policy, alert, "alerts.0")
     assert routed.incident is not None and routed.incident.runbook in RUNBOOKS
+
+
+def test_response_targets_come_from_the_policy_with_the_seed_defaults(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from schemas.incidents import IncidentPolicy
+    from schemas.severity import Severity
+
+    shipped = load_policy(REPO_ROOT / "config" / "stanch.toml").incident_policy().response_targets
+    assert [shipped.for_severity(s) for s in Severity] == [
+        timedelta(minutes=5),
+        timedelta(minutes=60),
+        timedelta(hours=4),
+        None,
+    ]
+    path = tmp_path / "stanch.toml"
+    path.write_text("[response_targets]\nP1_minutes = 15\nP0_minutes = 0\n")
+    targets = load_policy(path).incident_policy().response_targets
+    assert (targets.P0, targets.P1, targets.P2) == (None, timedelta(minutes=15), timedelta(hours=4))
+    # An input recorded before response targets existed decodes with the defaults.
+    assert IncidentPolicy.model_validate({}).response_targets.P0 == timedelta(minutes=5)
+    path.write_text("[response_targets]\nP0_minutes = -1\n")
+    with pytest.raises(PolicyError, match=r"response_targets\.P0_minutes"):
+        load_policy(path)

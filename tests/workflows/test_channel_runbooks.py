@@ -443,6 +443,7 @@ async def test_no_verdict_for_three_days_escalates_with_sends_stopped(
     assert state["template_sends_enabled"] is False and len(state["numbers"]) == 1
     assert steps(stanch, handle) == [
         *OPENING,
+        "response-target-missed",  # nobody acknowledged within the P1 target: the team lead is told
         "verdict-reminder-1",
         "verdict-reminder-2",
         "verdict-reminder-3",
@@ -561,8 +562,10 @@ async def test_still_rejected_after_three_submissions_escalates_with_backup_in_u
     assert len(state["templates"]["order_confirmation"]["submissions"]) == MAX_SUBMISSIONS
     assert applied(sandbox, f"/chat/channels/{channel}/templates/order_confirmation/submissions") == 3
     assert steps(stanch, handle)[-3:] == [f"review-{MAX_SUBMISSIONS}", "escalate", "closed"]
-    [escalation] = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
-    assert escalation["recipient"] == "lead"
+    # The P2 response target (4 h) ran out first while the reviews went on, then the escalation itself.
+    missed, escalation = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
+    assert missed["title"].startswith("Response target missed:")
+    assert (missed["recipient"], escalation["recipient"]) == ("lead", "lead")
 
 
 async def test_backup_that_cannot_be_sent_fails_without_resubmitting(

@@ -21,6 +21,7 @@ from tests.helpers import (
     audit_rows,
     chat_messages,
     cli,
+    level_timers,
     new_agent,
     until_state,
 )
@@ -130,11 +131,7 @@ async def test_unanswered_for_24_hours_it_closes_unattended_with_a_final_page_na
 
     # The clock: 30 min to the team lead, 30 min to unattended, then every 30 min until 24 h after asking.
     history = await handle.fetch_history()
-    timers = [
-        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
-        for e in history.events
-        if e.HasField("timer_started_event_attributes")
-    ]
+    timers = level_timers(history)
     # The last wait is what is left of the 24 h counted from the question, which the pages ate into.
     assert timers[:-1] == [timedelta(minutes=30)] * (2 + REPEATS)
     assert timedelta(minutes=29) < timers[-1] <= timedelta(minutes=30)

@@ -14,6 +14,7 @@ from schemas.severity import Severity
 from stanch.settings import Settings
 from tests.clock import settled
 from tests.helpers import (
+    SHIPPED_LADDER_REPEATS,
     Incidents,
     Running,
     applied,
@@ -207,10 +208,12 @@ async def test_nobody_answers_escalates_and_carries_out_nothing(
     assert result.approval is not None and result.approval.timed_out
     assert desk(sandbox, handle.id)["status"] == "open"
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
+    # The P0 response target (5 min) moved it to the team lead before the gate's 30 minutes did; the gate
+    # went on from there, unattended at 35 min: one repeat more in the 24 hours than the gate alone.
     assert steps == [
         *OPENING,
-        "gate1-escalate-1",
-        *repeat_pages(),
+        "response-target-missed",
+        *repeat_pages(SHIPPED_LADDER_REPEATS + 1),
         "gate1-safe-default",
         "gate1-give-up",
         "closed",

@@ -15,6 +15,7 @@ from schemas.handoff import HandoffResult
 from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from tests.helpers import (
+    SHIPPED_LADDER_REPEATS,
     Incidents,
     Running,
     agent,
@@ -230,10 +231,12 @@ async def test_nobody_approves_the_fix_escalates_and_keeps_isolation(
     assert result.final_state == "closed_unattended"
     assert agent(sandbox, agent_id)["version"] == "v3"
     steps = [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
+    # The P0 response target (5 min) moved it to the team lead before the gate's 30 minutes did; the gate
+    # went on from there, unattended at 35 min: one repeat more in the 24 hours than the gate alone.
     assert steps == [
         *CONTAINED,
-        "gate1-escalate-1",
-        *repeat_pages(),
+        "response-target-missed",
+        *repeat_pages(SHIPPED_LADDER_REPEATS + 1),
         "gate1-safe-default",
         "gate1-give-up",
         "post-mortem",

@@ -2,10 +2,16 @@
 
 The golden rule holds here: a human approves what the runbook recommends and nothing else. Refusals never
 change the gate; they are kept in the timeline and the audit log so an auditor sees who tried what.
+
+An incident may hold more than one gate (each registers with it, so `acknowledge` and `escalate` reach
+all of them); they climb the incident's one escalation ladder (`IncidentWorkflow.ladder`), so a gate asked
+later starts at the level the incident has reached. While a question is open the incident's
+`StanchAwaiting` search attribute lists the people who may decide it now.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -14,7 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
     from schemas.severity import Severity
-    from workflows.steps.escalation import LevelClock, level_waits
+    from workflows.steps.escalation import Ladder, LevelClock
     from workflows.steps.policies import NEVER_SILENT_PATCH
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ class ApprovalGate:
         # True once a gate closed on its safe default after `give_up_after` unattended (new runs only): the
         # incident then ends `closed_unattended` rather than `escalated` (see IncidentWorkflow.finish).
         self.gave_up = False
+        incident.gates.append(self)
 
     # ---- rules ------------------------------------------------------------------------------------
 
@@ -111,10 +118,29 @@ class ApprovalGate:
         self._incident.note(
             "decision", f"{answer.approver} {verb} {self.request.action}{comment}", answer.approver
         )
+        self._incident.ladder.respond(answer.approver)
         if approved:
             self._approvals[answer.approver] = answer
         else:
             self._rejection = answer
+        self._incident.publish_awaiting()
+
+    def pending(self) -> bool:
+        return self.request is not None and self.outcome is None and not self._closed()
+
+    def deciders(self) -> list[str]:
+        """The people who may decide the open question now (for StanchAwaiting); [] when none is open, or
+        when the policy has no roles (then anyone may, and nobody in particular is waited for)."""
+        request = self.request
+        if request is None or not self.pending():
+            return []
+        roles = self._incident.incident.policy.roles
+        wanted = request.allowed_roles or list(roles)
+        people = {person for role in wanted for person in roles.get(role, [])}
+        people -= set(self._approvals)  # they have approved; the gate waits for someone else
+        if request.destructive:
+            people.discard(request.requested_by)
+        return sorted(people)
 
     def acknowledge(self, by: str) -> None:
         if self.request is not None and not self._closed():
@@ -150,34 +176,23 @@ class ApprovalGate:
         )
 
         asked_at = workflow.now()
-        for step, wait in enumerate(level_waits(policy)):
-            if await self._clock.wait(
-                self._closed,
-                wait,
-                f"{self._next_if_silent(step)} if no decision",
-                hold=policy.acknowledge_holds,
-            ):
+        incident.publish_awaiting()
+        try:
+            if await self._climb(gate, request):
                 return await self._close(gate)
-            if step < len(policy.escalation):
-                level = policy.escalation[step]
-                incident.set_state(
-                    "escalated", awaiting=f"{self._awaiting_text(request)}; escalated to {level.name}"
-                )
-                incident.note("escalation", f"no decision on {request.action}; escalated to {level.name}")
-                await incident.notify(
-                    f"{gate}-escalate-{step + 1}",
-                    channel=level.name,
-                    recipient=", ".join(level.notify) or None,
-                    title=f"Escalation: {incident.incident.summary}",
-                    text=f"{self._clock.lapsed_text()}Nobody has decided on {request.action!r}. "
-                    f"Recommendation: {request.recommendation}. Risk if no action: {request.risk}.",
-                )
-                self._clock.restart()
+        except asyncio.CancelledError:
+            await self._withdraw(gate)
+            raise
 
         # Nobody answered anywhere along the chain. Old runs took the safe default and closed here; new
         # ones keep the question open, unattended and paging, until they give up.
         if workflow.patched(NEVER_SILENT_PATCH):
-            if await self._unattended(gate, request, give_up_at=asked_at + policy.give_up_after):
+            try:
+                decided = await self._unattended(gate, request, give_up_at=asked_at + policy.give_up_after)
+            except asyncio.CancelledError:
+                await self._withdraw(gate)
+                raise
+            if decided:
                 return await self._close(gate)
             self.gave_up = True
 
@@ -192,6 +207,7 @@ class ApprovalGate:
             timed_out=True,
         )
         incident.note("decision", f"no decision on {request.action}; safe default: {request.safe_default}")
+        incident.publish_awaiting()
         await incident.audit(
             f"{gate}-safe-default", action=request.action, outcome="not taken", reason=request.safe_default
         )
@@ -203,6 +219,71 @@ class ApprovalGate:
                 f"closes unattended. Still in its safe state: {request.safe_default}.",
             )
         return self.outcome
+
+    async def _climb(self, gate: str, request: ApprovalRequest) -> bool:
+        """Climb the escalation ladder until a decision (True) or past its last level (False).
+
+        New runs climb the incident's ladder, from the level it has reached, moved up as well by the
+        response target or another gate; runs recorded before climbed one of their own from zero."""
+        incident = self._incident
+        policy = incident.incident.policy
+        ladder = incident.ladder if incident.shared_ladder else Ladder()
+        chain = policy.escalation
+
+        async def ran_out(level: int) -> None:
+            step = chain[level]
+            incident.set_state(
+                "escalated", awaiting=f"{self._awaiting_text(request)}; escalated to {step.name}"
+            )
+            incident.note("escalation", f"no decision on {request.action}; escalated to {step.name}")
+            await incident.notify(
+                f"{gate}-escalate-{level + 1}",
+                channel=step.name,
+                recipient=", ".join(step.notify) or None,
+                title=f"Escalation: {incident.incident.summary}",
+                text=f"{self._clock.lapsed_text()}Nobody has decided on {request.action!r}. "
+                f"Recommendation: {request.recommendation}. Risk if no action: {request.risk}.",
+            )
+
+        def moved(level: int) -> None:
+            # The response target (or another gate) moved the incident up and paged; say where it stands.
+            if 0 < level <= len(chain):
+                incident.set_state(
+                    "escalated",
+                    awaiting=f"{self._awaiting_text(request)}; escalated to {chain[level - 1].name}",
+                )
+
+        # A new question starts where the incident stands, but never unattended at once: past the last
+        # level it waits that level's interval first (another question may still be unattended).
+        ladder.level = min(ladder.level, len(chain))
+        if ladder.level:
+            moved(ladder.level)  # asked after the incident had moved up: it is escalated already
+        return await ladder.climb(
+            self._clock,
+            policy,
+            self._closed,
+            summary=lambda level: f"{self._next_if_silent(level)} if no decision",
+            ran_out=ran_out,
+            moved=moved,
+        )
+
+    async def _withdraw(self, gate: str) -> None:
+        """The question is cancelled (its incident was resolved, or cancelled): nobody is waited for any
+        more. Only an incident that stands down for `resolve` writes it down; others close as before."""
+        incident = self._incident
+        assert self.request is not None
+        action = self.request.action
+        self.request = None
+        incident.publish_awaiting()
+        if incident.standing_down:
+            incident.note("decision", f"question on {action} withdrawn: the incident was resolved")
+            await incident.audit(
+                f"{gate}-withdrawn",
+                action=f"ask approval for {action}",
+                outcome="withdrawn",
+                actor=incident.resolution.by if incident.resolution else "stanch",
+                reason="the incident was resolved",
+            )
 
     async def _unattended(self, gate: str, request: ApprovalRequest, *, give_up_at: datetime) -> bool:
         """The safe default in force, the question still open: re-page the last level every `repeat_every`
@@ -272,6 +353,7 @@ class ApprovalGate:
             decided_at=workflow.now(),
             escalated=self._incident.state in ("escalated", "unattended"),
         )
+        self._incident.publish_awaiting()
         await self._incident.audit(
             f"{gate}-decision",
             action=self.request.action,

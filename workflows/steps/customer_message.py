@@ -331,7 +331,11 @@ class CustomerMessages:
                 "awaiting_approval",
                 awaiting=f"review of {len(waiting)} customer message(s) before the incident closes",
             )
-        await asyncio.gather(*(review.task for review in self._reviews if review.task is not None))
+        # Not `gather`: a `resolve` that cancels the waiting runbook must not cancel the reviews with it;
+        # they stand down through `cancel_pending`, which audits each one.
+        await workflow.wait_condition(
+            lambda: all(review.task is None or review.task.done() for review in self._reviews)
+        )
 
     def publish(self) -> None:
         self._incident.brief.pending_reviews = [review.line() for review in self._reviews if review.pending]

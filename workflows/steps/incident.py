@@ -9,15 +9,26 @@ the hash chain and the step order hold while the effects and notifications after
 Postgres being down included. Nothing ends a run with rows still queued: `finish()` waits for the queue,
 and so does the wrapper every subclass's `run` gets (a cancelled, failed or continued-as-new run too).
 Runs recorded before the queue existed replay the old inline writes (`AUDIT_QUEUE_PATCH`).
+
+Every incident stands on one escalation ladder (`self.ladder`, workflows/steps/escalation.py) that all its
+approval gates climb, and from its start it watches its severity's response target: nobody responding in
+time (acknowledge, a decision, resolve) moves it one level up, paging that level, whatever the runbook is
+waiting for (`SHARED_LADDER_PATCH`). A `resolve` stands any runbook down from any wait — gate, poll, timer,
+child — once no activity is in flight: the run wrapper cancels the runbook's body, the pending gate is
+withdrawn, children are cancelled with it, and the incident closes `resolved` with who and why in the
+timeline and the audit log (`RESOLVE_STANDS_DOWN_PATCH`). A runbook with its own resolve procedure (the war
+room, triage, the dead man's switch) sets `owns_resolve`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -43,24 +54,37 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.approval import ApprovalGate
     from workflows.steps.audit import write_audit_row
     from workflows.steps.customer_message import CustomerMessages
+    from workflows.steps.escalation import Ladder
     from workflows.steps.policies import (
         AUDIT_QUEUE_PATCH,
         EFFECT_HEARTBEAT_TIMEOUT,
         EFFECT_RETRY,
         EFFECT_TIMEOUT,
+        RESOLVE_STANDS_DOWN_PATCH,
+        SHARED_LADDER_PATCH,
+        STANCH_AWAITING_PATCH,
     )
 
 RUNBOOK = SearchAttributeKey.for_keyword("StanchRunbook")
 SEVERITY = SearchAttributeKey.for_keyword("StanchSeverity")
 SERVICE = SearchAttributeKey.for_keyword("StanchService")
 STATE = SearchAttributeKey.for_keyword("StanchState")
+# The people who may decide the incident's open question now: `StanchAwaiting = 'alice'` is "what waits for
+# alice" (`stanch list --waiting-for alice`).
+AWAITING = SearchAttributeKey.for_keyword_list("StanchAwaiting")
 
-SEARCH_ATTRIBUTES = (RUNBOOK, SEVERITY, SERVICE, STATE)
+SEARCH_ATTRIBUTES = (RUNBOOK, SEVERITY, SERVICE, STATE, AWAITING)
 
 Result = TypeVar("Result", bound=BaseModel)
 
 
 class IncidentWorkflow:
+    # True for a runbook that carries out `resolve` itself (it watches `self.resolution`); every other
+    # runbook is stood down by the run wrapper.
+    owns_resolve: ClassVar[bool] = False
+    # False for a runbook that waits on no human (a watcher): it gets no response target.
+    response_target_applies: ClassVar[bool] = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         run = cls.__dict__.get("run")
@@ -88,6 +112,20 @@ class IncidentWorkflow:
         self.resolution: Resolution | None = None
         # The platform's answer to the most recent failed effect, for the page that says what failed.
         self.last_failure: str | None = None
+        # Every approval gate of this incident (each registers itself), and the one ladder they climb.
+        self.gates: list[ApprovalGate] = []
+        self.ladder = Ladder()
+        # Decided once, when the run starts (`_start_run`): False replays runs recorded before.
+        self.shared_ladder = False
+        self._stands_down_on_resolve = False
+        # True from the `resolve` that stands this runbook down until it has closed.
+        self.standing_down = False
+        # True once `finish()` began: the runbook is closing by itself, a `resolve` no longer stands it down.
+        self._finishing = False
+        self._response_target: asyncio.Task[None] | None = None
+        self._paging_missed_target = False
+        self._awaiting_published: bool | None = None  # None until the first question decides the patch
+        self._awaiting: list[str] = []
         self.gate = ApprovalGate(self)
         # Customer messages the policy wants reviewed wait at gates of their own, beside `self.gate`.
         self.customer_messages = CustomerMessages(self)
@@ -275,12 +313,22 @@ class IncidentWorkflow:
         return True
 
     async def finish(self, final_state: str) -> IncidentResult:
+        # Before `_finishing`: a `resolve` while a review waits still stands the runbook (and it) down.
         await self.customer_messages.settled()
+        self._finishing = True
+        # A missed-target page already on its way is let through (and audited); a pending target is dropped.
+        target = self._response_target
+        if target is not None and not target.done():
+            if self._paging_missed_target:
+                await target
+            else:
+                target.cancel()
         if self.gate.gave_up and final_state == "escalated":
             # Every runbook says "escalated" for a timed-out decision; since the gate stays open, paging,
             # until it gives up (NEVER_SILENT_PATCH), that decision means the incident closes unattended.
             final_state = "closed_unattended"
         self.set_state(final_state)
+        self.publish_awaiting()
         await self.audit(
             "closed",
             action="close incident",
@@ -299,6 +347,131 @@ class IncidentWorkflow:
             resolved_by=self.resolution.by if self.resolution else None,
             finished_at=workflow.now(),
         )
+
+    def publish_awaiting(self) -> None:
+        """Keep StanchAwaiting = the people who may decide an open question of this incident now."""
+        if self._awaiting_published is None:
+            if not any(gate.pending() for gate in self.gates):
+                return
+            # Here, at the first question, old and new runs part: the old kept no such attribute.
+            self._awaiting_published = workflow.patched(STANCH_AWAITING_PATCH)
+        if not self._awaiting_published:
+            return
+        people = sorted({person for gate in self.gates for person in gate.deciders()})
+        if people == self._awaiting:
+            return
+        self._awaiting = people
+        workflow.upsert_search_attributes([AWAITING.value_set(people) if people else AWAITING.value_unset()])
+
+    # ---- the response target ----------------------------------------------------------------------
+
+    def _start_response_target(self) -> None:
+        target = self.incident.policy.response_targets.for_severity(self.incident.severity)
+        # A child (a hotfix cycle, a handoff, a runbook handed over from triage) is covered by the
+        # incident that started it, or was started by a person: it has no target of its own.
+        if target is None or not self.response_target_applies or workflow.info().parent is not None:
+            return
+        self._response_target = asyncio.create_task(self._watch_response_target(target))
+
+    def _stop_response_target(self) -> None:
+        if self._response_target is not None and not self._response_target.done():
+            self._response_target.cancel()
+
+    async def _watch_response_target(self, target: timedelta) -> None:
+        """Met by any human response; superseded once a level timer has moved the incident up (whichever
+        fires first moves it, once). Missed: one level up, and that level is told so."""
+        minutes = _minutes(target)
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self.ladder.responded_by) or self.ladder.level > 0,
+                timeout=target,
+                timeout_summary=f"response target: a human responds within {minutes}",
+            )
+            return
+        except TimeoutError:
+            pass
+        chain = self.incident.policy.escalation
+        level = chain[0] if chain else None
+        self._paging_missed_target = True
+        if level is not None:
+            self.ladder.level = 1  # before the page goes out, so every wait on the ladder sees it now
+        severity = self.incident.severity.value
+        told = f"escalated to {level.name}" if level else "on-call paged again"
+        self.note(
+            "escalation", f"response target missed: nobody responded within {minutes} ({severity}); {told}"
+        )
+        self.publish_brief()
+        waiting = f" Waiting for: {self.brief.awaiting}." if self.brief.awaiting else ""
+        await self.notify(
+            "response-target-missed",
+            channel=level.name if level else "on-call",
+            recipient=(", ".join(level.notify) or None) if level else None,
+            title=f"Response target missed: {self.incident.summary}",
+            text=f"Nobody has responded to this {severity} incident within its response target of {minutes}. "
+            f"State: {self.state}.{waiting} Recommendation: {self.brief.recommendation}. "
+            f"Acknowledge it: `stanch acknowledge {workflow.info().workflow_id} --as <you>`.",
+        )
+
+    # ---- resolve: stand down -----------------------------------------------------------------------
+
+    def _start_run(self) -> None:
+        """At the start of every run: where old and new runs part (both markers at the run's start)."""
+        self.shared_ladder = workflow.patched(SHARED_LADDER_PATCH)
+        if self.shared_ladder:
+            self._start_response_target()
+        if not self.owns_resolve:
+            self._stands_down_on_resolve = workflow.patched(RESOLVE_STANDS_DOWN_PATCH)
+
+    async def _run_until_resolved(self, body: asyncio.Task[Any]) -> Any:
+        """The runbook's body, until it ends or a `resolve` stands it down between effects."""
+        try:
+            await workflow.wait_condition(
+                lambda: (
+                    body.done() or (self.standing_down and not self._finishing and not activities_in_flight())
+                )
+            )
+        except asyncio.CancelledError:
+            # The workflow itself is cancelled (the UI, a parent standing down): the body is where the
+            # runbook's cancellation handling lives (e.g. the upgrade's restore), so it gets the cancel.
+            body.cancel()
+            with contextlib.suppress(BaseException):
+                await body
+            raise
+        if body.done():
+            return body.result()
+        # The body waits on a human, a timer, a poll's pause or a child: cancelling it there leaves the
+        # systems as they are (a runbook's own cancellation handler, e.g. the upgrade's restore, still runs).
+        awaiting = self.brief.awaiting or self.state
+        body.cancel()
+        try:
+            result = await body
+        except (asyncio.CancelledError, FailureError):
+            pass  # stood down (a cancelled child surfaces as a ChildWorkflowError)
+        else:
+            return result  # it had already reached its end
+        return await self.stand_down(awaiting)
+
+    async def stand_down(self, awaiting: str) -> Any:
+        """Close `resolved` after a `resolve` stopped the runbook while it waited for `awaiting`."""
+        resolution = self.resolution
+        assert resolution is not None
+        self.customer_messages.cancel_pending(by=resolution.by, reason=resolution.note)
+        self.note(
+            "state", f"stood down for {resolution.by}'s resolve; it was waiting for {awaiting}", resolution.by
+        )
+        await self.audit(
+            "resolved",
+            action="resolve incident",
+            outcome="stood down",
+            actor=resolution.by,
+            reason=resolution.note,
+            details={"state": self.state, "awaiting": awaiting},
+        )
+        return self.resolved_result(await self.finish("resolved"))
+
+    def resolved_result(self, result: IncidentResult) -> Any:
+        """What `run` returns when `resolve` stood it down: a runbook whose result type needs more overrides."""
+        return result
 
     # ---- what humans and monitoring send -----------------------------------------------------------
 
@@ -341,18 +514,24 @@ class IncidentWorkflow:
     @workflow.signal(name="acknowledge")
     def on_acknowledge(self, ack: Acknowledgement) -> None:
         self.note("decision", f"acknowledged by {ack.by}", ack.by)
-        self.gate.acknowledge(ack.by)
+        self.ladder.respond(ack.by)
+        for gate in self.gates:
+            gate.acknowledge(ack.by)
 
     @workflow.signal(name="escalate")
     def on_escalate(self, request: EscalationRequest) -> None:
         self.note("escalation", f"{request.by} asks to escalate now: {request.reason}", request.by)
-        self.gate.escalate_now()
+        for gate in self.gates:
+            gate.escalate_now()
 
     @workflow.signal(name="resolve")
     def on_resolve(self, resolution: Resolution) -> None:
         if self.resolution is None:
             self.resolution = resolution
+            self.ladder.respond(resolution.by)
             self.note("decision", f"marked resolved by {resolution.by}: {resolution.note}", resolution.by)
+            if self._stands_down_on_resolve and not self._finishing:
+                self.standing_down = True
 
     @workflow.query(name="brief")
     def get_brief(self) -> Brief:
@@ -363,7 +542,9 @@ class IncidentWorkflow:
         return self.timeline
 
 
-def _drains_audit_before_closing(run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _drains_audit_before_closing(
+    run: Callable[..., Coroutine[Any, Any, Any]],
+) -> Callable[..., Awaitable[Any]]:
     """Wrap a runbook's `run` so the run closes only once its queued audit rows have landed.
 
     `finish()` waits for them, but a run also ends by cancellation (a hotfix child its war room stood
@@ -376,15 +557,38 @@ def _drains_audit_before_closing(run: Callable[..., Awaitable[Any]]) -> Callable
 
     @functools.wraps(run)
     async def run_then_land_audit_rows(self: IncidentWorkflow, *args: Any) -> Any:
+        self._start_run()
         try:
-            result = await run(self, *args)
+            if self._stands_down_on_resolve:
+                result = await self._run_until_resolved(asyncio.create_task(run(self, *args)))
+            else:
+                result = await run(self, *args)
         except (asyncio.CancelledError, FailureError, workflow.ContinueAsNewError):
+            self._stop_response_target()
             await self.audit_landed()
             raise
+        self._stop_response_target()
         await self.audit_landed()
         return result
 
     return run_then_land_audit_rows
+
+
+def activities_in_flight() -> int:
+    """How many activities this workflow has scheduled and not yet seen resolved.
+
+    The SDK has no public API for it; it lives on the workflow instance, which is the running event loop.
+    Deterministic (scheduled and resolved by history). tests/workflows/steps/test_incident_sdk.py fails
+    if an SDK upgrade moves it."""
+    pending = getattr(asyncio.get_running_loop(), "_pending_activities", None)
+    if pending is None:
+        raise RuntimeError("temporalio moved _pending_activities: update activities_in_flight()")
+    return len(pending)
+
+
+def _minutes(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    return f"{minutes:g} minutes" if minutes != 1 else "1 minute"
 
 
 def _flat(result: BaseModel) -> dict[str, str]:

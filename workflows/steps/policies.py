@@ -36,3 +36,17 @@ AUDIT_QUEUE_PATCH = "audit-rows-drain-through-a-queue"
 # the safe default at once and held an acknowledgement forever. The marker is set where the two part: the
 # first acknowledgement hold, or the end of the ladder, whichever a run reaches first.
 NEVER_SILENT_PATCH = "escalation-never-ends-in-silence"
+
+# One escalation level per incident (workflows/steps/escalation.py `Ladder`), moved up by whichever timer
+# fires first: a gate's level timer or the severity's response target, which the incident watches from
+# its start. Runs recorded before gave each gate a ladder of its own and had no response target. The marker
+# is set when the run starts.
+SHARED_LADDER_PATCH = "one-escalation-level-per-incident-with-response-targets"
+
+# `resolve` stands every runbook down from any wait (gate, poll, timer, child) and closes it `resolved`;
+# runs recorded before only noted it. The marker is set when the run starts.
+RESOLVE_STANDS_DOWN_PATCH = "resolve-stands-down-every-runbook"
+
+# The gate keeps the KeywordList search attribute StanchAwaiting: the people who may decide now. The
+# marker is set at the incident's first question.
+STANCH_AWAITING_PATCH = "gate-publishes-stanch-awaiting"

@@ -18,7 +18,15 @@ from schemas.approvals import (
 )
 from schemas.incidents import EscalationLevel, IncidentPolicy
 from schemas.severity import Severity
-from tests.helpers import Incidents, Running, audit_rows, chat_messages, repeat_pages, until_state
+from tests.helpers import (
+    Incidents,
+    Running,
+    audit_rows,
+    chat_messages,
+    level_timers,
+    repeat_pages,
+    until_state,
+)
 from tests.probes.gate_probe import ProbeResult
 
 ROLES = {"oncall": ["alice", "bob"], "lead": ["carol"], "director": ["dana"]}
@@ -162,11 +170,7 @@ async def test_escalation_walks_every_level_then_pages_the_last_until_it_takes_t
     ]
     # The waits are the policy's: 30 min before the first level, then each level's own interval.
     history = await handle.fetch_history()
-    timers = [
-        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
-        for e in history.events
-        if e.HasField("timer_started_event_attributes")
-    ]
+    timers = level_timers(history)
     assert timers[:4] == [
         timedelta(minutes=30),
         timedelta(minutes=30),
