@@ -41,6 +41,8 @@ class PersonChannels(BaseModel):
     def of_kind(self, kind: ChannelKind) -> list[str]:
         channels: list[str] = getattr(self, kind.value)
         return channels
+
+
 class ResponseTargets(BaseModel):
     """How soon a human must respond (acknowledge, decide or resolve) to an incident of each severity;
     None: no target. A missed target moves the incident one level up its escalation ladder."""

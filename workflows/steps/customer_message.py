@@ -69,7 +69,8 @@ class CustomerMessageReview(ApprovalGate):
         return self.recipient or "the customer"
 
     @property
-    def pending(self) -> bool:
+    def unsettled(self) -> bool:
+        """Not yet closed (sent, refused, unanswered or cancelled); see `pending()` for "may be answered"."""
         return self.outcome is None
 
     @property
@@ -95,7 +96,7 @@ class CustomerMessageReview(ApprovalGate):
         self._record(answer, approved=approved)
 
     def cancel(self, *, by: str, reason: str) -> None:
-        if self.task is not None and self.pending and self._cancelled_by is None:
+        if self.task is not None and self.unsettled and self._cancelled_by is None:
             self._cancelled_by = (by, reason)
             self.task.cancel()
 
@@ -325,7 +326,7 @@ class CustomerMessages:
         """Wait until every review has closed: answered, unanswered to the end of the ladder, or cancelled."""
         if not self._reviews:
             return
-        waiting = [review for review in self._reviews if review.pending]
+        waiting = [review for review in self._reviews if review.unsettled]
         if waiting:
             self._incident.set_state(
                 "awaiting_approval",
@@ -338,5 +339,5 @@ class CustomerMessages:
         )
 
     def publish(self) -> None:
-        self._incident.brief.pending_reviews = [review.line() for review in self._reviews if review.pending]
+        self._incident.brief.pending_reviews = [review.line() for review in self._reviews if review.unsettled]
         self._incident.publish_brief()

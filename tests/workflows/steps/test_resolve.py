@@ -97,7 +97,7 @@ async def test_resolve_at_the_gate_withdraws_it_changes_nothing_and_the_next_ale
     await until_state(handle, "awaiting_approval")
     first_run = (await handle.describe()).run_id
     # Who may decide the rollback now: the policy's oncall and lead people.
-    assert await awaiting(handle) == ["alice", "bob", "carol"]
+    assert await awaiting(handle) == ["alice", "bob", "carol", "dave"]
 
     resolved = await cli(["resolve", handle.id, "--as", "bob", "--note", "rolled back by hand"], cli_env)
     assert resolved.exit_code == 0, resolved.output
@@ -130,7 +130,7 @@ async def test_resolve_at_the_gate_withdraws_it_changes_nothing_and_the_next_ale
     assert described.run_id != first_run and described.status is WorkflowExecutionStatus.RUNNING
     await until_state(latest, "awaiting_approval")
     assert applied(sandbox, f"/agents/{agent_id}/pause") == 2  # the new run's own pause (its own key)
-    assert await awaiting(latest) == ["alice", "bob", "carol"]  # a new question (left open: teardown ends it)
+    assert await awaiting(latest) == ["alice", "bob", "carol", "dave"]  # a new question (left open: teardown ends it)
 
 
 # ---- from a poll's pause --------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def pages_to_levels(stanch: Running, handle: WorkflowHandle[Any, Any]) -> list[d
 
 
 def assert_missed_page(page: dict[str, Any], *, waiting_for: str = "") -> None:
-    assert page["recipient"] == "carol"
+    assert page["recipient"] == "lead"  # the team-lead level pages the lead role (carol and dave)
     assert page["title"].startswith("Response target missed:")
     assert "within its response target of 5 minutes" in page["text"]
     assert waiting_for in page["text"]
