@@ -20,6 +20,13 @@ class Timeline(BaseModel):
     entries: list[TimelineEntry] = Field(default_factory=list)
 
 
+class PostmortemLink(BaseModel):
+    """Where a resolved incident's post-incident learning happens and its report is kept."""
+
+    workflow_id: str = Field(description="the post-mortem workflow: query its brief, send it `learning`")
+    report: str = Field(description="the stored report's address (its id once stored)")
+
+
 class Brief(BaseModel):
     incident_id: str
     runbook: str
@@ -33,6 +40,7 @@ class Brief(BaseModel):
     recommendation: str = ""
     risk_if_no_action: str = ""
     awaiting: str | None = None
+    postmortem: PostmortemLink | None = None
 
     def as_markdown(self) -> str:
         """For `workflow.set_current_details` (the Temporal UI renders it as Markdown).
@@ -57,6 +65,9 @@ class Brief(BaseModel):
         ]
         if self.awaiting:
             lines.append(f"**Waiting for:** {md(self.awaiting)}")
+        if self.postmortem:
+            link = self.postmortem
+            lines.append(f"**Post-mortem:** `{md(link.workflow_id)}`, report at {md(link.report)}")
         return "\n\n".join(lines)
 
     def as_text(self) -> str:
@@ -76,4 +87,7 @@ class Brief(BaseModel):
         ]
         if self.awaiting:
             lines.append(f"Waiting for: {text(self.awaiting)}")
+        if self.postmortem:
+            link = self.postmortem
+            lines.append(f"Post-mortem: {text(link.workflow_id)}, report at {text(link.report)}")
         return "\n".join(lines)

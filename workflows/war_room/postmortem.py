@@ -12,6 +12,7 @@ from schemas.approvals import Resolution
 from schemas.briefs import TimelineEntry
 from schemas.hotfix import Postmortem
 from schemas.incidents import IncidentInput
+from schemas.learning import PostmortemDraft
 
 CAUSE_BY_CONTAINMENT = {
     "rollback": "the latest deploy: rolling it back contained the incident",
@@ -63,4 +64,14 @@ def build_postmortem(
         ),
         prevention=prevention,
         written_at=resolved_at,
+    )
+
+
+def draft_of(postmortem: Postmortem) -> PostmortemDraft:
+    """What the post-mortem workflow starts from (and falls back on without a learning)."""
+    return PostmortemDraft(
+        root_cause=postmortem.root_cause,
+        impact=postmortem.impact,
+        response=postmortem.response,
+        prevention=postmortem.prevention,
     )

@@ -12,9 +12,11 @@ expedited room without the status cadence), and P3 waits for the next sprint as 
    last stable deploy; else switch the feature flag off; else run the hotfix cycle as a child workflow.
    A rejected option moves to the next one.
 4. Verify with the QA gate. A pass resolves the incident; so does a human's `resolve` at any time.
-5. Write the post-mortem (timeline, root cause, impact, response, prevention) from this workflow's own
-   timeline and store it; remind if the report is not marked filed (`report_filed`) within 24 hours; file
-   the preventive stories within 48 hours.
+5. Draft the post-mortem (timeline, root cause, impact, response, prevention) from this workflow's own
+   timeline and hand it to the post-mortem workflow `postmortem-<incident id>` (workflows/postmortem.py),
+   which asks for the learning, reminds at 24 hours, stores the report and files the preventive stories
+   by 48 hours; the brief links it. Rooms opened before it (LEARNING_PATCH) store the post-mortem
+   themselves and wait for `report_filed` (kept for them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from activities.deploys import DeployActivities
     from schemas.approvals import ApprovalRequest, Resolution
+    from schemas.briefs import PostmortemLink
     from schemas.hotfix import (
         FlagChange,
         HotfixInput,
@@ -44,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import WarRoomTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.postmortem import open_postmortem
     from workflows.war_room.assembly import (
         MAX_STATUS_UPDATES,
         RESPONSE_TARGET,
@@ -52,9 +56,14 @@ with workflow.unsafe.imports_passed_through():
         status_cadence,
     )
     from workflows.war_room.containment import FEATURE_FLAG, ROLLBACK, containment_options
-    from workflows.war_room.postmortem import build_postmortem
+    from workflows.war_room.postmortem import build_postmortem, draft_of
     from workflows.war_room.triage import triage_findings
 
+# New rooms hand the learning to the post-mortem workflow; rooms recorded before store the post-mortem
+# here and wait for `report_filed`. The marker is set once the room is resolved and the draft written.
+LEARNING_PATCH = "war_room-learning-in-postmortem-workflow"
+# Every room that was assembled gets a post-mortem (seed 001), not only P0/P1 as other runbooks.
+ROOM_SEVERITIES = frozenset({Severity.P0, Severity.P1, Severity.P2})
 REPORT_DUE = timedelta(hours=24)
 STORIES_DUE = timedelta(hours=48)
 APPROVERS = ["oncall", "lead"]
@@ -235,7 +244,8 @@ class WarRoom(IncidentWorkflow):
     async def write_postmortem(
         self, service: str, deploys: RecentDeploys | None, resolved_at: datetime
     ) -> IncidentResult:
-        """Store the post-mortem, remind if the report is not filed within 24 h, file the stories by 48 h."""
+        """Draft the post-mortem and hand it to its own workflow; rooms from before store it here, remind
+        if the report is not filed within 24 h and file the stories by 48 h."""
         incident = self.incident
         postmortem = build_postmortem(
             incident,
@@ -249,6 +259,11 @@ class WarRoom(IncidentWorkflow):
             has_flag="feature" in incident.target,
             could_roll_back=bool(deploys and deploys.rollback_possible),
         )
+        if workflow.patched(LEARNING_PATCH):
+            await open_postmortem(
+                self, final_state="resolved", draft=draft_of(postmortem), severities=ROOM_SEVERITIES
+            )
+            return await self.finish("resolved")
         stored = await self.act(
             "postmortem",
             DeployActivities.store_postmortem,
@@ -263,6 +278,9 @@ class WarRoom(IncidentWorkflow):
                 state_left=f"{service} is resolved, but its post-mortem was not stored; it is in this "
                 "incident's timeline. Write it up by hand; preventive stories are still filed",
             )
+        # This room keeps its own post-mortem: `finish()` must not open a second one.
+        own = stored.id if stored else "not stored (see this incident's timeline)"
+        self.brief.postmortem = PostmortemLink(workflow_id=workflow.info().workflow_id, report=own)
         self.set_state("awaiting_report", awaiting="`report_filed` within 24 h")
         filed = await self.wait_for_report(REPORT_DUE, "report due")
         if not filed:
