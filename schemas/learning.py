@@ -209,7 +209,8 @@ class PostmortemReport(BaseModel):
         if self.learning and self.learning.automation:
             lines += ["## Automation", "\n".join(f"- {md(i)}" for i in self.learning.automation)]
         if self.learning:
-            lines += ["## What the runbook saw", md(self.draft.root_cause)]
+            suggested = "\n".join(f"- {md(step)}" for step in self.draft.prevention) or "- nothing"
+            lines += ["## What the runbook saw", md(self.draft.root_cause), "It suggested:\n" + suggested]
         lines += [
             "## Timeline",
             "\n".join(
