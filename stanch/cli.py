@@ -47,7 +47,8 @@ def _settings() -> Settings:
 
 
 def workflow_id(incident: str) -> str:
-    return incident if incident.startswith("incident-") else f"incident-{incident}"
+    # A post-mortem (`postmortem-<incident id>`) is answered like an incident: brief, timeline, learning.
+    return incident if incident.startswith(("incident-", "postmortem-")) else f"incident-{incident}"
 
 
 # ---- processes -----------------------------------------------------------------------------------
