@@ -5,17 +5,22 @@ the 24 h reminder, the 48 h stories and page without a learning, and no post-mor
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment
 
+from activities.reports import PostmortemActivities
 from schemas.approvals import ApprovalAnswer, Resolution
 from schemas.briefs import Brief, Timeline
 from schemas.incidents import IncidentResult
-from schemas.learning import Learning, LearningAnswer, PostmortemResult
+from schemas.learning import Learning, LearningAnswer, OpenPostmortem, PostmortemOpened, PostmortemResult
 from schemas.severity import Severity
 from tests.helpers import (
     Incidents,
@@ -36,11 +41,14 @@ def steps(stanch: Running, workflow_id: str) -> list[str]:
 
 
 async def resolved_triage(
-    incidents: Incidents, severity: Severity = Severity.P1
+    incidents: Incidents, severity: Severity = Severity.P1, fingerprint: str | None = None
 ) -> WorkflowHandle[Any, IncidentResult]:
     """A triage incident (a runbook with no draft of its own) that a person resolved."""
     handle, _ = await incidents.agent_hallucination_triage(
-        service="support-bot", summary="support-bot promised a 90% discount", severity=severity
+        service="support-bot",
+        summary="support-bot promised a 90% discount",
+        severity=severity,
+        fingerprint=fingerprint,
     )
     await until_state(handle, "awaiting_triage")
     await handle.signal("resolve", Resolution(by="bob", note="prompt reverted by hand"))
@@ -277,3 +285,55 @@ def test_only_resolved_p0_p1_incidents_of_their_own_need_a_postmortem() -> None:
         parent_id=None,
         severities=frozenset(Severity),
     )
+
+
+async def test_a_reopened_key_whose_first_postmortem_still_waits_gets_its_own_and_the_cli_follows_the_link(
+    stanch: Running, incidents: Incidents, cli_env: dict[str, str]
+) -> None:
+    fingerprint = uuid.uuid4().hex[:16]
+    first = await resolved_triage(incidents, fingerprint=fingerprint)
+    first_postmortem = await postmortem_of(stanch, first)
+    second = await resolved_triage(incidents, fingerprint=fingerprint)  # same key, a new run
+    assert second.id == first.id
+
+    brief = await second.query("brief", result_type=Brief)
+    assert brief.postmortem is not None
+    run = (await second.describe()).run_id
+    assert brief.postmortem.workflow_id == f"postmortem-{second.id}-{run[:8]}"
+    args = [
+        "--by",
+        "bob",
+        "--root-cause",
+        "again",
+        "--impact",
+        "one customer",
+        "--prevention",
+        "Guard prices",
+    ]
+    taken = await cli(["learning", second.id, *args], cli_env)
+    assert taken.exit_code == 0, taken.output
+    assert f"{brief.postmortem.workflow_id}: learning by bob taken" in taken.output
+    # The first incident's post-mortem still waits for its own learning.
+    assert (await first_postmortem.query("brief", result_type=Brief)).state == "awaiting_learning"
+
+
+async def test_a_retried_open_finds_the_postmortem_its_first_attempt_started(
+    stanch: Running, incidents: Incidents
+) -> None:
+    triage = await resolved_triage(incidents)
+    handle = await postmortem_of(stanch, triage)
+    first_run = (await handle.describe()).run_id
+    history = await triage.fetch_history()
+    [scheduled] = [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.activity_task_scheduled_event_attributes.activity_type.name == "postmortem_open"
+    ]
+    [payload] = scheduled.input.payloads
+    request = pydantic_data_converter.payload_converter.from_payload(payload, OpenPostmortem)
+
+    async with httpx.AsyncClient(base_url=stanch.settings.platform_url) as http:
+        activities = PostmortemActivities(http, stanch.client, stanch.task_queue)
+        again = await ActivityEnvironment().run(activities.open, request)
+
+    assert again == PostmortemOpened(workflow_id=handle.id, run_id=first_run, replayed=True)
