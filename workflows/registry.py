@@ -19,8 +19,8 @@ from workflows.gateway_safe_restart import GatewaySafeRestart
 from workflows.guardrail import Guardrail
 from workflows.hotfix_cycle import HotfixCycle
 from workflows.lost_session import LostSession
-from workflows.postmortem import PostmortemWorkflow
 from workflows.number_banned import NumberBanned
+from workflows.postmortem import PostmortemWorkflow
 from workflows.resource_pressure import ResourcePressure
 from workflows.retry_storm import RetryStorm
 from workflows.rollback import Rollback
