@@ -42,6 +42,13 @@ class Reading(BaseModel):
         return f"{escape(self.name)}: {escape(self.value)}{limit}{when}"
 
 
+class PostmortemLink(BaseModel):
+    """Where a resolved incident's post-incident learning happens and its report is kept."""
+
+    workflow_id: str = Field(description="the post-mortem workflow: query its brief, send it `learning`")
+    report: str = Field(description="the stored report's address (its id once stored)")
+
+
 class Brief(BaseModel):
     incident_id: str
     runbook: str
@@ -60,6 +67,7 @@ class Brief(BaseModel):
     system_state: list[Reading] = Field(default_factory=list)
     # Customer messages held for review beside the runbook, one line each (empty when none waits).
     pending_reviews: list[str] = Field(default_factory=list)
+    postmortem: PostmortemLink | None = None
 
     def as_markdown(self) -> str:
         """For `workflow.set_current_details` (the Temporal UI renders it as Markdown).
@@ -89,6 +97,9 @@ class Brief(BaseModel):
         if self.pending_reviews:
             reviews = "\n".join(f"- {md(review)}" for review in self.pending_reviews)
             lines.append(f"**Customer messages awaiting review:**\n\n{reviews}")
+        if self.postmortem:
+            link = self.postmortem
+            lines.append(f"**Post-mortem:** `{md(link.workflow_id)}`, report at {md(link.report)}")
         return "\n\n".join(lines)
 
     def as_text(self) -> str:
@@ -113,4 +124,7 @@ class Brief(BaseModel):
         if self.pending_reviews:
             lines.append("Customer messages awaiting review:")
             lines.extend(f"  - {text(review)}" for review in self.pending_reviews)
+        if self.postmortem:
+            link = self.postmortem
+            lines.append(f"Post-mortem: {text(link.workflow_id)}, report at {text(link.report)}")
         return "\n".join(lines)

@@ -47,7 +47,8 @@ def _settings() -> Settings:
 
 
 def workflow_id(incident: str) -> str:
-    return incident if incident.startswith("incident-") else f"incident-{incident}"
+    # A post-mortem (`postmortem-<incident id>`) is answered like an incident: brief, timeline, learning.
+    return incident if incident.startswith(("incident-", "postmortem-")) else f"incident-{incident}"
 
 
 # ---- processes -----------------------------------------------------------------------------------
@@ -442,6 +443,54 @@ def kill_switch(
         f"min: {state.critical_in_window}/{state.limits.critical_retries_per_window}; restarts in the last "
         f"hour: {state.restarts_in_last_hour}/{state.limits.high_restarts_per_hour}"
     )
+
+
+@app.command()
+def learning(
+    incident: str,
+    by: str = typer.Option(..., "--by", envvar="USER", help="who writes the learning (default: $USER)"),
+    root_cause: str = typer.Option(..., "--root-cause", help="what failed and why"),
+    impact: str = typer.Option(..., "--impact", help="who was affected, for how long"),
+    prevention: list[str] = typer.Option([], "--prevention", help="a step that stops it coming back; repeat"),
+    alert_change: list[str] = typer.Option([], "--alert-change", help="an alert to add or tune; repeat"),
+    automation: list[str] = typer.Option([], "--automation", help="what Stanch could do itself; repeat"),
+) -> None:
+    """Send a resolved incident's post-incident learning to its post-mortem (refused with the field)."""
+    from schemas.learning import LEARNING, Learning, LearningAnswer, postmortem_workflow_id
+
+    sent = Learning(
+        by=by,
+        root_cause=root_cause,
+        impact=impact,
+        prevention=prevention,
+        alert_changes=alert_change,
+        automation=automation,
+    )
+
+    async def go() -> LearningAnswer:
+        client = await connect(_settings())
+        target = incident
+        if not incident.startswith("postmortem-"):
+            # The incident's brief links its post-mortem (its id may carry the run when the key reopened).
+            brief = await client.get_workflow_handle(workflow_id(incident)).query("brief", result_type=Brief)
+            target = (
+                brief.postmortem.workflow_id
+                if brief.postmortem
+                else postmortem_workflow_id(brief.incident_id)
+            )
+        handle = client.get_workflow_handle(target)
+        return await handle.execute_update(LEARNING, sent, result_type=LearningAnswer)
+
+    try:
+        answer = _run(go())
+    except WorkflowUpdateFailedError as error:
+        reason = getattr(error.cause, "message", None) or str(error.cause or error)
+        typer.echo(f"stanch: refused: {reason}", err=True)
+        raise typer.Exit(1) from None
+    report = answer.report_id or "not stored (on-call was paged)"
+    typer.echo(f"{answer.workflow_id}: learning by {plain(by)} taken; report {plain(report)}")
+    for story in answer.stories:
+        typer.echo(f"  story filed: {plain(story)}")
 
 
 # ---- audit ---------------------------------------------------------------------------------------

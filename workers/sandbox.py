@@ -2282,6 +2282,7 @@ class PostMortemIn(BaseModel):
     remediation: str
     prevention: list[str] = []
     timeline: list[str] = []
+    markdown: str = ""  # the whole report, as a person reads it (post-incident reports)
 
 
 class PostMortem(PostMortemIn):

@@ -25,7 +25,7 @@ from activities.gateway import GatewayActivities
 from activities.guardrail import GuardrailActivities
 from activities.notify import NotifyActivities
 from activities.platform import PlatformActivities
-from activities.reports import ReportActivities
+from activities.reports import PostmortemActivities, ReportActivities
 from activities.security import SecurityActivities
 from schemas.targets import check_route_targets
 from stanch.metrics import WorkerMetrics
@@ -69,6 +69,8 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         gateway = GatewayActivities(platform_http)
         channel = ChannelActivities(platform_http)
         reports = ReportActivities(platform_http, pool)
+        # Resolved incidents start their post-mortems on this worker's own task queue.
+        postmortems = PostmortemActivities(platform_http, client, settings.task_queue)
         # The security runbook flips guardrail kill switches, so it needs the guardrails' queue and limits.
         security = SecurityActivities(
             platform_http, client, settings.task_queue, load_policy_or_exit(settings.config).guardrail_limits
@@ -81,6 +83,8 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
             reports.fleet_usage,
             reports.audit_summary,
             reports.publish,
+            postmortems.open,
+            postmortems.store_report,
             security.kill_switch,
             security.revoke_tokens,
             security.collect_evidence,

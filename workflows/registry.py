@@ -4,7 +4,7 @@ RUNBOOKS are the incident procedures, by the name a policy route starts them und
 machinery around them that no route may start: the guardrail each runbook asks before an automatic action,
 the workflow that audits an alert no route matched (kept so its recorded histories replay), and the
 triage incident the intake opens, by name, for an alert no runbook can act on; a human hands it to a
-runbook, so no route names it.
+runbook, so no route names it; and the post-mortem a resolved incident opens for its learning.
 """
 
 from workflows.agent_emergency_stop import AgentEmergencyStop
@@ -20,6 +20,7 @@ from workflows.guardrail import Guardrail
 from workflows.hotfix_cycle import HotfixCycle
 from workflows.lost_session import LostSession
 from workflows.number_banned import NumberBanned
+from workflows.postmortem import PostmortemWorkflow
 from workflows.resource_pressure import ResourcePressure
 from workflows.retry_storm import RetryStorm
 from workflows.rollback import Rollback
@@ -57,6 +58,7 @@ WORKFLOWS: list[type] = [
     UnroutedAlert,
     Triage,
     DailyCockpitReport,
+    PostmortemWorkflow,
 ]
 
 

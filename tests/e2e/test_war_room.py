@@ -1,6 +1,7 @@
 """End to end on the real stack for the war-room seed: an Alertmanager `ProductionDown` goes in over HTTP,
-the war room assembles and triages, a human approves the rollback and later marks the incident report filed
-with the `temporal` CLI; the sandbox shows the rollback, the QA run, the post-mortem and the stories."""
+the war room assembles and triages, a human approves the rollback with the `temporal` CLI and later sends the
+post-incident learning with `stanch learning`; the sandbox shows the rollback, the QA run, the post-incident
+report and the stories."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from stanch.samples import sample
 from stanch.settings import Settings
 from tests.helpers import audit_rows
-from tests.stack import brief_state, eventually, post_alert, result_of, temporal_signal
+from tests.stack import brief_state, eventually, post_alert, result_of, stanch_cli, temporal_signal
 
 pytestmark = pytest.mark.e2e
 
@@ -39,21 +40,36 @@ def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Set
     temporal_signal(
         stack, workflow_id, "approve", {"approver": "alice", "action": "rollback", "comment": "1.1.0 broke"}
     )
-    eventually(lambda: brief_state(stack, workflow_id) == "awaiting_report", "the post-mortem")
+    result = result_of(stack, workflow_id)
+    assert result.final_state == "resolved" and result.resolved_by == "qa-gate"
+    postmortem_id = f"postmortem-{workflow_id}"
+    eventually(lambda: brief_state(stack, postmortem_id) == "awaiting_learning", "the post-mortem")
 
     deploys = [d for d in httpx.get(f"{platform}/deploys").json() if d["service"] == service]
     assert [d["status"] for d in deploys] == ["rolled_back", "live"]
     [qa] = httpx.get(f"{platform}/qa/runs", params={"service": service}).json()
     assert qa["verdict"] == "PASS"
-    [postmortem] = httpx.get(f"{platform}/postmortems", params={"incident_id": workflow_id}).json()
-    assert "latest deploy" in postmortem["root_cause"] and postmortem["timeline"]
 
-    temporal_signal(
-        stack, workflow_id, "report_filed", {"by": "carol", "stories": ["Canary every deploy of the API"]}
+    sent = stanch_cli(
+        stack,
+        "learning",
+        workflow_id,
+        "--by",
+        "carol",
+        "--root-cause",
+        "1.1.0 shipped a broken cart query",
+        "--impact",
+        "checkout failed for most users",
+        "--prevention",
+        "Canary every deploy of the API",
     )
-    result = result_of(stack, workflow_id)
+    assert sent.returncode == 0, sent.stderr
+    assert f"{postmortem_id}: learning by carol taken; report pm-" in sent.stdout
+    assert result_of(stack, postmortem_id).final_state == "learned"
 
-    assert result.final_state == "resolved" and result.resolved_by == "qa-gate"
+    [postmortem] = httpx.get(f"{platform}/postmortems", params={"incident_id": workflow_id}).json()
+    assert postmortem["root_cause"] == "1.1.0 shipped a broken cart query" and postmortem["timeline"]
+    assert "latest deploy" in postmortem["markdown"]  # what the room itself found
     stories = httpx.get(f"{platform}/backlog/stories", params={"incident_id": workflow_id}).json()
     assert [s["title"] for s in stories] == ["Canary every deploy of the API"]
     keys = [row["step_key"] for row in audit_rows(stack, workflow_id)]
@@ -65,8 +81,12 @@ def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Set
         "contain-rollback",
         "verify-rollback",
         "resolved",
-        "postmortem",
-        "report-filed",
+        "closed",
+    ]
+    assert [row["step_key"] for row in audit_rows(stack, postmortem_id)] == [
+        "opened",
+        "ask",
+        "report",
         "story-1",
         "closed",
     ]

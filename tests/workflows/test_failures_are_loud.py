@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from schemas.approvals import ApprovalAnswer, Resolution
 from schemas.briefs import Brief
 from schemas.channel import AppealVerdict
 from schemas.handoff import Handoff, HandoffInput, HandoffOption, HandoffResult, Trigger
+from schemas.learning import PostmortemResult
 from schemas.report import ReportRequest
 from schemas.severity import Severity
 from tests.clock import settled
@@ -584,16 +586,15 @@ async def test_war_room_pages_each_refused_mitigation_and_the_unstored_post_mort
     await until_asked(handle, "hotfix")
     await handle.signal("reject", ApprovalAnswer(approver="bob", action="hotfix", comment="by hand"))
     await until_state(handle, "uncontained")
-    fault(sandbox, "/postmortems")
     await handle.signal("resolve", Resolution(by="carol", note="fixed by hand"))
 
-    result = await handle.result()  # skips the 48 hours of report reminders
+    result = await handle.result()
 
-    assert result.final_state == "resolved_without_report"
+    assert result.final_state == "resolved"
     assert [d["status"] for d in get(sandbox, "/deploys") if d["service"] == service] == ["live", "live"]
     assert {f["name"]: f["enabled"] for f in get(sandbox, "/flags")}[flag] is True
     keys = steps(stanch, handle.id)
-    for failed in ["contain-rollback", "contain-flag", "postmortem"]:
+    for failed in ["contain-rollback", "contain-flag"]:
         assert keys[keys.index(failed) + 1] == f"{failed}-failed"
     assert_loud(
         page(sandbox, handle.id, "contain-rollback-failed"),
@@ -605,11 +606,20 @@ async def test_war_room_pages_each_refused_mitigation_and_the_unstored_post_mort
         what=[f"switching feature flag '{flag}' off on {service} (approved by alice)"],
         state_left=[f"'{flag}' is still on"],
     )
+    # The post-mortem is stored by the room's post-mortem workflow now: its failure pages from there.
+    postmortem = stanch.client.get_workflow_handle(f"postmortem-{handle.id}", result_type=PostmortemResult)
+    await until_state(postmortem, "awaiting_learning")
+    fault(sandbox, "/postmortems")
+    await stanch.env.sleep(timedelta(hours=49))  # no learning: the report is written at 48 h
+    assert (await postmortem.result()).final_state == "closed_without_learning"
+    pm_keys = steps(stanch, postmortem.id)
+    assert pm_keys[pm_keys.index("report") + 1] == "report-failed"
     assert_loud(
-        page(sandbox, handle.id, "postmortem-failed"),
-        what=[f"storing the post-mortem of {handle.id}"],
-        state_left=[f"{service} is resolved, but its post-mortem was not stored"],
+        page(sandbox, postmortem.id, "report-failed"),
+        what=[f"storing the post-incident report of {handle.id}"],
+        state_left=["the report is not stored", "Preventive stories are still filed"],
     )
+    assert get(sandbox, "/backlog/stories", incident_id=handle.id)
 
 
 async def test_p3_whose_sprint_story_cannot_be_filed_pages_oncall_instead_of_claiming_it_is_queued(

@@ -1,5 +1,7 @@
 """The war room runbook on the time-skipping server, with real effects: the sandbox platform over HTTP
-(deploys, flags, QA runs, hotfix builds, post-mortems, backlog) and the audit log in Postgres."""
+(deploys, flags, QA runs, hotfix builds, post-mortems, backlog) and the audit log in Postgres. Once resolved,
+a room hands its post-mortem draft to `postmortem-<incident id>` (tests/workflows/test_postmortem.py), which
+stores the report and files the stories under the room's incident id."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer, Resolution
 from schemas.briefs import Brief
-from schemas.hotfix import HotfixResult, ReportFiled
+from schemas.hotfix import HotfixResult
 from schemas.incidents import IncidentResult
+from schemas.learning import Learning, PostmortemResult
 from schemas.severity import Severity
 from tests.helpers import (
     Incidents,
@@ -61,6 +64,31 @@ def steps(stanch: Running, workflow_id: str) -> list[str]:
     return [row["step_key"] for row in audit_rows(stanch.settings, workflow_id)]
 
 
+async def postmortem_of(
+    stanch: Running, room: WorkflowHandle[Any, Any]
+) -> WorkflowHandle[Any, PostmortemResult]:
+    """The resolved room's post-mortem, linked from its brief, waiting for the learning."""
+    brief = await room.query("brief", result_type=Brief)
+    assert brief.postmortem is not None and brief.postmortem.workflow_id == f"postmortem-{room.id}"
+    handle = stanch.client.get_workflow_handle(brief.postmortem.workflow_id, result_type=PostmortemResult)
+    await until_state(handle, "awaiting_learning")
+    return handle
+
+
+def learning(by: str, *prevention: str) -> Learning:
+    return Learning(by=by, root_cause="the deploy", impact="users saw errors", prevention=list(prevention))
+
+
+async def without_learning(
+    stanch: Running, postmortem: WorkflowHandle[Any, PostmortemResult]
+) -> PostmortemResult:
+    """Nobody sends a learning: a reminder at 24 h, the report and the draft's stories at 48 h."""
+    await stanch.env.sleep(timedelta(hours=49))
+    result = await postmortem.result()
+    assert result.final_state == "closed_without_learning"
+    return result
+
+
 async def test_p1_rollback_then_qa_pass_resolves_writes_postmortem_and_files_stories(
     stanch: Running, incidents: Incidents
 ) -> None:
@@ -75,20 +103,21 @@ async def test_p1_rollback_then_qa_pass_resolves_writes_postmortem_and_files_sto
     assert "1.1.0" in brief.recommendation
     await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback", comment="bad deploy"))
 
-    await until_state(handle, "awaiting_report")
+    result = await handle.result()
+    assert result.final_state == "resolved" and result.resolved_by == "qa-gate"
     assert [d["status"] for d in deploys_of(sandbox, service)] == ["rolled_back", "live"]
     [qa] = get(sandbox, "/qa/runs", service=service)
     assert (qa["subject"], qa["verdict"]) == ("rollback", "PASS")
+
+    postmortem_handle = await postmortem_of(stanch, handle)
+    await postmortem_handle.signal("learning", learning("carol", "Canary the checkout deploys"))
+    assert (await postmortem_handle.result()).learned_by == "carol"
     [postmortem] = get(sandbox, "/postmortems", incident_id=handle.id)
-    assert "latest deploy" in postmortem["root_cause"] and "payments-api" in postmortem["root_cause"]
+    # The room's own analysis stays in the report beside the learning.
+    assert "latest deploy" in postmortem["markdown"] and "payments\\-api" in postmortem["markdown"]
     assert "contained by rollback" in postmortem["remediation"] and "qa-gate" in postmortem["remediation"]
-    assert postmortem["impact"] and len(postmortem["prevention"]) == 3
+    assert postmortem["impact"] and postmortem["prevention"] == ["Canary the checkout deploys"]
     assert any("alice approved rollback" in line for line in postmortem["timeline"])
-
-    await handle.signal("report_filed", ReportFiled(by="carol", stories=["Canary the checkout deploys"]))
-    result = await handle.result()
-
-    assert result.final_state == "resolved" and result.resolved_by == "qa-gate"
     stories = get(sandbox, "/backlog/stories", incident_id=handle.id)
     assert [s["title"] for s in stories] == ["Canary the checkout deploys"]
     assembled = [m["channel"] for m in chat_messages(sandbox, handle.id) if m["title"].startswith("War room")]
@@ -105,11 +134,9 @@ async def test_p1_rollback_then_qa_pass_resolves_writes_postmortem_and_files_sto
         "contain-rollback",
         "verify-rollback",
         "resolved",
-        "postmortem",
-        "report-filed",
-        "story-1",
         "closed",
     ]
+    assert steps(stanch, postmortem_handle.id) == ["opened", "ask", "report", "story-1", "closed"]
     rollback = next(row for row in rows if row["step_key"] == "contain-rollback")
     assert (rollback["actor"], rollback["outcome"]) == ("alice", "done")
 
@@ -125,8 +152,6 @@ async def test_rejected_rollback_moves_to_the_feature_flag(stanch: Running, inci
     await handle.signal("reject", ApprovalAnswer(approver="bob", action="rollback", comment="data migration"))
     await awaiting(handle, "disable-flag")
     await handle.signal("approve", ApprovalAnswer(approver="carol", action="disable-flag"))
-    await until_state(handle, "awaiting_report")
-    await handle.signal("report_filed", ReportFiled(by="carol"))
     result = await handle.result()
 
     assert result.final_state == "resolved"
@@ -138,7 +163,8 @@ async def test_rejected_rollback_moves_to_the_feature_flag(stanch: Running, inci
     assert decisions == [("gate1-decision", "rejected"), ("gate2-decision", "approved")]
     keys = [row["step_key"] for row in rows]
     assert "contain-rollback" not in keys and "contain-flag" in keys and "verify-feature-flag" in keys
-    # No stories named in the report: the post-mortem's own prevention list is filed.
+    # No learning comes: the post-mortem's own prevention list is filed.
+    await without_learning(stanch, await postmortem_of(stanch, handle))
     stories = get(sandbox, "/backlog/stories", incident_id=handle.id)
     assert len(stories) == 2 and "regression test" in stories[0]["title"]
 
@@ -161,7 +187,7 @@ async def test_p0_label_rejections_lead_to_hotfix_child_and_architect_is_called(
     await handle.signal("reject", ApprovalAnswer(approver="alice", action="disable-flag"))
     await awaiting(handle, "hotfix")
     await handle.signal("approve", ApprovalAnswer(approver="bob", action="hotfix"))
-    await until_state(handle, "awaiting_report")
+    result = await handle.result()
 
     child = stanch.client.get_workflow_handle(f"{handle.id}-hotfix", result_type=HotfixResult)
     hotfix = await child.result()
@@ -170,8 +196,6 @@ async def test_p0_label_rejections_lead_to_hotfix_child_and_architect_is_called(
     assert deploys_of(sandbox, service)[0]["version"] == hotfix.deployed_version
     assert [r["verdict"] for r in get(sandbox, "/qa/runs", service=service)] == ["FAIL", "PASS", "PASS"]
 
-    await handle.signal("report_filed", ReportFiled(by="carol"))
-    result = await handle.result()
     assert result.final_state == "resolved"
     assembled = [m["channel"] for m in chat_messages(sandbox, handle.id) if m["title"].startswith("War room")]
     assert assembled == ["devops", "dev", "qa", "architect"]
@@ -179,6 +203,7 @@ async def test_p0_label_rejections_lead_to_hotfix_child_and_architect_is_called(
     hotfix_row = next(row for row in rows if row["step_key"] == "contain-hotfix")
     assert hotfix_row["outcome"] == "fixed"
     assert "contain-flag" not in [row["step_key"] for row in rows]
+    await without_learning(stanch, await postmortem_of(stanch, handle))
     [postmortem] = get(sandbox, "/postmortems", incident_id=handle.id)
     assert "hotfix" in postmortem["root_cause"]
     assert not any("roll back" in p for p in postmortem["prevention"])  # a rollback was possible
@@ -206,14 +231,15 @@ async def test_p0_status_every_15_minutes_until_resolve_then_report_reminder_and
 
     # A person fixed it by hand: the pending approval is withdrawn and the updates stop.
     await handle.signal("resolve", Resolution(by="carol", note="restarted the pods by hand"))
-    await until_state(handle, "awaiting_report")
+    result = await handle.result()
+    assert result.final_state == "resolved" and result.resolved_by == "carol"
     assert len(status_updates()) == 3
 
-    result = await handle.result()  # nobody files the report: a reminder at 24 h, stories at 48 h
-    assert result.final_state == "resolved_without_report" and result.resolved_by == "carol"
+    postmortem_handle = await postmortem_of(stanch, handle)
+    await without_learning(stanch, postmortem_handle)  # a reminder at 24 h, stories at 48 h
     assert len(status_updates()) == 3
     assert [d["status"] for d in deploys_of(sandbox, service)] == ["live", "live"]
-    reminders = [m for m in chat_messages(sandbox, handle.id) if "overdue" in m["title"]]
+    reminders = [m for m in chat_messages(sandbox, postmortem_handle.id) if "overdue" in m["title"]]
     assert len(reminders) == 1
     stories = get(sandbox, "/backlog/stories", incident_id=handle.id)
     assert any("feature flags" in story["title"] for story in stories)  # no flag to switch off here
@@ -221,14 +247,16 @@ async def test_p0_status_every_15_minutes_until_resolve_then_report_reminder_and
     assert keys[:4] == ["assemble-devops", "assemble-dev", "assemble-qa", "assemble-architect"]
     assert [k for k in keys if k.startswith("status-")] == ["status-1", "status-2", "status-3"]
     assert "response-target-missed" in keys and "gate1-escalate-1" not in keys
-    assert keys[-8:] == [
-        "containment-withdrawn",
-        "resolved",
-        "postmortem",
-        "report-reminder",
+    assert keys[-3:] == ["containment-withdrawn", "resolved", "closed"]
+    assert steps(stanch, postmortem_handle.id) == [
+        "opened",
+        "ask",
+        "reminder",
+        "report",
         "story-1",
         "story-2",
         "story-3",
+        "no-learning",
         "closed",
     ]
     assert "contain-rollback" not in keys
@@ -252,9 +280,10 @@ async def test_qa_failure_after_rollback_moves_on_and_declined_hotfix_leaves_it_
     assert any("No containment" in m["title"] for m in chat_messages(sandbox, handle.id))
 
     await handle.signal("resolve", Resolution(by="bob", note="config fixed"))
-    await until_state(handle, "awaiting_report")
-    await handle.signal("report_filed", ReportFiled(by="bob", stories=["a", "b", "c"]))
     result = await handle.result()
+    # A P2 room gets its post-mortem too (every room that was assembled does).
+    postmortem = await postmortem_of(stanch, handle)
+    await postmortem.execute_update("learning", learning("bob", "a", "b", "c"))
 
     assert result.final_state == "resolved" and result.resolved_by == "bob"
     assert [d["status"] for d in deploys_of(sandbox, service)] == ["rolled_back", "live"]
@@ -301,12 +330,12 @@ async def test_resolve_during_the_hotfix_cancels_the_child_and_closes_the_room(
         await until_state(child, "fixing", settle=False)  # its build keeps failing and retrying
 
         await handle.signal("resolve", Resolution(by="bob", note="upstream fixed itself"))
-        await until_state(handle, "awaiting_report")
+        result = await handle.result()
     finally:
         clear_faults(sandbox)
     assert (await child.describe()).status is WorkflowExecutionStatus.CANCELED
-    await handle.signal("report_filed", ReportFiled(by="bob", stories=["Retry budget for upstream"]))
-    result = await handle.result()
+    postmortem_handle = await postmortem_of(stanch, handle)
+    await postmortem_handle.execute_update("learning", learning("bob", "Retry budget for upstream"))
 
     assert result.final_state == "resolved" and result.resolved_by == "bob"
     assert get(sandbox, "/hotfix/builds", service=service) == []
@@ -315,4 +344,5 @@ async def test_resolve_during_the_hotfix_cancels_the_child_and_closes_the_room(
     assert "hotfix cycle" in withdrawn["outcome"]
     assert "contain-hotfix" not in [row["step_key"] for row in rows]
     [postmortem] = get(sandbox, "/postmortems", incident_id=handle.id)
-    assert "Keep a previous stable deploy" in " ".join(postmortem["prevention"])
+    assert postmortem["prevention"] == ["Retry budget for upstream"]
+    assert "Keep a previous stable deploy" in postmortem["markdown"]  # what the room itself suggested

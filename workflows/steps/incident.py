@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         SHARED_LADDER_PATCH,
         STANCH_AWAITING_PATCH,
     )
+    from workflows.steps.postmortem import open_postmortem
 
 RUNBOOK = SearchAttributeKey.for_keyword("StanchRunbook")
 SEVERITY = SearchAttributeKey.for_keyword("StanchSeverity")
@@ -327,6 +328,8 @@ class IncidentWorkflow:
             # Every runbook says "escalated" for a timed-out decision; since the gate stays open, paging,
             # until it gives up (NEVER_SILENT_PATCH), that decision means the incident closes unattended.
             final_state = "closed_unattended"
+        # Resolved at P0/P1: the post-incident learning goes on in a workflow of its own, linked from the brief.
+        await open_postmortem(self, final_state=final_state)
         self.set_state(final_state)
         self.publish_awaiting()
         await self.audit(

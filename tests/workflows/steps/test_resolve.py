@@ -130,7 +130,12 @@ async def test_resolve_at_the_gate_withdraws_it_changes_nothing_and_the_next_ale
     assert described.run_id != first_run and described.status is WorkflowExecutionStatus.RUNNING
     await until_state(latest, "awaiting_approval")
     assert applied(sandbox, f"/agents/{agent_id}/pause") == 2  # the new run's own pause (its own key)
-    assert await awaiting(latest) == ["alice", "bob", "carol", "dave"]  # a new question (left open: teardown ends it)
+    assert await awaiting(latest) == [
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+    ]  # a new question (left open: teardown ends it)
 
 
 # ---- from a poll's pause --------------------------------------------------------------------------------

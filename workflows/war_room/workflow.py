@@ -12,9 +12,11 @@ expedited room without the status cadence), and P3 waits for the next sprint as 
    last stable deploy; else switch the feature flag off; else run the hotfix cycle as a child workflow.
    A rejected option moves to the next one.
 4. Verify with the QA gate. A pass resolves the incident; so does a human's `resolve` at any time.
-5. Write the post-mortem (timeline, root cause, impact, response, prevention) from this workflow's own
-   timeline and store it; remind if the report is not marked filed (`report_filed`) within 24 hours; file
-   the preventive stories within 48 hours.
+5. Draft the post-mortem (timeline, root cause, impact, response, prevention) from this workflow's own
+   timeline and hand it to the post-mortem workflow `postmortem-<incident id>` (workflows/postmortem.py),
+   which asks for the learning, reminds at 24 hours, stores the report and files the preventive stories
+   by 48 hours; the brief links it. Rooms opened before it (LEARNING_PATCH) store the post-mortem
+   themselves and wait for `report_filed` (kept for them).
 """
 
 from __future__ import annotations
@@ -28,14 +30,11 @@ from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from activities.deploys import DeployActivities
     from schemas.approvals import ApprovalRequest, Resolution
-    from schemas.briefs import TimelineEntry
+    from schemas.briefs import PostmortemLink
     from schemas.hotfix import (
-        ExternalStatus,
         FlagChange,
         HotfixInput,
         HotfixResult,
-        InfraStatus,
-        Postmortem,
         PostmortemRequest,
         QaRunRequest,
         RecentDeploys,
@@ -48,24 +47,24 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import WarRoomTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.postmortem import open_postmortem
     from workflows.steps.system_state import observe_alert_figures, observe_qa, observe_triage
+    from workflows.war_room.assembly import (
+        MAX_STATUS_UPDATES,
+        RESPONSE_TARGET,
+        ROLES,
+        roles_for,
+        status_cadence,
+    )
+    from workflows.war_room.containment import FEATURE_FLAG, ROLLBACK, containment_options
+    from workflows.war_room.postmortem import build_postmortem, draft_of
+    from workflows.war_room.triage import triage_findings
 
-RESPONSE_TARGET = {
-    Severity.P0: "within minutes",
-    Severity.P1: "within 1 hour",
-    Severity.P2: "within 4 hours",
-    Severity.P3: "in the next sprint",
-}
-STATUS_EVERY = {Severity.P0: timedelta(minutes=15), Severity.P1: timedelta(minutes=30)}
-# A day of 15-minute updates. Past it the room is stuck and the updates only grow the history; the brief
-# and the escalation chain carry on without them.
-MAX_STATUS_UPDATES = 96
-ROLES = {
-    "devops": "infrastructure and deploys",
-    "dev": "code investigation and fixes",
-    "qa": "verification and regression tests",
-    "architect": "system-level analysis",
-}
+# New rooms hand the learning to the post-mortem workflow; rooms recorded before store the post-mortem
+# here and wait for `report_filed`. The marker is set once the room is resolved and the draft written.
+LEARNING_PATCH = "war_room-learning-in-postmortem-workflow"
+# Every room that was assembled gets a post-mortem (seed 001), not only P0/P1 as other runbooks.
+ROOM_SEVERITIES = frozenset({Severity.P0, Severity.P1, Severity.P2})
 REPORT_DUE = timedelta(hours=24)
 STORIES_DUE = timedelta(hours=48)
 APPROVERS = ["oncall", "lead"]
@@ -94,48 +93,69 @@ class WarRoom(IncidentWorkflow):
     @workflow.run
     async def run(self, incident: IncidentInput) -> IncidentResult:
         incident = self.incident  # with the severity the label asked for
-        severity, service = incident.severity, incident.target.get("service") or incident.service
-        target = RESPONSE_TARGET[severity]
+        service = incident.target.get("service") or incident.service
+        self.open_room(service)
+        if incident.severity is Severity.P3:
+            return await self.queue_for_next_sprint(service)
+
+        # 1. Assemble, and keep everyone posted while the room is open.
+        updates = await self.assemble(service)
+        # 2. Triage: recent deploys, infrastructure, external services; what it finds goes into the brief.
+        deploys = await self.triage(service)
+        # 3 and 4. Contain and verify, until QA passes or a person resolves the incident.
+        await self.contain_and_verify(service, deploys)
+        resolved_at = await self.stand_down(service, updates)
+        # 5. The post-mortem, from what this workflow saw and did.
+        return await self.write_postmortem(service, deploys, resolved_at)
+
+    # ---- the procedure, step by step --------------------------------------------------------------
+
+    def open_room(self, service: str) -> None:
+        incident = self.incident
+        target = RESPONSE_TARGET[incident.severity]
         self.brief.summary = f"{incident.summary} (respond {target})"
         self.open(
             recommendation=f"Assemble the war room for {service}, triage, then contain",
             risk_if_no_action=f"{service} stays down or degraded for its users",
         )
-        self.note("note", f"{severity.value}: response target {target}")
+        self.note("note", f"{incident.severity.value}: response target {target}")
         observe_alert_figures(self, incident.alert)
 
-        if severity is Severity.P3:
-            # Minor, limited impact: the normal development cycle takes it, no room is assembled.
-            story = await self.act(
-                "sprint-story",
-                DeployActivities.file_story,
-                StoryRequest(
-                    incident_id=incident.incident_id,
-                    title=f"[{service}] {incident.summary}",
-                    idempotency_key=self.step_key("sprint-story"),
-                ),
-                summary=f"File a next-sprint story for {service}",
+    async def queue_for_next_sprint(self, service: str) -> IncidentResult:
+        """P3: minor, limited impact: the normal development cycle takes it, no room is assembled."""
+        incident = self.incident
+        story = await self.act(
+            "sprint-story",
+            DeployActivities.file_story,
+            StoryRequest(
+                incident_id=incident.incident_id,
+                title=f"[{service}] {incident.summary}",
+                idempotency_key=self.step_key("sprint-story"),
+            ),
+            summary=f"File a next-sprint story for {service}",
+        )
+        if story is None and workflow.patched("war_room-sprint-story-failure-pages"):
+            # Telling dev it is queued would be false: nothing is in the backlog, so nobody will pick it up.
+            await page_failure(
+                self,
+                "sprint-story-failed",
+                what=f"filing the next-sprint story for the P3 on {service}",
+                state_left="nothing is in the backlog and dev was not told; file the story by hand",
             )
-            if story is None and workflow.patched("war_room-sprint-story-failure-pages"):
-                # Telling dev it is queued would be false: nothing is in the backlog, so nobody will pick it up.
-                await page_failure(
-                    self,
-                    "sprint-story-failed",
-                    what=f"filing the next-sprint story for the P3 on {service}",
-                    state_left="nothing is in the backlog and dev was not told; file the story by hand",
-                )
-                return await self.finish("action_failed")
-            await self.notify(
-                "tell-dev",
-                channel="dev",
-                title=f"P3 on {service} queued for the next sprint",
-                text=f"{incident.summary}. Filed as a backlog story; no war room.",
-            )
-            return await self.finish("queued_for_sprint")
+            return await self.finish("action_failed")
+        await self.notify(
+            "tell-dev",
+            channel="dev",
+            title=f"P3 on {service} queued for the next sprint",
+            text=f"{incident.summary}. Filed as a backlog story; no war room.",
+        )
+        return await self.finish("queued_for_sprint")
 
-        # 1. Assemble, and keep everyone posted while the room is open.
-        roles = ["devops", "dev", "qa", *(["architect"] if severity is Severity.P0 else [])]
-        for role in roles:
+    async def assemble(self, service: str) -> asyncio.Task[None] | None:
+        """Call in the people who act; for P0/P1 start the status cadence (returned, to be awaited)."""
+        incident = self.incident
+        severity, target = incident.severity, RESPONSE_TARGET[incident.severity]
+        for role in roles_for(severity):
             await self.notify(
                 f"assemble-{role}",
                 channel=role,
@@ -143,11 +163,11 @@ class WarRoom(IncidentWorkflow):
                 text=f"{incident.summary}. You are needed for {ROLES[role]}; respond {target}.",
             )
         self.set_state("assembled")
-        updates = None
-        if severity in STATUS_EVERY:
-            updates = asyncio.create_task(self.status_updates(STATUS_EVERY[severity], service))
+        every = status_cadence(severity)
+        return asyncio.create_task(self.status_updates(every, service)) if every is not None else None
 
-        # 2. Triage: the three looks are independent, so they run together.
+    async def triage(self, service: str) -> RecentDeploys | None:
+        """The three looks are independent, so they run together; the deploys decide the containment."""
         self.set_state("triage")
         deploys, infra, external = await asyncio.gather(
             self.act(
@@ -171,17 +191,23 @@ class WarRoom(IncidentWorkflow):
         )
         observe_triage(self, service, deploys, infra, external)
         self.findings = triage_findings(service, deploys, infra, external)
-        self.brief.summary = f"{incident.summary} (respond {target}). Triage: {'; '.join(self.findings)}"
+        target = RESPONSE_TARGET[self.incident.severity]
+        self.brief.summary = f"{self.incident.summary} (respond {target}). Triage: {'; '.join(self.findings)}"
         self.note("note", "triage: " + "; ".join(self.findings))
         self.publish_brief()
+        return deploys
 
-        # 3 and 4. Contain and verify, until QA passes or a person resolves the incident.
+    async def contain_and_verify(self, service: str, deploys: RecentDeploys | None) -> None:
+        """Run the containment ladder until QA passes, nothing is left, or a person resolves the incident.
+
+        A `resolve` withdraws the ladder only while it waits for a human (or the hotfix child), never in
+        the middle of an effect. Uncontained, the room waits for a person's `resolve`."""
+        incident = self.incident
         ladder = asyncio.create_task(self.contain(service, deploys, incident.target.get("feature")))
         await workflow.wait_condition(
             lambda: ladder.done() or (self.resolution is not None and self.interruptible)
         )
         if not ladder.done():
-            # Only ever while waiting for a human (or the hotfix child), never in the middle of an effect.
             ladder.cancel()
             try:
                 await ladder
@@ -204,6 +230,9 @@ class WarRoom(IncidentWorkflow):
             self.resolution = Resolution(by="qa-gate", note=f"QA passed after {self.contained_by}")
             self.note("decision", f"resolved: QA passed after {self.contained_by}", "qa-gate")
 
+    async def stand_down(self, service: str, updates: asyncio.Task[None] | None) -> datetime:
+        """Resolved: stop the status cadence and tell the stakeholders; returns when it was resolved."""
+        incident = self.incident
         resolved_at = workflow.now()
         self.closing = True
         if updates is not None:
@@ -216,8 +245,14 @@ class WarRoom(IncidentWorkflow):
             text=f"{incident.summary}. Resolved by {self.resolution.by if self.resolution else '?'}"
             f"{f' after {self.contained_by}' if self.contained_by else ''}. A post-mortem follows.",
         )
+        return resolved_at
 
-        # 5. The post-mortem, from what this workflow saw and did.
+    async def write_postmortem(
+        self, service: str, deploys: RecentDeploys | None, resolved_at: datetime
+    ) -> IncidentResult:
+        """Draft the post-mortem and hand it to its own workflow; rooms from before store it here, remind
+        if the report is not filed within 24 h and file the stories by 48 h."""
+        incident = self.incident
         postmortem = build_postmortem(
             incident,
             service=service,
@@ -230,6 +265,11 @@ class WarRoom(IncidentWorkflow):
             has_flag="feature" in incident.target,
             could_roll_back=bool(deploys and deploys.rollback_possible),
         )
+        if workflow.patched(LEARNING_PATCH):
+            await open_postmortem(
+                self, final_state="resolved", draft=draft_of(postmortem), severities=ROOM_SEVERITIES
+            )
+            return await self.finish("resolved")
         stored = await self.act(
             "postmortem",
             DeployActivities.store_postmortem,
@@ -244,6 +284,9 @@ class WarRoom(IncidentWorkflow):
                 state_left=f"{service} is resolved, but its post-mortem was not stored; it is in this "
                 "incident's timeline. Write it up by hand; preventive stories are still filed",
             )
+        # This room keeps its own post-mortem: `finish()` must not open a second one.
+        own = stored.id if stored else "not stored (see this incident's timeline)"
+        self.brief.postmortem = PostmortemLink(workflow_id=workflow.info().workflow_id, report=own)
         self.set_state("awaiting_report", awaiting="`report_filed` within 24 h")
         filed = await self.wait_for_report(REPORT_DUE, "report due")
         if not filed:
@@ -278,18 +321,13 @@ class WarRoom(IncidentWorkflow):
 
     async def contain(self, service: str, deploys: RecentDeploys | None, flag: str | None) -> str:
         """Try each mitigation in order of speed; 'verified', 'uncontained' or 'resolved'."""
-        options = [
-            *(["rollback"] if deploys is not None and deploys.rollback_possible else []),
-            *(["feature-flag"] if flag else []),
-            "hotfix",
-        ]
-        for option in options:
+        for option in containment_options(deploys, flag):
             if self.resolution is not None:
                 return "resolved"
             self.set_state("containing")
-            if option == "rollback" and deploys is not None:
+            if option == ROLLBACK and deploys is not None:
                 contained = await self.roll_back(service, deploys)
-            elif option == "feature-flag" and flag:
+            elif option == FEATURE_FLAG and flag:
                 contained = await self.switch_off(service, flag)
             else:
                 contained = await self.hotfix(service)
@@ -491,78 +529,3 @@ class WarRoom(IncidentWorkflow):
         if self.report is None:
             self.report = report
             self.note("decision", f"incident report filed by {report.by} {report.url}".rstrip(), report.by)
-
-
-# ---- pure helpers: what the brief and the post-mortem say -----------------------------------------------
-
-
-def triage_findings(
-    service: str, deploys: RecentDeploys | None, infra: InfraStatus | None, external: ExternalStatus | None
-) -> list[str]:
-    findings = []
-    if deploys is None:
-        findings.append("recent deploys unknown (lookup failed)")
-    elif deploys.live is None:
-        findings.append(f"no recent deploy of {service}")
-    else:
-        findings.append(f"last deploy {deploys.live.version} at {deploys.live.at}")
-    if infra is None:
-        findings.append("infrastructure status unknown (lookup failed)")
-    else:
-        detail = f" ({infra.detail})" if infra.detail else ""
-        findings.append(f"infrastructure {infra.status}{detail}")
-    if external is None:
-        findings.append("external services unknown (lookup failed)")
-    elif external.unhealthy:
-        findings.append("external trouble: " + ", ".join(external.unhealthy))
-    else:
-        findings.append("external services up")
-    return findings
-
-
-def build_postmortem(
-    incident: IncidentInput,
-    *,
-    service: str,
-    timeline: list[TimelineEntry],
-    findings: list[str],
-    contained_by: str | None,
-    resolution: Resolution | None,
-    opened_at: datetime,
-    resolved_at: datetime,
-    has_flag: bool,
-    could_roll_back: bool,
-) -> Postmortem:
-    minutes = max(0, int((resolved_at - opened_at).total_seconds() // 60))
-    actions = [entry for entry in timeline if entry.kind in ("action", "decision")]
-    first_action = next((entry.at for entry in actions if entry.kind == "action"), None)
-    cause = {
-        "rollback": "the latest deploy: rolling it back contained the incident",
-        "feature-flag": "the feature behind the flag: switching it off contained the incident",
-        "hotfix": "a code defect, fixed by the hotfix cycle",
-    }.get(contained_by or "", "not established by the runbook; the team completes it")
-    prevention = [f"Add a regression test for: {incident.summary}"]
-    if not has_flag:
-        prevention.append(f"Put {service}'s risky features behind feature flags")
-    if not could_roll_back:
-        prevention.append(f"Keep a previous stable deploy of {service} ready to roll back to")
-    prevention.append(f"Update alerts and dashboards for {service} to catch this earlier")
-    return Postmortem(
-        incident_id=incident.incident_id,
-        service=service,
-        severity=incident.severity.value,
-        title=f"{incident.severity.value} {service}: {incident.summary}",
-        timeline=timeline,
-        root_cause=f"Most likely {cause}. Triage found: {'; '.join(findings)}.",
-        impact=f"{service} affected for {minutes} min from detection to resolution "
-        f"({incident.severity.value}: {incident.summary}).",
-        response=(
-            f"{len(actions)} actions and decisions; first action "
-            f"{f'at {first_action:%H:%M:%S} UTC' if first_action else 'none'}; "
-            f"contained by {contained_by or 'nothing automatic'}; resolved by "
-            f"{resolution.by if resolution else 'unknown'}"
-            f"{f' ({resolution.note})' if resolution and resolution.note else ''}."
-        ),
-        prevention=prevention,
-        written_at=resolved_at,
-    )
