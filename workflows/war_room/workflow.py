@@ -104,7 +104,7 @@ class WarRoom(IncidentWorkflow):
         deploys = await self.triage(service)
         # 3 and 4. Contain and verify, until QA passes or a person resolves the incident.
         await self.contain_and_verify(service, deploys)
-        resolved_at = await self.stand_down(service, updates)
+        resolved_at = await self.stand_the_room_down(service, updates)
         # 5. The post-mortem, from what this workflow saw and did.
         return await self.write_postmortem(service, deploys, resolved_at)
 
@@ -230,7 +230,7 @@ class WarRoom(IncidentWorkflow):
             self.resolution = Resolution(by="qa-gate", note=f"QA passed after {self.contained_by}")
             self.note("decision", f"resolved: QA passed after {self.contained_by}", "qa-gate")
 
-    async def stand_down(self, service: str, updates: asyncio.Task[None] | None) -> datetime:
+    async def stand_the_room_down(self, service: str, updates: asyncio.Task[None] | None) -> datetime:
         """Resolved: stop the status cadence and tell the stakeholders; returns when it was resolved."""
         incident = self.incident
         resolved_at = workflow.now()
