@@ -41,6 +41,10 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name=POSTMORTEM_WORKFLOW)
 class PostmortemWorkflow(IncidentWorkflow):
+    uses_roles = ("oncall",)  # the worker checks [roles]
+    # The incident it follows was responded to; the learning has its own 24 h / 48 h clock.
+    response_target_applies = False
+
     @workflow.init
     def __init__(self, incident: PostmortemInput) -> None:
         super().__init__(incident)
