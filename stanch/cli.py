@@ -108,36 +108,15 @@ def migrate() -> None:
 
     Safe to run on every deploy; `stanch dev` does the same for its own Postgres and Temporal.
     """
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-
     from stanch.db import migrate as migrate_database
-    from stanch.devstack.temporal import SEARCH_ATTRIBUTES
+    from stanch.temporal_client import add_missing_search_attributes
 
     settings = _settings()
     migrate_database(settings.database_admin_url)
     typer.echo("audit schema: up to date")
 
     async def go() -> list[str]:
-        client = await connect(settings)
-        known = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=settings.namespace)
-        )
-        # Only the missing ones: re-adding an existing attribute is an error on some server versions.
-        missing = [name for name in SEARCH_ATTRIBUTES if name not in known.custom_attributes]
-        if missing:
-            await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(
-                    namespace=settings.namespace,
-                    search_attributes={
-                        name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
-                        if SEARCH_ATTRIBUTES[name] == "KeywordList"
-                        else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                        for name in missing
-                    },
-                )
-            )
-        return missing
+        return await add_missing_search_attributes(await connect(settings), settings.namespace)
 
     added = _run(go())
     typer.echo(f"search attributes: {'added ' + ', '.join(added) if added else 'all present'}")

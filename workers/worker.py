@@ -33,7 +33,7 @@ from stanch.policy import Policy, PolicyError, check_roles, load_policy_or_exit
 from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
-from stanch.temporal_client import connect
+from stanch.temporal_client import connect, missing_search_attributes
 from workflows.registry import RUNBOOKS, WORKFLOWS, roles_used
 
 log = logging.getLogger("stanch.worker")
@@ -191,11 +191,25 @@ def build_worker(
     )
 
 
+async def search_attributes_exist_or_exit(client: Client, settings: Settings) -> None:
+    """Every workflow upserts Stanch's search attributes; on a namespace without one, each of its workflow
+    tasks would fail and retry forever — incidents stuck silently. Refuse to start instead, in one line."""
+    missing = await missing_search_attributes(client, settings.namespace)
+    if missing:
+        print(
+            f"stanch: namespace {settings.namespace!r} lacks the search attribute(s) {', '.join(missing)}: "
+            "run `stanch migrate`",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
 async def run_worker(settings: Settings) -> None:
     policy = load_policy_or_exit(settings.config, set(RUNBOOKS))
     routes_fit_targets_or_exit(policy, settings.config)
     roles_exist_or_exit(policy, settings.config)
     client = await connect(settings)
+    await search_attributes_exist_or_exit(client, settings)
     await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal
     async with activity_implementations(settings, client) as activities:
         worker = build_worker(client, settings.task_queue, activities)

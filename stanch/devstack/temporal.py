@@ -25,19 +25,10 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Describe
 
 from stanch.devstack.supervisor import Child, DevStackError, StartupFailed, env_name
 from stanch.settings import Settings
-from stanch.temporal_client import connect
+from stanch.temporal_client import SEARCH_ATTRIBUTES, add_missing_search_attributes, connect
 
 READY_TIMEOUT_SECONDS = 30.0
 PROBE_TIMEOUT_SECONDS = 5.0
-# Stanch's search attributes and their types (workflows/steps/incident.py upserts them); the dev server's
-# `--search-attribute` flag, `stanch migrate` and the tests' servers register the same.
-SEARCH_ATTRIBUTES = {
-    "StanchRunbook": "Keyword",
-    "StanchSeverity": "Keyword",
-    "StanchService": "Keyword",
-    "StanchState": "Keyword",
-    "StanchAwaiting": "KeywordList",  # the people who may decide now
-}
 
 T = TypeVar("T")
 
@@ -127,6 +118,9 @@ async def _namespace_ready(settings: Settings) -> None:
         DescribeNamespaceRequest(namespace=settings.namespace),
         timeout=timedelta(seconds=PROBE_TIMEOUT_SECONDS),
     )
+    # The `--search-attribute` flags only register on a new database file: one kept from an older Stanch
+    # lacks the attributes added since, and a workflow upserting one would fail its task over and over.
+    await add_missing_search_attributes(client, settings.namespace)
 
 
 async def _has_poller(settings: Settings) -> bool:
