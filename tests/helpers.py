@@ -372,6 +372,39 @@ class Incidents:
             service="support",
         )
 
+    async def number_banned(
+        self, channel: str, *, severity: Severity = Severity.P1, **options: Any
+    ) -> WorkflowHandle[Any, IncidentResult]:
+        """The provider banned the number of customer acme's WhatsApp channel `channel`."""
+        return await self.open(
+            "number_banned",
+            alertname="WhatsAppNumberBanned",
+            target={"channel": channel, "customer": "acme"},
+            annotations={"summary": f"WhatsAppNumberBanned on {channel}"},
+            severity=severity,
+            service="whatsapp",
+            **options,
+        )
+
+    async def channel_down(
+        self, channel: str, *, severity: Severity = Severity.P1, **options: Any
+    ) -> WorkflowHandle[Any, IncidentResult]:
+        """Customer acme's WhatsApp channel `channel` is down; its runtime's restarts counted by `rt-<channel>`."""
+        return await self.open(
+            "channel_downtime",
+            alertname="WhatsAppChannelDown",
+            target={
+                "channel": channel,
+                "runtime": "chat-runtime",
+                "subsystem": f"rt-{channel}",
+                "customer": "acme",
+            },
+            annotations={"summary": f"WhatsAppChannelDown on {channel}"},
+            severity=severity,
+            service="whatsapp",
+            **options,
+        )
+
     async def agent_hallucination_triage(
         self,
         *,

@@ -353,14 +353,7 @@ async def final_ban(stanch: Running, incidents: Incidents, severity: Severity) -
     """The provider's final verdict, sent in at once: a new number needs a human's approval."""
     sandbox = stanch.settings.platform_url
     name = new_channel(sandbox, **BANNED)
-    handle = await incidents.open(
-        "number_banned",
-        alertname="WhatsAppNumberBanned",
-        target={"channel": name, "customer": "acme"},
-        annotations={"summary": f"WhatsAppNumberBanned on {name}"},
-        severity=severity,
-        service="whatsapp",
-    )
+    handle = await incidents.number_banned(name, severity=severity)
     await until_state(handle, "awaiting_verdict")
     await handle.signal("verdict", AppealVerdict(by="alice", outcome="final", note="ban upheld"))
 

@@ -290,14 +290,7 @@ async def test_number_banned_tells_the_customer_the_new_number_once_reviewed(
     sandbox = stanch.settings.platform_url
     channel = f"wa-review-{uuid.uuid4().hex[:8]}"
     (await asyncio.to_thread(_put_channel, sandbox, channel)).raise_for_status()
-    handle = await incidents.open(
-        "number_banned",
-        alertname="WhatsAppNumberBanned",
-        target={"channel": channel, "customer": "acme"},
-        annotations={"summary": f"WhatsAppNumberBanned on {channel}"},
-        service="whatsapp",
-        incident_policy=reviewed(incidents),
-    )
+    handle = await incidents.number_banned(channel, incident_policy=reviewed(incidents))
     await until_state(handle, "awaiting_verdict")
     await handle.signal("verdict", AppealVerdict(by="alice", outcome="final"))
     await until_state(handle, "awaiting_approval")

@@ -147,18 +147,7 @@ async def test_resolve_while_polling_the_provider_stops_the_polls_and_tells_nobo
     sandbox = stanch.settings.platform_url
     channel = f"wa-{uuid.uuid4().hex[:8]}"
     put(sandbox, f"/chat/channels/{channel}", {"webhook_events_last_5m": 0, "provider_status": "down"})
-    handle = await incidents.open(
-        "channel_downtime",
-        alertname="WhatsAppChannelDown",
-        target={
-            "channel": channel,
-            "runtime": "chat-runtime",
-            "subsystem": f"rt-{channel}",
-            "customer": "acme",
-        },
-        annotations={"summary": f"WhatsAppChannelDown on {channel}"},
-        service="whatsapp",
-    )
+    handle = await incidents.channel_down(channel)
     await until_state(handle, "watching_provider")
     await stanch.env.sleep(timedelta(minutes=11))  # two polls in
     await until_state(handle, "watching_provider")

@@ -173,14 +173,7 @@ async def test_number_banned_waiting_for_the_verdict_misses_its_target_and_a_lat
     sandbox = stanch.settings.platform_url
     channel = f"wa-{uuid.uuid4().hex[:8]}"
     put(sandbox, f"/chat/channels/{channel}", BANNED)
-    handle = await incidents.open(
-        "number_banned",
-        alertname="WhatsAppNumberBanned",
-        target={"channel": channel, "customer": "acme"},
-        annotations={"summary": f"number of {channel} banned"},
-        severity=P0,
-        service="whatsapp",
-    )
+    handle = await incidents.number_banned(channel, severity=P0)
     await until_state(handle, "awaiting_verdict")
 
     await stanch.env.sleep(timedelta(minutes=6))
@@ -296,19 +289,7 @@ async def test_channel_downtime_watching_the_provider_misses_its_p0_target_while
     sandbox = stanch.settings.platform_url
     channel = f"wa-{uuid.uuid4().hex[:8]}"
     put(sandbox, f"/chat/channels/{channel}", {"webhook_events_last_5m": 0, "provider_status": "down"})
-    handle = await incidents.open(
-        "channel_downtime",
-        alertname="WhatsAppChannelDown",
-        target={
-            "channel": channel,
-            "runtime": "chat-runtime",
-            "subsystem": f"rt-{channel}",
-            "customer": "acme",
-        },
-        annotations={"summary": f"WhatsAppChannelDown on {channel}"},
-        severity=P0,
-        service="whatsapp",
-    )
+    handle = await incidents.channel_down(channel, severity=P0)
     await until_state(handle, "watching_provider")
     await stanch.env.sleep(timedelta(minutes=6))
     await until_state(handle, "watching_provider")  # its polls go on; the target only pages
