@@ -42,7 +42,7 @@ class AgentEmergencyStop(IncidentWorkflow):
         paused = await self.act(
             "pause",
             PlatformActivities.pause_agent,
-            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason=incident.summary),
+            AgentAction(agent_id=agent_id, reason=incident.summary),
             summary=f"Pause agent {agent_id}",
         )
         if paused is not None:
@@ -90,9 +90,7 @@ class AgentEmergencyStop(IncidentWorkflow):
         rolled_back = await self.act(
             "rollback",
             PlatformActivities.rollback_agent,
-            AgentAction(
-                agent_id=agent_id, idempotency_key=self.step_key("rollback"), reason=decision.comment
-            ),
+            AgentAction(agent_id=agent_id, reason=decision.comment),
             summary=f"Roll back agent {agent_id}",
             actor=decision.decided_by,
         )

@@ -202,7 +202,7 @@ class ChannelDowntime(IncidentWorkflow):
         restarted = await self.act(
             "restart-runtime",
             ChannelActivities.restart_runtime,
-            ChannelAction(channel=channel, idempotency_key=self.step_key("restart-runtime"), reason=reason),
+            ChannelAction(channel=channel, reason=reason),
             summary=f"Restart {runtime} of channel {channel}",
             actor=actor,
         )
@@ -238,9 +238,7 @@ class ChannelDowntime(IncidentWorkflow):
         rotated = await self.act(
             "rotate-token",
             ChannelActivities.rotate_token,
-            ChannelAction(
-                channel=channel, idempotency_key=self.step_key("rotate-token"), reason="access token expired"
-            ),
+            ChannelAction(channel=channel, reason="access token expired"),
             summary=f"Rotate the access token of {channel}",
             actor=decision.decided_by,
         )

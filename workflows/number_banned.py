@@ -56,7 +56,6 @@ class NumberBanned(IncidentWorkflow):
             ChannelActivities.set_template_sends,
             TemplateSendsChange(
                 channel=channel,
-                idempotency_key=self.step_key("stop-template-sends"),
                 enabled=False,
                 reason=incident.summary,
             ),
@@ -82,9 +81,7 @@ class NumberBanned(IncidentWorkflow):
         appeal = await self.act(
             "open-appeal",
             ChannelActivities.open_appeal,
-            ChannelAction(
-                channel=channel, idempotency_key=self.step_key("open-appeal"), reason=incident.summary
-            ),
+            ChannelAction(channel=channel, reason=incident.summary),
             summary=f"Open an appeal with the provider for {channel}",
         )
         if appeal is not None:
@@ -168,7 +165,6 @@ class NumberBanned(IncidentWorkflow):
             ChannelActivities.provision_number,
             ChannelAction(
                 channel=channel,
-                idempotency_key=self.step_key("provision-number"),
                 reason=f"final ban: {verdict.note}" if verdict.note else "final ban",
             ),
             summary=f"Provision a new number for {channel}",

@@ -58,9 +58,7 @@ class ResourcePressure(IncidentWorkflow):
         marked = await self.act(
             "mark-pressure",
             GatewayActivities.mark_pressure,
-            GatewayEffect(
-                gateway=gateway, idempotency_key=self.step_key("mark-pressure"), reason=incident.summary
-            ),
+            GatewayEffect(gateway=gateway, reason=incident.summary),
             summary=f"Mark resource pressure on gateway {gateway}",
         )
         if marked is not None:
@@ -109,7 +107,6 @@ class ResourcePressure(IncidentWorkflow):
             GatewayActivities.open_review,
             ReviewOpening(
                 gateway=gateway,
-                idempotency_key=self.step_key("review"),
                 kind="resource_pressure",
                 title=f"Resource pressure on {gateway}: {done}",
                 detail=f"{incident.summary} ({usage}). Confirm the action or lift it once the load is down.",
@@ -159,9 +156,7 @@ class ResourcePressure(IncidentWorkflow):
         result = await self.act(
             "block-spawns",
             GatewayActivities.block_risky_spawns,
-            GatewayEffect(
-                gateway=gateway, idempotency_key=self.step_key("block-spawns"), reason=self.incident.summary
-            ),
+            GatewayEffect(gateway=gateway, reason=self.incident.summary),
             summary=f"Block risky spawns on gateway {gateway}",
             actor=actor,
         )

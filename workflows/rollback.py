@@ -82,7 +82,7 @@ class Rollback(IncidentWorkflow):
         deploys = await self.act(
             "find-deploy",
             DeployActivities.recent_deploys,
-            self.ask(service, "find-deploy"),
+            self.service_request(service),
             summary=f"Recent deploys of {service}",
         )
         observe_deploys(self, service, deploys)
@@ -113,7 +113,7 @@ class Rollback(IncidentWorkflow):
         rolled = await self.act(
             "rollback-deploy",
             DeployActivities.rollback_service,
-            self.ask(service, "rollback-deploy", reason=decision.comment),
+            self.service_request(service, reason=decision.comment),
             summary=f"Roll back {service} from {live.version}",
             actor=decision.decided_by,
         )
@@ -136,7 +136,7 @@ class Rollback(IncidentWorkflow):
         state = await self.act(
             "find-migration",
             DeployActivities.database_state,
-            self.ask(service, "find-migration"),
+            self.service_request(service),
             summary=f"Applied migrations of {service}",
         )
         if state is not None:
@@ -158,7 +158,7 @@ class Rollback(IncidentWorkflow):
         backup = await self.act(
             "backup",
             DeployActivities.backup_database,
-            self.ask(service, "backup"),
+            self.service_request(service),
             summary=f"Back up {service}'s database before reversing {migration}",
         )
         verified = None
@@ -166,9 +166,7 @@ class Rollback(IncidentWorkflow):
             verified = await self.act(
                 "verify-backup",
                 DeployActivities.verify_backup,
-                BackupRef(
-                    service=service, backup_id=backup.id, idempotency_key=self.step_key("verify-backup")
-                ),
+                BackupRef(service=service, backup_id=backup.id),
                 summary=f"Verify backup {backup.id}",
             )
         if backup is not None:
@@ -232,7 +230,6 @@ class Rollback(IncidentWorkflow):
                 service=service,
                 backup_id=backup.id,
                 migration=migration,
-                idempotency_key=self.step_key("migrate-down"),
             ),
             summary=f"Reverse migration {migration} on {service}",
             actor=migrate_by,
@@ -253,7 +250,7 @@ class Rollback(IncidentWorkflow):
         integrity = await self.act(
             "integrity-check",
             DeployActivities.check_integrity,
-            self.ask(service, "integrity-check"),
+            self.service_request(service),
             summary=f"Check data integrity of {service}",
         )
         observe(
@@ -278,7 +275,7 @@ class Rollback(IncidentWorkflow):
         infra = await self.act(
             "find-config",
             DeployActivities.infra_status,
-            self.ask(service, "find-config"),
+            self.service_request(service),
             summary=f"Deploy configuration of {service}",
         )
         observe_infra(self, service, infra)
@@ -308,7 +305,7 @@ class Rollback(IncidentWorkflow):
         reverted = await self.act(
             "revert-config",
             DeployActivities.revert_infra_config,
-            self.ask(service, "revert-config", reason=decision.comment),
+            self.service_request(service, reason=decision.comment),
             summary=f"Revert {service} to configuration {infra.previous_config_version}",
             actor=decision.decided_by,
         )
@@ -327,10 +324,9 @@ class Rollback(IncidentWorkflow):
 
     # ---- shared endings -------------------------------------------------------------------------------
 
-    def ask(self, service: str, step: str, reason: str = "") -> ServiceRequest:
-        return ServiceRequest(
-            service=service, idempotency_key=self.step_key(step), reason=reason or self.incident.summary
-        )
+    def service_request(self, service: str, reason: str = "") -> ServiceRequest:
+        """A request about `service`, for the incident's own reason unless a decision gave one."""
+        return ServiceRequest(service=service, reason=reason or self.incident.summary)
 
     async def declined(self, decision: ApprovalOutcome) -> IncidentResult:
         return await self.finish("escalated" if decision.timed_out else "declined")

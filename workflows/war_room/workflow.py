@@ -130,7 +130,6 @@ class WarRoom(IncidentWorkflow):
             StoryRequest(
                 incident_id=incident.incident_id,
                 title=f"[{service}] {incident.summary}",
-                idempotency_key=self.step_key("sprint-story"),
             ),
             summary=f"File a next-sprint story for {service}",
         )
@@ -173,19 +172,19 @@ class WarRoom(IncidentWorkflow):
             self.act(
                 "triage-deploys",
                 DeployActivities.recent_deploys,
-                self.ask(service, "triage-deploys"),
+                ServiceRequest(service=service),
                 summary=f"Recent deploys of {service}",
             ),
             self.act(
                 "triage-infra",
                 DeployActivities.infra_status,
-                self.ask(service, "triage-infra"),
+                ServiceRequest(service=service),
                 summary=f"Infrastructure status of {service}",
             ),
             self.act(
                 "triage-external",
                 DeployActivities.external_status,
-                self.ask(service, "triage-external"),
+                ServiceRequest(service=service),
                 summary=f"External services of {service}",
             ),
         )
@@ -273,7 +272,7 @@ class WarRoom(IncidentWorkflow):
         stored = await self.act(
             "postmortem",
             DeployActivities.store_postmortem,
-            PostmortemRequest(postmortem=postmortem, idempotency_key=self.step_key("postmortem")),
+            PostmortemRequest(postmortem=postmortem),
             summary=f"Store the post-mortem of {incident.incident_id}",
         )
         if stored is None and workflow.patched("war_room-postmortem-failure-pages"):
@@ -311,7 +310,6 @@ class WarRoom(IncidentWorkflow):
                 StoryRequest(
                     incident_id=incident.incident_id,
                     title=title,
-                    idempotency_key=self.step_key(f"story-{number}"),
                 ),
                 summary=f"File preventive story {number}: {title}",
             )
@@ -341,9 +339,7 @@ class WarRoom(IncidentWorkflow):
             qa = await self.act(
                 f"verify-{option}",
                 DeployActivities.qa_run,
-                QaRunRequest(
-                    service=service, subject=option, idempotency_key=self.step_key(f"verify-{option}")
-                ),
+                QaRunRequest(service=service, subject=option),
                 summary=f"QA gate on {service} after the {option}",
             )
             observe_qa(self, qa, option)
@@ -382,7 +378,6 @@ class WarRoom(IncidentWorkflow):
             DeployActivities.rollback_service,
             ServiceRequest(
                 service=service,
-                idempotency_key=self.step_key("contain-rollback"),
                 reason=self.incident.summary,
             ),
             summary=f"Roll back {service} from {live.version}",
@@ -413,7 +408,7 @@ class WarRoom(IncidentWorkflow):
         done = await self.act(
             "contain-flag",
             DeployActivities.set_flag,
-            FlagChange(name=flag, enabled=False, idempotency_key=self.step_key("contain-flag")),
+            FlagChange(name=flag, enabled=False),
             summary=f"Switch feature flag {flag} off",
             actor=decided_by,
         )
@@ -520,9 +515,6 @@ class WarRoom(IncidentWorkflow):
         except TimeoutError:
             return False
         return True
-
-    def ask(self, service: str, step: str) -> ServiceRequest:
-        return ServiceRequest(service=service, idempotency_key=self.step_key(step))
 
     @workflow.signal(name="report_filed")
     def on_report_filed(self, report: ReportFiled) -> None:
