@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.hotfix import BackupRef, MigrateDown, ServiceRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import RollbackTarget
+    from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
@@ -99,36 +100,35 @@ class Rollback(IncidentWorkflow):
         live = deploys.live
         if live is None or not deploys.rollback_possible:
             return await self.nothing_to_do(service, "no earlier live deploy to go back to")
-        decision = await self.gate.ask(
+        rolled = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="rollback-deploy",
                 recommendation=f"Roll {service} back from {live.version} to its previous stable deploy",
                 risk=f"{service} keeps running {live.version}",
                 allowed_roles=APPROVERS,
                 safe_default=f"keep {live.version} live",
-            )
-        )
-        if not decision.approved:
-            return await self.declined(decision)
-        rolled = await self.act(
+            ),
             "rollback-deploy",
             DeployActivities.rollback_service,
-            self.service_request(service, reason=decision.comment),
+            lambda decision: self.service_request(service, reason=decision.comment),
             summary=f"Roll back {service} from {live.version}",
-            actor=decision.decided_by,
-        )
-        if rolled is not None:
-            observe(
-                self, f"deploy of {service}", f"{rolled.restored_version} (rolled back from {live.version})"
-            )
-        if rolled is None and workflow.patched("rollback-code-rollback-failure-pages"):
-            await page_failure(
-                self,
+            if_failed=FailurePage(
+                "rollback-code-rollback-failure-pages",
                 "rollback-deploy-failed",
-                what=f"rolling {service} back from {live.version} (approved by {decision.decided_by})",
+                what=f"rolling {service} back from {live.version}",
                 state_left=f"{service} still runs {live.version}; roll it back by hand",
+            ),
+        )
+        if not rolled.approved:
+            return await self.declined(rolled.decision)
+        if rolled.result is not None:
+            observe(
+                self,
+                f"deploy of {service}",
+                f"{rolled.result.restored_version} (rolled back from {live.version})",
             )
-        return await self.finish("rolled_back" if rolled else "action_failed")
+        return await self.finish("rolled_back" if rolled.done else "action_failed")
 
     # ---- database -------------------------------------------------------------------------------------
 
@@ -290,7 +290,8 @@ class Rollback(IncidentWorkflow):
             return await self.finish("action_failed")
         if infra.previous_config_version is None:
             return await self.nothing_to_do(service, "no previous configuration to revert to")
-        decision = await self.gate.ask(
+        reverted = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="revert-config",
                 recommendation=f"Revert {service}'s configuration from {infra.config_version} "
@@ -298,29 +299,24 @@ class Rollback(IncidentWorkflow):
                 risk=f"{service} keeps configuration {infra.config_version} ({infra.status})",
                 allowed_roles=APPROVERS,
                 safe_default=f"keep configuration {infra.config_version}",
-            )
-        )
-        if not decision.approved:
-            return await self.declined(decision)
-        reverted = await self.act(
+            ),
             "revert-config",
             DeployActivities.revert_infra_config,
-            self.service_request(service, reason=decision.comment),
+            lambda decision: self.service_request(service, reason=decision.comment),
             summary=f"Revert {service} to configuration {infra.previous_config_version}",
-            actor=decision.decided_by,
-        )
-        if reverted is not None:
-            observe_infra(self, service, reverted)
-        if reverted is None and workflow.patched("rollback-revert-config-failure-pages"):
-            await page_failure(
-                self,
+            if_failed=FailurePage(
+                "rollback-revert-config-failure-pages",
                 "revert-config-failed",
-                what=f"reverting {service} to configuration {infra.previous_config_version} "
-                f"(approved by {decision.decided_by})",
+                what=f"reverting {service} to configuration {infra.previous_config_version}",
                 state_left=f"{service} keeps configuration {infra.config_version} ({infra.status}); "
                 "revert it by hand",
-            )
-        return await self.finish("rolled_back" if reverted else "action_failed")
+            ),
+        )
+        if not reverted.approved:
+            return await self.declined(reverted.decision)
+        if reverted.result is not None:
+            observe_infra(self, service, reverted.result)
+        return await self.finish("rolled_back" if reverted.done else "action_failed")
 
     # ---- shared endings -------------------------------------------------------------------------------
 
