@@ -17,15 +17,16 @@ from temporalio import activity
 
 from activities.heartbeat import heartbeating
 from activities.http import M, PlatformHttp
+from schemas.actions import SET_BY_ACT
 
 # ---- requests ------------------------------------------------------------------------------------------
 
 
 class AgentStep(BaseModel):
-    """One effect on, or read of, one agent; reads leave the key empty."""
+    """One effect on, or read of, one agent; a read ignores the key."""
 
     agent_id: str
-    idempotency_key: str = ""
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     reason: str = ""
 
 

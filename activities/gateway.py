@@ -14,6 +14,7 @@ from temporalio import activity
 
 from activities.heartbeat import heartbeating
 from activities.http import M, PlatformHttp
+from schemas.actions import SET_BY_ACT
 
 RetryMode = Literal["retry", "retry_with_backoff", "manual_only"]
 
@@ -31,7 +32,7 @@ class GatewayEffect(BaseModel):
     """One effect on a gateway; `reason` is kept with it on the platform."""
 
     gateway: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     reason: str = ""
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import raise_for_status
 
@@ -33,7 +34,18 @@ class PlatformHttp:
         body: Any = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        """Send one request (with an `Idempotency-Key` header when `key` is given) and return its JSON."""
+        """Send one request (with an `Idempotency-Key` header when `key` is given) and return its JSON.
+
+        An empty `key` is a request that was sent outside `IncidentWorkflow.act`, which sets it: refused
+        here, before anything reaches the system, since a retry of it could not be told from a new call.
+        """
+        if key is not None and not key:
+            raise ApplicationError(
+                f"{what}: the request's idempotency_key is empty; a runbook sends effects through "
+                "IncidentWorkflow.act, which sets it from the step",
+                type="IdempotencyKeyMissing",
+                non_retryable=True,
+            )
         headers = None if key is None else {"Idempotency-Key": key}
         response = await self._client.request(method, path, json=body, params=params, headers=headers)
         raise_for_status(response, what)

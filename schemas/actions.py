@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+# The description of every request's `idempotency_key` that a runbook sends through `IncidentWorkflow.act`.
+SET_BY_ACT = (
+    "<workflow id>/<run id>/<step>, set by IncidentWorkflow.act from the step it carries out, so a retry "
+    "of the step reaches the system once; a request sent with it empty is refused by the activity"
+)
+
 
 class AgentAction(BaseModel):
     """Act on one AI agent; idempotency_key makes a retried call a no-op at the platform."""
 
     agent_id: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     reason: str = ""
     to_version: str | None = None
 
@@ -23,7 +29,7 @@ class AgentState(BaseModel):
 
 
 class Notification(BaseModel):
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     channel: str = Field(description="the audience: on-call, a role, customer, an escalation level name …")
     severity: str
     title: str

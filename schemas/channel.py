@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.actions import SET_BY_ACT
+
 # ---- reads --------------------------------------------------------------------------------------------
 
 
@@ -95,7 +97,7 @@ class ChannelAction(BaseModel):
     """One effect on a channel; the key makes a retried call a no-op at the provider."""
 
     channel: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     reason: str = ""
 
 
@@ -145,7 +147,7 @@ class TemplateSwitch(BaseModel):
     channel: str
     template: str
     use: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     reason: str = ""
 
 
@@ -161,7 +163,7 @@ class TemplateSubmission(BaseModel):
     template: str
     body: str
     category: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 # ---- what a human tells the number-banned runbook ------------------------------------------------------

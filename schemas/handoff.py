@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, model_validator
 
+from schemas.actions import SET_BY_ACT
 from schemas.alerts import Alert
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
@@ -119,7 +120,7 @@ class HandoffResult(IncidentResult):
 
 
 class HandoffDocument(BaseModel):
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     handoff_id: str
     incident_id: str
     priority: str
@@ -129,7 +130,7 @@ class HandoffDocument(BaseModel):
 
 
 class HandoffExecution(BaseModel):
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     handoff_id: str
     option: str
     decided_by: str

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from schemas.actions import SET_BY_ACT
 from schemas.briefs import TimelineEntry
 from schemas.incidents import IncidentInput, IncidentResult
 
@@ -86,7 +87,7 @@ class SavedLoop(BaseModel):
 
 class ServiceRequest(BaseModel):
     service: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     reason: str = ""
 
 
@@ -139,7 +140,7 @@ class ExternalStatus(BaseModel):
 class FlagChange(BaseModel):
     name: str
     enabled: bool
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 class FlagState(BaseModel):
@@ -151,7 +152,7 @@ class FlagState(BaseModel):
 class QaRunRequest(BaseModel):
     service: str
     subject: str = Field(description="what is checked: a rollback, a flag, a hotfix build id")
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 class QaRun(BaseModel):
@@ -167,7 +168,7 @@ class HotfixBuildRequest(BaseModel):
     issue: str
     iteration: int
     attempt: int
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 class HotfixBuild(BaseModel):
@@ -180,7 +181,7 @@ class HotfixBuild(BaseModel):
 
 class ShipRequest(BaseModel):
     build_id: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 # ---- database and infrastructure rollback -------------------------------------------------------------
@@ -207,14 +208,14 @@ class DatabaseBackup(BaseModel):
 class BackupRef(BaseModel):
     service: str
     backup_id: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 class MigrateDown(BaseModel):
     service: str
     backup_id: str = Field(description="a verified backup of the data as it is now")
     migration: str = Field(description="the migration to reverse; must be the latest applied")
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 class IntegrityReport(BaseModel):
@@ -242,7 +243,7 @@ class Postmortem(BaseModel):
 
 class PostmortemRequest(BaseModel):
     postmortem: Postmortem
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 class PostmortemReceipt(BaseModel):
@@ -254,7 +255,7 @@ class PostmortemReceipt(BaseModel):
 class StoryRequest(BaseModel):
     incident_id: str
     title: str
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
 class StoryReceipt(BaseModel):

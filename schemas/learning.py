@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.actions import SET_BY_ACT
 from schemas.briefs import Brief, PostmortemLink, TimelineEntry
 from schemas.incidents import IncidentInput, IncidentResult
 from stanch import markup
@@ -226,7 +227,7 @@ class PostmortemReport(BaseModel):
 class PostmortemDocument(BaseModel):
     """Request of the `postmortem_store_report` activity."""
 
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     report: PostmortemReport
 
 

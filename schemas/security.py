@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from schemas.actions import SET_BY_ACT
 from schemas.guardrail import KillSwitchMode
 
 
@@ -11,7 +12,7 @@ class KillSwitchRequest(BaseModel):
     """Set a subsystem's guardrail kill switch; the key makes a retried call count once. `mode` (engaged
     for a security incident) wins; runs recorded before the modes sent `enabled` alone (true: armed)."""
 
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     subsystem: str
     enabled: bool = True
     mode: KillSwitchMode | None = None
@@ -27,7 +28,7 @@ class KillSwitchResult(BaseModel):
 
 
 class EvidenceRequest(BaseModel):
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     incident_id: str
     agent_id: str
     kind: str = Field("", description="what monitoring called it: prompt_injection, exfiltration …")
@@ -53,7 +54,7 @@ class GoldSetRun(BaseModel):
 
 
 class PostMortemRequest(BaseModel):
-    idempotency_key: str
+    idempotency_key: str = Field("", description=SET_BY_ACT)
     incident_id: str
     subject: str
     what_happened: str

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentStopTarget
+    from workflows.steps.approve_then_act import approve_then_act
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.system_state import observe_agent
 
@@ -42,7 +43,7 @@ class AgentEmergencyStop(IncidentWorkflow):
         paused = await self.act(
             "pause",
             PlatformActivities.pause_agent,
-            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason=incident.summary),
+            AgentAction(agent_id=agent_id, reason=incident.summary),
             summary=f"Pause agent {agent_id}",
         )
         if paused is not None:
@@ -74,7 +75,8 @@ class AgentEmergencyStop(IncidentWorkflow):
         )
 
         # 3. Roll back to the previous stable version, once a human says so.
-        decision = await self.gate.ask(
+        rollback = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="rollback",
                 recommendation=f"Roll agent {agent_id} back from {paused.version} "
@@ -82,30 +84,26 @@ class AgentEmergencyStop(IncidentWorkflow):
                 risk=f"Agent {agent_id} stays paused and every conversation stays manual",
                 allowed_roles=["oncall", "lead"],
                 safe_default=f"keep agent {agent_id} paused",
-            )
-        )
-        if not decision.approved:
-            return await self.finish("escalated" if decision.timed_out else "contained")
-
-        rolled_back = await self.act(
+            ),
             "rollback",
             PlatformActivities.rollback_agent,
-            AgentAction(
-                agent_id=agent_id, idempotency_key=self.step_key("rollback"), reason=decision.comment
-            ),
+            lambda decision: AgentAction(agent_id=agent_id, reason=decision.comment),
             summary=f"Roll back agent {agent_id}",
-            actor=decision.decided_by,
         )
-        if rolled_back is not None:
-            observe_agent(self, rolled_back)
-        if rolled_back is None and workflow.patched("rollback-failure-tells-oncall"):
+        if not rollback.approved:
+            return await self.finish("escalated" if rollback.timed_out else "contained")
+        if rollback.result is not None:
+            observe_agent(self, rollback.result)
+        if rollback.failed and workflow.patched("rollback-failure-tells-oncall"):
             # The agent stays paused, which is safe, but the approved fix did not happen: someone must know,
-            # or the incident ends quietly with its conversations manual for good.
+            # or the incident ends quietly with its conversations manual for good. (Its own words, older
+            # than `page_failure`.)
+            approver = rollback.decision.decided_by
             await self.notify(
                 "rollback-failed",
                 channel="on-call",
                 title=f"Rollback of agent {agent_id} failed",
-                text=f"{incident.summary}. {decision.decided_by} approved rolling agent {agent_id} back; the "
+                text=f"{incident.summary}. {approver} approved rolling agent {agent_id} back; the "
                 "platform refused it. The agent stays paused: roll it back or resume it by hand.",
             )
-        return await self.finish("rolled_back" if rolled_back else "action_failed")
+        return await self.finish("rolled_back" if rollback.done else "action_failed")

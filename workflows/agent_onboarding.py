@@ -81,7 +81,6 @@ class AgentOnboarding(IncidentWorkflow):
             AgentLifecycleActivities.create_workspace,
             WorkspaceRequest(
                 agent_id=agent_id,
-                idempotency_key=self.step_key("workspace"),
                 files={"SCOPE.md": scope, "JOB.md": job, "CAPABILITIES.md": manifest},
             ),
             summary=f"Create the workspace of agent {agent_id}",
@@ -93,7 +92,6 @@ class AgentOnboarding(IncidentWorkflow):
                 AgentLifecycleActivities.inject_config,
                 ConfigRequest(
                     agent_id=agent_id,
-                    idempotency_key=self.step_key("config"),
                     version=FIRST_VERSION,
                     config={"role": role, "tools": tools, "level": "L1"},
                     reason="onboarding",
@@ -137,7 +135,7 @@ class AgentOnboarding(IncidentWorkflow):
             gold = await self.act(
                 f"gold-set-{attempt}",
                 AgentLifecycleActivities.run_gold_set,
-                AgentStep(agent_id=agent_id, idempotency_key=self.step_key(f"gold-set-{attempt}")),
+                AgentStep(agent_id=agent_id),
                 summary=f"Run the gold set on agent {agent_id} (attempt {attempt})",
             )
             observe_gold_set(self, gold, label=f"attempt {attempt} of {MAX_RETRIES + 1}")
@@ -150,7 +148,6 @@ class AgentOnboarding(IncidentWorkflow):
                 AgentLifecycleActivities.debug,
                 AgentStep(
                     agent_id=agent_id,
-                    idempotency_key=self.step_key(f"debug-{attempt}"),
                     reason=f"gold set attempt {attempt} failed",
                 ),
                 summary=f"Debug agent {agent_id} after gold set attempt {attempt}",
@@ -175,7 +172,7 @@ class AgentOnboarding(IncidentWorkflow):
         live = await self.act(
             "activate",
             AgentLifecycleActivities.activate,
-            AgentStep(agent_id=agent_id, idempotency_key=self.step_key("activate"), reason="gold set passed"),
+            AgentStep(agent_id=agent_id, reason="gold set passed"),
             summary=f"Put agent {agent_id} {version} in service",
         )
         if live is not None:

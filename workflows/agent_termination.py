@@ -79,7 +79,7 @@ class AgentTermination(IncidentWorkflow):
         paused = await self.act(
             "pause",
             PlatformActivities.pause_agent,
-            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason="termination"),
+            AgentAction(agent_id=agent_id, reason="termination"),
             summary=f"Pause agent {agent_id}",
             actor=decision.decided_by,
         )
@@ -90,7 +90,7 @@ class AgentTermination(IncidentWorkflow):
             archive = await self.act(
                 "archive",
                 AgentLifecycleActivities.archive,
-                AgentStep(agent_id=agent_id, idempotency_key=self.step_key("archive"), reason="termination"),
+                AgentStep(agent_id=agent_id, reason="termination"),
                 summary=f"Archive workspace, memory and logs of agent {agent_id}",
             )
         verified = None
@@ -158,10 +158,7 @@ class AgentTermination(IncidentWorkflow):
         failed = [
             summary
             for key, effect, summary in cleanup
-            if await self.act(
-                key, effect, step.model_copy(update={"idempotency_key": self.step_key(key)}), summary=summary
-            )
-            is None
+            if await self.act(key, effect, step, summary=summary) is None
         ]
         if f"Terminate agent {agent_id}" not in failed:
             observe(self, f"agent {agent_id}", "terminated")
@@ -174,7 +171,6 @@ class AgentTermination(IncidentWorkflow):
             AgentLifecycleActivities.set_retention,
             RetentionRequest(
                 agent_id=agent_id,
-                idempotency_key=self.step_key("retention"),
                 archive_id=archive.archive_id,
                 until=until,
             ),
@@ -233,7 +229,6 @@ class AgentTermination(IncidentWorkflow):
                 AgentLifecycleActivities.notify_dependent,
                 NoticeRequest(
                     agent_id=name,
-                    idempotency_key=self.step_key(f"inform-{name}"),
                     from_agent=agent_id,
                     text=f"Agent {agent_id} was terminated; stop routing work to it.",
                 ),

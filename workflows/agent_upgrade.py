@@ -97,7 +97,6 @@ class AgentUpgrade(IncidentWorkflow):
             AgentLifecycleActivities.snapshot_state,
             AgentStep(
                 agent_id=agent_id,
-                idempotency_key=self.step_key("snapshot"),
                 reason=f"before the upgrade to {target}",
             ),
             summary=f"Snapshot config and memory of agent {agent_id}",
@@ -124,7 +123,6 @@ class AgentUpgrade(IncidentWorkflow):
                 AgentLifecycleActivities.restore_snapshot,
                 RestoreRequest(
                     agent_id=agent_id,
-                    idempotency_key=self.step_key("restore-snapshot"),
                     snapshot_id=snapshot.snapshot_id,
                     reason=f"upgrade to {target} undone",
                 ),
@@ -160,7 +158,6 @@ class AgentUpgrade(IncidentWorkflow):
             AgentLifecycleActivities.inject_config,
             ConfigRequest(
                 agent_id=agent_id,
-                idempotency_key=self.step_key("apply"),
                 version=target,
                 config=diff.target_config,
                 reason=f"upgrade from {diff.from_version}",
@@ -181,9 +178,7 @@ class AgentUpgrade(IncidentWorkflow):
         gold = await self.act(
             "gold-set",
             AgentLifecycleActivities.run_gold_set,
-            AgentStep(
-                agent_id=agent_id, idempotency_key=self.step_key("gold-set"), reason=f"upgrade to {target}"
-            ),
+            AgentStep(agent_id=agent_id, reason=f"upgrade to {target}"),
             summary=f"Run the gold set on agent {agent_id} {target}",
         )
         observe_gold_set(self, gold)

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.guardrail import Risk
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import ChannelDowntimeTarget
+    from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.channel import read
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
@@ -202,7 +203,7 @@ class ChannelDowntime(IncidentWorkflow):
         restarted = await self.act(
             "restart-runtime",
             ChannelActivities.restart_runtime,
-            ChannelAction(channel=channel, idempotency_key=self.step_key("restart-runtime"), reason=reason),
+            ChannelAction(channel=channel, reason=reason),
             summary=f"Restart {runtime} of channel {channel}",
             actor=actor,
         )
@@ -224,37 +225,34 @@ class ChannelDowntime(IncidentWorkflow):
     # ---- expired token: a new one, approved by a human ------------------------------------------------
 
     async def rotate_token(self, channel: str) -> str:
-        decision = await self.gate.ask(
+        rotated = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="rotate-token",
                 recommendation=f"Generate a new access token for {channel} and store it in the vault",
                 risk=f"Every reply on {channel} is refused by the provider: the token expired",
                 allowed_roles=["oncall", "lead"],
                 safe_default="leave the expired token in place and escalate",
-            )
-        )
-        if not decision.approved:
-            return "escalated" if decision.timed_out else "declined"
-        rotated = await self.act(
+            ),
             "rotate-token",
             ChannelActivities.rotate_token,
-            ChannelAction(
-                channel=channel, idempotency_key=self.step_key("rotate-token"), reason="access token expired"
-            ),
+            ChannelAction(channel=channel, reason="access token expired"),
             summary=f"Rotate the access token of {channel}",
-            actor=decision.decided_by,
-        )
-        if rotated is not None:
-            observe(self, "access token", token_text(rotated.token_version, rotated.expires_in_s))
-        if rotated is None and workflow.patched("channel_downtime-rotate-token-failure-pages"):
-            await page_failure(
-                self,
+            if_failed=FailurePage(
+                "channel_downtime-rotate-token-failure-pages",
                 "rotate-token-failed",
-                what=f"rotating the access token of {channel} (approved by {decision.decided_by})",
+                what=f"rotating the access token of {channel}",
                 state_left=f"the expired token stays in place and the provider refuses every reply on "
                 f"{channel}; generate and store a new token by hand",
+            ),
+        )
+        if not rotated.approved:
+            return "escalated" if rotated.timed_out else "declined"
+        if rotated.result is not None:
+            observe(
+                self, "access token", token_text(rotated.result.token_version, rotated.result.expires_in_s)
             )
-        return "restored" if rotated else "action_failed"
+        return "restored" if rotated.done else "action_failed"
 
     # ---- balance spent: people pay, Stanch never does ----------------------------------------------------
 

@@ -73,7 +73,6 @@ class EscalationToHuman(IncidentWorkflow):
             "handoff-document",
             ReportActivities.store_handoff,
             HandoffDocument(
-                idempotency_key=self.step_key("handoff-document"),
                 handoff_id=handoff_id,
                 incident_id=self.incident.incident_id,
                 priority=handoff.priority.value,
@@ -115,7 +114,6 @@ class EscalationToHuman(IncidentWorkflow):
             "carry-out",
             ReportActivities.execute_handoff,
             HandoffExecution(
-                idempotency_key=self.step_key("carry-out"),
                 handoff_id=handoff_id,
                 option=chosen.name,
                 decided_by=decided_by,

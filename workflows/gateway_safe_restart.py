@@ -131,13 +131,13 @@ class GatewaySafeRestart(IncidentWorkflow):
         await self.act(
             "clean-scheduled-runs",
             GatewayActivities.clean_scheduled_runs,
-            self.effect(gateway, "clean-scheduled-runs", reason),
+            self.effect(gateway, reason),
             summary=f"Clean dead scheduled runs of gateway {gateway}",
         )
         junk = await self.act(
             "remove-junk-files",
             GatewayActivities.remove_junk_files,
-            self.effect(gateway, "remove-junk-files", reason),
+            self.effect(gateway, reason),
             summary=f"Remove .deleted and .corrupt files of gateway {gateway}",
         )
         if junk is not None:
@@ -156,7 +156,7 @@ class GatewaySafeRestart(IncidentWorkflow):
         restarted = await self.act(
             "safe-restart",
             GatewayActivities.safe_restart,
-            self.effect(gateway, "safe-restart", reason),
+            self.effect(gateway, reason),
             summary=f"Safe restart of gateway {gateway}",
             actor=restart_by,
         )
@@ -215,8 +215,8 @@ class GatewaySafeRestart(IncidentWorkflow):
         )
         return await self.finish("restarted_low_gain" if low_gain else "restarted")
 
-    def effect(self, gateway: str, step: str, reason: str) -> GatewayEffect:
-        return GatewayEffect(gateway=gateway, idempotency_key=self.step_key(step), reason=reason)
+    def effect(self, gateway: str, reason: str) -> GatewayEffect:
+        return GatewayEffect(gateway=gateway, reason=reason)
 
     async def wait_until_healthy(self, gateway: str) -> GatewayStatus | None:
         """Poll the health check on timers, a bounded number of times; None if it never passed."""

@@ -95,9 +95,7 @@ class HotfixCycle(IncidentWorkflow):
             qa = await self.act(
                 f"qa-{iteration}",
                 DeployActivities.qa_run,
-                QaRunRequest(
-                    service=service, subject=build.id, idempotency_key=self.step_key(f"qa-{iteration}")
-                ),
+                QaRunRequest(service=service, subject=build.id),
                 summary=f"QA gate on {build.id} (round {iteration})",
             )
             observe_qa(self, qa, build.id)
@@ -113,7 +111,7 @@ class HotfixCycle(IncidentWorkflow):
             shipped = await self.act(
                 "ship",
                 DeployActivities.ship_hotfix,
-                ShipRequest(build_id=build.id, idempotency_key=self.step_key("ship")),
+                ShipRequest(build_id=build.id),
                 summary=f"Expedited deploy of {build.id} ({build.version})",
             )
             if shipped is None:
@@ -140,7 +138,6 @@ class HotfixCycle(IncidentWorkflow):
                     issue=issue,
                     iteration=iteration,
                     attempt=attempt,
-                    idempotency_key=self.step_key(step),
                 ),
                 summary=f"Build hotfix for {service} (round {iteration}, try {attempt})",
             )

@@ -65,7 +65,6 @@ class LostSession(IncidentWorkflow):
             SessionEffect(
                 gateway=gateway,
                 session_id=session_id,
-                idempotency_key=self.step_key("tasks-to-review"),
                 reason=incident.summary,
             ),
             summary=f"Move tasks of session {session_id} to review",
@@ -114,7 +113,6 @@ class LostSession(IncidentWorkflow):
             RetryPolicyChoice(
                 gateway=gateway,
                 session_id=session_id,
-                idempotency_key=self.step_key("retry-policy"),
                 task_ids=moved.task_ids,
                 mode=mode,
                 max_attempts=attempts,

@@ -25,8 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.channel import AppealVerdict, ChannelAction, ChannelRef, SendReport, TemplateSendsChange
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import ChannelTarget
+    from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.channel import read
-    from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.system_state import NUMBER_QUALITY_ON_OPEN_PATCH, UNREADABLE, observe
 
@@ -56,7 +56,6 @@ class NumberBanned(IncidentWorkflow):
             ChannelActivities.set_template_sends,
             TemplateSendsChange(
                 channel=channel,
-                idempotency_key=self.step_key("stop-template-sends"),
                 enabled=False,
                 reason=incident.summary,
             ),
@@ -82,9 +81,7 @@ class NumberBanned(IncidentWorkflow):
         appeal = await self.act(
             "open-appeal",
             ChannelActivities.open_appeal,
-            ChannelAction(
-                channel=channel, idempotency_key=self.step_key("open-appeal"), reason=incident.summary
-            ),
+            ChannelAction(channel=channel, reason=incident.summary),
             summary=f"Open an appeal with the provider for {channel}",
         )
         if appeal is not None:
@@ -152,40 +149,35 @@ class NumberBanned(IncidentWorkflow):
             return "reinstated"
 
         # A final ban: migrate to a new number, only with a human's approval.
-        decision = await self.gate.ask(
+        provisioned = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="provision-number",
                 recommendation=f"Provision a new number for {channel} and migrate to it (the ban is final)",
                 risk=f"{channel} has no working number: customers cannot reach you on WhatsApp",
                 allowed_roles=["oncall", "lead"],
                 safe_default="provision no new number; the channel stays without WhatsApp until someone decides",
-            )
-        )
-        if not decision.approved:
-            return "escalated" if decision.timed_out else "contained"
-        number = await self.act(
+            ),
             "provision-number",
             ChannelActivities.provision_number,
             ChannelAction(
-                channel=channel,
-                idempotency_key=self.step_key("provision-number"),
-                reason=f"final ban: {verdict.note}" if verdict.note else "final ban",
+                channel=channel, reason=f"final ban: {verdict.note}" if verdict.note else "final ban"
             ),
             summary=f"Provision a new number for {channel}",
-            actor=decision.decided_by,
+            if_failed=FailurePage(
+                "number_banned-provision-number-failure-pages",
+                "provision-number-failed",
+                what=f"provisioning a new number for {channel}",
+                state_left=f"{channel} keeps only its banned number, so customers cannot reach it on "
+                "WhatsApp; template sends stay stopped. Provision a number by hand",
+            ),
         )
-        if number is not None:
-            observe(self, "number", f"{number.number} (replaces banned {number.previous_number})")
+        if not provisioned.approved:
+            return "escalated" if provisioned.timed_out else "contained"
+        number = provisioned.result
         if number is None:
-            if workflow.patched("number_banned-provision-number-failure-pages"):
-                await page_failure(
-                    self,
-                    "provision-number-failed",
-                    what=f"provisioning a new number for {channel} (approved by {decision.decided_by})",
-                    state_left=f"{channel} keeps only its banned number, so customers cannot reach it on "
-                    "WhatsApp; template sends stay stopped. Provision a number by hand",
-                )
             return "action_failed"
+        observe(self, "number", f"{number.number} (replaces banned {number.previous_number})")
         await self.notify(
             "tell-customer-number",
             channel="customer",

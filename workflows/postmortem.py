@@ -111,7 +111,7 @@ class PostmortemWorkflow(IncidentWorkflow):
         stored = await self.act(
             "report",
             PostmortemActivities.store_report,
-            PostmortemDocument(report=report, idempotency_key=self.step_key("report")),
+            PostmortemDocument(report=report),
             summary=f"Store the post-incident report of {of}",
         )
         if stored is None:
@@ -131,7 +131,7 @@ class PostmortemWorkflow(IncidentWorkflow):
             story = await self.act(
                 f"story-{number}",
                 DeployActivities.file_story,
-                StoryRequest(incident_id=of, title=title, idempotency_key=self.step_key(f"story-{number}")),
+                StoryRequest(incident_id=of, title=title),
                 summary=f"File preventive story {number}: {title}",
             )
             if story is not None:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import ResourcePressureTarget
+    from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
@@ -58,9 +59,7 @@ class ResourcePressure(IncidentWorkflow):
         marked = await self.act(
             "mark-pressure",
             GatewayActivities.mark_pressure,
-            GatewayEffect(
-                gateway=gateway, idempotency_key=self.step_key("mark-pressure"), reason=incident.summary
-            ),
+            GatewayEffect(gateway=gateway, reason=incident.summary),
             summary=f"Mark resource pressure on gateway {gateway}",
         )
         if marked is not None:
@@ -109,7 +108,6 @@ class ResourcePressure(IncidentWorkflow):
             GatewayActivities.open_review,
             ReviewOpening(
                 gateway=gateway,
-                idempotency_key=self.step_key("review"),
                 kind="resource_pressure",
                 title=f"Resource pressure on {gateway}: {done}",
                 detail=f"{incident.summary} ({usage}). Confirm the action or lift it once the load is down.",
@@ -132,7 +130,8 @@ class ResourcePressure(IncidentWorkflow):
             return await self.finish("action_failed")
 
         # 4. Held back by the guardrail: a human decides whether to block now.
-        decision = await self.gate.ask(
+        blocking = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="block-risky-spawns",
                 recommendation=f"Block new risky spawns on gateway {gateway} ({usage}); the guardrail held "
@@ -140,31 +139,39 @@ class ResourcePressure(IncidentWorkflow):
                 risk=f"New sub-agents keep adding load to gateway {gateway}",
                 allowed_roles=["oncall", "lead"],
                 safe_default=f"leave spawns open on gateway {gateway}; the pressure stays marked and in review",
-            )
-        )
-        if not decision.approved:
-            return await self.finish("escalated" if decision.timed_out else "left_open")
-        blocked = await self.block_spawns(gateway, decision.decided_by)
-        if not blocked and workflow.patched("resource_pressure-approved-block-spawns-failure-pages"):
-            await page_failure(
-                self,
+            ),
+            "block-spawns",
+            GatewayActivities.block_risky_spawns,
+            self.block_request(gateway),
+            summary=self.block_summary(gateway),
+            if_failed=FailurePage(
+                "resource_pressure-approved-block-spawns-failure-pages",
                 "block-spawns-failed",
-                what=f"blocking risky spawns on gateway {gateway} (approved by {decision.decided_by})",
+                what=f"blocking risky spawns on gateway {gateway}",
                 state_left=f"spawns on gateway {gateway} stay open under pressure ({usage}); the pressure "
                 "is marked and in review. Block them by hand",
-            )
-        return await self.finish("spawns_blocked" if blocked else "action_failed")
+            ),
+        )
+        if not blocking.approved:
+            return await self.finish("escalated" if blocking.timed_out else "left_open")
+        if blocking.result is not None:
+            observe_flags(self, blocking.result)
+        return await self.finish("spawns_blocked" if blocking.done else "action_failed")
 
     async def block_spawns(self, gateway: str, actor: str) -> bool:
         result = await self.act(
             "block-spawns",
             GatewayActivities.block_risky_spawns,
-            GatewayEffect(
-                gateway=gateway, idempotency_key=self.step_key("block-spawns"), reason=self.incident.summary
-            ),
-            summary=f"Block risky spawns on gateway {gateway}",
+            self.block_request(gateway),
+            summary=self.block_summary(gateway),
             actor=actor,
         )
         if result is not None:
             observe_flags(self, result)
         return result is not None
+
+    def block_request(self, gateway: str) -> GatewayEffect:
+        return GatewayEffect(gateway=gateway, reason=self.incident.summary)
+
+    def block_summary(self, gateway: str) -> str:
+        return f"Block risky spawns on gateway {gateway}"

@@ -46,7 +46,6 @@ class RetryStorm(IncidentWorkflow):
             GatewayActivities.freeze_chain,
             ChainFreeze(
                 gateway=gateway,
-                idempotency_key=self.step_key("freeze"),
                 reason=incident.summary,
                 minutes=minutes,
                 until=lift_at.isoformat(),
@@ -71,7 +70,6 @@ class RetryStorm(IncidentWorkflow):
             GatewayActivities.open_review,
             ReviewOpening(
                 gateway=gateway,
-                idempotency_key=self.step_key("review"),
                 kind="retry_storm",
                 title=f"Retry storm on {gateway}",
                 detail=f"{incident.summary}. Chained execution frozen until {lift_at:%H:%M:%S} UTC.",
@@ -93,7 +91,6 @@ class RetryStorm(IncidentWorkflow):
             GatewayActivities.unfreeze_chain,
             GatewayEffect(
                 gateway=gateway,
-                idempotency_key=self.step_key("unfreeze"),
                 reason=f"{minutes}-minute freeze window over",
             ),
             summary=f"Lift the chained-execution freeze on gateway {gateway}",

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.hotfix import BackupRef, MigrateDown, ServiceRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import RollbackTarget
+    from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
@@ -82,7 +83,7 @@ class Rollback(IncidentWorkflow):
         deploys = await self.act(
             "find-deploy",
             DeployActivities.recent_deploys,
-            self.ask(service, "find-deploy"),
+            self.service_request(service),
             summary=f"Recent deploys of {service}",
         )
         observe_deploys(self, service, deploys)
@@ -99,36 +100,35 @@ class Rollback(IncidentWorkflow):
         live = deploys.live
         if live is None or not deploys.rollback_possible:
             return await self.nothing_to_do(service, "no earlier live deploy to go back to")
-        decision = await self.gate.ask(
+        rolled = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="rollback-deploy",
                 recommendation=f"Roll {service} back from {live.version} to its previous stable deploy",
                 risk=f"{service} keeps running {live.version}",
                 allowed_roles=APPROVERS,
                 safe_default=f"keep {live.version} live",
-            )
-        )
-        if not decision.approved:
-            return await self.declined(decision)
-        rolled = await self.act(
+            ),
             "rollback-deploy",
             DeployActivities.rollback_service,
-            self.ask(service, "rollback-deploy", reason=decision.comment),
+            lambda decision: self.service_request(service, reason=decision.comment),
             summary=f"Roll back {service} from {live.version}",
-            actor=decision.decided_by,
-        )
-        if rolled is not None:
-            observe(
-                self, f"deploy of {service}", f"{rolled.restored_version} (rolled back from {live.version})"
-            )
-        if rolled is None and workflow.patched("rollback-code-rollback-failure-pages"):
-            await page_failure(
-                self,
+            if_failed=FailurePage(
+                "rollback-code-rollback-failure-pages",
                 "rollback-deploy-failed",
-                what=f"rolling {service} back from {live.version} (approved by {decision.decided_by})",
+                what=f"rolling {service} back from {live.version}",
                 state_left=f"{service} still runs {live.version}; roll it back by hand",
+            ),
+        )
+        if not rolled.approved:
+            return await self.declined(rolled.decision)
+        if rolled.result is not None:
+            observe(
+                self,
+                f"deploy of {service}",
+                f"{rolled.result.restored_version} (rolled back from {live.version})",
             )
-        return await self.finish("rolled_back" if rolled else "action_failed")
+        return await self.finish("rolled_back" if rolled.done else "action_failed")
 
     # ---- database -------------------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ class Rollback(IncidentWorkflow):
         state = await self.act(
             "find-migration",
             DeployActivities.database_state,
-            self.ask(service, "find-migration"),
+            self.service_request(service),
             summary=f"Applied migrations of {service}",
         )
         if state is not None:
@@ -158,7 +158,7 @@ class Rollback(IncidentWorkflow):
         backup = await self.act(
             "backup",
             DeployActivities.backup_database,
-            self.ask(service, "backup"),
+            self.service_request(service),
             summary=f"Back up {service}'s database before reversing {migration}",
         )
         verified = None
@@ -166,9 +166,7 @@ class Rollback(IncidentWorkflow):
             verified = await self.act(
                 "verify-backup",
                 DeployActivities.verify_backup,
-                BackupRef(
-                    service=service, backup_id=backup.id, idempotency_key=self.step_key("verify-backup")
-                ),
+                BackupRef(service=service, backup_id=backup.id),
                 summary=f"Verify backup {backup.id}",
             )
         if backup is not None:
@@ -232,7 +230,6 @@ class Rollback(IncidentWorkflow):
                 service=service,
                 backup_id=backup.id,
                 migration=migration,
-                idempotency_key=self.step_key("migrate-down"),
             ),
             summary=f"Reverse migration {migration} on {service}",
             actor=migrate_by,
@@ -253,7 +250,7 @@ class Rollback(IncidentWorkflow):
         integrity = await self.act(
             "integrity-check",
             DeployActivities.check_integrity,
-            self.ask(service, "integrity-check"),
+            self.service_request(service),
             summary=f"Check data integrity of {service}",
         )
         observe(
@@ -278,7 +275,7 @@ class Rollback(IncidentWorkflow):
         infra = await self.act(
             "find-config",
             DeployActivities.infra_status,
-            self.ask(service, "find-config"),
+            self.service_request(service),
             summary=f"Deploy configuration of {service}",
         )
         observe_infra(self, service, infra)
@@ -293,7 +290,8 @@ class Rollback(IncidentWorkflow):
             return await self.finish("action_failed")
         if infra.previous_config_version is None:
             return await self.nothing_to_do(service, "no previous configuration to revert to")
-        decision = await self.gate.ask(
+        reverted = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="revert-config",
                 recommendation=f"Revert {service}'s configuration from {infra.config_version} "
@@ -301,36 +299,30 @@ class Rollback(IncidentWorkflow):
                 risk=f"{service} keeps configuration {infra.config_version} ({infra.status})",
                 allowed_roles=APPROVERS,
                 safe_default=f"keep configuration {infra.config_version}",
-            )
-        )
-        if not decision.approved:
-            return await self.declined(decision)
-        reverted = await self.act(
+            ),
             "revert-config",
             DeployActivities.revert_infra_config,
-            self.ask(service, "revert-config", reason=decision.comment),
+            lambda decision: self.service_request(service, reason=decision.comment),
             summary=f"Revert {service} to configuration {infra.previous_config_version}",
-            actor=decision.decided_by,
-        )
-        if reverted is not None:
-            observe_infra(self, service, reverted)
-        if reverted is None and workflow.patched("rollback-revert-config-failure-pages"):
-            await page_failure(
-                self,
+            if_failed=FailurePage(
+                "rollback-revert-config-failure-pages",
                 "revert-config-failed",
-                what=f"reverting {service} to configuration {infra.previous_config_version} "
-                f"(approved by {decision.decided_by})",
+                what=f"reverting {service} to configuration {infra.previous_config_version}",
                 state_left=f"{service} keeps configuration {infra.config_version} ({infra.status}); "
                 "revert it by hand",
-            )
-        return await self.finish("rolled_back" if reverted else "action_failed")
+            ),
+        )
+        if not reverted.approved:
+            return await self.declined(reverted.decision)
+        if reverted.result is not None:
+            observe_infra(self, service, reverted.result)
+        return await self.finish("rolled_back" if reverted.done else "action_failed")
 
     # ---- shared endings -------------------------------------------------------------------------------
 
-    def ask(self, service: str, step: str, reason: str = "") -> ServiceRequest:
-        return ServiceRequest(
-            service=service, idempotency_key=self.step_key(step), reason=reason or self.incident.summary
-        )
+    def service_request(self, service: str, reason: str = "") -> ServiceRequest:
+        """A request about `service`, for the incident's own reason unless a decision gave one."""
+        return ServiceRequest(service=service, reason=reason or self.incident.summary)
 
     async def declined(self, decision: ApprovalOutcome) -> IncidentResult:
         return await self.finish("escalated" if decision.timed_out else "declined")

@@ -96,7 +96,6 @@ class SecurityIncident(IncidentWorkflow):
             "kill-switch",
             SecurityActivities.kill_switch,
             KillSwitchRequest(
-                idempotency_key=self.step_key("kill-switch"),
                 subsystem=subsystem,
                 enabled=True,
                 mode=KillSwitchMode.engaged if self.engages else None,
@@ -116,7 +115,7 @@ class SecurityIncident(IncidentWorkflow):
         revoked = await self.act(
             "revoke-tokens",
             SecurityActivities.revoke_tokens,
-            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("revoke-tokens"), reason=kind),
+            AgentAction(agent_id=agent_id, reason=kind),
             summary=f"Revoke tokens of agent {agent_id}",
         )
         if revoked is not None:
@@ -124,7 +123,7 @@ class SecurityIncident(IncidentWorkflow):
         paused = await self.act(
             "pause",
             PlatformActivities.pause_agent,
-            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("pause"), reason=incident.summary),
+            AgentAction(agent_id=agent_id, reason=incident.summary),
             summary=f"Pause agent {agent_id}",
         )
         if paused is not None:
@@ -155,7 +154,6 @@ class SecurityIncident(IncidentWorkflow):
             "collect-evidence",
             SecurityActivities.collect_evidence,
             EvidenceRequest(
-                idempotency_key=self.step_key("collect-evidence"),
                 incident_id=incident.incident_id,
                 agent_id=agent_id,
                 kind=kind,
@@ -182,7 +180,6 @@ class SecurityIncident(IncidentWorkflow):
             "post-mortem",
             SecurityActivities.publish_postmortem,
             PostMortemRequest(
-                idempotency_key=self.step_key("post-mortem"),
                 incident_id=incident.incident_id,
                 subject=agent_id,
                 what_happened=incident.summary,
@@ -257,9 +254,7 @@ class SecurityIncident(IncidentWorkflow):
         fixed = await self.act(
             "remediate",
             PlatformActivities.rollback_agent,
-            AgentAction(
-                agent_id=agent_id, idempotency_key=self.step_key("remediate"), reason=decision.comment
-            ),
+            AgentAction(agent_id=agent_id, reason=decision.comment),
             summary=f"Roll back agent {agent_id} to {previous}",
             actor=remediate_by,
         )
@@ -270,7 +265,7 @@ class SecurityIncident(IncidentWorkflow):
         test = await self.act(
             "test-fix",
             SecurityActivities.run_gold_set,
-            AgentAction(agent_id=agent_id, idempotency_key=self.step_key("test-fix"), reason="test the fix"),
+            AgentAction(agent_id=agent_id, reason="test the fix"),
             summary=f"Gold set for agent {agent_id} on {fixed.version}",
         )
         observe_gold_set(self, test)

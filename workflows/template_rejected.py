@@ -74,7 +74,6 @@ class TemplateRejected(IncidentWorkflow):
                 channel=channel,
                 template=template,
                 use=backup,
-                idempotency_key=self.step_key("use-backup"),
                 reason=incident.summary,
             ),
             summary=f"Send {backup} in place of {template} on {channel}",
@@ -117,7 +116,6 @@ class TemplateRejected(IncidentWorkflow):
                     template=template,
                     body=body,
                     category=UTILITY,
-                    idempotency_key=self.step_key(step),
                 ),
                 summary=f"Resubmit edited {template} ({attempt}/{MAX_SUBMISSIONS})",
             )
@@ -171,7 +169,6 @@ class TemplateRejected(IncidentWorkflow):
                 channel=channel,
                 template=template,
                 use=template,
-                idempotency_key=self.step_key("restore-original"),
                 reason="the edited template was approved",
             ),
             summary=f"Send {template} again on {channel}",

@@ -64,13 +64,13 @@ class ZombieGateway(IncidentWorkflow):
         logs = await self.act(
             "collect-logs",
             GatewayActivities.collect_logs,
-            self.effect(gateway, "collect-logs"),
+            self.effect(gateway),
             summary=f"Collect service logs of gateway {gateway}",
         )
         state = await self.act(
             "collect-state",
             GatewayActivities.collect_state,
-            self.effect(gateway, "collect-state"),
+            self.effect(gateway),
             summary=f"Collect state of gateway {gateway}",
         )
         observe_memory(self, state)
@@ -154,7 +154,7 @@ class ZombieGateway(IncidentWorkflow):
         restarted = await self.act(
             "safe-restart",
             GatewayActivities.safe_restart,
-            GatewayEffect(gateway=gateway, idempotency_key=self.step_key("safe-restart"), reason=reason),
+            GatewayEffect(gateway=gateway, reason=reason),
             summary=f"Safe restart of gateway {gateway}",
             actor=restart_by,
         )
@@ -168,7 +168,5 @@ class ZombieGateway(IncidentWorkflow):
             )
         return await self.finish("restarted" if restarted else "action_failed")
 
-    def effect(self, gateway: str, step: str) -> GatewayEffect:
-        return GatewayEffect(
-            gateway=gateway, idempotency_key=self.step_key(step), reason=self.incident.summary
-        )
+    def effect(self, gateway: str) -> GatewayEffect:
+        return GatewayEffect(gateway=gateway, reason=self.incident.summary)

@@ -239,7 +239,14 @@ class IncidentWorkflow:
         summary: str,
         actor: str = "stanch",
     ) -> Result | None:
-        """Carry out one effect, then audit it. A failure is audited too and returns None."""
+        """Carry out one effect, then audit it. A failure is audited too and returns None.
+
+        A `request` with an `idempotency_key` field gets the step's key here (`step_key(step)`), so a
+        runbook names its step once and a retry of the same step reaches the system once. Every shipped
+        call site keyed its request with its own act step, so incidents in flight send the same keys.
+        """
+        if "idempotency_key" in type(request).model_fields:
+            request = request.model_copy(update={"idempotency_key": self.step_key(step)})
         try:
             result: Result = await workflow.execute_activity_method(
                 effect,
@@ -286,7 +293,6 @@ class IncidentWorkflow:
             step,
             NotifyActivities.send_notification,
             Notification(
-                idempotency_key=self.step_key(step),
                 channel=channel,
                 severity=self.incident.severity.value,
                 title=title,

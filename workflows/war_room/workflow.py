@@ -29,7 +29,7 @@ from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.deploys import DeployActivities
-    from schemas.approvals import ApprovalRequest, Resolution
+    from schemas.approvals import ApprovalOutcome, ApprovalRequest, Resolution
     from schemas.briefs import PostmortemLink
     from schemas.hotfix import (
         FlagChange,
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.severity import Severity
     from schemas.targets import WarRoomTarget
+    from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.postmortem import open_postmortem
@@ -130,7 +131,6 @@ class WarRoom(IncidentWorkflow):
             StoryRequest(
                 incident_id=incident.incident_id,
                 title=f"[{service}] {incident.summary}",
-                idempotency_key=self.step_key("sprint-story"),
             ),
             summary=f"File a next-sprint story for {service}",
         )
@@ -173,19 +173,19 @@ class WarRoom(IncidentWorkflow):
             self.act(
                 "triage-deploys",
                 DeployActivities.recent_deploys,
-                self.ask(service, "triage-deploys"),
+                ServiceRequest(service=service),
                 summary=f"Recent deploys of {service}",
             ),
             self.act(
                 "triage-infra",
                 DeployActivities.infra_status,
-                self.ask(service, "triage-infra"),
+                ServiceRequest(service=service),
                 summary=f"Infrastructure status of {service}",
             ),
             self.act(
                 "triage-external",
                 DeployActivities.external_status,
-                self.ask(service, "triage-external"),
+                ServiceRequest(service=service),
                 summary=f"External services of {service}",
             ),
         )
@@ -273,7 +273,7 @@ class WarRoom(IncidentWorkflow):
         stored = await self.act(
             "postmortem",
             DeployActivities.store_postmortem,
-            PostmortemRequest(postmortem=postmortem, idempotency_key=self.step_key("postmortem")),
+            PostmortemRequest(postmortem=postmortem),
             summary=f"Store the post-mortem of {incident.incident_id}",
         )
         if stored is None and workflow.patched("war_room-postmortem-failure-pages"):
@@ -311,7 +311,6 @@ class WarRoom(IncidentWorkflow):
                 StoryRequest(
                     incident_id=incident.incident_id,
                     title=title,
-                    idempotency_key=self.step_key(f"story-{number}"),
                 ),
                 summary=f"File preventive story {number}: {title}",
             )
@@ -341,9 +340,7 @@ class WarRoom(IncidentWorkflow):
             qa = await self.act(
                 f"verify-{option}",
                 DeployActivities.qa_run,
-                QaRunRequest(
-                    service=service, subject=option, idempotency_key=self.step_key(f"verify-{option}")
-                ),
+                QaRunRequest(service=service, subject=option),
                 summary=f"QA gate on {service} after the {option}",
             )
             observe_qa(self, qa, option)
@@ -353,7 +350,8 @@ class WarRoom(IncidentWorkflow):
                 return "verified"
         return "uncontained"
 
-    async def approved(self, request: ApprovalRequest) -> bool:
+    async def ask_interruptible(self, request: ApprovalRequest) -> ApprovalOutcome:
+        """The gate's ask, during which a `resolve` may stand the room down; a "no" moves on."""
         self.interruptible = True
         try:
             decision = await self.gate.ask(request)
@@ -361,74 +359,62 @@ class WarRoom(IncidentWorkflow):
             self.interruptible = False
         if not decision.approved:
             self.note("decision", f"{request.action} not taken ({decision.decided_by}): moving on")
-        return decision.approved
+        return decision
 
     async def roll_back(self, service: str, deploys: RecentDeploys) -> bool:
         live = deploys.live
         assert live is not None  # rollback_possible
-        if not await self.approved(
+        rollback = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="rollback",
                 recommendation=f"Roll {service} back from {live.version} to its previous stable deploy",
                 risk=f"{service} keeps running {live.version}, deployed at {live.at}",
                 allowed_roles=APPROVERS,
                 safe_default=f"keep {live.version} live and offer the next mitigation",
-            )
-        ):
-            return False
-        decided_by = self.gate.outcome.decided_by if self.gate.outcome else "stanch"
-        done = await self.act(
+            ),
             "contain-rollback",
             DeployActivities.rollback_service,
-            ServiceRequest(
-                service=service,
-                idempotency_key=self.step_key("contain-rollback"),
-                reason=self.incident.summary,
-            ),
+            ServiceRequest(service=service, reason=self.incident.summary),
             summary=f"Roll back {service} from {live.version}",
-            actor=decided_by,
-        )
-        if done is None and workflow.patched("war_room-contain-rollback-failure-pages"):
-            await page_failure(
-                self,
+            if_failed=FailurePage(
+                "war_room-contain-rollback-failure-pages",
                 "contain-rollback-failed",
-                what=f"rolling {service} back from {live.version} (approved by {decided_by})",
+                what=f"rolling {service} back from {live.version}",
                 state_left=f"{service} still runs {live.version}, uncontained; the war room moves on to the "
                 "next mitigation",
-            )
-        return done is not None
+            ),
+            ask=self.ask_interruptible,
+        )
+        return rollback.done
 
     async def switch_off(self, service: str, flag: str) -> bool:
-        if not await self.approved(
+        switched = await approve_then_act(
+            self,
             ApprovalRequest(
                 action="disable-flag",
                 recommendation=f"Switch feature flag {flag!r} off on {service}",
                 risk=f"the feature behind {flag!r} keeps failing for users",
                 allowed_roles=APPROVERS,
                 safe_default=f"leave {flag!r} as it is and offer a hotfix",
-            )
-        ):
-            return False
-        decided_by = self.gate.outcome.decided_by if self.gate.outcome else "stanch"
-        done = await self.act(
+            ),
             "contain-flag",
             DeployActivities.set_flag,
-            FlagChange(name=flag, enabled=False, idempotency_key=self.step_key("contain-flag")),
+            FlagChange(name=flag, enabled=False),
             summary=f"Switch feature flag {flag} off",
-            actor=decided_by,
-        )
-        if done is None and workflow.patched("war_room-contain-flag-failure-pages"):
-            await page_failure(
-                self,
+            if_failed=FailurePage(
+                "war_room-contain-flag-failure-pages",
                 "contain-flag-failed",
-                what=f"switching feature flag {flag!r} off on {service} (approved by {decided_by})",
+                what=f"switching feature flag {flag!r} off on {service}",
                 state_left=f"{flag!r} is still on and {service} uncontained; the war room moves on to the "
                 "next mitigation",
-            )
-        return done is not None
+            ),
+            ask=self.ask_interruptible,
+        )
+        return switched.done
 
     async def hotfix(self, service: str) -> bool:
-        if not await self.approved(
+        decision = await self.ask_interruptible(
             ApprovalRequest(
                 action="hotfix",
                 recommendation=f"Run the hotfix cycle on {service}: smallest fix, QA gate, expedited deploy",
@@ -436,7 +422,8 @@ class WarRoom(IncidentWorkflow):
                 allowed_roles=APPROVERS,
                 safe_default="no hotfix; the room fixes it by hand",
             )
-        ):
+        )
+        if not decision.approved:
             return False
         incident = self.incident
         child = HotfixInput(
@@ -520,9 +507,6 @@ class WarRoom(IncidentWorkflow):
         except TimeoutError:
             return False
         return True
-
-    def ask(self, service: str, step: str) -> ServiceRequest:
-        return ServiceRequest(service=service, idempotency_key=self.step_key(step))
 
     @workflow.signal(name="report_filed")
     def on_report_filed(self, report: ReportFiled) -> None:
