@@ -158,10 +158,9 @@ class AgentOnboarding(IncidentWorkflow):
 
         # The first escalation level hears it, like an approval nobody answered.
         levels = incident.policy.escalation
-        await self.notify(
+        await self.page_level(
             "gold-set-escalation",
-            channel=levels[0].name if levels else "on-call",
-            recipient=(", ".join(levels[0].notify) or None) if levels else None,
+            levels[0] if levels else None,
             title=f"Agent {agent_id} keeps failing its gold set",
             text=f"Agent {agent_id} failed its gold set after {MAX_RETRIES} debug-and-retry rounds. "
             "It is deployed but serves nobody; a person has to look at it.",

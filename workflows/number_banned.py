@@ -35,6 +35,9 @@ VERDICT_REMINDERS = 3  # three days without a verdict: the appeal itself needs c
 # Spam reports per thousand template sends above which the sends themselves are the likely cause.
 SPAM_PER_THOUSAND = 5.0
 
+# Runs recorded before counted only an acknowledge, a decision or a resolve as the response to the incident.
+VERDICT_IS_A_RESPONSE_PATCH = "number_banned-verdict-counts-as-a-response"
+
 
 @workflow.defn(name="number_banned")
 class NumberBanned(IncidentWorkflow):
@@ -111,6 +114,9 @@ class NumberBanned(IncidentWorkflow):
         self.note(
             "decision", f"provider verdict from {verdict.by}: {verdict.outcome} {verdict.note}", verdict.by
         )
+        if workflow.patched(VERDICT_IS_A_RESPONSE_PATCH):
+            # The person relaying the verdict is on the incident: its response target is met, not missed.
+            self.ladder.respond(verdict.by)
 
     async def follow_appeal(self, channel: str, case: str) -> str:
         self.set_state("awaiting_verdict", awaiting=f"the provider's verdict on {case} (signal `verdict`)")

@@ -147,10 +147,9 @@ class PostmortemWorkflow(IncidentWorkflow):
         # 5. Nobody sent a learning: say so to the escalation ladder, the report names what it has.
         if learning is None:
             level = incident.policy.escalation[0] if incident.policy.escalation else None
-            await self.notify(
+            await self.page_level(
                 "no-learning",
-                channel=level.name if level else "on-call",
-                recipient=(", ".join(level.notify) or None) if level else None,
+                level,
                 title=f"No post-incident learning for {service}",
                 text=f"Nobody sent the learning of {of} within 48 hours. The report "
                 f"{stored.id if stored else '(not stored)'} went out with the runbook's own account and "

@@ -150,10 +150,9 @@ class Triage(IncidentWorkflow):
             level = ladder[step]
             self.set_state("escalated", awaiting=f"{self.awaiting()}; escalated to {level.name}")
             self.note("escalation", f"nobody took the triage; escalated to {level.name}")
-            await self.notify(
+            await self.page_level(
                 f"escalate-{step + 1}",
-                channel=level.name,
-                recipient=", ".join(level.notify) or None,
+                level,
                 title=f"Escalation: needs a human: {self.triage.alert.name}",
                 text=f"{self._clock.lapsed_text()}Nobody has taken this alert. {self.what_happened()} "
                 f"Recommendation: {self.recommendation()}",
@@ -194,10 +193,9 @@ class Triage(IncidentWorkflow):
             hold=policy.acknowledge_holds,
         ):
             repeat += 1
-            await self.notify(
+            await self.page_level(
                 f"unattended-repeat-{repeat}",
-                channel=last.name if last else "on-call",
-                recipient=(", ".join(last.notify) or None) if last else None,
+                last,
                 title=f"Still unattended: {self.triage.alert.name}",
                 text=f"{self._clock.lapsed_text()}Nobody has taken this alert; it stays open. "
                 f"{self.what_happened()} Recommendation: {self.recommendation()}",

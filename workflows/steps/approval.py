@@ -236,10 +236,9 @@ class ApprovalGate:
                 "escalated", awaiting=f"{self._awaiting_text(request)}; escalated to {step.name}"
             )
             incident.note("escalation", f"no decision on {request.action}; escalated to {step.name}")
-            await incident.notify(
+            await incident.page_level(
                 f"{gate}-escalate-{level + 1}",
-                channel=step.name,
-                recipient=", ".join(step.notify) or None,
+                step,
                 title=f"Escalation: {incident.incident.summary}",
                 text=f"{self._clock.lapsed_text()}Nobody has decided on {request.action!r}. "
                 f"Recommendation: {request.recommendation}. Risk if no action: {request.risk}.",
@@ -333,10 +332,9 @@ class ApprovalGate:
         chain = self._incident.incident.policy.escalation
         level = chain[-1] if chain else None
         self._incident.note("escalation", title)
-        await self._incident.notify(
+        await self._incident.page_level(
             step,
-            channel=level.name if level else "on-call",
-            recipient=", ".join(level.notify) or None if level else None,
+            level,
             title=title,
             text=text,
         )

@@ -135,10 +135,9 @@ class CustomerMessageReview(ApprovalGate):
                         "escalation",
                         f"nobody reviewed the customer message {self.title!r}; escalated to {level.name}",
                     )
-                    await incident.notify(
+                    await incident.page_level(
                         f"{self.step}-review-escalate-{level_index + 1}",
-                        channel=level.name,
-                        recipient=", ".join(level.notify) or None,
+                        level,
                         title=f"Review the customer message: {incident.incident.summary}",
                         text=f'Nobody has reviewed the message to {self.audience} ("{self.title}"): '
                         f'"{self.draft}". Nothing is sent until someone approves {SEND_CUSTOMER_MESSAGE} '

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.audit import AuditEvent
     from schemas.briefs import Brief, Timeline, TimelineEntry
-    from schemas.incidents import ActionTaken, IncidentInput, IncidentResult
+    from schemas.incidents import ActionTaken, EscalationLevel, IncidentInput, IncidentResult
     from workflows.steps.approval import ApprovalGate
     from workflows.steps.audit import write_audit_row
     from workflows.steps.customer_message import CustomerMessages
@@ -319,6 +319,17 @@ class IncidentWorkflow:
             )
         return True
 
+    async def page_level(self, step: str, level: EscalationLevel | None, *, title: str, text: str) -> bool:
+        """Page one level of the escalation ladder — its people and roles (`notify`) — or on-call when the
+        policy has no ladder at all. Audited once under `step`, like every notification."""
+        return await self.notify(
+            step,
+            channel=level.name if level else "on-call",
+            recipient=(", ".join(level.notify) or None) if level else None,
+            title=title,
+            text=text,
+        )
+
     async def finish(self, final_state: str) -> IncidentResult:
         # Before `_finishing`: a `resolve` while a review waits still stands the runbook (and it) down.
         await self.customer_messages.settled()
@@ -411,10 +422,9 @@ class IncidentWorkflow:
         )
         self.publish_brief()
         waiting = f" Waiting for: {self.brief.awaiting}." if self.brief.awaiting else ""
-        await self.notify(
+        await self.page_level(
             "response-target-missed",
-            channel=level.name if level else "on-call",
-            recipient=(", ".join(level.notify) or None) if level else None,
+            level,
             title=f"Response target missed: {self.incident.summary}",
             text=f"Nobody has responded to this {severity} incident within its response target of {minutes}. "
             f"State: {self.state}.{waiting} Recommendation: {self.brief.recommendation}. "

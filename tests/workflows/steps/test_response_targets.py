@@ -167,6 +167,29 @@ BANNED = {
 }
 
 
+async def test_number_banned_verdict_relayed_in_time_meets_the_p0_target(
+    stanch: Running, incidents: Incidents
+) -> None:
+    sandbox = stanch.settings.platform_url
+    channel = f"wa-{uuid.uuid4().hex[:8]}"
+    put(sandbox, f"/chat/channels/{channel}", BANNED)
+    handle = await incidents.number_banned(channel, severity=P0)
+    await until_state(handle, "awaiting_verdict")
+    await stanch.env.sleep(timedelta(minutes=2))
+    await handle.signal("verdict", AppealVerdict(by="alice", outcome="final", note="ban upheld"))
+    await until_state(handle, "awaiting_approval")
+
+    # alice answered 2 minutes in: past the 5-minute target nobody is paged and the level has not moved;
+    # the new-number question has its own 30-minute window.
+    await stanch.env.sleep(timedelta(minutes=6))
+    brief = await until_state(handle, "awaiting_approval")
+    assert "escalated" not in (brief.awaiting or "")
+    assert pages_to_levels(stanch, handle) == []
+    assert MISSED not in steps(stanch, handle)
+    await handle.signal("reject", ApprovalAnswer(approver="bob", action="provision-number"))
+    assert (await handle.result()).final_state == "contained"
+
+
 async def test_number_banned_waiting_for_the_verdict_misses_its_target_and_a_later_gate_starts_at_that_level(
     stanch: Running, incidents: Incidents
 ) -> None:
