@@ -1,0 +1,148 @@
+"""Deploys and code: the war room's view of one service.
+
+Its deploys and their rollback, infrastructure (status and config versions), the outside services it
+depends on, QA gate runs whose verdicts a test scripts, and hotfix builds. Everything is keyed by service
+name, so tests that pick their own service never see each other's state."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from workers.sandbox.common import found_or_404, now_iso
+from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
+from workers.sandbox.models.common import EffectRequest
+from workers.sandbox.models.deploys import (
+    Deploy,
+    DeployRollback,
+    ExternalState,
+    HotfixBuildBody,
+    HotfixBuildRecord,
+    InfraState,
+    InfraView,
+    QaRunBody,
+    QaRunRecord,
+    QaVerdict,
+    ServiceRollbackEffect,
+)
+from workers.sandbox.state import Sandbox
+
+# Reads: not effects a runbook performs, so no key is needed.
+router = APIRouter()
+# Everything on this router changes the stand-in's state, so it must be safe to retry.
+effects = APIRouter(dependencies=[Depends(require_idempotency_key)])
+
+
+@router.get("/deploys")
+async def list_deploys(sandbox: SandboxDep) -> list[Deploy]:
+    return sandbox.deploys
+
+
+@effects.post("/deploys/rollback")
+async def rollback_deploy(sandbox: SandboxDep) -> DeployRollback:
+    latest = next((deploy for deploy in sandbox.deploys if deploy.status == "live"), None)
+    if latest is None:
+        raise HTTPException(409, "no live deploy to roll back")
+    latest.status = "rolled_back"
+    return DeployRollback(**latest.model_dump())
+
+
+def deploys_of(sandbox: Sandbox, service: str) -> list[Deploy]:
+    return [deploy for deploy in sandbox.deploys if deploy.service == service]
+
+
+def infra_of(sandbox: Sandbox, service: str) -> InfraState:
+    return sandbox.infra.setdefault(service, InfraState(service=service))
+
+
+@effects.post("/deploys/services/{service}/rollback")
+async def rollback_service_deploy(
+    sandbox: SandboxDep, service: str, request: EffectRequest = EffectRequest()
+) -> ServiceRollbackEffect:
+    live = [deploy for deploy in deploys_of(sandbox, service) if deploy.status == "live"]
+    if len(live) < 2:
+        raise HTTPException(409, f"{service} has no earlier live deploy to roll back to")
+    live[0].status = "rolled_back"
+    return ServiceRollbackEffect(**live[0].model_dump(), restored_version=live[1].version)
+
+
+@router.get("/infra/{service}")
+async def get_infra(sandbox: SandboxDep, service: str) -> InfraView:
+    return InfraView.of(infra_of(sandbox, service))
+
+
+@effects.post("/infra/{service}/config/revert")
+async def revert_infra_config(
+    sandbox: SandboxDep, service: str, request: EffectRequest = EffectRequest()
+) -> InfraView:
+    infra = infra_of(sandbox, service)
+    if len(infra.config_versions) < 2:
+        raise HTTPException(409, f"{service} has no earlier config to revert to")
+    dropped = infra.config_versions.pop()
+    # The stand-in's promise: the previous config is the one that worked.
+    infra.status, infra.detail = "healthy", f"reverted from {dropped}: {request.reason}".strip(": ")
+    return InfraView.of(infra)
+
+
+@router.get("/external/{service}")
+async def get_external(sandbox: SandboxDep, service: str) -> ExternalState:
+    return sandbox.external.setdefault(service, ExternalState(service=service))
+
+
+@router.get("/qa/runs")
+async def list_qa_runs(sandbox: SandboxDep, service: str = "") -> list[QaRunRecord]:
+    return [run for run in sandbox.qa_runs if not service or run.service == service]
+
+
+@effects.post("/qa/runs")
+async def run_qa_gate(sandbox: SandboxDep, body: QaRunBody) -> QaRunRecord:
+    script = sandbox.qa_scripts.get(body.service) or []
+    verdict: QaVerdict = script.pop(0) if script else "PASS"
+    run = QaRunRecord(
+        id=f"qa-{len(sandbox.qa_runs) + 1}",
+        service=body.service,
+        subject=body.subject,
+        verdict=verdict,
+        at=now_iso(),
+    )
+    sandbox.qa_runs.append(run)
+    return run
+
+
+@router.get("/hotfix/builds")
+async def list_hotfix_builds(sandbox: SandboxDep, service: str = "") -> list[HotfixBuildRecord]:
+    return [build for build in sandbox.hotfix_builds.values() if not service or build.service == service]
+
+
+@effects.post("/hotfix/builds")
+async def build_hotfix(sandbox: SandboxDep, body: HotfixBuildBody) -> HotfixBuildRecord:
+    failures = sandbox.hotfix_failures.get(body.service, 0)
+    if failures:
+        sandbox.hotfix_failures[body.service] = failures - 1
+    number = len(sandbox.hotfix_builds) + 1
+    live = next((d for d in deploys_of(sandbox, body.service) if d.status == "live"), None)
+    build = HotfixBuildRecord(
+        id=f"hotfix-{number}",
+        service=body.service,
+        issue=body.issue,
+        iteration=body.iteration,
+        attempt=body.attempt,
+        version=f"{live.version if live else '0.0.0'}-hotfix.{number}",
+        status="failed" if failures else "succeeded",
+        at=now_iso(),
+    )
+    sandbox.hotfix_builds[build.id] = build
+    return build
+
+
+@effects.post("/hotfix/builds/{build_id}/deploy")
+async def deploy_hotfix(sandbox: SandboxDep, build_id: str) -> Deploy:
+    build = found_or_404(sandbox.hotfix_builds, build_id, f"unknown build {build_id}")
+    if build.status != "succeeded":
+        raise HTTPException(409, f"build {build_id} is {build.status}; only a succeeded build ships")
+    build.status = "deployed"
+    deploy = Deploy(id=f"deploy-{build_id}", service=build.service, version=build.version, at=now_iso())
+    sandbox.deploys.insert(0, deploy)
+    return deploy
+
+
+router.include_router(effects)
