@@ -30,7 +30,7 @@ from temporalio.client import Client
 
 from bench import common
 from bench.common import Stack, fail, note
-from stanch.samples import alertmanager_body
+from stanch.ops.samples import alertmanager_body
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 

@@ -1,6 +1,6 @@
 """What every benchmark shares: a stack to measure, clean failure, cleanup, and a few measuring helpers.
 
-By default a benchmark brings up its own private dev stack (`stanch.devstack.DevStack`: Postgres, the
+By default a benchmark brings up its own private dev stack (`stanch.ops.devstack.DevStack`: Postgres, the
 Temporal dev server, sandbox, worker and intake, each its own process) in a temporary home on free ports,
 so it needs nothing running and cannot disturb a developer's `make dev`. `--running` measures the stack
 the STANCH_* settings point at instead. Whatever happens (an error, Ctrl-C, SIGTERM) the private stack is
@@ -33,7 +33,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from stanch.devstack import DevStack, DevStackError, settings_on_free_ports
+from stanch.ops.devstack import DevStack, DevStackError, settings_on_free_ports
 from stanch.policy import load_policy
 from stanch.settings import Settings, load_settings_or_exit
 

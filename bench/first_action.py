@@ -34,7 +34,7 @@ from temporalio.client import Client
 from bench import common
 from bench.alert_storm import storm, storm_order
 from bench.common import Stack, fail, note
-from stanch.samples import alertmanager_body
+from stanch.ops.samples import alertmanager_body
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 

@@ -44,10 +44,10 @@ from bench import bare, common
 from bench.common import Stack, fail, note
 from schemas.approvals import ApprovalAnswer, Decision, DecisionOutcome
 from schemas.incidents import IncidentResult
-from stanch.devstack import child_environment
-from stanch.devstack.supervisor import Child
-from stanch.devstack.temporal import has_poller
-from stanch.samples import alertmanager_body
+from stanch.ops.devstack import child_environment
+from stanch.ops.devstack.supervisor import Child
+from stanch.ops.devstack.temporal import has_poller
+from stanch.ops.samples import alertmanager_body
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 

@@ -36,9 +36,9 @@ from temporalio.client import Client
 
 from bench import common
 from bench.common import Stack, fail, note
-from stanch.devstack import child_environment
+from stanch.ops.devstack import child_environment
+from stanch.ops.samples import alertmanager_body
 from stanch.policy import Policy, load_policy
-from stanch.samples import alertmanager_body
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from workers.intake.app import TemporalGateway

@@ -11,7 +11,7 @@ process, timed from spawn to exit, median of --repeats runs; every history must 
     no stack.
 Per set it prints histories/s including process start-up, and excluding it: start-up is the time of the
 same command replaying one small history, so (n - 1) / (t_n - t_1). The in-process figure calls
-`stanch.replay.replay` (what the command runs) on the loaded histories, without the process at all.
+`stanch.ops.replay.replay` (what the command runs) on the loaded histories, without the process at all.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from bench import common
 from bench.common import Stack, fail, note
 from bench.overhead import RealPath
 from stanch.codec import data_converter
-from stanch.devstack import child_environment
-from stanch.replay import load_history, replay
+from stanch.ops.devstack import child_environment
+from stanch.ops.replay import load_history, replay
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from workflows.registry import WORKFLOWS
@@ -143,7 +143,7 @@ async def report(settings: Settings, label: str, files: list[Path], start_up: fl
             f"{(count - 1) / (total - start_up):6.1f} histories/s"
         )
     print(
-        f"  in process (stanch.replay.replay)    {replay_s:6.2f} s   {count / replay_s:6.1f} histories/s   "
+        f"  in process (stanch.ops.replay.replay)    {replay_s:6.2f} s   {count / replay_s:6.1f} histories/s   "
         f"{events / replay_s:,.0f} events/s   (+ {load_s:.2f} s to load the files)"
     )
     print(

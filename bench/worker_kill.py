@@ -43,7 +43,7 @@ from bench.common import (
 )
 from schemas.approvals import ApprovalAnswer
 from schemas.incidents import IncidentResult
-from stanch.samples import sample
+from stanch.ops.samples import sample
 from stanch.temporal_client import connect
 from workflows.steps.policies import EFFECT_HEARTBEAT_TIMEOUT, EFFECT_TIMEOUT
 

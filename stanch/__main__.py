@@ -1,3 +1,3 @@
-from stanch.cli import main
+from stanch.ops.cli import main
 
 main()

@@ -25,7 +25,7 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from stanch.devstack import DevStack, postgres, settings_on_free_ports
+from stanch.ops.devstack import DevStack, postgres, settings_on_free_ports
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings, get_settings
 from tests.clock import free_clock, settle_and_terminate

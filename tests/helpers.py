@@ -33,7 +33,7 @@ from schemas.briefs import Brief
 from schemas.incidents import IncidentInput, IncidentPolicy, IncidentResult
 from schemas.severity import Severity
 from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
-from stanch.cli import app
+from stanch.ops.cli import app
 from stanch.policy import Policy
 from stanch.settings import Settings
 from tests.clock import settled

@@ -21,11 +21,11 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 
 from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
-from stanch.audit_store import read_rows
-from stanch.devstack import child_environment
-from stanch.history_audit import cross_check
+from stanch.ops.audit_store import read_rows
+from stanch.ops.devstack import child_environment
+from stanch.ops.history_audit import cross_check
+from stanch.ops.samples import sample
 from stanch.policy import Policy
-from stanch.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from tests.helpers import Incidents

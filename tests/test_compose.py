@@ -12,7 +12,7 @@ import pytest
 import typer
 import yaml
 
-from stanch.cli import app as cli_app
+from stanch.ops.cli import app as cli_app
 from stanch.settings import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"

@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner
 
-from stanch.cli import app
-from stanch.replay import ReplayOutcome, load_history, replay
+from stanch.ops.cli import app
+from stanch.ops.replay import ReplayOutcome, load_history, replay
 from tests.probes.replay_probe import ReplayProbe, ReplayProbeReordered, echo
 from workflows.registry import RUNBOOKS
 

@@ -26,8 +26,8 @@ from activities.notifiers.webhook import WebhookConfig, WebhookNotifier
 from activities.notify import DeliveryLedger, NotifyActivities
 from schemas.audit import AuditEvent
 from stanch.metrics import WorkerMetrics, instrument_intake_metrics
+from stanch.ops.samples import sample
 from stanch.policy import NotifyRouting, Policy
-from stanch.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from tests.helpers import Running, free_port, new_agent

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stanch.devstack import child_environment
-from stanch.samples import sample
+from stanch.ops.devstack import child_environment
+from stanch.ops.samples import sample
 from stanch.settings import Settings
 from tests.helpers import audit_rows
 from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of, temporal_signal

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stanch.devstack import child_environment
-from stanch.samples import sample
+from stanch.ops.devstack import child_environment
+from stanch.ops.samples import sample
 from stanch.schedules import DAILY_REPORT_SCHEDULE
 from stanch.settings import Settings
 from stanch.temporal_client import connect

@@ -22,10 +22,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
-from stanch.devstack import DevStack, settings_on_free_ports
-from stanch.devstack.supervisor import Child
-from stanch.devstack.temporal import split_address
-from stanch.samples import sample
+from stanch.ops.devstack import DevStack, settings_on_free_ports
+from stanch.ops.devstack.supervisor import Child
+from stanch.ops.devstack.temporal import split_address
+from stanch.ops.samples import sample
 from stanch.settings import Settings
 from tests.helpers import audit_rows, chat_messages
 from tests.stack import (

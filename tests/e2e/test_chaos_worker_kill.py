@@ -27,7 +27,7 @@ from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 
 from schemas.incidents import IncidentResult
-from stanch.devstack import child_environment
+from stanch.ops.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from stanch.devstack import (
+from stanch.ops.devstack import (
     DevStack,
     DevStackError,
     PortInUse,

@@ -24,7 +24,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 
 from schemas.actions import NotificationReceipt
-from stanch.devstack import child_environment
+from stanch.ops.devstack import child_environment
 from stanch.policy import load_policy
 from stanch.settings import Settings
 from tests.helpers import audit_rows, chat_messages, new_agent

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from stanch.devstack import child_environment
-from stanch.samples import alertmanager_body
+from stanch.ops.devstack import child_environment
+from stanch.ops.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.helpers import audit_rows
 from tests.stack import applied, audit_settled, brief_state, eventually, post_alert, result_of

@@ -20,7 +20,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from stanch.devstack import child_environment
+from stanch.ops.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect

@@ -34,8 +34,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.briefs import Timeline
-from stanch.devstack import DevStack, settings_on_free_ports
-from stanch.samples import sample
+from stanch.ops.devstack import DevStack, settings_on_free_ports
+from stanch.ops.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.helpers import Mailbox, audit_rows, chat_messages, free_port, new_agent

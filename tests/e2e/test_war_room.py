@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stanch.samples import sample
+from stanch.ops.samples import sample
 from stanch.settings import Settings
 from tests.helpers import audit_rows
 from tests.stack import brief_state, eventually, post_alert, result_of, stanch_cli, temporal_signal

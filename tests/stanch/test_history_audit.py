@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from activities.audit import AuditActivities
 from schemas.approvals import ApprovalAnswer
 from schemas.audit import AuditEvent
-from stanch.audit_store import read_rows
-from stanch.cli import app
-from stanch.history_audit import audited_run, cross_check
-from stanch.history_timeline import build_timeline, first_value, render
+from stanch.ops.audit_store import read_rows
+from stanch.ops.cli import app
+from stanch.ops.history_audit import audited_run, cross_check
+from stanch.ops.history_timeline import build_timeline, first_value, render
+from stanch.ops.replay import load_history, replay
 from stanch.policy import Policy
-from stanch.replay import load_history, replay
 from stanch.settings import Settings
 from tests.helpers import Incidents, Running, cli, new_agent, until_state
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from stanch.ops.samples import SAMPLES
 from stanch.policy import PolicyError, check_runbooks, load_policy
-from stanch.samples import SAMPLES
 from stanch.settings import REPO_ROOT
 
 
@@ -68,7 +68,7 @@ def test_incidents_carry_each_subsystems_guardrail_limits(tmp_path: Path) -> Non
 @pytest.mark.parametrize("scenario", sorted(SAMPLES))
 def test_every_fire_scenario_reaches_a_runbook(scenario: str) -> None:
     """`stanch fire <scenario>` must start a runbook in `make dev`, not land as unrouted."""
-    from stanch.samples import sample
+    from stanch.ops.samples import sample
     from workers.intake.parsers import parse_alertmanager
     from workers.intake.routing import route_alert
     from workflows.registry import RUNBOOKS

@@ -20,8 +20,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from stanch import telemetry
+from stanch.ops.samples import sample
 from stanch.policy import Policy
-from stanch.samples import sample
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.helpers import SERVER_STARTUP, free_port, new_agent, register_search_attributes

@@ -36,10 +36,10 @@ from schemas.guardrail import (
     guardrail_workflow_id,
 )
 from schemas.incidents import IncidentResult
-from stanch.audit_store import verify_chains
-from stanch.history_timeline import AUDIT_ACTIVITY
+from stanch.ops.audit_store import verify_chains
+from stanch.ops.history_timeline import AUDIT_ACTIVITY
+from stanch.ops.replay import replay
 from stanch.policy import Policy
-from stanch.replay import replay
 from stanch.settings import Settings
 from tests.clock import free_clock, settle_and_terminate
 from tests.conftest import StartedWorkflows

@@ -21,8 +21,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.briefs import Timeline
+from stanch.ops.samples import alertmanager_body
 from stanch.policy import Policy, Route
-from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.helpers import Running, applied, audit_rows, free_port, new_agent, until_state
 from tests.helpers_intake import (

@@ -10,8 +10,8 @@ import pytest
 
 from schemas.alerts import Alert
 from schemas.severity import Severity
+from stanch.ops.samples import alertmanager_body
 from stanch.policy import Policy, PolicyError, load_policy
-from stanch.samples import alertmanager_body
 from workers.intake.parsers import (
     RAW_ITEM_ANNOTATION,
     RAW_ITEM_CHARS,

@@ -24,8 +24,8 @@ from schemas.alerts import Alert
 from schemas.incidents import IncidentInput
 from schemas.severity import Severity
 from schemas.triage import TRIAGE_WORKFLOW, TriageInput
+from stanch.ops.samples import alertmanager_body
 from stanch.policy import Policy, Route
-from stanch.samples import alertmanager_body
 from stanch.settings import Settings
 from tests.helpers import Running
 from tests.helpers_intake import CountingGateway, audit_mode, events, runs_of, serve

@@ -23,7 +23,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
 
-from stanch.devstack.supervisor import Child, DevStackError, StartupFailed, env_name
+from stanch.ops.devstack.supervisor import Child, DevStackError, StartupFailed, env_name
 from stanch.settings import Settings
 from stanch.temporal_client import SEARCH_ATTRIBUTES, add_missing_search_attributes, connect
 

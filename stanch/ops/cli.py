@@ -57,7 +57,7 @@ def workflow_id(incident: str) -> str:
 @app.command()
 def dev() -> None:
     """Bring up everything: Temporal + UI, Postgres, worker, intake and sandbox. Ctrl-C stops it all."""
-    from stanch.devstack import DevStack
+    from stanch.ops.devstack import DevStack
     from stanch.policy import load_policy_or_exit
 
     settings = _settings()
@@ -93,7 +93,7 @@ def sandbox() -> None:
 @app.command("codec-server")
 def codec_server() -> None:
     """Serve /encode and /decode for the Temporal UI, so it can show payloads encrypted with the key."""
-    from stanch.codec_server import main
+    from stanch.ops.codec_server import main
 
     settings = _settings()
     if settings.payload_key is None:
@@ -135,7 +135,7 @@ def fire(
     ),
 ) -> None:
     """POST a sample Alertmanager alert to the intake, as monitoring would."""
-    from stanch.samples import SAMPLES, sample
+    from stanch.ops.samples import SAMPLES, sample
 
     settings = _settings()
     if scenario not in SAMPLES:
@@ -478,7 +478,7 @@ def learning(
 @audit_app.command("log")
 def audit_log(incident: str) -> None:
     """Print an incident's rows from the Postgres audit log, oldest first."""
-    from stanch.audit_store import read_rows
+    from stanch.ops.audit_store import read_rows
 
     rows = read_rows(_settings().database_url, workflow_id(incident))
     if not rows:
@@ -500,13 +500,13 @@ def audit_verify(
     """Check the audit log's hash chains; report the first broken link of each.
 
     With --history: every effect in the history has its audit row, every audit row of that run has its
-    event in the history, and that incident's chain holds (see stanch/history_audit.py for the rule).
+    event in the history, and that incident's chain holds (see stanch/ops/history_audit.py for the rule).
     """
-    from stanch.audit_store import verify_chains
+    from stanch.ops.audit_store import verify_chains
 
     if history is not None:
-        from stanch.audit_store import read_rows
-        from stanch.history_audit import audited_run, cross_check
+        from stanch.ops.audit_store import read_rows
+        from stanch.ops.history_audit import audited_run, cross_check
 
         [(_, recorded)] = _histories([history])
         audited_id, _run_id = audited_run(recorded)
@@ -536,7 +536,7 @@ def _histories(sources: list[str]) -> list[tuple[str, WorkflowHistory]]:
     from pathlib import Path
 
     from stanch.codec import codec_from_settings
-    from stanch.replay import load_history
+    from stanch.ops.replay import load_history
 
     loaded: dict[str, WorkflowHistory] = {
         source: load_history(Path(source)) for source in sources if Path(source).is_file()
@@ -588,7 +588,7 @@ def audit_replay(
 ) -> None:
     """Replay histories against the current workflow code: OK, or the nondeterminism and its event."""
     from stanch.codec import data_converter
-    from stanch.replay import replay
+    from stanch.ops.replay import replay
 
     histories = _histories(sources)
     outcomes = asyncio.run(replay(histories, data_converter=data_converter(_settings())))
@@ -606,7 +606,7 @@ def audit_timeline(
     fmt: str = typer.Option("text", "--format", help="text, json or markdown"),
 ) -> None:
     """Tell an incident's story from its history alone: alerts, actions, answers, escalations, outcome."""
-    from stanch.history_timeline import build_timeline, render
+    from stanch.ops.history_timeline import build_timeline, render
 
     if fmt not in ("text", "json", "markdown"):
         typer.echo(f"stanch: --format must be text, json or markdown, not {fmt!r}", err=True)

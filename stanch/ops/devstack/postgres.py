@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from stanch import db
-from stanch.devstack.supervisor import Child, StartupFailed
+from stanch.ops.devstack.supervisor import Child, StartupFailed
 from stanch.settings import Settings
 
 with warnings.catch_warnings():

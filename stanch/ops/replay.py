@@ -59,7 +59,7 @@ def load_history(path: Path, workflow_id: str | None = None) -> WorkflowHistory:
         # Not just a label: runbooks derive child workflow ids and step keys from their own id, and
         # replay compares child ids. Servers that leave the start event's id empty (the test server)
         # still show it in every audit write the workflow made.
-        from stanch.history_audit import audited_run
+        from stanch.ops.history_audit import audited_run
 
         recorded_id = _started_workflow_id(history) or audited_run(history)[0]
         if recorded_id:

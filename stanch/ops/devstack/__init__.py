@@ -25,8 +25,8 @@ import httpx
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
-from stanch.devstack import postgres, temporal
-from stanch.devstack.supervisor import (
+from stanch.ops.devstack import postgres, temporal
+from stanch.ops.devstack.supervisor import (
     Child,
     DevStackError,
     Interrupted,
