@@ -7,13 +7,15 @@ a read carries no key. Either way a 4xx fails without retrying and a 5xx is retr
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr
 from temporalio.exceptions import ApplicationError
 
+from activities.adapters import AdapterContext, AdapterSettings
 from activities.errors import raise_for_status
+from schemas.systems import SystemCheck, SystemName
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,3 +62,62 @@ class PlatformHttp:
     async def read(self, path: str, result: type[M], what: str, params: dict[str, str] | None = None) -> M:
         """A GET without a key whose answer is one `result`."""
         return result.model_validate(await self.call("GET", path, what=what, params=params))
+
+
+class HttpSettings(AdapterSettings):
+    """`[systems.<name>] adapter = "http"`: where the system's side of the contract answers."""
+
+    # None: STANCH_PLATFORM_URL, through the worker's shared client.
+    base_url: str | None = None
+    # Sent as `Authorization: Bearer …`; in the policy as `token_env = "VARIABLE"`.
+    token: SecretStr | None = None
+    timeout_s: float = Field(20.0, gt=0, le=300)
+
+
+class HttpConnection:
+    """The part every http adapter shares: its client, `check()` and closing. Mixed in before the
+    system's interface: `class HttpGateway(HttpConnection, Gateway)`."""
+
+    Settings: ClassVar[type[AdapterSettings]] = HttpSettings
+    adapter: ClassVar[str] = "http"
+    system: ClassVar[SystemName]
+    settings: AdapterSettings
+    context: AdapterContext
+
+    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
+        assert isinstance(settings, HttpSettings)
+        self.settings = settings
+        self.context = context
+        self._own: httpx.AsyncClient | None = None
+        shared = context.platform_http
+        if settings.base_url is None and settings.token is None and shared is not None:
+            client = shared
+        else:
+            headers = (
+                {}
+                if settings.token is None
+                else {"Authorization": f"Bearer {settings.token.get_secret_value()}"}
+            )
+            client = self._own = httpx.AsyncClient(
+                base_url=settings.base_url or context.platform_url,
+                timeout=settings.timeout_s,
+                headers=headers,
+            )
+        self.base_url = str(client.base_url)
+        self._http = PlatformHttp(client)
+
+    async def check(self) -> SystemCheck:
+        # The contract's `GET /healthz`: 200 when the system's side of the contract is up.
+        try:
+            await self._http.call("GET", "/healthz", what="health")
+        except Exception as error:
+            return SystemCheck(
+                system=self.system, adapter=self.adapter, ok=False, detail=f"{self.base_url}: {error}"
+            )
+        return SystemCheck(
+            system=self.system, adapter=self.adapter, ok=True, detail=f"{self.base_url} answers"
+        )
+
+    async def aclose(self) -> None:
+        if self._own is not None:
+            await self._own.aclose()

@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from schemas.guardrail import GuardrailLimits, KillSwitchMode, kill_switch_mode
 from schemas.incidents import ChannelKind, EscalationLevel, IncidentPolicy, PersonChannels, ResponseTargets
 from schemas.severity import Severity
+from schemas.systems import SystemName
 
 
 class Strict(BaseModel):
@@ -355,6 +356,22 @@ class IntakeSettings(Strict):
     severity_from_labels: SeverityFromLabels = Field(default_factory=SeverityFromLabels)
 
 
+class SystemConfig(BaseModel):
+    """`[systems.<name>]`: which adapter speaks to the system, and that adapter's own settings.
+
+    The settings are the table's other keys; the adapter validates them when the worker opens it
+    (`activities/adapters.py`), so a typo stops the worker in one line naming the key. A secret is never
+    written here: its setting `<name>_env` names the environment variable that holds it.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    adapter: str = Field("http", min_length=1)
+
+    def adapter_settings(self) -> dict[str, object]:
+        return dict(self.model_extra or {})
+
+
 class Policy(Strict):
     # "review": a customer message waits for a human's approval, beside the runbook, before it is sent;
     # "send": it goes out at once. See docs/customer-messages.md.
@@ -372,6 +389,9 @@ class Policy(Strict):
     # used by the intake or the CLI alone needs no channels.
     channels: dict[str, Channel] = Field(default_factory=dict)
     notify: NotifyRouting | None = None
+    # The systems the runbooks act on and the adapter for each; a system not named here is reached over the
+    # documented HTTP contract at STANCH_PLATFORM_URL (docs/connect-your-systems.md).
+    systems: dict[SystemName, SystemConfig] = Field(default_factory=dict)
 
     @field_validator("notify")
     @classmethod

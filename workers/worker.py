@@ -17,16 +17,21 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities.adapters import AdapterConfigError, AdapterContext
 from activities.agents import AgentLifecycleActivities
 from activities.audit import AuditActivities
 from activities.channel import ChannelActivities
+from activities.database import DatabaseActivities
 from activities.deploys import DeployActivities
+from activities.documents import DocumentActivities
+from activities.flags import FlagActivities
 from activities.gateway import GatewayActivities
 from activities.guardrail import GuardrailActivities
 from activities.notify import NotifyActivities
 from activities.platform import PlatformActivities
 from activities.reports import PostmortemActivities, ReportActivities
 from activities.security import SecurityActivities
+from activities.systems import Systems, open_systems
 from schemas.targets import check_route_targets
 from stanch.metrics import WorkerMetrics
 from stanch.policy import Policy, PolicyError, check_roles, load_policy_or_exit
@@ -57,6 +62,7 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
             open=False,
             reconnect_timeout=POOL_RECONNECT_SECONDS,
         ) as pool,
+        systems_or_exit(settings, platform_http) as systems,
     ):
         platform = PlatformActivities(platform_http)
         metrics = worker_metrics(settings, client)
@@ -64,9 +70,7 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         audit = AuditActivities(pool, metrics)
         # Guardrails run on this worker's own task queue; runbooks reach them through this activity.
         guardrail = GuardrailActivities(client, settings.task_queue)
-        deploys = DeployActivities(platform_http)
         agent_lifecycle = AgentLifecycleActivities(platform_http)
-        gateway = GatewayActivities(platform_http)
         channel = ChannelActivities(platform_http)
         reports = ReportActivities(platform_http, pool)
         # Resolved incidents start their post-mortems on this worker's own task queue.
@@ -93,23 +97,8 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
             notify.send_notification,
             audit.write_audit,
             guardrail.ask,
-            *deploys.all(),
             *agent_lifecycle.all(),
-            gateway.status,
-            gateway.health,
-            gateway.failure_history,
-            gateway.mark_pressure,
-            gateway.block_risky_spawns,
-            gateway.open_review,
-            gateway.clean_scheduled_runs,
-            gateway.remove_junk_files,
-            gateway.safe_restart,
-            gateway.move_tasks_to_review,
-            gateway.set_retry_policy,
-            gateway.freeze_chain,
-            gateway.unfreeze_chain,
-            gateway.collect_logs,
-            gateway.collect_state,
+            *system_activities(systems),
             channel.webhook_events,
             channel.account_balance,
             channel.token_expiry,
@@ -124,6 +113,36 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
             channel.use_template,
             channel.submit_template,
         ]
+
+
+def system_activities(systems: Systems) -> list[Any]:
+    """The activities of every system converted to adapters, each around the adapter the policy names."""
+    return [
+        *GatewayActivities(systems.gateway).all(),
+        *DeployActivities(systems.deploys).all(),
+        *FlagActivities(systems.flags).all(),
+        *DatabaseActivities(systems.database).all(),
+        *DocumentActivities(systems.documents).all(),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def systems_or_exit(settings: Settings, platform_http: httpx.AsyncClient) -> AsyncIterator[Systems]:
+    """The adapters `[systems.<name>]` names; an unknown adapter or a bad setting stops the worker in one
+    line naming the key, before it polls a task it could not carry out."""
+    context = AdapterContext(
+        platform_url=settings.platform_url, platform_http=platform_http, base_dir=settings.config.parent
+    )
+    try:
+        opening = open_systems(load_policy_or_exit(settings.config), context)
+        systems = await opening.__aenter__()
+    except AdapterConfigError as error:
+        print(f"stanch: policy file {settings.config}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        yield systems
+    finally:
+        await opening.__aexit__(None, None, None)
 
 
 def worker_metrics(settings: Settings, client: Client) -> WorkerMetrics:

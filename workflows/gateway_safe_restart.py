@@ -18,8 +18,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.gateway import GatewayActivities, GatewayEffect, GatewayRead, GatewayStatus
+    from activities.gateway import GatewayActivities
     from schemas.approvals import ApprovalRequest
+    from schemas.gateway import GatewayEffect, GatewayRead, GatewayStatus
     from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import GatewayRestartTarget

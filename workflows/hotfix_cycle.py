@@ -21,18 +21,14 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.deploys import DeployActivities
     from schemas.approvals import EscalationRequest
+    from schemas.deploys import HotfixBuild, HotfixBuildRequest, QaRunRequest, ShipRequest, Verdict
     from schemas.hotfix import (
         EscalationTrigger,
-        HotfixBuild,
-        HotfixBuildRequest,
         HotfixInput,
         HotfixResult,
-        QaRunRequest,
         ResumeRequest,
         SavedLoop,
-        ShipRequest,
         StopRequest,
-        Verdict,
     )
     from schemas.incidents import IncidentResult
     from workflows.steps.incident import IncidentWorkflow

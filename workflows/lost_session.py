@@ -12,13 +12,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.gateway import (
-        GatewayActivities,
-        RetryMode,
-        RetryPolicyChoice,
-        SessionEffect,
-        SessionRead,
-    )
+    from activities.gateway import GatewayActivities
+    from schemas.gateway import RetryMode, RetryPolicyChoice, SessionEffect, SessionRead
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import SessionTarget
     from workflows.steps.incident import IncidentWorkflow

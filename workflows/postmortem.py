@@ -21,7 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.deploys import DeployActivities
+    from activities.documents import DocumentActivities
     from activities.reports import PostmortemActivities
     from schemas.briefs import PostmortemLink
     from schemas.hotfix import StoryRequest
@@ -130,7 +130,7 @@ class PostmortemWorkflow(IncidentWorkflow):
         for number, title in enumerate(report.stories, start=1):
             story = await self.act(
                 f"story-{number}",
-                DeployActivities.file_story,
+                DocumentActivities.file_story,
                 StoryRequest(incident_id=of, title=title),
                 summary=f"File preventive story {number}: {title}",
             )

@@ -14,8 +14,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.gateway import GatewayActivities, GatewayEffect, GatewayRead, ReviewOpening
+    from activities.gateway import GatewayActivities
     from schemas.approvals import ApprovalRequest
+    from schemas.gateway import GatewayEffect, GatewayRead, ReviewOpening
     from schemas.guardrail import Risk, Ruling
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import ResourcePressureTarget

@@ -14,7 +14,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.gateway import ChainFreeze, GatewayActivities, GatewayEffect, ReviewOpening
+    from activities.gateway import GatewayActivities
+    from schemas.gateway import ChainFreeze, GatewayEffect, ReviewOpening
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import GatewayTarget
     from workflows.steps.incident import IncidentWorkflow

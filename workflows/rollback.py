@@ -17,10 +17,12 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.database import DatabaseActivities
     from activities.deploys import DeployActivities
     from schemas.approvals import ApprovalOutcome, ApprovalRequest
+    from schemas.database import BackupRef, MigrateDown
+    from schemas.deploys import ServiceRequest
     from schemas.guardrail import Risk
-    from schemas.hotfix import BackupRef, MigrateDown, ServiceRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import RollbackTarget
     from workflows.steps.approve_then_act import FailurePage, approve_then_act
@@ -135,7 +137,7 @@ class Rollback(IncidentWorkflow):
     async def database(self, service: str) -> IncidentResult:
         state = await self.act(
             "find-migration",
-            DeployActivities.database_state,
+            DatabaseActivities.database_state,
             self.service_request(service),
             summary=f"Applied migrations of {service}",
         )
@@ -157,7 +159,7 @@ class Rollback(IncidentWorkflow):
         # Never touch production data without a backup of it as it is now, verified to be restorable.
         backup = await self.act(
             "backup",
-            DeployActivities.backup_database,
+            DatabaseActivities.backup_database,
             self.service_request(service),
             summary=f"Back up {service}'s database before reversing {migration}",
         )
@@ -165,7 +167,7 @@ class Rollback(IncidentWorkflow):
         if backup is not None:
             verified = await self.act(
                 "verify-backup",
-                DeployActivities.verify_backup,
+                DatabaseActivities.verify_backup,
                 BackupRef(service=service, backup_id=backup.id),
                 summary=f"Verify backup {backup.id}",
             )
@@ -225,7 +227,7 @@ class Rollback(IncidentWorkflow):
                 migrate_by = cleared.by
         reversed_ = await self.act(
             "migrate-down",
-            DeployActivities.migrate_down,
+            DatabaseActivities.migrate_down,
             MigrateDown(
                 service=service,
                 backup_id=backup.id,
@@ -249,7 +251,7 @@ class Rollback(IncidentWorkflow):
 
         integrity = await self.act(
             "integrity-check",
-            DeployActivities.check_integrity,
+            DatabaseActivities.check_integrity,
             self.service_request(service),
             summary=f"Check data integrity of {service}",
         )

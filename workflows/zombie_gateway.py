@@ -15,8 +15,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.gateway import GatewayActivities, GatewayEffect
+    from activities.gateway import GatewayActivities
     from schemas.approvals import ApprovalRequest
+    from schemas.gateway import GatewayEffect
     from schemas.guardrail import Risk
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import GatewayRestartTarget

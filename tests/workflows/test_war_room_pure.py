@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from schemas.alerts import Alert
 from schemas.approvals import Resolution
 from schemas.briefs import TimelineEntry
-from schemas.hotfix import DeployRecord, ExternalStatus, InfraStatus, RecentDeploys
+from schemas.deploys import DeployRecord, ExternalStatus, InfraStatus, RecentDeploys
 from schemas.incidents import IncidentInput
 from schemas.severity import Severity
 from workflows.war_room.assembly import roles_for, status_cadence

@@ -19,11 +19,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents import AgentVersion, GoldSetResult
-    from activities.gateway import GatewayFlags, GatewayStatus
     from schemas.actions import AgentState
     from schemas.alerts import Alert
     from schemas.briefs import Brief, Reading
-    from schemas.hotfix import DatabaseState, ExternalStatus, InfraStatus, QaRun, RecentDeploys
+    from schemas.database import DatabaseState
+    from schemas.deploys import ExternalStatus, InfraStatus, QaRun, RecentDeploys
+    from schemas.gateway import GatewayFlags, GatewayStatus
     from schemas.security import GoldSetRun
 
 UNREADABLE = "unreadable"

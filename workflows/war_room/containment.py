@@ -6,7 +6,7 @@ Pure: the approvals and effects are in `workflow.py`.
 
 from __future__ import annotations
 
-from schemas.hotfix import RecentDeploys
+from schemas.deploys import RecentDeploys
 
 ROLLBACK = "rollback"
 FEATURE_FLAG = "feature-flag"

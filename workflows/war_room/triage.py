@@ -6,7 +6,7 @@ is said to be unknown, never guessed.
 
 from __future__ import annotations
 
-from schemas.hotfix import ExternalStatus, InfraStatus, RecentDeploys
+from schemas.deploys import ExternalStatus, InfraStatus, RecentDeploys
 
 
 def triage_findings(

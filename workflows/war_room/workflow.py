@@ -29,19 +29,13 @@ from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.deploys import DeployActivities
+    from activities.documents import DocumentActivities
+    from activities.flags import FlagActivities
     from schemas.approvals import ApprovalOutcome, ApprovalRequest, Resolution
     from schemas.briefs import PostmortemLink
-    from schemas.hotfix import (
-        FlagChange,
-        HotfixInput,
-        HotfixResult,
-        PostmortemRequest,
-        QaRunRequest,
-        RecentDeploys,
-        ReportFiled,
-        ServiceRequest,
-        StoryRequest,
-    )
+    from schemas.deploys import QaRunRequest, RecentDeploys, ServiceRequest
+    from schemas.flags import FlagChange
+    from schemas.hotfix import HotfixInput, HotfixResult, PostmortemRequest, ReportFiled, StoryRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.severity import Severity
     from schemas.targets import WarRoomTarget
@@ -127,7 +121,7 @@ class WarRoom(IncidentWorkflow):
         incident = self.incident
         story = await self.act(
             "sprint-story",
-            DeployActivities.file_story,
+            DocumentActivities.file_story,
             StoryRequest(
                 incident_id=incident.incident_id,
                 title=f"[{service}] {incident.summary}",
@@ -272,7 +266,7 @@ class WarRoom(IncidentWorkflow):
             return await self.finish("resolved")
         stored = await self.act(
             "postmortem",
-            DeployActivities.store_postmortem,
+            DocumentActivities.store_postmortem,
             PostmortemRequest(postmortem=postmortem),
             summary=f"Store the post-mortem of {incident.incident_id}",
         )
@@ -307,7 +301,7 @@ class WarRoom(IncidentWorkflow):
         for number, title in enumerate(stories, start=1):
             await self.act(
                 f"story-{number}",
-                DeployActivities.file_story,
+                DocumentActivities.file_story,
                 StoryRequest(
                     incident_id=incident.incident_id,
                     title=title,
@@ -399,7 +393,7 @@ class WarRoom(IncidentWorkflow):
                 safe_default=f"leave {flag!r} as it is and offer a hotfix",
             ),
             "contain-flag",
-            DeployActivities.set_flag,
+            FlagActivities.set_flag,
             FlagChange(name=flag, enabled=False),
             summary=f"Switch feature flag {flag} off",
             if_failed=FailurePage(

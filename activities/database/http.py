@@ -1,0 +1,60 @@
+"""The application database over the documented HTTP contract (docs/platform-openapi.json), as the sandbox implements it.
+
+Reads carry the idempotency key too: the platform ignores it for a GET, and the call log stays uniform.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.database.interface import Database
+from activities.http import HttpConnection, M
+from schemas.database import (
+    BackupRef,
+    DatabaseBackup,
+    DatabaseState,
+    IntegrityReport,
+    MigrateDown,
+    ServiceRequest,
+)
+
+
+class HttpDatabase(HttpConnection, Database):
+    """The application database at the platform's base URL."""
+
+    async def _call(
+        self, method: str, path: str, key: str, result: type[M], what: str, body: Any = None
+    ) -> M:
+        return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
+
+    async def _read(self, path: str, request: ServiceRequest, result: type[M], what: str) -> M:
+        return await self._call("GET", path, request.idempotency_key, result, what)
+
+    async def _post(self, path: str, key: str, result: type[M], what: str, body: Any = None) -> M:
+        """A POST; an effect without a body of its own sends `{}`."""
+        return await self._call("POST", path, key, result, what, {} if body is None else body)
+
+    async def database_state(self, request: ServiceRequest) -> DatabaseState:
+        what = f"database of {request.service}"
+        return await self._read(f"/databases/{request.service}", request, DatabaseState, what)
+
+    async def backup_database(self, request: ServiceRequest) -> DatabaseBackup:
+        path = f"/databases/{request.service}/backups"
+        what = f"backup of {request.service}"
+        return await self._post(path, request.idempotency_key, DatabaseBackup, what)
+
+    async def verify_backup(self, request: BackupRef) -> DatabaseBackup:
+        path = f"/databases/{request.service}/backups/{request.backup_id}/verify"
+        what = f"verification of backup {request.backup_id}"
+        return await self._post(path, request.idempotency_key, DatabaseBackup, what)
+
+    async def migrate_down(self, request: MigrateDown) -> DatabaseState:
+        path = f"/databases/{request.service}/migrate-down"
+        body = {"backup_id": request.backup_id, "migration": request.migration}
+        what = f"reverse migration {request.migration} of {request.service}"
+        return await self._post(path, request.idempotency_key, DatabaseState, what, body)
+
+    async def check_integrity(self, request: ServiceRequest) -> IntegrityReport:
+        path = f"/databases/{request.service}/integrity-check"
+        what = f"integrity check of {request.service}"
+        return await self._post(path, request.idempotency_key, IntegrityReport, what)

@@ -1,0 +1,78 @@
+"""Deploys and code over the documented HTTP contract (docs/platform-openapi.json), as the sandbox implements it.
+
+Reads carry the idempotency key too: the platform ignores it for a GET, and the call log stays uniform.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.deploys.interface import Deploys
+from activities.http import HttpConnection, M
+from schemas.deploys import (
+    DeployRecord,
+    ExternalStatus,
+    HotfixBuild,
+    HotfixBuildRequest,
+    InfraStatus,
+    QaRun,
+    QaRunRequest,
+    RecentDeploys,
+    ServiceRequest,
+    ServiceRollback,
+    ShipRequest,
+)
+
+
+class HttpDeploys(HttpConnection, Deploys):
+    """Deploys and code at the platform's base URL."""
+
+    async def _call(
+        self, method: str, path: str, key: str, result: type[M], what: str, body: Any = None
+    ) -> M:
+        return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
+
+    async def _read(self, path: str, request: ServiceRequest, result: type[M], what: str) -> M:
+        return await self._call("GET", path, request.idempotency_key, result, what)
+
+    async def _post(self, path: str, key: str, result: type[M], what: str, body: Any = None) -> M:
+        """A POST; an effect without a body of its own sends `{}`."""
+        return await self._call("POST", path, key, result, what, {} if body is None else body)
+
+    async def recent_deploys(self, request: ServiceRequest) -> RecentDeploys:
+        listed = await self._http.call("GET", "/deploys", what="list of deploys", key=request.idempotency_key)
+        mine = [DeployRecord.model_validate(d) for d in listed if d["service"] == request.service]
+        return RecentDeploys(service=request.service, deploys=mine)
+
+    async def infra_status(self, request: ServiceRequest) -> InfraStatus:
+        what = f"infra status of {request.service}"
+        return await self._read(f"/infra/{request.service}", request, InfraStatus, what)
+
+    async def external_status(self, request: ServiceRequest) -> ExternalStatus:
+        what = f"external services of {request.service}"
+        return await self._read(f"/external/{request.service}", request, ExternalStatus, what)
+
+    async def rollback_service(self, request: ServiceRequest) -> ServiceRollback:
+        path = f"/deploys/services/{request.service}/rollback"
+        what = f"rollback of {request.service}"
+        body = {"reason": request.reason}
+        return await self._post(path, request.idempotency_key, ServiceRollback, what, body)
+
+    async def revert_infra_config(self, request: ServiceRequest) -> InfraStatus:
+        path = f"/infra/{request.service}/config/revert"
+        what = f"config revert of {request.service}"
+        body = {"reason": request.reason}
+        return await self._post(path, request.idempotency_key, InfraStatus, what, body)
+
+    async def qa_run(self, request: QaRunRequest) -> QaRun:
+        body = {"service": request.service, "subject": request.subject}
+        return await self._post("/qa/runs", request.idempotency_key, QaRun, "QA gate run", body)
+
+    async def build_hotfix(self, request: HotfixBuildRequest) -> HotfixBuild:
+        body = request.model_dump(exclude={"idempotency_key"})
+        return await self._post("/hotfix/builds", request.idempotency_key, HotfixBuild, "hotfix build", body)
+
+    async def ship_hotfix(self, request: ShipRequest) -> DeployRecord:
+        path = f"/hotfix/builds/{request.build_id}/deploy"
+        what = f"expedited deploy of {request.build_id}"
+        return await self._post(path, request.idempotency_key, DeployRecord, what)
