@@ -14,7 +14,7 @@ Stanch's adapters are listed in `BUILTIN_ADAPTERS`; anyone else's are found thro
 `stanch.adapters`, named `<system>.<adapter>` (e.g. `gateway.nomad = "acme_stanch:NomadGateway"`), so a
 team ships its own without forking. An adapter's settings are a pydantic model that forbids unknown keys; a
 `SecretStr` setting is never written in the policy: its key `<setting>_env` names the environment variable
-that holds it.
+that holds it, and `${NAME}` in a string setting is the environment variable NAME.
 
 The rule every adapter keeps: an effect carries the idempotency key its workflow chose and is applied once
 per key; a refusal (the system said no, or the request can never succeed) raises `refused()` — not
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -144,6 +145,35 @@ def adapter_class(system: SystemName, name: str) -> type[Adapter]:
     return found
 
 
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_variables(value: Any, environ: dict[str, str], where: str = "") -> Any:
+    """`${NAME}` in a setting's string is the environment variable NAME as the worker sees it, so one
+    policy serves hosts whose paths differ (the dev stack's example systems live under its own home).
+    A variable that is not set is an error naming the key, never an empty string."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise AdapterConfigError(f"{where or 'settings'}: environment variable {name!r} is not set")
+            return environ[name]
+
+        return _VARIABLE.sub(substitute, value)
+    if isinstance(value, list):
+        return [
+            expand_variables(item, environ, f"{where}.{index}" if where else str(index))
+            for index, item in enumerate(value)
+        ]
+    if isinstance(value, dict):
+        return {
+            key: expand_variables(item, environ, f"{where}.{key}" if where else key)
+            for key, item in value.items()
+        }
+    return value
+
+
 def _is_secret(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
 
@@ -154,7 +184,7 @@ def settings_from_policy(
     """Validate a `[systems.<name>]` table for `cls`, reading each secret from the variable its
     `<setting>_env` key names. Errors name the key as the policy spells it."""
     environ = dict(os.environ) if environ is None else environ
-    values = dict(raw)
+    values = expand_variables(dict(raw), environ)
     for name, spec in cls.Settings.model_fields.items():
         if not _is_secret(spec.annotation):
             continue

@@ -500,13 +500,40 @@ def check_roles(policy: Policy, uses: Mapping[str, Iterable[str]]) -> None:
                 )
 
 
-def load_policy(path: Path) -> Policy:
+def merged(base: dict[str, object], override: dict[str, object]) -> dict[str, object]:
+    """`override` laid over `base`: tables merge key by key, anything else (a list, a value) replaces."""
+    result = dict(base)
+    for key, value in override.items():
+        below = result.get(key)
+        if isinstance(below, dict) and isinstance(value, dict):
+            result[key] = merged(below, value)
+        else:
+            result[key] = value
+    return result
+
+
+def read_policy_table(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, object]:
+    """The policy file as one table. `extends = "other.toml"` (relative to this file) lays this file over
+    another, so the dev policy is the production-shaped example plus what only `make dev` needs."""
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise PolicyError(f"policy file {path} not found (set STANCH_CONFIG)") from None
     except tomllib.TOMLDecodeError as error:
         raise PolicyError(f"policy file {path}: {error}") from None
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise PolicyError(f"policy file {path}: extends: give the path of the policy file this one extends")
+    parent = (path.parent / base).resolve()
+    if parent in seen or parent == path.resolve():
+        raise PolicyError(f"policy file {path}: extends: {base} extends this file again (a loop)")
+    return merged(read_policy_table(parent, (*seen, path.resolve())), raw)
+
+
+def load_policy(path: Path) -> Policy:
+    raw = read_policy_table(path)
     try:
         return Policy.model_validate(raw)
     except ValidationError as error:
