@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from activities.adapters import Adapter, AdapterConfigError, AdapterContext, open_adapter
+from activities.adapters import (
+    Adapter,
+    AdapterConfigError,
+    AdapterContext,
+    adapter_class,
+    open_adapter,
+    settings_from_policy,
+)
 from activities.database.interface import Database
 from activities.deploys.interface import Deploys
 from activities.documents.interface import Documents
@@ -50,6 +58,23 @@ class Systems:
     async def check(self) -> list[SystemCheck]:
         """Every system's check, side by side (`stanch systems`, the console's health page)."""
         return list(await asyncio.gather(*(adapter.check() for adapter in self.all())))
+
+
+def check_systems(policy: Policy, context: AdapterContext) -> None:
+    """Validate every `[systems.<name>]` table without opening anything: the adapter exists, is one of
+    that system's, and takes these settings (secrets' variables set). Raises `AdapterConfigError`."""
+    for system in INTERFACES:
+        config = policy.systems.get(system)
+        if config is None:
+            continue
+        try:
+            settings_from_policy(
+                adapter_class(system, config.adapter),
+                config.adapter_settings(),
+                {**os.environ, **context.environ},
+            )
+        except AdapterConfigError as error:
+            raise AdapterConfigError(f"systems.{system}.{error}") from None
 
 
 def _open(policy: Policy, system: SystemName, interface: type[A], context: AdapterContext) -> A:

@@ -31,7 +31,7 @@ from activities.notify import NotifyActivities
 from activities.platform import PlatformActivities
 from activities.reports import PostmortemActivities, ReportActivities
 from activities.security import SecurityActivities
-from activities.systems import Systems, open_systems
+from activities.systems import Systems, check_systems, open_systems
 from schemas.targets import check_route_targets
 from stanch.metrics import WorkerMetrics
 from stanch.policy import Policy, PolicyError, check_roles, load_policy_or_exit
@@ -126,13 +126,27 @@ def system_activities(systems: Systems) -> list[Any]:
     ]
 
 
+def adapter_context(settings: Settings, platform_http: httpx.AsyncClient | None = None) -> AdapterContext:
+    return AdapterContext(
+        platform_url=settings.platform_url, platform_http=platform_http, base_dir=settings.config.parent
+    )
+
+
+def systems_fit_or_exit(policy: Policy, settings: Settings) -> None:
+    """Refuse to start on a `[systems.<name>]` table that names an unknown adapter or settings it does not
+    take: before connecting, in one line naming the key, instead of failing every effect of that system."""
+    try:
+        check_systems(policy, adapter_context(settings))
+    except AdapterConfigError as error:
+        print(f"stanch: policy file {settings.config}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 @contextlib.asynccontextmanager
 async def systems_or_exit(settings: Settings, platform_http: httpx.AsyncClient) -> AsyncIterator[Systems]:
     """The adapters `[systems.<name>]` names; an unknown adapter or a bad setting stops the worker in one
     line naming the key, before it polls a task it could not carry out."""
-    context = AdapterContext(
-        platform_url=settings.platform_url, platform_http=platform_http, base_dir=settings.config.parent
-    )
+    context = adapter_context(settings, platform_http)
     try:
         opening = open_systems(load_policy_or_exit(settings.config), context)
         systems = await opening.__aenter__()
@@ -227,6 +241,7 @@ async def run_worker(settings: Settings) -> None:
     policy = load_policy_or_exit(settings.config, set(RUNBOOKS))
     routes_fit_targets_or_exit(policy, settings.config)
     roles_exist_or_exit(policy, settings.config)
+    systems_fit_or_exit(policy, settings)
     client = await connect(settings)
     await search_attributes_exist_or_exit(client, settings)
     await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import typer
@@ -21,6 +21,9 @@ from schemas.briefs import Brief, Timeline
 from stanch.markup import plain
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.temporal_client import connect
+
+if TYPE_CHECKING:
+    from schemas.systems import SystemCheck
 
 app = typer.Typer(help="Stanch: incident runbooks as durable Temporal workflows.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
@@ -635,6 +638,36 @@ def schedule_apply(
 
     for schedule_id, outcome in _run(go()).items():
         typer.echo(f"{schedule_id}: {outcome} (daily at {hour:02d}:{minute:02d} UTC)")
+
+
+@app.command()
+def systems() -> None:
+    """Check every system the runbooks act on, through the adapter the policy names for it
+    (`[systems.<name>]`; the HTTP contract at STANCH_PLATFORM_URL where it names none). Exit 1 if one fails."""
+    from activities.adapters import AdapterConfigError
+    from activities.systems import open_systems
+    from schemas.systems import SYSTEM_DESCRIPTIONS
+    from stanch.policy import load_policy_or_exit
+    from workers.worker import adapter_context
+
+    settings = _settings()
+    policy = load_policy_or_exit(settings.config)
+
+    async def go() -> list[SystemCheck]:
+        async with open_systems(policy, adapter_context(settings)) as opened:
+            return await opened.check()
+
+    try:
+        checks = asyncio.run(go())
+    except AdapterConfigError as error:
+        typer.echo(f"stanch: policy file {settings.config}: {error}", err=True)
+        raise typer.Exit(2) from None
+    for check in checks:
+        mark = "ok    " if check.ok else "FAILED"
+        typer.echo(f"{mark} {check.system:<10} {check.adapter:<9} {check.detail}")
+        typer.echo(f"       {'':<10} {'':<9} ({SYSTEM_DESCRIPTIONS[check.system]})")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
 
 
 def main() -> None:
