@@ -23,6 +23,12 @@ SYSTEM_DESCRIPTIONS: dict[SystemName, str] = {
 }
 
 
+class EffectReason(BaseModel):
+    """The body of an effect whose one argument is why it is done: the system keeps the reason with it."""
+
+    reason: str = ""
+
+
 class SystemCheck(BaseModel):
     """Whether one system is reachable and configured, as its adapter sees it (`stanch systems`)."""
 
