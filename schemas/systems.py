@@ -29,6 +29,12 @@ class EffectReason(BaseModel):
     reason: str = ""
 
 
+class Health(BaseModel):
+    """What the contract's `GET /healthz` answers (with 200) when the system's side of it is up."""
+
+    ok: bool
+
+
 class SystemCheck(BaseModel):
     """Whether one system is reachable and configured, as its adapter sees it (`stanch systems`)."""
 

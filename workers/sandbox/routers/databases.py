@@ -24,11 +24,13 @@ def _database(sandbox: Sandbox, service: str) -> ServiceDatabase:
 
 @router.get("/databases/{service}")
 async def get_database(sandbox: SandboxDep, service: str) -> DatabaseState:
+    """The service database's applied migrations (oldest first), rows and backups."""
     return _database(sandbox, service)
 
 
 @effects.post("/databases/{service}/backups")
 async def backup_database(sandbox: SandboxDep, service: str) -> DatabaseBackup:
+    """Take a backup of the service's database as it is now."""
     database = _database(sandbox, service)
     backup = DatabaseBackupRecord(
         id=f"backup-{service}-{len(database.backups) + 1}",
@@ -44,6 +46,7 @@ async def backup_database(sandbox: SandboxDep, service: str) -> DatabaseBackup:
 
 @effects.post("/databases/{service}/backups/{backup_id}/verify")
 async def verify_database_backup(sandbox: SandboxDep, service: str, backup_id: str) -> DatabaseBackup:
+    """Read the backup back; `verified` is true only if it restores."""
     database = _database(sandbox, service)
     backup = found_or_404(database.backup_records, backup_id, f"unknown backup {backup_id}")
     backup.verified = database.backup_verifies
@@ -54,6 +57,7 @@ async def verify_database_backup(sandbox: SandboxDep, service: str, backup_id: s
 
 @effects.post("/databases/{service}/migrate-down")
 async def migrate_database_down(sandbox: SandboxDep, service: str, body: MigrateDownBody) -> DatabaseState:
+    """Reverse the latest migration; 409 without a verified backup of the data as it is now."""
     database = _database(sandbox, service)
     backup = database.backup_records.get(body.backup_id)
     # The platform refuses on its own too: no reverse migration without a verified backup of the data as
@@ -72,6 +76,7 @@ async def migrate_database_down(sandbox: SandboxDep, service: str, body: Migrate
 
 @effects.post("/databases/{service}/integrity-check")
 async def check_database_integrity(sandbox: SandboxDep, service: str) -> IntegrityReport:
+    """Run the integrity checks after a change; `ok` says whether they pass."""
     database = _database(sandbox, service)
     detail = "constraints and row counts consistent" if database.integrity_ok else "orphaned rows found"
     return IntegrityReport(service=service, ok=database.integrity_ok, detail=detail)

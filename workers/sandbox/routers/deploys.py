@@ -40,6 +40,7 @@ effects = APIRouter(dependencies=[Depends(require_idempotency_key)])
 
 @router.get("/deploys")
 async def list_deploys(sandbox: SandboxDep) -> list[DeployRecord]:
+    """Every service's deploys, newest first, each `live` or `rolled_back` (the war room's "what changed")."""
     return list(sandbox.deploys)
 
 
@@ -55,6 +56,7 @@ def infra_of(sandbox: Sandbox, service: str) -> InfraState:
 async def rollback_service_deploy(
     sandbox: SandboxDep, service: str, request: EffectReason = EffectReason()
 ) -> ServiceRollback:
+    """Roll the service back to its previous live deploy; 409 when there is none."""
     live = [deploy for deploy in deploys_of(sandbox, service) if deploy.status == "live"]
     if len(live) < 2:
         raise HTTPException(409, f"{service} has no earlier live deploy to roll back to")
@@ -64,6 +66,7 @@ async def rollback_service_deploy(
 
 @router.get("/infra/{service}")
 async def get_infra(sandbox: SandboxDep, service: str) -> InfraStatus:
+    """The service's infrastructure status and the config version it runs."""
     return infra_of(sandbox, service).as_status()
 
 
@@ -71,6 +74,7 @@ async def get_infra(sandbox: SandboxDep, service: str) -> InfraStatus:
 async def revert_infra_config(
     sandbox: SandboxDep, service: str, request: EffectReason = EffectReason()
 ) -> InfraStatus:
+    """Revert the service's infrastructure config to its previous version; 409 when there is none."""
     infra = infra_of(sandbox, service)
     if len(infra.config_versions) < 2:
         raise HTTPException(409, f"{service} has no earlier config to revert to")
@@ -82,11 +86,13 @@ async def revert_infra_config(
 
 @router.get("/external/{service}")
 async def get_external(sandbox: SandboxDep, service: str) -> ExternalStatus:
+    """The outside services the service depends on, each up, degraded or down."""
     return sandbox.external.setdefault(service, ExternalState(service=service))
 
 
 @effects.post("/qa/runs")
 async def run_qa_gate(sandbox: SandboxDep, body: QaRunBody) -> QaRun:
+    """Run the QA gate on a subject (a rollback, a flag, a hotfix build) and answer its verdict."""
     script = sandbox.qa_scripts.get(body.service) or []
     verdict = script.pop(0) if script else Verdict.passed
     run = QaRunRecord(
@@ -102,6 +108,7 @@ async def run_qa_gate(sandbox: SandboxDep, body: QaRunBody) -> QaRun:
 
 @effects.post("/hotfix/builds")
 async def build_hotfix(sandbox: SandboxDep, body: HotfixBuildBody) -> HotfixBuild:
+    """Build a hotfix for the issue; a build that fails is answered with `status` failed, not an error."""
     failures = sandbox.hotfix_failures.get(body.service, 0)
     if failures:
         sandbox.hotfix_failures[body.service] = failures - 1
@@ -123,6 +130,7 @@ async def build_hotfix(sandbox: SandboxDep, body: HotfixBuildBody) -> HotfixBuil
 
 @effects.post("/hotfix/builds/{build_id}/deploy")
 async def deploy_hotfix(sandbox: SandboxDep, build_id: str) -> DeployRecord:
+    """Deploy a built hotfix on the expedited path; 409 unless the build succeeded."""
     build = found_or_404(sandbox.hotfix_builds, build_id, f"unknown build {build_id}")
     if build.status != "succeeded":
         raise HTTPException(409, f"build {build_id} is {build.status}; only a succeeded build ships")

@@ -13,5 +13,6 @@ router = APIRouter(dependencies=[Depends(require_idempotency_key)])
 
 @router.put("/flags/{name}")
 async def set_flag(sandbox: SandboxDep, name: str, setting: FlagSetting) -> FlagState:
+    """Turn a feature flag on or off."""
     sandbox.flags[name] = setting.enabled
     return FlagState(name=name, enabled=setting.enabled)

@@ -68,11 +68,13 @@ def _session(runtime: GatewayRuntime, session_id: str) -> RuntimeSession:
 
 @router.get("/runtimes/{name}/status")
 async def runtime_status(sandbox: SandboxDep, name: str) -> GatewayStatus:
+    """Memory against the high watermark, health, restarts and flags, as the gateway reports them now."""
     return status_of(runtime_of(sandbox, name))
 
 
 @router.get("/runtimes/{name}/health")
 async def runtime_health(sandbox: SandboxDep, name: str) -> GatewayStatus:
+    """The health check a restart is confirmed by; `healthy` is false while the gateway is still starting."""
     # Right after a restart the health check answers "starting" a configured number of times.
     runtime = runtime_of(sandbox, name)
     if runtime.pending_unhealthy_checks > 0:
@@ -86,6 +88,7 @@ async def runtime_health(sandbox: SandboxDep, name: str) -> GatewayStatus:
 
 @router.get("/runtimes/{name}/sessions/{session_id}/failures")
 async def runtime_session_failures(sandbox: SandboxDep, name: str, session_id: str) -> FailureHistory:
+    """How often the session's tasks failed before (what a retry policy rests on)."""
     session = _session(runtime_of(sandbox, name), session_id)
     return FailureHistory(name=name, session_id=session_id, past_failures=session.past_failures)
 
@@ -94,6 +97,7 @@ async def runtime_session_failures(sandbox: SandboxDep, name: str, session_id: s
 async def mark_runtime_pressure(
     sandbox: SandboxDep, name: str, request: EffectReason = EffectReason()
 ) -> GatewayFlags:
+    """Mark the gateway as under resource pressure: its scheduler stops adding load."""
     return _set_flags(sandbox, name, "resource_pressure", request.reason, resource_pressure=True)
 
 
@@ -101,11 +105,13 @@ async def mark_runtime_pressure(
 async def block_runtime_spawns(
     sandbox: SandboxDep, name: str, request: EffectReason = EffectReason()
 ) -> GatewayFlags:
+    """Refuse new heavy sub-agent spawns until the pressure is gone."""
     return _set_flags(sandbox, name, "risky_spawns_blocked", request.reason, spawns_blocked=True)
 
 
 @effects.post("/runtimes/{name}/reviews", status_code=201)
 async def open_runtime_review(sandbox: SandboxDep, name: str, request: ReviewBody) -> ReviewTicket:
+    """Open a review item for a person to look at; answered 201 with its ticket."""
     runtime = runtime_of(sandbox, name)
     item = ReviewItem(id=len(runtime.reviews) + 1, at=now_iso(), **request.model_dump())
     runtime.reviews.append(item)
@@ -117,6 +123,7 @@ async def open_runtime_review(sandbox: SandboxDep, name: str, request: ReviewBod
 async def clean_runtime_scheduled_runs(
     sandbox: SandboxDep, name: str, request: EffectReason = EffectReason()
 ) -> Cleanup:
+    """Remove the dead scheduled runs, so a restart does not reload them."""
     runtime = runtime_of(sandbox, name)
     dead = sorted(run for run, status in runtime.scheduled_runs.items() if status == "dead")
     for run in dead:
@@ -129,6 +136,7 @@ async def clean_runtime_scheduled_runs(
 async def clean_runtime_files(
     sandbox: SandboxDep, name: str, request: EffectReason = EffectReason()
 ) -> Cleanup:
+    """Remove `.deleted` and `.corrupt` files from the gateway's data."""
     runtime = runtime_of(sandbox, name)
     junk = [path for path in runtime.files if path.endswith(JUNK_SUFFIXES)]
     runtime.files = [path for path in runtime.files if path not in junk]
@@ -140,6 +148,8 @@ async def clean_runtime_files(
 async def safe_restart_runtime(
     sandbox: SandboxDep, name: str, request: SafeRestartBody = SafeRestartBody()
 ) -> SafeRestart:
+    """Restart through the gateway's safe path only (never the service manager directly); 422 without a
+    reason."""
     # The only restart this stand-in offers: the wrapper that checks, announces and restarts the service.
     # It keeps no restart limit of its own (Stanch's guardrail is the limit), so `approved_by` changes
     # nothing here.
@@ -166,6 +176,7 @@ async def safe_restart_runtime(
 async def move_runtime_tasks_to_review(
     sandbox: SandboxDep, name: str, session_id: str, request: EffectReason = EffectReason()
 ) -> MovedTasks:
+    """Move a lost session's running and queued tasks to the review queue."""
     runtime = runtime_of(sandbox, name)
     session = _session(runtime, session_id)
     moved = [task.task_id for task in session.tasks if task.state in ("running", "queued")]
@@ -180,6 +191,7 @@ async def move_runtime_tasks_to_review(
 async def set_runtime_retry_policy(
     sandbox: SandboxDep, name: str, session_id: str, request: RetryPolicyBody
 ) -> RetryPolicySet:
+    """Set how the lost session's tasks are retried from now on."""
     runtime = runtime_of(sandbox, name)
     _session(runtime, session_id)
     setting = RetrySetting(**request.model_dump(exclude={"task_ids"}))
@@ -197,6 +209,7 @@ async def set_runtime_retry_policy(
 
 @effects.post("/runtimes/{name}/chain/freeze")
 async def freeze_runtime_chain(sandbox: SandboxDep, name: str, request: ChainFreezeBody) -> GatewayFlags:
+    """Stop chained execution (tasks spawning tasks) until `until`."""
     detail = f"{request.minutes} min: {request.reason}"
     return _set_flags(
         sandbox, name, "chain_frozen", detail, chain_frozen=True, chain_frozen_until=request.until
@@ -207,6 +220,7 @@ async def freeze_runtime_chain(sandbox: SandboxDep, name: str, request: ChainFre
 async def unfreeze_runtime_chain(
     sandbox: SandboxDep, name: str, request: EffectReason = EffectReason()
 ) -> GatewayFlags:
+    """Lift the chained-execution freeze."""
     return _set_flags(
         sandbox, name, "chain_unfrozen", request.reason, chain_frozen=False, chain_frozen_until=None
     )
@@ -216,6 +230,7 @@ async def unfreeze_runtime_chain(
 async def collect_runtime_logs(
     sandbox: SandboxDep, name: str, request: EffectReason = EffectReason()
 ) -> ServiceLogs:
+    """Keep the service's recent log lines as evidence before anything restarts."""
     # A POST with a key: the bundle handed to a human must be the same one the audit log points at.
     runtime = runtime_of(sandbox, name)
     lines = runtime.log_lines[-200:]
@@ -227,6 +242,7 @@ async def collect_runtime_logs(
 async def collect_runtime_state(
     sandbox: SandboxDep, name: str, request: EffectReason = EffectReason()
 ) -> StateSnapshot:
+    """Keep a snapshot of the gateway's state as evidence."""
     runtime = runtime_of(sandbox, name)
     runtime.record("state_collected", request.reason)
     return StateSnapshot(
