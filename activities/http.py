@@ -38,6 +38,7 @@ class PlatformHttp:
     ) -> Any:
         """Send one request (with an `Idempotency-Key` header when `key` is given) and return its JSON.
 
+        A `body` that is a model (the contract's request models in `schemas/<system>.py`) is sent as its JSON.
         An empty `key` is a request that was sent outside `IncidentWorkflow.act`, which sets it: refused
         here, before anything reaches the system, since a retry of it could not be told from a new call.
         """
@@ -49,6 +50,8 @@ class PlatformHttp:
                 non_retryable=True,
             )
         headers = None if key is None else {"Idempotency-Key": key}
+        if isinstance(body, BaseModel):
+            body = body.model_dump(mode="json")
         response = await self._client.request(method, path, json=body, params=params, headers=headers)
         raise_for_status(response, what)
         return response.json()

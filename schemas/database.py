@@ -1,5 +1,8 @@
 """The application database's requests and results: its state, backups, reverse migrations and
-integrity checks, shared by the rollback runbook, the adapters of `activities/database/` and the sandbox."""
+integrity checks, shared by the rollback runbook, the adapters of `activities/database/` and the sandbox.
+
+`MigrateDownBody` is the HTTP contract's one request body of this system (docs/platform-openapi.json); a
+backup, its verification and the integrity check take none."""
 
 from __future__ import annotations
 
@@ -8,7 +11,15 @@ from pydantic import BaseModel, Field
 from schemas.actions import SET_BY_ACT
 from schemas.deploys import ServiceRequest
 
-__all__ = ["BackupRef", "DatabaseBackup", "DatabaseState", "IntegrityReport", "MigrateDown", "ServiceRequest"]
+__all__ = [
+    "BackupRef",
+    "DatabaseBackup",
+    "DatabaseState",
+    "IntegrityReport",
+    "MigrateDown",
+    "MigrateDownBody",
+    "ServiceRequest",
+]
 
 
 class DatabaseState(BaseModel):
@@ -40,6 +51,13 @@ class MigrateDown(BaseModel):
     backup_id: str = Field(description="a verified backup of the data as it is now")
     migration: str = Field(description="the migration to reverse; must be the latest applied")
     idempotency_key: str = Field("", description=SET_BY_ACT)
+
+
+class MigrateDownBody(BaseModel):
+    """`POST /databases/{service}/migrate-down`."""
+
+    backup_id: str = Field(description="a verified backup of the data as it is now")
+    migration: str = Field(description="the migration to reverse; must be the latest applied")
 
 
 class IntegrityReport(BaseModel):

@@ -1,6 +1,9 @@
 """The deploy-and-code system's requests and results: recent deploys, service rollback, infra config,
 QA runs and hotfix builds, shared by the war room, the rollback and hotfix runbooks, the adapters of
-`activities/deploys/` and the sandbox."""
+`activities/deploys/` and the sandbox.
+
+The `*Body` models are the HTTP contract's request bodies (docs/platform-openapi.json); a rollback or a
+config revert sends `schemas.systems.EffectReason`, and the results travel as they are."""
 
 from __future__ import annotations
 
@@ -83,6 +86,13 @@ class QaRunRequest(BaseModel):
     idempotency_key: str = Field("", description=SET_BY_ACT)
 
 
+class QaRunBody(BaseModel):
+    """`POST /qa/runs`."""
+
+    service: str
+    subject: str = Field(description="what is checked: a rollback, a flag, a hotfix build id")
+
+
 class QaRun(BaseModel):
     id: str
     service: str
@@ -97,6 +107,15 @@ class HotfixBuildRequest(BaseModel):
     iteration: int
     attempt: int
     idempotency_key: str = Field("", description=SET_BY_ACT)
+
+
+class HotfixBuildBody(BaseModel):
+    """`POST /hotfix/builds`: which attempt of which iteration of the fix for the issue this build is."""
+
+    service: str
+    issue: str = ""
+    iteration: int = 1
+    attempt: int = 1
 
 
 class HotfixBuild(BaseModel):

@@ -1,4 +1,5 @@
-"""The feature-flag system's requests and results."""
+"""The feature-flag system's requests and results; `FlagSetting` is the HTTP contract's body of
+`PUT /flags/{name}` (docs/platform-openapi.json)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ class FlagChange(BaseModel):
     name: str
     enabled: bool
     idempotency_key: str = Field("", description=SET_BY_ACT)
+
+
+class FlagSetting(BaseModel):
+    enabled: bool
 
 
 class FlagState(BaseModel):

@@ -2,7 +2,8 @@
 adapters of `activities/gateway/` speak, and the sandbox's `/runtimes/{name}` routes answer.
 
 Every effect carries the idempotency key the workflow chose; reads (status, health, failure history) carry
-none.
+none. The `*Body` models are the HTTP contract's request bodies (docs/platform-openapi.json): the http
+adapter sends them and the sandbox reads them; the results travel as they are.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from schemas.actions import SET_BY_ACT
+from schemas.systems import EffectReason
 
 RetryMode = Literal["retry", "retry_with_backoff", "manual_only"]
 
@@ -61,6 +63,41 @@ class RetryPolicyChoice(SessionEffect):
     mode: RetryMode
     max_attempts: int = Field(ge=0)
     backoff_s: int = Field(ge=0)
+
+
+# ---- what the http contract carries (the path names the gateway and the session) ----------------------
+
+
+class SafeRestartBody(EffectReason):
+    """`POST /runtimes/{name}/safe-restart`: a restart needs a documented reason."""
+
+    # A gateway with a restart limit of its own lets an approved restart through instead of refusing a
+    # decision a person already made (the command adapter passes the same in the script's environment).
+    approved_by: str = ""
+
+
+class ReviewBody(BaseModel):
+    """`POST /runtimes/{name}/reviews`."""
+
+    kind: str = Field(description="resource_pressure, retry_storm … what the reviewer is looking at")
+    title: str
+    detail: str = ""
+
+
+class RetryPolicyBody(EffectReason):
+    """`POST /runtimes/{name}/sessions/{session_id}/retry-policy`: how these tasks are retried from now on."""
+
+    task_ids: list[str] = []
+    mode: RetryMode
+    max_attempts: int = Field(ge=0)
+    backoff_s: int = Field(ge=0)
+
+
+class ChainFreezeBody(EffectReason):
+    """`POST /runtimes/{name}/chain/freeze`."""
+
+    minutes: int = Field(30, ge=1)
+    until: str | None = Field(None, description="when the freeze is due to be lifted, ISO 8601")
 
 
 # ---- what the platform answers ----------------------------------------------------------------------------

@@ -23,6 +23,18 @@ SYSTEM_DESCRIPTIONS: dict[SystemName, str] = {
 }
 
 
+class EffectReason(BaseModel):
+    """The body of an effect whose one argument is why it is done: the system keeps the reason with it."""
+
+    reason: str = ""
+
+
+class Health(BaseModel):
+    """What the contract's `GET /healthz` answers (with 200) when the system's side of it is up."""
+
+    ok: bool
+
+
 class SystemCheck(BaseModel):
     """Whether one system is reachable and configured, as its adapter sees it (`stanch systems`)."""
 

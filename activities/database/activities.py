@@ -1,4 +1,4 @@
-"""The the application database system's activities: each calls the adapter the policy names (`[systems.database]`).
+"""The application database system's activities: each calls the adapter the policy names (`[systems.database]`).
 
 The activity type names are those recorded histories hold (`deploys_…`); new ones follow `<system>_<verb>`.
 """

@@ -1,11 +1,12 @@
 """The application database over the documented HTTP contract (docs/platform-openapi.json), as the sandbox implements it.
 
 Reads carry the idempotency key too: the platform ignores it for a GET, and the call log stays uniform.
+Only the reverse migration has a body (`schemas.database.MigrateDownBody`, the model the sandbox reads).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel
 
 from activities.database.interface import Database
 from activities.http import HttpConnection, M
@@ -15,6 +16,7 @@ from schemas.database import (
     DatabaseState,
     IntegrityReport,
     MigrateDown,
+    MigrateDownBody,
     ServiceRequest,
 )
 
@@ -23,16 +25,18 @@ class HttpDatabase(HttpConnection, Database):
     """The application database at the platform's base URL."""
 
     async def _call(
-        self, method: str, path: str, key: str, result: type[M], what: str, body: Any = None
+        self, method: str, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
     ) -> M:
         return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
 
     async def _read(self, path: str, request: ServiceRequest, result: type[M], what: str) -> M:
         return await self._call("GET", path, request.idempotency_key, result, what)
 
-    async def _post(self, path: str, key: str, result: type[M], what: str, body: Any = None) -> M:
-        """A POST; an effect without a body of its own sends `{}`."""
-        return await self._call("POST", path, key, result, what, {} if body is None else body)
+    async def _post(
+        self, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
+    ) -> M:
+        """A POST; an effect the contract gives no body (backup, verification, integrity check) sends none."""
+        return await self._call("POST", path, key, result, what, body)
 
     async def database_state(self, request: ServiceRequest) -> DatabaseState:
         what = f"database of {request.service}"
@@ -50,7 +54,7 @@ class HttpDatabase(HttpConnection, Database):
 
     async def migrate_down(self, request: MigrateDown) -> DatabaseState:
         path = f"/databases/{request.service}/migrate-down"
-        body = {"backup_id": request.backup_id, "migration": request.migration}
+        body = MigrateDownBody(backup_id=request.backup_id, migration=request.migration)
         what = f"reverse migration {request.migration} of {request.service}"
         return await self._post(path, request.idempotency_key, DatabaseState, what, body)
 

@@ -1,4 +1,4 @@
-"""The the application database system: the interface its runbooks act through; adapters implement it."""
+"""The application database system: the interface its runbooks act through; adapters implement it."""
 
 from __future__ import annotations
 

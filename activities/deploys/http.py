@@ -1,11 +1,13 @@
 """Deploys and code over the documented HTTP contract (docs/platform-openapi.json), as the sandbox implements it.
 
 Reads carry the idempotency key too: the platform ignores it for a GET, and the call log stays uniform.
+Bodies are the contract's request models (`schemas/deploys.py`, `schemas/systems.py`), the ones the sandbox
+reads.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel
 
 from activities.deploys.interface import Deploys
 from activities.http import HttpConnection, M
@@ -13,31 +15,36 @@ from schemas.deploys import (
     DeployRecord,
     ExternalStatus,
     HotfixBuild,
+    HotfixBuildBody,
     HotfixBuildRequest,
     InfraStatus,
     QaRun,
+    QaRunBody,
     QaRunRequest,
     RecentDeploys,
     ServiceRequest,
     ServiceRollback,
     ShipRequest,
 )
+from schemas.systems import EffectReason
 
 
 class HttpDeploys(HttpConnection, Deploys):
     """Deploys and code at the platform's base URL."""
 
     async def _call(
-        self, method: str, path: str, key: str, result: type[M], what: str, body: Any = None
+        self, method: str, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
     ) -> M:
         return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
 
     async def _read(self, path: str, request: ServiceRequest, result: type[M], what: str) -> M:
         return await self._call("GET", path, request.idempotency_key, result, what)
 
-    async def _post(self, path: str, key: str, result: type[M], what: str, body: Any = None) -> M:
-        """A POST; an effect without a body of its own sends `{}`."""
-        return await self._call("POST", path, key, result, what, {} if body is None else body)
+    async def _post(
+        self, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
+    ) -> M:
+        """A POST; an effect the contract gives no body (shipping a build) sends none."""
+        return await self._call("POST", path, key, result, what, body)
 
     async def recent_deploys(self, request: ServiceRequest) -> RecentDeploys:
         listed = await self._http.call("GET", "/deploys", what="list of deploys", key=request.idempotency_key)
@@ -55,21 +62,23 @@ class HttpDeploys(HttpConnection, Deploys):
     async def rollback_service(self, request: ServiceRequest) -> ServiceRollback:
         path = f"/deploys/services/{request.service}/rollback"
         what = f"rollback of {request.service}"
-        body = {"reason": request.reason}
+        body = EffectReason(reason=request.reason)
         return await self._post(path, request.idempotency_key, ServiceRollback, what, body)
 
     async def revert_infra_config(self, request: ServiceRequest) -> InfraStatus:
         path = f"/infra/{request.service}/config/revert"
         what = f"config revert of {request.service}"
-        body = {"reason": request.reason}
+        body = EffectReason(reason=request.reason)
         return await self._post(path, request.idempotency_key, InfraStatus, what, body)
 
     async def qa_run(self, request: QaRunRequest) -> QaRun:
-        body = {"service": request.service, "subject": request.subject}
+        body = QaRunBody(service=request.service, subject=request.subject)
         return await self._post("/qa/runs", request.idempotency_key, QaRun, "QA gate run", body)
 
     async def build_hotfix(self, request: HotfixBuildRequest) -> HotfixBuild:
-        body = request.model_dump(exclude={"idempotency_key"})
+        body = HotfixBuildBody(
+            service=request.service, issue=request.issue, iteration=request.iteration, attempt=request.attempt
+        )
         return await self._post("/hotfix/builds", request.idempotency_key, HotfixBuild, "hotfix build", body)
 
     async def ship_hotfix(self, request: ShipRequest) -> DeployRecord:

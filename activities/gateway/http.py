@@ -3,12 +3,13 @@ the sandbox implements it."""
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel
 
 from activities.gateway.interface import Gateway
 from activities.http import HttpConnection, M
 from schemas.gateway import (
     ChainFreeze,
+    ChainFreezeBody,
     Cleanup,
     FailureHistory,
     GatewayEffect,
@@ -16,16 +17,20 @@ from schemas.gateway import (
     GatewayRead,
     GatewayStatus,
     MovedTasks,
+    RetryPolicyBody,
     RetryPolicyChoice,
     RetryPolicySet,
+    ReviewBody,
     ReviewOpening,
     ReviewTicket,
     SafeRestart,
+    SafeRestartBody,
     ServiceLogs,
     SessionEffect,
     SessionRead,
     StateSnapshot,
 )
+from schemas.systems import EffectReason
 
 
 class HttpGateway(HttpConnection, Gateway):
@@ -34,16 +39,19 @@ class HttpGateway(HttpConnection, Gateway):
     async def _get(self, path: str, result: type[M], what: str) -> M:
         return await self._http.read(f"/runtimes/{path}", result, what)
 
-    async def _post(self, path: str, key: str, body: dict[str, Any], result: type[M], what: str) -> M:
+    async def _post(self, path: str, key: str, body: BaseModel, result: type[M], what: str) -> M:
         return await self._http.effect(
             "POST", f"/runtimes/{path}", key=key, body=body, result=result, what=what
         )
 
-    async def _effect(self, verb: str, request: GatewayEffect, result: type[M], what: str) -> M:
+    async def _effect(
+        self, verb: str, request: GatewayEffect, result: type[M], what: str, body: BaseModel | None = None
+    ) -> M:
+        """An effect on the gateway itself; its body is the reason unless the route takes more."""
         return await self._post(
             f"{request.gateway}/{verb}",
             request.idempotency_key,
-            {"reason": request.reason},
+            EffectReason(reason=request.reason) if body is None else body,
             result,
             f"{what} on gateway {request.gateway}",
         )
@@ -72,7 +80,7 @@ class HttpGateway(HttpConnection, Gateway):
         return await self._effect("spawns/block", request, GatewayFlags, "block risky spawns")
 
     async def open_review(self, request: ReviewOpening) -> ReviewTicket:
-        body = {"kind": request.kind, "title": request.title, "detail": request.detail}
+        body = ReviewBody(kind=request.kind, title=request.title, detail=request.detail)
         what = f"open review on gateway {request.gateway}"
         path = f"{request.gateway}/reviews"
         return await self._post(path, request.idempotency_key, body, ReviewTicket, what)
@@ -86,24 +94,25 @@ class HttpGateway(HttpConnection, Gateway):
         return await self._effect("files/clean", request, Cleanup, "remove junk files")
 
     async def safe_restart(self, request: GatewayEffect) -> SafeRestart:
-        return await self._effect("safe-restart", request, SafeRestart, "safe restart")
+        body = SafeRestartBody(reason=request.reason, approved_by=request.approved_by)
+        return await self._effect("safe-restart", request, SafeRestart, "safe restart", body)
 
     # ---- lost session -----------------------------------------------------------------------------------
 
     async def move_tasks_to_review(self, request: SessionEffect) -> MovedTasks:
-        body = {"reason": request.reason}
+        body = EffectReason(reason=request.reason)
         what = f"move tasks of session {request.session_id} to review"
         path = f"{request.gateway}/sessions/{request.session_id}/tasks/review"
         return await self._post(path, request.idempotency_key, body, MovedTasks, what)
 
     async def set_retry_policy(self, request: RetryPolicyChoice) -> RetryPolicySet:
-        body = {
-            "task_ids": request.task_ids,
-            "mode": request.mode,
-            "max_attempts": request.max_attempts,
-            "backoff_s": request.backoff_s,
-            "reason": request.reason,
-        }
+        body = RetryPolicyBody(
+            task_ids=request.task_ids,
+            mode=request.mode,
+            max_attempts=request.max_attempts,
+            backoff_s=request.backoff_s,
+            reason=request.reason,
+        )
         what = f"set retry policy for session {request.session_id}"
         path = f"{request.gateway}/sessions/{request.session_id}/retry-policy"
         return await self._post(path, request.idempotency_key, body, RetryPolicySet, what)
@@ -111,7 +120,7 @@ class HttpGateway(HttpConnection, Gateway):
     # ---- retry storm ------------------------------------------------------------------------------------
 
     async def freeze_chain(self, request: ChainFreeze) -> GatewayFlags:
-        body = {"reason": request.reason, "minutes": request.minutes, "until": request.until}
+        body = ChainFreezeBody(reason=request.reason, minutes=request.minutes, until=request.until)
         what = f"freeze chained execution on gateway {request.gateway}"
         path = f"{request.gateway}/chain/freeze"
         return await self._post(path, request.idempotency_key, body, GatewayFlags, what)

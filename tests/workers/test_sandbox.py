@@ -169,11 +169,12 @@ async def test_injected_faults_are_not_applied_and_the_retry_applies_once(sandbo
 
 
 async def test_faults_match_by_prefix_and_can_be_cleared(sandbox: httpx.AsyncClient) -> None:
-    await sandbox.post("/faults", json={"path_prefix": "/gateway", "status": 503, "times": 5})
-    assert (await sandbox.get("/gateway")).status_code == 503
+    status = "/runtimes/openclaw-gateway/status"
+    await sandbox.post("/faults", json={"path_prefix": "/runtimes/", "status": 503, "times": 5})
+    assert (await sandbox.get(status)).status_code == 503
     assert (await sandbox.get("/agents/support-bot")).status_code == 200
     await sandbox.delete("/faults")
-    assert (await sandbox.get("/gateway")).status_code == 200
+    assert (await sandbox.get(status)).status_code == 200
 
 
 async def test_a_hanging_fault_holds_only_its_own_path(sandbox: httpx.AsyncClient) -> None:
@@ -219,22 +220,32 @@ async def test_chat_message_is_stored_once_under_a_repeated_key(sandbox: httpx.A
     ]
 
 
-async def test_gateway_restart_lowers_memory_once_per_key(sandbox: httpx.AsyncClient) -> None:
-    await sandbox.put("/gateway", json={"memory_mb": 2000, "healthy": False})
+async def test_safe_restart_lowers_memory_once_per_key_and_needs_a_reason(sandbox: httpx.AsyncClient) -> None:
+    await sandbox.put("/runtimes/gw", json={"memory_mb": 2000, "unhealthy_checks_after_restart": 0})
+    path, why = "/runtimes/gw/safe-restart", {"reason": "memory at 130 %"}
 
-    restarted = await sandbox.post("/gateway/restart", headers={"Idempotency-Key": "restart-1"})
-    await sandbox.post("/gateway/restart", headers={"Idempotency-Key": "restart-1"})
+    assert (await post(sandbox, path, "restart-0")).status_code == 422  # no documented reason
+    restarted = await post(sandbox, path, "restart-1", why)
+    again = await post(sandbox, path, "restart-1", why)
 
-    assert restarted.json()["memory_mb"] == 800
-    gateway = (await sandbox.get("/gateway")).json()
+    assert (restarted.json()["memory_before_mb"], restarted.json()["memory_mb"]) == (2000, 800)
+    assert again.json() == {**restarted.json(), "replayed": True}
+    gateway = (await sandbox.get("/runtimes/gw")).json()
     assert (gateway["memory_mb"], gateway["healthy"], gateway["restarts"]) == (800, True, 1)
+    status = (await sandbox.get("/runtimes/gw/status")).json()
+    assert (status["memory_ratio"], status["restarts"]) == (round(800 / 1536, 4), 1)
 
 
-async def test_deploy_rollback_and_flags(sandbox: httpx.AsyncClient) -> None:
-    latest = (await sandbox.get("/deploys")).json()[0]
-    rolled = await sandbox.post("/deploys/rollback", headers={"Idempotency-Key": "deploy-rb-1"})
-    assert (rolled.json()["id"], rolled.json()["status"]) == (latest["id"], "rolled_back")
-    assert (await sandbox.get("/deploys")).json()[1]["status"] == "live"
+async def test_service_rollback_and_flags(sandbox: httpx.AsyncClient) -> None:
+    service = "support-bot-api"  # seeded with two live deploys, 1.41.3 then 1.42.0
+    path = f"/deploys/services/{service}/rollback"
+    rolled = await post(sandbox, path, "deploy-rb-1", {"reason": "errors since 1.42.0"})
+    assert (rolled.json()["version"], rolled.json()["status"]) == ("1.42.0", "rolled_back")
+    assert rolled.json()["restored_version"] == "1.41.3"
+    mine = [d for d in (await sandbox.get("/deploys")).json() if d["service"] == service]
+    assert [(d["version"], d["status"]) for d in mine] == [("1.42.0", "rolled_back"), ("1.41.3", "live")]
+    # Nothing earlier is live any more: a second rollback (a new key) is refused, not applied.
+    assert (await post(sandbox, path, "deploy-rb-2")).status_code == 409
 
     flag = await sandbox.put(
         "/flags/agent-tool-calls", json={"enabled": False}, headers={"Idempotency-Key": "f1"}

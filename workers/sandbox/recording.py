@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 # Paths that inspect or steer the sandbox itself: never faulted, never logged, or a test could not see
-# what happened or clean up after itself.
+# what happened or clean up after itself. `/healthz` is the contract's, but the readiness probe of every
+# stack that starts the sandbox: a fault on it would keep the stack from starting, not test a runbook.
 CONTROL_PATHS = ("/faults", "/calls", "/healthz")
 
 

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.deploys import Verdict
 from workers.sandbox.common import found_or_404
 from workers.sandbox.models.agent_lifecycle import AgentLifecycle, seed_agent_lifecycles
 from workers.sandbox.models.agents import Agent, seed_agents
@@ -20,11 +21,10 @@ from workers.sandbox.models.deploys import (
     HotfixBuildRecord,
     InfraState,
     QaRunRecord,
-    QaVerdict,
     seed_deploys,
 )
 from workers.sandbox.models.documents import HandoffDesk, PostMortem, Report, StoryRecord
-from workers.sandbox.models.gateway import Gateway, GatewayRuntime, seed_gateway_runtimes
+from workers.sandbox.models.gateway import GatewayRuntime, seed_gateway_runtimes
 from workers.sandbox.models.security import Evidence, SecurityEvent
 from workers.sandbox.models.usage import AgentUsage, seed_usage
 from workers.sandbox.recording import StoredResponse, StoreKey
@@ -35,12 +35,11 @@ class Sandbox:
     agents: dict[str, Agent] = field(default_factory=seed_agents)
     messages: list[ChatMessage] = field(default_factory=list)
     chat_status: ChatStatus = field(default_factory=ChatStatus)
-    gateway: Gateway = field(default_factory=Gateway)
     deploys: list[Deploy] = field(default_factory=seed_deploys)  # newest first
     flags: dict[str, bool] = field(default_factory=lambda: {"agent-tool-calls": True})
     infra: dict[str, InfraState] = field(default_factory=dict)  # deployments: per service
     external: dict[str, ExternalState] = field(default_factory=dict)  # deployments
-    qa_scripts: dict[str, list[QaVerdict]] = field(default_factory=dict)  # deployments: verdicts to come
+    qa_scripts: dict[str, list[Verdict]] = field(default_factory=dict)  # deployments: verdicts to come
     qa_runs: list[QaRunRecord] = field(default_factory=list)  # deployments
     hotfix_failures: dict[str, int] = field(default_factory=dict)  # deployments: builds to fail
     hotfix_builds: dict[str, HotfixBuildRecord] = field(default_factory=dict)  # deployments

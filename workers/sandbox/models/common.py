@@ -1,9 +1,10 @@
-"""Wire models more than one fake system speaks."""
+"""Wire models more than one fake system speaks.
+
+The contract's `{"reason": ...}` body is `schemas.systems.EffectReason`, the model the http adapters send;
+`EffectRequest` is that same class under the name the agent and channel routers import."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from schemas.systems import EffectReason as EffectRequest
 
-
-class EffectRequest(BaseModel):
-    reason: str = ""
+__all__ = ["EffectRequest"]

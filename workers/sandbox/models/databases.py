@@ -1,8 +1,13 @@
-"""Wire models of a service's application database: migrations, backups and integrity checks."""
+"""The sandbox's own state of each service's application database, and the scenario model that sets it up.
+
+What the contract's routes take and answer are `schemas/database.py`'s models; the state kept here extends
+them with what a scenario decides (whether backups verify, whether the integrity check passes)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+
+from schemas.database import DatabaseBackup, DatabaseState
 
 
 class DatabaseSpec(BaseModel):
@@ -12,37 +17,11 @@ class DatabaseSpec(BaseModel):
     integrity_ok: bool = Field(True, description="False: the integrity check after a migration fails")
 
 
-class DatabaseBackupRecord(BaseModel):
-    id: str
-    service: str
-    migration: str
-    rows: int
-    verified: bool = False
+class DatabaseBackupRecord(DatabaseBackup):
     at: str
-    replayed: bool = False
 
 
-class ServiceDatabase(BaseModel):
-    service: str
-    migrations: list[str]
-    rows: int
-    backups: list[str] = Field(default_factory=list)
-    verified_backups: list[str] = Field(default_factory=list)
-    reversed_migrations: list[str] = Field(default_factory=list)
-    integrity_checks: int = 0
-    replayed: bool = False
+class ServiceDatabase(DatabaseState):
     backup_verifies: bool = Field(True, exclude=True)
     integrity_ok: bool = Field(True, exclude=True)
     backup_records: dict[str, DatabaseBackupRecord] = Field(default_factory=dict, exclude=True)
-
-
-class MigrateDownBody(BaseModel):
-    backup_id: str
-    migration: str
-
-
-class IntegrityResult(BaseModel):
-    service: str
-    ok: bool
-    detail: str
-    replayed: bool = False

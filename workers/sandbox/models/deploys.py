@@ -1,4 +1,8 @@
-"""Wire models of the deploy system: deploys per service, infrastructure, outside services, QA gate runs and hotfix builds."""
+"""The sandbox's own state of the deploy system, and the scenario models that set it up: deploys per service,
+infrastructure, outside services, QA gate runs and hotfix builds.
+
+What the contract's routes take and answer are `schemas/deploys.py`'s models; a record kept here extends the
+answer it is given out as with what only the sandbox keeps (when it happened, what it was asked)."""
 
 from __future__ import annotations
 
@@ -6,19 +10,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.deploys import DeployRecord, ExternalStatus, HotfixBuild, InfraStatus, QaRun, Verdict
+
 DeployStatus = Literal["live", "rolled_back"]
 
 
-class Deploy(BaseModel):
-    id: str
-    service: str
-    version: str
-    at: str
+class Deploy(DeployRecord):
     status: DeployStatus = "live"
-
-
-class DeployRollback(Deploy):
-    replayed: bool = False
 
 
 def seed_deploys() -> list[Deploy]:
@@ -32,16 +30,8 @@ def seed_deploys() -> list[Deploy]:
 InfraHealth = Literal["healthy", "degraded", "down"]
 
 
-QaVerdict = Literal["PASS", "CONCERNS", "FAIL", "BLOCKED"]
-
-
 class ServiceDeploysSpec(BaseModel):
     versions: list[str] = Field(min_length=1, description="oldest first; the last one is live now")
-
-
-class ServiceRollbackEffect(Deploy):
-    restored_version: str
-    replayed: bool = False
 
 
 class InfraState(BaseModel):
@@ -50,30 +40,14 @@ class InfraState(BaseModel):
     detail: str = ""
     config_versions: list[str] = Field(default_factory=lambda: ["config-1"], description="oldest first")
 
-    @property
-    def config_version(self) -> str:
-        return self.config_versions[-1]
-
-
-class InfraView(BaseModel):
-    service: str
-    status: InfraHealth
-    detail: str
-    config_version: str
-    previous_config_version: str | None
-    config_versions: list[str]
-    replayed: bool = False
-
-    @classmethod
-    def of(cls, infra: InfraState) -> InfraView:
-        versions = infra.config_versions
-        return cls(
-            service=infra.service,
-            status=infra.status,
-            detail=infra.detail,
+    def as_status(self) -> InfraStatus:
+        versions = self.config_versions
+        return InfraStatus(
+            service=self.service,
+            status=self.status,
+            detail=self.detail,
             config_version=versions[-1],
             previous_config_version=versions[-2] if len(versions) > 1 else None,
-            config_versions=list(versions),
         )
 
 
@@ -86,13 +60,12 @@ class InfraUpdate(BaseModel):
 DependencyHealth = Literal["up", "degraded", "down"]
 
 
-def _healthy_dependencies() -> dict[str, DependencyHealth]:
+def _healthy_dependencies() -> dict[str, str]:
     return {"payments-api": "up", "identity-provider": "up"}
 
 
-class ExternalState(BaseModel):
-    service: str
-    dependencies: dict[str, DependencyHealth] = Field(default_factory=_healthy_dependencies)
+class ExternalState(ExternalStatus):
+    dependencies: dict[str, str] = Field(default_factory=_healthy_dependencies)
 
 
 class ExternalUpdate(BaseModel):
@@ -101,21 +74,11 @@ class ExternalUpdate(BaseModel):
 
 class QaScript(BaseModel):
     service: str
-    verdicts: list[QaVerdict] = Field(description="answers of the next runs, in order; then PASS again")
+    verdicts: list[Verdict] = Field(description="answers of the next runs, in order; then PASS again")
 
 
-class QaRunBody(BaseModel):
-    service: str
-    subject: str
-
-
-class QaRunRecord(BaseModel):
-    id: str
-    service: str
-    subject: str
-    verdict: QaVerdict
+class QaRunRecord(QaRun):
     at: str
-    replayed: bool = False
 
 
 class HotfixScript(BaseModel):
@@ -123,20 +86,9 @@ class HotfixScript(BaseModel):
     failures: int = Field(ge=0, description="how many of the next builds fail")
 
 
-class HotfixBuildBody(BaseModel):
-    service: str
-    issue: str = ""
-    iteration: int = 1
-    attempt: int = 1
-
-
-class HotfixBuildRecord(BaseModel):
-    id: str
-    service: str
+class HotfixBuildRecord(HotfixBuild):
     issue: str
     iteration: int
     attempt: int
-    version: str
     status: Literal["succeeded", "failed", "deployed"]
     at: str
-    replayed: bool = False

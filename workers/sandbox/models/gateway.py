@@ -1,8 +1,8 @@
-"""Wire models of the gateway and its runtimes.
+"""The sandbox's own state of the gateway runtimes, and the scenario models that set it up.
 
-The default `/gateway`, and the named runtimes: memory against its cgroup high watermark, scheduled runs,
-junk files on disk, the safe restart, risky spawns, the review queue, sessions and their tasks, the
-chained-execution freeze and the service log."""
+A runtime has memory against its cgroup high watermark, scheduled runs, junk files on disk, the safe restart,
+risky spawns, the review queue, sessions and their tasks, the chained-execution freeze and the service log.
+What the contract's routes take and answer are `schemas/gateway.py`'s models."""
 
 from __future__ import annotations
 
@@ -10,27 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.gateway import GatewayFlags, GatewayStatus, RetryMode
 from workers.sandbox.common import now_iso
-from workers.sandbox.models.common import EffectRequest
-
-
-class Gateway(BaseModel):
-    memory_mb: float = 620.0
-    high_watermark_mb: float = 1536.0
-    healthy: bool = True
-    restarts: int = 0
-
-
-class GatewayUpdate(BaseModel):
-    memory_mb: float | None = None
-    high_watermark_mb: float | None = None
-    healthy: bool | None = None
-    restarts: int | None = None
-
-
-class GatewayRestart(Gateway):
-    replayed: bool = False
-
 
 RunStatus = Literal["alive", "dead"]
 
@@ -52,16 +33,10 @@ class RuntimeSession(BaseModel):
 
 
 class RetrySetting(BaseModel):
-    mode: Literal["retry", "retry_with_backoff", "manual_only"]
+    mode: RetryMode
     max_attempts: int = Field(ge=0)
     backoff_s: int = Field(ge=0)
     reason: str = ""
-
-
-class RetrySettingEffect(RetrySetting):
-    session_id: str
-    task_ids: list[str]
-    replayed: bool = False
 
 
 class ReviewItem(BaseModel):
@@ -70,16 +45,6 @@ class ReviewItem(BaseModel):
     title: str
     detail: str = ""
     at: str = ""
-
-
-class ReviewRequest(BaseModel):
-    kind: str
-    title: str
-    detail: str = ""
-
-
-class ReviewReceipt(ReviewItem):
-    replayed: bool = False
 
 
 class RuntimeEvent(BaseModel):
@@ -130,102 +95,28 @@ class GatewayRuntimeSpec(BaseModel):
     unhealthy_checks_after_restart: int = Field(1, ge=0)
 
 
-class RuntimeStatus(BaseModel):
-    name: str
-    memory_mb: float
-    high_watermark_mb: float
-    memory_ratio: float
-    healthy: bool
-    zombie: bool
-    restarts: int
-    chain_frozen: bool
-    spawns_blocked: bool
-
-    @classmethod
-    def of(cls, runtime: GatewayRuntime, *, healthy: bool | None = None) -> RuntimeStatus:
-        return cls(
-            name=runtime.name,
-            memory_mb=runtime.memory_mb,
-            high_watermark_mb=runtime.high_watermark_mb,
-            memory_ratio=round(runtime.memory_mb / runtime.high_watermark_mb, 4),
-            healthy=runtime.healthy if healthy is None else healthy,
-            zombie=runtime.zombie,
-            restarts=runtime.restarts,
-            chain_frozen=runtime.chain_frozen,
-            spawns_blocked=runtime.spawns_blocked,
-        )
+def status_of(runtime: GatewayRuntime, *, healthy: bool | None = None) -> GatewayStatus:
+    return GatewayStatus(
+        name=runtime.name,
+        memory_mb=runtime.memory_mb,
+        high_watermark_mb=runtime.high_watermark_mb,
+        memory_ratio=round(runtime.memory_mb / runtime.high_watermark_mb, 4),
+        healthy=runtime.healthy if healthy is None else healthy,
+        zombie=runtime.zombie,
+        restarts=runtime.restarts,
+        chain_frozen=runtime.chain_frozen,
+        spawns_blocked=runtime.spawns_blocked,
+    )
 
 
-class RuntimeFlagEffect(BaseModel):
-    name: str
-    resource_pressure: bool
-    spawns_blocked: bool
-    chain_frozen: bool
-    chain_frozen_until: str | None = None
-    replayed: bool = False
-
-    @classmethod
-    def of(cls, runtime: GatewayRuntime) -> RuntimeFlagEffect:
-        return cls(
-            name=runtime.name,
-            resource_pressure=runtime.resource_pressure,
-            spawns_blocked=runtime.spawns_blocked,
-            chain_frozen=runtime.chain_frozen,
-            chain_frozen_until=runtime.chain_frozen_until,
-        )
-
-
-class FreezeRequest(EffectRequest):
-    minutes: int = Field(30, ge=1)
-    until: str | None = None
-
-
-class CleanupEffect(BaseModel):
-    name: str
-    removed: int
-    removed_items: list[str]
-    remaining: int
-    replayed: bool = False
-
-
-class SafeRestartEffect(BaseModel):
-    name: str
-    memory_before_mb: float
-    memory_mb: float
-    restarts: int
-    reason: str
-    replayed: bool = False
-
-
-class MovedTasks(BaseModel):
-    name: str
-    session_id: str
-    task_ids: list[str]
-    replayed: bool = False
-
-
-class FailureHistory(BaseModel):
-    name: str
-    session_id: str
-    past_failures: int
-
-
-class RetrySettingRequest(RetrySetting):
-    task_ids: list[str] = []
-
-
-class ServiceLogs(BaseModel):
-    name: str
-    lines: list[str]
-    replayed: bool = False
-
-
-class StateSnapshot(RuntimeStatus):
-    sessions: int
-    live_sessions: int
-    scheduled_runs: int
-    pending_reviews: int
-    replayed: bool = False
+def flags_of(runtime: GatewayRuntime) -> GatewayFlags:
+    return GatewayFlags(
+        name=runtime.name,
+        resource_pressure=runtime.resource_pressure,
+        spawns_blocked=runtime.spawns_blocked,
+        chain_frozen=runtime.chain_frozen,
+        chain_frozen_until=runtime.chain_frozen_until,
+    )
 
 
 def seed_gateway_runtimes() -> dict[str, GatewayRuntime]:

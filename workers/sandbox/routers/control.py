@@ -1,4 +1,4 @@
-"""Test controls: health, the call log and fault injection.
+"""Test controls: the call log and fault injection.
 
 These paths inspect or steer the sandbox itself, not a system it stands for, so the call-recording
 middleware never faults nor logs them."""
@@ -11,11 +11,6 @@ from workers.sandbox.dependencies import SandboxDep
 from workers.sandbox.models.calls import CallCount, CallRecord, Fault
 
 router = APIRouter()
-
-
-@router.get("/healthz")
-async def healthz() -> dict[str, bool]:
-    return {"ok": True}
 
 
 @router.get("/calls")

@@ -1,17 +1,15 @@
-"""A service's application database: backups and their verification, the reverse migration, integrity checks."""
+"""A service's application database: the contract's backups and their verification, the reverse migration and
+the integrity checks. Bodies and answers are `schemas/database.py`'s models, the ones the http adapter
+(`activities/database/http.py`) sends and reads."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
 
+from schemas.database import DatabaseBackup, DatabaseState, IntegrityReport, MigrateDownBody
 from workers.sandbox.common import found_or_404, now_iso
 from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
-from workers.sandbox.models.databases import (
-    DatabaseBackupRecord,
-    IntegrityResult,
-    MigrateDownBody,
-    ServiceDatabase,
-)
+from workers.sandbox.models.databases import DatabaseBackupRecord, ServiceDatabase
 from workers.sandbox.state import Sandbox
 
 # Reads: not effects a runbook performs, so no key is needed.
@@ -25,12 +23,14 @@ def _database(sandbox: Sandbox, service: str) -> ServiceDatabase:
 
 
 @router.get("/databases/{service}")
-async def get_database(sandbox: SandboxDep, service: str) -> ServiceDatabase:
+async def get_database(sandbox: SandboxDep, service: str) -> DatabaseState:
+    """The service database's applied migrations (oldest first), rows and backups."""
     return _database(sandbox, service)
 
 
 @effects.post("/databases/{service}/backups")
-async def backup_database(sandbox: SandboxDep, service: str) -> DatabaseBackupRecord:
+async def backup_database(sandbox: SandboxDep, service: str) -> DatabaseBackup:
+    """Take a backup of the service's database as it is now."""
     database = _database(sandbox, service)
     backup = DatabaseBackupRecord(
         id=f"backup-{service}-{len(database.backups) + 1}",
@@ -45,7 +45,8 @@ async def backup_database(sandbox: SandboxDep, service: str) -> DatabaseBackupRe
 
 
 @effects.post("/databases/{service}/backups/{backup_id}/verify")
-async def verify_database_backup(sandbox: SandboxDep, service: str, backup_id: str) -> DatabaseBackupRecord:
+async def verify_database_backup(sandbox: SandboxDep, service: str, backup_id: str) -> DatabaseBackup:
+    """Read the backup back; `verified` is true only if it restores."""
     database = _database(sandbox, service)
     backup = found_or_404(database.backup_records, backup_id, f"unknown backup {backup_id}")
     backup.verified = database.backup_verifies
@@ -55,7 +56,8 @@ async def verify_database_backup(sandbox: SandboxDep, service: str, backup_id: s
 
 
 @effects.post("/databases/{service}/migrate-down")
-async def migrate_database_down(sandbox: SandboxDep, service: str, body: MigrateDownBody) -> ServiceDatabase:
+async def migrate_database_down(sandbox: SandboxDep, service: str, body: MigrateDownBody) -> DatabaseState:
+    """Reverse the latest migration; 409 without a verified backup of the data as it is now."""
     database = _database(sandbox, service)
     backup = database.backup_records.get(body.backup_id)
     # The platform refuses on its own too: no reverse migration without a verified backup of the data as
@@ -68,16 +70,16 @@ async def migrate_database_down(sandbox: SandboxDep, service: str, body: Migrate
         raise HTTPException(409, f"backup {body.backup_id} does not match the current data")
     if body.migration != database.migrations[-1]:
         raise HTTPException(409, f"{body.migration} is not the latest applied migration")
-    database.reversed_migrations.append(database.migrations.pop())
+    database.migrations.pop()
     return database
 
 
 @effects.post("/databases/{service}/integrity-check")
-async def check_database_integrity(sandbox: SandboxDep, service: str) -> IntegrityResult:
+async def check_database_integrity(sandbox: SandboxDep, service: str) -> IntegrityReport:
+    """Run the integrity checks after a change; `ok` says whether they pass."""
     database = _database(sandbox, service)
-    database.integrity_checks += 1
     detail = "constraints and row counts consistent" if database.integrity_ok else "orphaned rows found"
-    return IntegrityResult(service=service, ok=database.integrity_ok, detail=detail)
+    return IntegrityReport(service=service, ok=database.integrity_ok, detail=detail)
 
 
 router.include_router(effects)

@@ -1,11 +1,15 @@
-"""Test set-up: the `PUT` routes that put a fake system into the state a test or demo needs.
+"""Test set-up and inspection: the `PUT` routes that put a fake system into the state a test or demo needs,
+and the `GET` routes that show a test what no runbook reads (a runtime's whole state, the flags, the QA runs
+and hotfix builds so far).
 
-No runbook performs them, so they need no `Idempotency-Key` and are not part of the platform contract."""
+No runbook performs them, so they need no `Idempotency-Key` and are not part of the platform contract
+(docs/platform-openapi.json leaves them out)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from schemas.flags import FlagState
 from workers.sandbox.common import now_iso
 from workers.sandbox.dependencies import SandboxDep
 from workers.sandbox.models.agent_lifecycle import AgentLifecycle, AgentLifecycleSetup
@@ -17,23 +21,20 @@ from workers.sandbox.models.deploys import (
     Deploy,
     ExternalState,
     ExternalUpdate,
+    HotfixBuildRecord,
     HotfixScript,
+    InfraState,
     InfraUpdate,
-    InfraView,
+    QaRunRecord,
     QaScript,
     ServiceDeploysSpec,
 )
-from workers.sandbox.models.gateway import (
-    Gateway,
-    GatewayRuntime,
-    GatewayRuntimeSpec,
-    GatewayUpdate,
-    new_runtime,
-)
+from workers.sandbox.models.gateway import GatewayRuntime, GatewayRuntimeSpec, new_runtime
 from workers.sandbox.models.security import SecurityEvent
 from workers.sandbox.models.usage import AgentUsage, AgentUsageUpdate
 from workers.sandbox.routers.agent_lifecycle import lifecycle_of
 from workers.sandbox.routers.deploys import deploys_of, infra_of
+from workers.sandbox.routers.gateway import runtime_of
 
 # Setting up a scenario: not an effect a runbook performs, so no key is needed.
 router = APIRouter()
@@ -67,12 +68,6 @@ async def put_chat_channel(sandbox: SandboxDep, name: str, spec: ChatChannelSpec
     return sandbox.chat_channels[name]
 
 
-@router.put("/gateway")
-async def put_gateway(sandbox: SandboxDep, update: GatewayUpdate) -> Gateway:
-    sandbox.gateway = sandbox.gateway.model_copy(update=update.model_dump(exclude_unset=True))
-    return sandbox.gateway
-
-
 @router.put("/deploys/services/{service}")
 async def put_service_deploys(sandbox: SandboxDep, service: str, spec: ServiceDeploysSpec) -> list[Deploy]:
     others = [deploy for deploy in sandbox.deploys if deploy.service != service]
@@ -85,10 +80,10 @@ async def put_service_deploys(sandbox: SandboxDep, service: str, spec: ServiceDe
 
 
 @router.put("/infra/{service}")
-async def put_infra(sandbox: SandboxDep, service: str, update: InfraUpdate) -> InfraView:
+async def put_infra(sandbox: SandboxDep, service: str, update: InfraUpdate) -> InfraState:
     infra = infra_of(sandbox, service)
     sandbox.infra[service] = infra.model_copy(update=update.model_dump(exclude_unset=True))
-    return InfraView.of(sandbox.infra[service])
+    return sandbox.infra[service]
 
 
 @router.put("/external/{service}")
@@ -103,10 +98,25 @@ async def put_qa_script(sandbox: SandboxDep, script: QaScript) -> QaScript:
     return script
 
 
+@router.get("/qa/runs")
+async def list_qa_runs(sandbox: SandboxDep, service: str = "") -> list[QaRunRecord]:
+    return [run for run in sandbox.qa_runs if not service or run.service == service]
+
+
 @router.put("/hotfix/script")
 async def put_hotfix_script(sandbox: SandboxDep, script: HotfixScript) -> HotfixScript:
     sandbox.hotfix_failures[script.service] = script.failures
     return script
+
+
+@router.get("/hotfix/builds")
+async def list_hotfix_builds(sandbox: SandboxDep, service: str = "") -> list[HotfixBuildRecord]:
+    return [build for build in sandbox.hotfix_builds.values() if not service or build.service == service]
+
+
+@router.get("/flags")
+async def list_flags(sandbox: SandboxDep) -> list[FlagState]:
+    return [FlagState(name=name, enabled=enabled) for name, enabled in sandbox.flags.items()]
 
 
 @router.put("/databases/{service}")
@@ -125,6 +135,12 @@ async def put_database(sandbox: SandboxDep, service: str, spec: DatabaseSpec) ->
 async def put_runtime(sandbox: SandboxDep, name: str, spec: GatewayRuntimeSpec) -> GatewayRuntime:
     sandbox.gateway_runtimes[name] = new_runtime(name, spec)
     return sandbox.gateway_runtimes[name]
+
+
+@router.get("/runtimes/{name}")
+async def get_runtime(sandbox: SandboxDep, name: str) -> GatewayRuntime:
+    # The whole state, the scenario's own fields included; the contract's read is `/runtimes/{name}/status`.
+    return runtime_of(sandbox, name)
 
 
 @router.put("/agents/{agent_id}/security-events")
