@@ -1,5 +1,5 @@
 """The deploys system's git adapter on real repositories: a bare remote and an operator's checkout made by
-examples/deploys/create-repo (support-bot-api 1.41.3 tagged healthy, then the bad 1.42.0), real `git`
+examples/deploys/create-repo.py (support-bot-api 1.41.3 tagged healthy, then the bad 1.42.0), real `git`
 for every effect, pre-receive hooks in the remote for the pushes it rejects.
 
 What is asserted is read from git itself: the remote's commits, trees and files, the adapter's clone's
@@ -109,8 +109,15 @@ class DeployRepo:
 
 
 def mark_healthy(repo: DeployRepo) -> subprocess.CompletedProcess[str]:
-    """examples/deploys/mark-healthy in the operator's checkout, its deploy check passing."""
-    script = [sys.executable, str(EXAMPLE / "mark-healthy"), "--repository", str(repo.checkout), "--", "true"]
+    """examples/deploys/mark-healthy.py in the operator's checkout, its deploy check passing."""
+    script = [
+        sys.executable,
+        str(EXAMPLE / "mark-healthy.py"),
+        "--repository",
+        str(repo.checkout),
+        "--",
+        "true",
+    ]
     env = {**os.environ, **SOMEONE}
     return subprocess.run(script, env=env, capture_output=True, text=True, check=True, timeout=60)
 
@@ -118,7 +125,9 @@ def mark_healthy(repo: DeployRepo) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def repo(tmp_path: Path) -> DeployRepo:
     root = tmp_path / "deploys"
-    subprocess.run([sys.executable, str(EXAMPLE / "create-repo"), str(root)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "create-repo.py"), str(root)], check=True, capture_output=True
+    )
     return DeployRepo(root, root / "remote.git", root / "checkout")
 
 

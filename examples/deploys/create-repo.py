@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Create the example deploy repository: a bare remote and an operator's checkout of it, for one service.
 
-    create-repo <dir> [--service support-bot-api]
+    create-repo.py <dir> [--service support-bot-api]
 
 `<dir>/remote.git` is the deploy remote (what "deployed" means: its `main`), `<dir>/checkout` a clone of
 it, as an operator keeps one. The history is the war room's demo: the service at 1.41.3 passed its check
 and was tagged `healthy/20261119T113000Z` (annotated), then 1.42.0 switched the new checkout on, and that
 is the deploy that broke production. Stanch's git adapter rolls it back by reverting what came after the
-tag; `mark-healthy` writes the next tag once a deploy passes its check.
+tag; `mark-healthy.py` writes the next tag once a deploy passes its check.
 
 Commit and tag dates are fixed, so the repository is the same, sha for sha, wherever it is created. A
 directory that already holds a `remote.git` is left alone (exit 0, said on stderr). Standard library
@@ -67,7 +67,7 @@ def git(*args: str, cwd: Path, at: str | None = None) -> str:
         ["git", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60, check=False
     )
     if done.returncode != 0:
-        raise SystemExit(f"create-repo: git {' '.join(args)} failed: {done.stderr.strip()}")
+        raise SystemExit(f"create-repo.py: git {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
@@ -110,7 +110,7 @@ def main() -> None:
     options = parser.parse_args()
     target = options.directory.resolve()
     if (target / "remote.git").exists():
-        print(f"create-repo: {target / 'remote.git'} exists; left as it is", file=sys.stderr)
+        print(f"create-repo.py: {target / 'remote.git'} exists; left as it is", file=sys.stderr)
         return
     print(json.dumps(create(target, options.service)))
 

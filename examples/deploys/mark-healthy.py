@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mark the deployed commit healthy: an annotated tag `healthy/<when>` on the remote branch's head.
 
-    mark-healthy [--repository DIR] [--remote origin] [--branch main] [--prefix healthy/] [--message TEXT]
+    mark-healthy.py [--repository DIR] [--remote origin] [--branch main] [--prefix healthy/] [--message TEXT]
                  [-- CHECK COMMAND...]
 
 Run it when a deploy has passed its check, or give the check after `--` and it runs it first: the tag is
@@ -35,7 +35,7 @@ def git(*args: str, cwd: Path) -> str:
         ["git", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60, check=False
     )
     if done.returncode != 0:
-        print(f"mark-healthy: git {' '.join(args)} failed: {done.stderr.strip()}", file=sys.stderr)
+        print(f"mark-healthy.py: git {' '.join(args)} failed: {done.stderr.strip()}", file=sys.stderr)
         raise SystemExit(1)
     return done.stdout.strip()
 
@@ -46,7 +46,9 @@ def healthy_tags(repository: Path, commit: str, prefix: str) -> list[str]:
     listed = git(
         "for-each-ref", "--format=%(*objectname) %(refname:short)", f"refs/tags/{prefix}", cwd=repository
     )
-    return sorted(name for line in listed.splitlines() for peeled, name in [line.split(" ", 1)] if peeled == commit)
+    return sorted(
+        name for line in listed.splitlines() for peeled, name in [line.split(" ", 1)] if peeled == commit
+    )
 
 
 def main() -> None:
@@ -62,7 +64,9 @@ def main() -> None:
     check = options.check[1:] if options.check[:1] == ["--"] else options.check
 
     git("fetch", "--quiet", "--tags", options.remote, cwd=repository)
-    commit = git("rev-parse", "--verify", f"refs/remotes/{options.remote}/{options.branch}^{{commit}}", cwd=repository)
+    commit = git(
+        "rev-parse", "--verify", f"refs/remotes/{options.remote}/{options.branch}^{{commit}}", cwd=repository
+    )
     existing = healthy_tags(repository, commit, options.prefix)
     if existing:
         print(json.dumps({"tag": existing[-1], "commit": commit, "created": False}))
@@ -70,10 +74,15 @@ def main() -> None:
     if check:
         ran = subprocess.run(check, check=False)
         if ran.returncode != 0:
-            print(f"mark-healthy: the check {check!r} exited {ran.returncode}; nothing tagged", file=sys.stderr)
+            print(
+                f"mark-healthy.py: the check {check!r} exited {ran.returncode}; nothing tagged",
+                file=sys.stderr,
+            )
             raise SystemExit(CHECK_FAILED)
     tag = f"{options.prefix}{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    message = options.message or f"{commit[:12]} passed its deploy check" + (f": {' '.join(check)}" if check else "")
+    message = options.message or f"{commit[:12]} passed its deploy check" + (
+        f": {' '.join(check)}" if check else ""
+    )
     git("tag", "--annotate", tag, "-m", message, commit, cwd=repository)
     git("push", "--quiet", options.remote, f"refs/tags/{tag}", cwd=repository)
     print(json.dumps({"tag": tag, "commit": commit, "created": True}))
