@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,21 @@ def rollback(key: str, reason: str = "HTTP 500 since 1.42.0") -> ServiceRequest:
     return ServiceRequest(service=SERVICE, idempotency_key=key, reason=reason)
 
 
+def gone_within(pid: int, seconds: float) -> bool:
+    """The process ended (gone, or a zombie waiting to be reaped) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def clone_of(repo: DeployRepo) -> Path:
     [clone] = [path for path in (repo.root.parent / "work").iterdir() if (path / ".git").is_dir()]
     return clone
@@ -278,6 +294,32 @@ async def test_a_push_the_remote_hook_rejects_is_a_refusal_with_its_message(repo
     # Refused means nothing was done: once the freeze is lifted, the same key rolls back.
     repo.unhook()
     done = await adapter.rollback_service(rollback("k-frozen"))
+    assert not done.replayed and repo.commits()[1:] == before
+
+
+async def test_a_push_that_hangs_is_killed_and_retried_not_refused(repo: DeployRepo) -> None:
+    pid_file = repo.root / "hook.pid"
+    repo.hook(f"""\
+        echo $$ > {pid_file}
+        exec sleep 60
+        """)
+    before = repo.commits()
+    started = time.monotonic()
+
+    with pytest.raises(Exception) as failed:
+        await open_git(repo, git_timeout_s=1).rollback_service(rollback("k-hang"))
+
+    assert time.monotonic() - started < 20
+    assert not (isinstance(failed.value, ApplicationError) and failed.value.non_retryable)
+    assert "did not finish within 1 s" in str(failed.value)
+    # The hook's process went with git: killed as one process group, not left running.
+    assert gone_within(int(pid_file.read_text()), seconds=5)
+    assert repo.commits() == before
+    assert_clean(repo)
+
+    # Temporal's retry, once the remote answers again, rolls back once.
+    repo.unhook()
+    done = await open_git(repo).rollback_service(rollback("k-hang"))
     assert not done.replayed and repo.commits()[1:] == before
 
 
