@@ -460,3 +460,31 @@ async def test_the_rollback_runbook_on_git_ends_with_one_revert_commit_on_the_re
         "rollback-deploy",
         "closed",
     ]
+
+
+async def test_the_war_room_on_git_finds_the_bad_deploy_and_rolls_it_back_with_one_revert_commit(
+    stanch: Running, incidents: Incidents, repo: DeployRepo
+) -> None:
+    before = repo.commits()
+    handle = await incidents.open(
+        "war_room",
+        alertname="ProductionDown",
+        annotations={"summary": f"{SERVICE} answers 500 to most users"},
+        severity=Severity.P1,
+        service=SERVICE,
+        target={"service": SERVICE},
+        fingerprint=uuid.uuid4().hex[:8],
+    )
+    brief = await until_state(handle, "awaiting_approval")
+    short = git(repo.remote, "rev-parse", "--short", "main")
+    # Triage read `git log`: the bad deploy is the live one, and the healthy tag is there to go back to.
+    assert f"last deploy {short} at 2026-11-21T09:12:00+00:00" in brief.summary
+    assert brief.awaiting is not None and "'rollback'" in brief.awaiting
+
+    await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback", comment="bad deploy"))
+    result = await handle.result()
+
+    assert result.final_state == "resolved" and result.resolved_by == "qa-gate"
+    assert repo.commits()[1:] == before
+    assert repo.tree("main") == repo.tree(HEALTHY)
+    assert f"Stanch-Idempotency-Key: {handle.id}/" in repo.message()
