@@ -279,7 +279,12 @@ class GitDeploys(HttpDeploys):
             try:
                 await self._git(clone.path, "revert", "--no-commit", *mainline, commit.sha)
             except GitFailed as error:
-                raise refused(what, f"reverting {commit.short} conflicts: {scrubbed(error.stderr)}") from None
+                # A conflict, or a commit git cannot revert: the clone is reset by the caller.
+                problem = scrubbed(error.stdout + error.stderr)
+                raise refused(
+                    what,
+                    f"git revert {commit.short} stopped (a conflict, or a commit it cannot revert): {problem}",
+                ) from None
         if not await self._index_is(clone, healthy):
             raise refused(what, f"reverting the commits after {tag} does not give back its files")
         message = self._message(clone, request, tag, head, commits)
