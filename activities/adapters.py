@@ -45,6 +45,7 @@ ENTRY_POINT_GROUP = "stanch.adapters"
 BUILTIN_ADAPTERS: dict[tuple[SystemName, str], str] = {
     ("gateway", "http"): "activities.gateway.http:HttpGateway",
     ("deploys", "http"): "activities.deploys.http:HttpDeploys",
+    ("deploys", "git"): "activities.deploys.git:GitDeploys",
     ("flags", "http"): "activities.flags.http:HttpFlags",
     ("database", "http"): "activities.database.http:HttpDatabase",
     ("documents", "http"): "activities.documents.http:HttpDocuments",
