@@ -47,6 +47,7 @@ BUILTIN_ADAPTERS: dict[tuple[SystemName, str], str] = {
     ("deploys", "http"): "activities.deploys.http:HttpDeploys",
     ("flags", "http"): "activities.flags.http:HttpFlags",
     ("database", "http"): "activities.database.http:HttpDatabase",
+    ("database", "postgres"): "activities.database.postgres:PostgresDatabase",
     ("documents", "http"): "activities.documents.http:HttpDocuments",
 }
 
