@@ -48,6 +48,7 @@ BUILTIN_ADAPTERS: dict[tuple[SystemName, str], str] = {
     ("deploys", "git"): "activities.deploys.git:GitDeploys",
     ("flags", "http"): "activities.flags.http:HttpFlags",
     ("database", "http"): "activities.database.http:HttpDatabase",
+    ("database", "postgres"): "activities.database.postgres:PostgresDatabase",
     ("documents", "http"): "activities.documents.http:HttpDocuments",
 }
 
