@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from activities.adapters import Adapter, AdapterConfigError, AdapterContext, open_adapter
+from activities.agents.interface import Agents
+from activities.channel.interface import Channel
 from activities.database.interface import Database
 from activities.deploys.interface import Deploys
 from activities.documents.interface import Documents
@@ -26,7 +28,9 @@ A = TypeVar("A", bound=Adapter)
 
 # The systems a worker opens, each with its interface (Systems has one field per entry).
 INTERFACES: dict[SystemName, Any] = {
+    "agents": Agents,
     "gateway": Gateway,
+    "channel": Channel,
     "deploys": Deploys,
     "flags": Flags,
     "database": Database,
@@ -38,7 +42,9 @@ INTERFACES: dict[SystemName, Any] = {
 class Systems:
     """One open adapter per system; the field names are the system names."""
 
+    agents: Agents
     gateway: Gateway
+    channel: Channel
     deploys: Deploys
     flags: Flags
     database: Database
