@@ -43,7 +43,9 @@ ENTRY_POINT_GROUP = "stanch.adapters"
 # (system, adapter) → "module:Class". Imported only when the policy names it, so a worker that never acts
 # on git does not import the git adapter.
 BUILTIN_ADAPTERS: dict[tuple[SystemName, str], str] = {
+    ("agents", "http"): "activities.agents.http:HttpAgents",
     ("gateway", "http"): "activities.gateway.http:HttpGateway",
+    ("channel", "http"): "activities.channel.http:HttpChannel",
     ("deploys", "http"): "activities.deploys.http:HttpDeploys",
     ("deploys", "git"): "activities.deploys.git:GitDeploys",
     ("flags", "http"): "activities.flags.http:HttpFlags",

@@ -1,37 +1,22 @@
-"""Handoffs to humans, the daily cockpit report and post-mortems: the platform's handoff desk, usage meter,
-report shelf and post-mortem store over HTTP, a read-only summary of the audit log in Postgres, and the
-start of a resolved incident's post-mortem workflow."""
+"""What the daily cockpit report and the post-mortems need besides the systems: a read-only summary of the
+audit log in Postgres, and the start of a resolved incident's post-mortem workflow.
+
+Neither is a system the runbooks act on: the usage the report reads is the agent platform's
+(`activities/agents/`); the report shelf, the post-mortem store and the hand-off desk are the documents
+system's (`activities/documents/`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.heartbeat import heartbeating
-from activities.http import PlatformHttp
-from schemas.handoff import HandoffDocument, HandoffExecution, HandoffRecord
-from schemas.learning import (
-    POSTMORTEM_WORKFLOW,
-    OpenPostmortem,
-    PostmortemDocument,
-    PostmortemOpened,
-    StoredReport,
-    postmortem_workflow_id,
-)
-from schemas.report import (
-    AgentUsage,
-    AuditSummary,
-    AuditWindow,
-    FleetUsage,
-    PublishedReport,
-    ReportDocument,
-    UsageQuery,
-)
+from schemas.learning import POSTMORTEM_WORKFLOW, OpenPostmortem, PostmortemOpened, postmortem_workflow_id
+from schemas.report import AuditSummary, AuditWindow
 from stanch.markup import temporal_ui_text
 
 # Each count in one pass over the window's rows. The rules:
@@ -55,62 +40,10 @@ WHERE workflow_id LIKE %s AND occurred_at >= %s AND occurred_at < %s
 
 
 class ReportActivities:
-    """Built once in the worker with the platform client and the audit log's pool (read here, never written)."""
+    """Built once in the worker with the audit log's pool (read here, never written)."""
 
-    def __init__(self, client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
-        self._http = PlatformHttp(client)
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
-
-    # ---- handoffs -----------------------------------------------------------------------------------
-
-    @activity.defn(name="handoff_store_document")
-    @heartbeating
-    async def store_handoff(self, document: HandoffDocument) -> HandoffRecord:
-        return await self._http.effect(
-            "POST",
-            "/handoffs",
-            key=document.idempotency_key,
-            body={
-                "handoff_id": document.handoff_id,
-                "incident_id": document.incident_id,
-                "priority": document.priority,
-                "subject": document.subject,
-                "markdown": document.markdown,
-                "handoff": document.handoff.model_dump(mode="json"),
-            },
-            result=HandoffRecord,
-            what=f"storing handoff {document.handoff_id}",
-        )
-
-    @activity.defn(name="handoff_execute_decision")
-    @heartbeating
-    async def execute_handoff(self, execution: HandoffExecution) -> HandoffRecord:
-        return await self._http.effect(
-            "POST",
-            f"/handoffs/{execution.handoff_id}/execute",
-            key=execution.idempotency_key,
-            body={
-                "option": execution.option,
-                "decided_by": execution.decided_by,
-                "comment": execution.comment,
-            },
-            result=HandoffRecord,
-            what=f"carrying out {execution.option} for handoff {execution.handoff_id}",
-        )
-
-    # ---- the daily report ---------------------------------------------------------------------------
-
-    @activity.defn(name="report_fleet_usage")
-    @heartbeating
-    async def fleet_usage(self, query: UsageQuery) -> FleetUsage:
-        if not query.agent_ids:
-            listed = await self._http.call("GET", "/usage", what="reading fleet usage")
-            return FleetUsage(agents=[AgentUsage.model_validate(item) for item in listed])
-        agents = []
-        for agent_id in query.agent_ids:
-            path = f"/agents/{agent_id}/usage"
-            agents.append(await self._http.read(path, AgentUsage, f"reading usage of {agent_id}"))
-        return FleetUsage(agents=agents)
 
     @activity.defn(name="report_audit_summary")
     @heartbeating
@@ -134,34 +67,14 @@ class ReportActivities:
             failed_actions=failed,
         )
 
-    @activity.defn(name="report_publish")
-    @heartbeating
-    async def publish(self, document: ReportDocument) -> PublishedReport:
-        return await self._http.effect(
-            "POST",
-            "/reports",
-            key=document.idempotency_key,
-            body={
-                "report_id": document.report_id,
-                "title": document.title,
-                "markdown": document.markdown,
-                "urgent": document.urgent,
-                "data": document.data,
-            },
-            result=PublishedReport,
-            what=f"publishing report {document.report_id}",
-        )
-
 
 class PostmortemActivities:
     """The post-mortem of a resolved incident: starting its workflow (workflows cannot call the client,
-    this activity can) and storing its report with the platform's other post-mortems.
+    this activity can). Its report is stored by the documents system (`postmortem_store_report`).
 
-    Built once in the worker with the platform client, its Temporal client and the task queue the
-    post-mortems run on."""
+    Built once in the worker with its Temporal client and the task queue the post-mortems run on."""
 
-    def __init__(self, http: httpx.AsyncClient, client: Client, task_queue: str) -> None:
-        self._http = PlatformHttp(http)
+    def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue
 
@@ -197,32 +110,4 @@ class PostmortemActivities:
             f"{primary} and its fallback id are both taken by other incidents' post-mortems",
             type="PostmortemIdTaken",
             non_retryable=True,
-        )
-
-    @activity.defn(name="postmortem_store_report")
-    @heartbeating
-    async def store_report(self, document: PostmortemDocument) -> StoredReport:
-        # The platform's document store speaks its own field names; the timeline goes as readable lines
-        # (as the war room's post-mortems always did) and the whole report as Markdown.
-        report = document.report
-        return await self._http.effect(
-            "POST",
-            "/postmortems",
-            key=document.idempotency_key,
-            body={
-                "incident_id": report.incident_id,
-                "subject": report.title,
-                "what_happened": f"{report.severity} incident on {report.service} ({report.runbook})",
-                "root_cause": report.root_cause,
-                "impact": report.impact,
-                "remediation": report.draft.response,
-                "prevention": report.stories,
-                "timeline": [
-                    f"{entry.at:%Y-%m-%d %H:%M:%S} [{entry.kind}] {entry.actor}: {entry.text}"
-                    for entry in report.timeline
-                ],
-                "markdown": report.as_markdown(),
-            },
-            result=StoredReport,
-            what=f"storing the post-incident report of {report.incident_id}",
         )

@@ -22,6 +22,8 @@ from activities.adapters import (
     open_adapter,
     settings_from_policy,
 )
+from activities.agents.interface import Agents
+from activities.channel.interface import Channel
 from activities.database.interface import Database
 from activities.deploys.interface import Deploys
 from activities.documents.interface import Documents
@@ -34,7 +36,9 @@ A = TypeVar("A", bound=Adapter)
 
 # The systems a worker opens, each with its interface (Systems has one field per entry).
 INTERFACES: dict[SystemName, Any] = {
+    "agents": Agents,
     "gateway": Gateway,
+    "channel": Channel,
     "deploys": Deploys,
     "flags": Flags,
     "database": Database,
@@ -46,7 +50,9 @@ INTERFACES: dict[SystemName, Any] = {
 class Systems:
     """One open adapter per system; the field names are the system names."""
 
+    agents: Agents
     gateway: Gateway
+    channel: Channel
     deploys: Deploys
     flags: Flags
     database: Database

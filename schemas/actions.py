@@ -1,4 +1,6 @@
-"""Requests to, and results from, the systems runbooks act on."""
+"""What every runbook's effects share (the idempotency key `act` sets), and the notifications.
+
+Each system's own requests and results are in `schemas/<system>.py`."""
 
 from __future__ import annotations
 
@@ -9,23 +11,6 @@ SET_BY_ACT = (
     "<workflow id>/<run id>/<step>, set by IncidentWorkflow.act from the step it carries out, so a retry "
     "of the step reaches the system once; a request sent with it empty is refused by the activity"
 )
-
-
-class AgentAction(BaseModel):
-    """Act on one AI agent; idempotency_key makes a retried call a no-op at the platform."""
-
-    agent_id: str
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-    reason: str = ""
-    to_version: str | None = None
-
-
-class AgentState(BaseModel):
-    agent_id: str
-    state: str
-    version: str
-    previous_version: str | None = None
-    replayed: bool = Field(False, description="True when the platform had already applied this key")
 
 
 class Notification(BaseModel):

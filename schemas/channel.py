@@ -2,7 +2,9 @@
 that answers its webhooks), as the channel runbooks see them.
 
 Reads carry no idempotency key; every effect does, chosen by the workflow (`step_key`). No model here ever
-carries a token's value: a rotation answers with the new token's version and expiry only.
+carries a token's value: a rotation answers with the new token's version and expiry only. One set, shared by
+the runbooks, the adapters (`activities/channel/`) and the sandbox that implements the http contract: the
+`…Body` models are what the http adapter sends and the provider's routes read.
 """
 
 from __future__ import annotations
@@ -164,6 +166,28 @@ class TemplateSubmission(BaseModel):
     body: str
     category: str
     idempotency_key: str = Field("", description=SET_BY_ACT)
+
+
+# ---- wire bodies -------------------------------------------------------------------------------------
+
+
+class ChannelReason(BaseModel):
+    """The body of an effect that needs nothing but why: restart, rotate, appeal, new number."""
+
+    reason: str = ""
+
+
+class TemplateSendsBody(ChannelReason):
+    enabled: bool
+
+
+class TemplateUseBody(ChannelReason):
+    use: str
+
+
+class TemplateBody(BaseModel):
+    body: str
+    category: str
 
 
 # ---- what a human tells the number-banned runbook ------------------------------------------------------

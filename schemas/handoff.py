@@ -11,7 +11,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, model_validator
 
-from schemas.actions import SET_BY_ACT
 from schemas.alerts import Alert
 from schemas.incidents import IncidentInput, IncidentResult
 from schemas.severity import Severity
@@ -114,37 +113,6 @@ class HandoffResult(IncidentResult):
     chosen_option: str | None = None
     decided_by: str | None = None
     carried_out: bool = False
-
-
-# ---- effects on the platform's handoff desk --------------------------------------------------------
-
-
-class HandoffDocument(BaseModel):
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-    handoff_id: str
-    incident_id: str
-    priority: str
-    subject: str
-    markdown: str
-    handoff: Handoff
-
-
-class HandoffExecution(BaseModel):
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-    handoff_id: str
-    option: str
-    decided_by: str
-    comment: str = ""
-
-
-class HandoffRecord(BaseModel):
-    """The platform's view of one handoff."""
-
-    handoff_id: str
-    status: str
-    executed_option: str | None = None
-    decided_by: str | None = None
-    replayed: bool = False
 
 
 # ---- an alert that asks for a human ----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The war room's shapes: the hotfix cycle's own input and output, and what it files after the incident.
 
-What the deploy system answers is in `schemas/deploys.py`.
+What the deploy system answers is in `schemas/deploys.py`; what the document store takes and answers (the
+post-mortem, the backlog stories) in `schemas/documents.py`.
 
 `HotfixInput` and `HotfixResult` extend the incident models rather than replace them, so the hotfix cycle
 keeps every human message of an incident (approve, escalate, brief, timeline …) and a route could start it
@@ -14,9 +15,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from schemas.actions import SET_BY_ACT
 from schemas.briefs import TimelineEntry
 from schemas.deploys import Verdict
+from schemas.documents import PostmortemRequest, timeline_lines
 from schemas.incidents import IncidentInput, IncidentResult
 
 # ---- the hotfix cycle ---------------------------------------------------------------------------------
@@ -86,29 +87,18 @@ class Postmortem(BaseModel):
     prevention: list[str]
     written_at: datetime
 
-
-class PostmortemRequest(BaseModel):
-    postmortem: Postmortem
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-
-
-class PostmortemReceipt(BaseModel):
-    id: str
-    incident_id: str
-    replayed: bool = False
-
-
-class StoryRequest(BaseModel):
-    incident_id: str
-    title: str
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-
-
-class StoryReceipt(BaseModel):
-    id: str
-    incident_id: str
-    title: str
-    replayed: bool = False
+    def request(self) -> PostmortemRequest:
+        """The post-mortem as the document store keeps it."""
+        return PostmortemRequest(
+            incident_id=self.incident_id,
+            subject=self.title,
+            what_happened=f"{self.severity} incident on {self.service}",
+            root_cause=self.root_cause,
+            impact=self.impact,
+            remediation=self.response,
+            prevention=self.prevention,
+            timeline=timeline_lines(self.timeline),
+        )
 
 
 class ReportFiled(BaseModel):

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.actions import SET_BY_ACT
 from schemas.briefs import Brief, PostmortemLink, TimelineEntry
+from schemas.documents import PostmortemRequest, timeline_lines
 from schemas.incidents import IncidentInput, IncidentResult
 from stanch import markup
 
@@ -223,17 +223,20 @@ class PostmortemReport(BaseModel):
         ]
         return "\n\n".join(lines)
 
-
-class PostmortemDocument(BaseModel):
-    """Request of the `postmortem_store_report` activity."""
-
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-    report: PostmortemReport
-
-
-class StoredReport(BaseModel):
-    id: str
-    replayed: bool = False
+    def request(self) -> PostmortemRequest:
+        """The report as the document store keeps it, beside every runbook's post-mortems: the timeline
+        as readable lines (as the war room's post-mortems always were) and the whole report as Markdown."""
+        return PostmortemRequest(
+            incident_id=self.incident_id,
+            subject=self.title,
+            what_happened=f"{self.severity} incident on {self.service} ({self.runbook})",
+            root_cause=self.root_cause,
+            impact=self.impact,
+            remediation=self.draft.response,
+            prevention=self.stories,
+            timeline=timeline_lines(self.timeline),
+            markdown=self.as_markdown(),
+        )
 
 
 class PostmortemResult(IncidentResult):

@@ -1,4 +1,7 @@
-"""The daily cockpit report: what it is asked for, what it reads, what it flags and what it publishes."""
+"""The daily cockpit report: what it is asked for, what it reads of the audit log, what it flags.
+
+What it reads of the agent platform (usage) is in `schemas/agents.py`; what it publishes (a report on the
+shelf) in `schemas/documents.py`."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
+
+from schemas.agents import AgentUsage
 
 
 class AnomalyThresholds(BaseModel):
@@ -28,27 +33,6 @@ class ReportRequest(BaseModel):
     incident_prefix: str = Field("incident-", description="which workflow ids in the audit log count")
     agent_ids: list[str] = Field(default_factory=list, description="empty: every agent the platform knows")
     thresholds: AnomalyThresholds = Field(default_factory=AnomalyThresholds)
-
-
-class UsageQuery(BaseModel):
-    agent_ids: list[str] = Field(default_factory=list, description="empty: every agent the platform knows")
-
-
-class AgentUsage(BaseModel):
-    agent_id: str
-    tokens: int = 0
-    tokens_daily_avg: int = 0
-    tasks_done: int = 0
-    tasks_failed: int = 0
-
-    @property
-    def failure_rate(self) -> float:
-        total = self.tasks_done + self.tasks_failed
-        return self.tasks_failed / total if total else 0.0
-
-
-class FleetUsage(BaseModel):
-    agents: list[AgentUsage] = Field(default_factory=list)
 
 
 class AuditWindow(BaseModel):
@@ -97,17 +81,3 @@ class CockpitReport(BaseModel):
     markdown: str = ""
     published: bool = False
     notified: bool = False
-
-
-class ReportDocument(BaseModel):
-    idempotency_key: str
-    report_id: str
-    title: str
-    markdown: str
-    urgent: bool
-    data: dict[str, object] = Field(default_factory=dict)
-
-
-class PublishedReport(BaseModel):
-    id: str
-    replayed: bool = False

@@ -1,4 +1,7 @@
-"""Requests and results of the security-incident effects: kill switch, evidence, gold set, post-mortem."""
+"""The security runbook's kill switch: a Temporal update to the subsystem's guardrail, not a system.
+
+What the agent platform takes and answers (token revocation, evidence, gold set) is in `schemas/agents.py`;
+the post-mortem in `schemas/documents.py`."""
 
 from __future__ import annotations
 
@@ -25,46 +28,3 @@ class KillSwitchResult(BaseModel):
     kill_switch: bool = Field(description="anything but off")
     mode: KillSwitchMode | None = Field(None, description="None in results recorded before the modes")
     changes: int = Field(description="kill-switch changes over the guardrail's life")
-
-
-class EvidenceRequest(BaseModel):
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-    incident_id: str
-    agent_id: str
-    kind: str = Field("", description="what monitoring called it: prompt_injection, exfiltration …")
-    summary: str = ""
-
-
-class EvidenceBundle(BaseModel):
-    evidence_id: str
-    events: int
-    cause: str
-    impact: str
-    tools: list[str] = Field(default_factory=list)
-    replayed: bool = False
-
-
-class GoldSetRun(BaseModel):
-    agent_id: str
-    version: str
-    score: float
-    threshold: float
-    passed: bool
-    replayed: bool = False
-
-
-class PostMortemRequest(BaseModel):
-    idempotency_key: str = Field("", description=SET_BY_ACT)
-    incident_id: str
-    subject: str
-    what_happened: str
-    root_cause: str
-    impact: str
-    remediation: str
-    prevention: list[str] = Field(default_factory=list)
-    timeline: list[str] = Field(default_factory=list)
-
-
-class PostMortemReceipt(BaseModel):
-    id: str
-    replayed: bool = False

@@ -95,9 +95,10 @@ def audit_rows(settings: Settings, workflow_id: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def applied(sandbox_url: str, path: str) -> int:
-    """How many POSTs to `path` the sandbox platform applied (replays of an idempotency key not counted)."""
-    counts = httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": "POST"}).json()
+def applied(sandbox_url: str, path: str, method: str = "POST") -> int:
+    """How many `method` calls to `path` the sandbox platform applied (replays of an idempotency key not
+    counted)."""
+    counts = httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": method}).json()
     return int(counts["applied"])
 
 

@@ -52,8 +52,8 @@ def agent(settings: Settings, agent_id: str) -> dict[str, Any]:
     return httpx.get(f"{settings.platform_url}/agents/{agent_id}").json()
 
 
-def applied(settings: Settings, path: str) -> int:
-    return sandbox_applied(settings.platform_url, path)
+def applied(settings: Settings, path: str, method: str = "POST") -> int:
+    return sandbox_applied(settings.platform_url, path, method)
 
 
 def brief_state(settings: Settings, workflow_id: str) -> str:

@@ -18,7 +18,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.adapters import AdapterConfigError, AdapterContext
-from activities.agents import AgentLifecycleActivities
+from activities.agents import AgentActivities
 from activities.audit import AuditActivities
 from activities.channel import ChannelActivities
 from activities.database import DatabaseActivities
@@ -28,7 +28,6 @@ from activities.flags import FlagActivities
 from activities.gateway import GatewayActivities
 from activities.guardrail import GuardrailActivities
 from activities.notify import NotifyActivities
-from activities.platform import PlatformActivities
 from activities.reports import PostmortemActivities, ReportActivities
 from activities.security import SecurityActivities
 from activities.systems import Systems, check_systems, open_systems
@@ -64,61 +63,35 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         ) as pool,
         systems_or_exit(settings, platform_http) as systems,
     ):
-        platform = PlatformActivities(platform_http)
         metrics = worker_metrics(settings, client)
         notify = notify_activities(settings, notify_http, pool, metrics)
         audit = AuditActivities(pool, metrics)
         # Guardrails run on this worker's own task queue; runbooks reach them through this activity.
         guardrail = GuardrailActivities(client, settings.task_queue)
-        agent_lifecycle = AgentLifecycleActivities(platform_http)
-        channel = ChannelActivities(platform_http)
-        reports = ReportActivities(platform_http, pool)
+        reports = ReportActivities(pool)
         # Resolved incidents start their post-mortems on this worker's own task queue.
-        postmortems = PostmortemActivities(platform_http, client, settings.task_queue)
+        postmortems = PostmortemActivities(client, settings.task_queue)
         # The security runbook flips guardrail kill switches, so it needs the guardrails' queue and limits.
         security = SecurityActivities(
-            platform_http, client, settings.task_queue, load_policy_or_exit(settings.config).guardrail_limits
+            client, settings.task_queue, load_policy_or_exit(settings.config).guardrail_limits
         )
         yield [
-            platform.pause_agent,
-            platform.rollback_agent,
-            reports.store_handoff,
-            reports.execute_handoff,
-            reports.fleet_usage,
             reports.audit_summary,
-            reports.publish,
             postmortems.open,
-            postmortems.store_report,
             security.kill_switch,
-            security.revoke_tokens,
-            security.collect_evidence,
-            security.run_gold_set,
-            security.publish_postmortem,
             notify.send_notification,
             audit.write_audit,
             guardrail.ask,
-            *agent_lifecycle.all(),
             *system_activities(systems),
-            channel.webhook_events,
-            channel.account_balance,
-            channel.token_expiry,
-            channel.provider_status,
-            channel.send_report,
-            channel.get_template,
-            channel.restart_runtime,
-            channel.rotate_token,
-            channel.set_template_sends,
-            channel.open_appeal,
-            channel.provision_number,
-            channel.use_template,
-            channel.submit_template,
         ]
 
 
 def system_activities(systems: Systems) -> list[Any]:
-    """The activities of every system converted to adapters, each around the adapter the policy names."""
+    """The activities of every system, each around the adapter the policy names."""
     return [
+        *AgentActivities(systems.agents).all(),
         *GatewayActivities(systems.gateway).all(),
+        *ChannelActivities(systems.channel).all(),
         *DeployActivities(systems.deploys).all(),
         *FlagActivities(systems.flags).all(),
         *DatabaseActivities(systems.database).all(),

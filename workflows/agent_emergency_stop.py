@@ -10,8 +10,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.platform import PlatformActivities
-    from schemas.actions import AgentAction
+    from activities.agents import AgentActivities
+    from schemas.agents import AgentAction, AgentRollback
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentStopTarget
@@ -42,7 +42,7 @@ class AgentEmergencyStop(IncidentWorkflow):
         # 1. Stop the agent answering at once; no approval is needed to stop harm.
         paused = await self.act(
             "pause",
-            PlatformActivities.pause_agent,
+            AgentActivities.pause_agent,
             AgentAction(agent_id=agent_id, reason=incident.summary),
             summary=f"Pause agent {agent_id}",
         )
@@ -86,8 +86,8 @@ class AgentEmergencyStop(IncidentWorkflow):
                 safe_default=f"keep agent {agent_id} paused",
             ),
             "rollback",
-            PlatformActivities.rollback_agent,
-            lambda decision: AgentAction(agent_id=agent_id, reason=decision.comment),
+            AgentActivities.rollback_agent,
+            lambda decision: AgentRollback(agent_id=agent_id, reason=decision.comment),
             summary=f"Roll back agent {agent_id}",
         )
         if not rollback.approved:

@@ -14,7 +14,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents import AgentLifecycleActivities, AgentStep, ConfigRequest, WorkspaceRequest
+    from activities.agents import AgentActivities
+    from schemas.agents import AgentAction, ConfigRequest, WorkspaceRequest
     from schemas.approvals import ApprovalRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.targets import AgentOnboardingTarget
@@ -78,7 +79,7 @@ class AgentOnboarding(IncidentWorkflow):
         self.set_state("deploying")
         workspace = await self.act(
             "workspace",
-            AgentLifecycleActivities.create_workspace,
+            AgentActivities.create_workspace,
             WorkspaceRequest(
                 agent_id=agent_id,
                 files={"SCOPE.md": scope, "JOB.md": job, "CAPABILITIES.md": manifest},
@@ -89,7 +90,7 @@ class AgentOnboarding(IncidentWorkflow):
         if workspace is not None:
             config = await self.act(
                 "config",
-                AgentLifecycleActivities.inject_config,
+                AgentActivities.inject_config,
                 ConfigRequest(
                     agent_id=agent_id,
                     version=FIRST_VERSION,
@@ -102,8 +103,8 @@ class AgentOnboarding(IncidentWorkflow):
         if config is not None:
             health = await self.act(
                 "health-check",
-                AgentLifecycleActivities.health_check,
-                AgentStep(agent_id=agent_id),
+                AgentActivities.health_check,
+                AgentAction(agent_id=agent_id),
                 summary=f"Health check of agent {agent_id}",
             )
             if health is not None:
@@ -134,8 +135,8 @@ class AgentOnboarding(IncidentWorkflow):
         for attempt in range(1, MAX_RETRIES + 2):
             gold = await self.act(
                 f"gold-set-{attempt}",
-                AgentLifecycleActivities.run_gold_set,
-                AgentStep(agent_id=agent_id),
+                AgentActivities.run_gold_set,
+                AgentAction(agent_id=agent_id),
                 summary=f"Run the gold set on agent {agent_id} (attempt {attempt})",
             )
             observe_gold_set(self, gold, label=f"attempt {attempt} of {MAX_RETRIES + 1}")
@@ -145,8 +146,8 @@ class AgentOnboarding(IncidentWorkflow):
                 break
             fixed = await self.act(
                 f"debug-{attempt}",
-                AgentLifecycleActivities.debug,
-                AgentStep(
+                AgentActivities.debug,
+                AgentAction(
                     agent_id=agent_id,
                     reason=f"gold set attempt {attempt} failed",
                 ),
@@ -170,8 +171,8 @@ class AgentOnboarding(IncidentWorkflow):
     async def go_live(self, agent_id: str, version: str, score: float) -> IncidentResult:
         live = await self.act(
             "activate",
-            AgentLifecycleActivities.activate,
-            AgentStep(agent_id=agent_id, reason="gold set passed"),
+            AgentActivities.activate,
+            AgentAction(agent_id=agent_id, reason="gold set passed"),
             summary=f"Put agent {agent_id} {version} in service",
         )
         if live is not None:

@@ -19,16 +19,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents import (
-        AgentLifecycleActivities,
-        AgentStep,
-        ArchiveCheck,
-        ArchiveResult,
-        NoticeRequest,
-        RetentionRequest,
-    )
-    from activities.platform import PlatformActivities
-    from schemas.actions import AgentAction
+    from activities.agents import AgentActivities
+    from schemas.agents import AgentAction, ArchiveCheck, ArchiveResult, NoticeRequest, RetentionRequest
     from schemas.approvals import ApprovalRequest
     from schemas.guardrail import Risk
     from schemas.incidents import IncidentInput, IncidentResult
@@ -78,7 +70,7 @@ class AgentTermination(IncidentWorkflow):
         self.set_state("archiving")
         paused = await self.act(
             "pause",
-            PlatformActivities.pause_agent,
+            AgentActivities.pause_agent,
             AgentAction(agent_id=agent_id, reason="termination"),
             summary=f"Pause agent {agent_id}",
             actor=decision.decided_by,
@@ -89,15 +81,15 @@ class AgentTermination(IncidentWorkflow):
         if paused is not None:
             archive = await self.act(
                 "archive",
-                AgentLifecycleActivities.archive,
-                AgentStep(agent_id=agent_id, reason="termination"),
+                AgentActivities.archive,
+                AgentAction(agent_id=agent_id, reason="termination"),
                 summary=f"Archive workspace, memory and logs of agent {agent_id}",
             )
         verified = None
         if archive is not None:
             verified = await self.act(
                 "verify-archive",
-                AgentLifecycleActivities.verify_archive,
+                AgentActivities.verify_archive,
                 ArchiveCheck(agent_id=agent_id, archive_id=archive.archive_id),
                 summary=f"Read back archive {archive.archive_id}",
             )
@@ -141,17 +133,17 @@ class AgentTermination(IncidentWorkflow):
             if not cleared.go:
                 return await self.finish("escalated" if cleared.timed_out else "kept")
         self.set_state("cleaning_up")
-        step = AgentStep(agent_id=agent_id, reason=f"terminated: {lessons}")
+        step = AgentAction(agent_id=agent_id, reason=f"terminated: {lessons}")
         cleanup = [
-            ("terminate", AgentLifecycleActivities.terminate, f"Terminate agent {agent_id}"),
+            ("terminate", AgentActivities.terminate, f"Terminate agent {agent_id}"),
             (
                 "revoke-tokens",
-                AgentLifecycleActivities.revoke_tokens,
+                AgentActivities.revoke_tokens,
                 f"Revoke the tokens of agent {agent_id}",
             ),
             (
                 "delete-secrets",
-                AgentLifecycleActivities.delete_secrets,
+                AgentActivities.delete_secrets,
                 f"Delete the secrets of agent {agent_id}",
             ),
         ]
@@ -168,7 +160,7 @@ class AgentTermination(IncidentWorkflow):
         until = workflow.now() + ARCHIVE_RETENTION
         retention = await self.act(
             "retention",
-            AgentLifecycleActivities.set_retention,
+            AgentActivities.set_retention,
             RetentionRequest(
                 agent_id=agent_id,
                 archive_id=archive.archive_id,
@@ -183,8 +175,8 @@ class AgentTermination(IncidentWorkflow):
         outcome = "terminated" if not failed else "cleanup_incomplete"
         dependents = await self.act(
             "dependents",
-            AgentLifecycleActivities.dependents,
-            AgentStep(agent_id=agent_id),
+            AgentActivities.dependents,
+            AgentAction(agent_id=agent_id),
             summary=f"List the agents that depend on {agent_id}",
         )
         names = dependents.dependents if dependents else []
@@ -226,7 +218,7 @@ class AgentTermination(IncidentWorkflow):
         for name in names:
             await self.act(
                 f"inform-{name}",
-                AgentLifecycleActivities.notify_dependent,
+                AgentActivities.notify_dependent,
                 NoticeRequest(
                     agent_id=name,
                     from_agent=agent_id,

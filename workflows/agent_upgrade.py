@@ -20,9 +20,9 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents import (
-        AgentLifecycleActivities,
-        AgentStep,
+    from activities.agents import AgentActivities
+    from schemas.agents import (
+        AgentAction,
         ConfigRequest,
         DiffRequest,
         RestoreRequest,
@@ -71,7 +71,7 @@ class AgentUpgrade(IncidentWorkflow):
         # 1. What changes, and so what may behave differently.
         diff = await self.act(
             "identify-changes",
-            AgentLifecycleActivities.version_diff,
+            AgentActivities.version_diff,
             DiffRequest(agent_id=agent_id, to_version=target),
             summary=f"Diff agent {agent_id} against {target}",
         )
@@ -94,8 +94,8 @@ class AgentUpgrade(IncidentWorkflow):
         # 2. Backup before anything else: config and memory, with the version they belong to.
         snapshot = await self.act(
             "snapshot",
-            AgentLifecycleActivities.snapshot_state,
-            AgentStep(
+            AgentActivities.snapshot_state,
+            AgentAction(
                 agent_id=agent_id,
                 reason=f"before the upgrade to {target}",
             ),
@@ -120,7 +120,7 @@ class AgentUpgrade(IncidentWorkflow):
         undo = [
             Compensation(
                 "restore-snapshot",
-                AgentLifecycleActivities.restore_snapshot,
+                AgentActivities.restore_snapshot,
                 RestoreRequest(
                     agent_id=agent_id,
                     snapshot_id=snapshot.snapshot_id,
@@ -155,7 +155,7 @@ class AgentUpgrade(IncidentWorkflow):
         # 3. Apply: the target version with the config it runs with.
         applied = await self.act(
             "apply",
-            AgentLifecycleActivities.inject_config,
+            AgentActivities.inject_config,
             ConfigRequest(
                 agent_id=agent_id,
                 version=target,
@@ -177,8 +177,8 @@ class AgentUpgrade(IncidentWorkflow):
         # 4. The full gold set on the new version; under the threshold is a regression.
         gold = await self.act(
             "gold-set",
-            AgentLifecycleActivities.run_gold_set,
-            AgentStep(agent_id=agent_id, reason=f"upgrade to {target}"),
+            AgentActivities.run_gold_set,
+            AgentAction(agent_id=agent_id, reason=f"upgrade to {target}"),
             summary=f"Run the gold set on agent {agent_id} {target}",
         )
         observe_gold_set(self, gold)

@@ -26,22 +26,23 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from activities.agents import AgentActivities
+    from activities.documents import DocumentActivities
     from activities.notify import NotifyActivities
     from activities.reports import ReportActivities
     from schemas.actions import Notification
+    from schemas.agents import AgentUsage, UsageQuery
     from schemas.audit import AuditEvent
     from schemas.briefs import Brief, Reading
+    from schemas.documents import ReportDocument
     from schemas.report import (
-        AgentUsage,
         Anomaly,
         AnomalyThresholds,
         AuditSummary,
         AuditWindow,
         CockpitReport,
         Level,
-        ReportDocument,
         ReportRequest,
-        UsageQuery,
     )
     from workflows.steps.audit import write_audit_row
     from workflows.steps.policies import EFFECT_RETRY, EFFECT_TIMEOUT
@@ -86,7 +87,7 @@ class DailyCockpitReport:
         reading = "the fleet's usage (tokens and tasks per agent)"
         try:
             usage = await workflow.execute_activity_method(
-                ReportActivities.fleet_usage,
+                AgentActivities.fleet_usage,
                 UsageQuery(agent_ids=request.agent_ids),
                 start_to_close_timeout=EFFECT_TIMEOUT,
                 retry_policy=EFFECT_RETRY,
@@ -129,7 +130,7 @@ class DailyCockpitReport:
         # 3. Publish.
         try:
             await workflow.execute_activity_method(
-                ReportActivities.publish,
+                DocumentActivities.publish_report,
                 ReportDocument(
                     idempotency_key=self._key("publish"),
                     report_id=report.report_id,

@@ -23,13 +23,12 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.reports import ReportActivities
+    from activities.documents import DocumentActivities
     from schemas.approvals import ApprovalOutcome, ApprovalRequest
+    from schemas.documents import HandoffDocument, HandoffExecution
     from schemas.handoff import (
         QUALITY_THRESHOLD,
         Handoff,
-        HandoffDocument,
-        HandoffExecution,
         HandoffInput,
         HandoffOption,
         HandoffResult,
@@ -71,7 +70,7 @@ class EscalationToHuman(IncidentWorkflow):
         handoff_id = workflow.info().workflow_id
         stored = await self.act(
             "handoff-document",
-            ReportActivities.store_handoff,
+            DocumentActivities.store_handoff,
             HandoffDocument(
                 handoff_id=handoff_id,
                 incident_id=self.incident.incident_id,
@@ -112,7 +111,7 @@ class EscalationToHuman(IncidentWorkflow):
         # 4. Carry it out, under the name of whoever chose it.
         carried = await self.act(
             "carry-out",
-            ReportActivities.execute_handoff,
+            DocumentActivities.execute_handoff,
             HandoffExecution(
                 handoff_id=handoff_id,
                 option=chosen.name,

@@ -22,15 +22,13 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents import DocumentActivities
-    from activities.reports import PostmortemActivities
     from schemas.briefs import PostmortemLink
-    from schemas.hotfix import StoryRequest
+    from schemas.documents import StoryRequest
     from schemas.learning import (
         LEARNING,
         POSTMORTEM_WORKFLOW,
         Learning,
         LearningAnswer,
-        PostmortemDocument,
         PostmortemInput,
         PostmortemReport,
         PostmortemResult,
@@ -110,8 +108,8 @@ class PostmortemWorkflow(IncidentWorkflow):
         report = compose_report(incident, learning, written_at=workflow.now())
         stored = await self.act(
             "report",
-            PostmortemActivities.store_report,
-            PostmortemDocument(report=report),
+            DocumentActivities.postmortem_store_report,
+            report.request(),
             summary=f"Store the post-incident report of {of}",
         )
         if stored is None:

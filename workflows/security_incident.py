@@ -28,14 +28,16 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.platform import PlatformActivities
+    from activities.agents import AgentActivities
+    from activities.documents import DocumentActivities
     from activities.security import SecurityActivities
-    from schemas.actions import AgentAction
+    from schemas.agents import AgentAction, AgentRollback, EvidenceRequest
     from schemas.approvals import ApprovalRequest
+    from schemas.documents import PostmortemRequest, timeline_lines
     from schemas.guardrail import KillSwitchMode, Risk
     from schemas.handoff import Handoff, HandoffOption, Trigger
     from schemas.incidents import IncidentInput, IncidentResult
-    from schemas.security import EvidenceRequest, KillSwitchRequest, PostMortemRequest
+    from schemas.security import KillSwitchRequest
     from schemas.severity import Severity
     from schemas.targets import SecurityTarget
     from workflows.steps.failures import page_failure
@@ -114,7 +116,7 @@ class SecurityIncident(IncidentWorkflow):
             await self._ask_about_isolation(agent_id, kind)
         revoked = await self.act(
             "revoke-tokens",
-            SecurityActivities.revoke_tokens,
+            AgentActivities.security_revoke_tokens,
             AgentAction(agent_id=agent_id, reason=kind),
             summary=f"Revoke tokens of agent {agent_id}",
         )
@@ -122,7 +124,7 @@ class SecurityIncident(IncidentWorkflow):
             observe(self, f"tokens of agent {agent_id}", "revoked")
         paused = await self.act(
             "pause",
-            PlatformActivities.pause_agent,
+            AgentActivities.pause_agent,
             AgentAction(agent_id=agent_id, reason=incident.summary),
             summary=f"Pause agent {agent_id}",
         )
@@ -152,7 +154,7 @@ class SecurityIncident(IncidentWorkflow):
         # 3. Investigate.
         evidence = await self.act(
             "collect-evidence",
-            SecurityActivities.collect_evidence,
+            AgentActivities.collect_evidence,
             EvidenceRequest(
                 incident_id=incident.incident_id,
                 agent_id=agent_id,
@@ -178,8 +180,8 @@ class SecurityIncident(IncidentWorkflow):
         # 5. Post-mortem.
         published = await self.act(
             "post-mortem",
-            SecurityActivities.publish_postmortem,
-            PostMortemRequest(
+            DocumentActivities.security_publish_postmortem,
+            PostmortemRequest(
                 incident_id=incident.incident_id,
                 subject=agent_id,
                 what_happened=incident.summary,
@@ -190,7 +192,7 @@ class SecurityIncident(IncidentWorkflow):
                     *PREVENTION.get(cause, GENERAL_PREVENTION),
                     f"Agent {agent_id} stays paused until a reviewer puts it back in service",
                 ],
-                timeline=[f"{e.at:%H:%M:%S} {e.actor}: {e.text}" for e in self.timeline.entries],
+                timeline=timeline_lines(self.timeline.entries),
             ),
             summary=f"Publish post-mortem for agent {agent_id}",
         )
@@ -253,8 +255,8 @@ class SecurityIncident(IncidentWorkflow):
 
         fixed = await self.act(
             "remediate",
-            PlatformActivities.rollback_agent,
-            AgentAction(agent_id=agent_id, reason=decision.comment),
+            AgentActivities.rollback_agent,
+            AgentRollback(agent_id=agent_id, reason=decision.comment),
             summary=f"Roll back agent {agent_id} to {previous}",
             actor=remediate_by,
         )
@@ -264,7 +266,7 @@ class SecurityIncident(IncidentWorkflow):
             return await self._hand_over(agent_id, [f"rollback of {agent_id} to {previous} failed"])
         test = await self.act(
             "test-fix",
-            SecurityActivities.run_gold_set,
+            AgentActivities.security_run_gold_set,
             AgentAction(agent_id=agent_id, reason="test the fix"),
             summary=f"Gold set for agent {agent_id} on {fixed.version}",
         )

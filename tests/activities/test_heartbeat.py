@@ -20,8 +20,8 @@ from temporalio.testing import ActivityEnvironment
 
 import activities
 from activities import heartbeat
+from activities.agents import AgentActivities
 from activities.heartbeat import heartbeating, heartbeats
-from activities.platform import PlatformActivities
 
 NOT_RUN_BY_ACT = {"write_audit"}
 
@@ -78,4 +78,4 @@ def test_every_effect_the_runbooks_run_heartbeats() -> None:
     assert silent == [], f"activities without @heartbeating: {silent}"
     assert not heartbeats(defined["write_audit"])
     # The mark survives @activity.defn, which is where `act` reads it from.
-    assert heartbeats(PlatformActivities.pause_agent)
+    assert heartbeats(AgentActivities.pause_agent)

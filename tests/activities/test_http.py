@@ -11,7 +11,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.http import PlatformHttp
-from schemas.actions import AgentAction
+from schemas.agents import AgentAction
 
 
 def recording_client(sent: list[httpx.Request]) -> httpx.AsyncClient:

@@ -42,7 +42,7 @@ def test_prompt_injection_is_contained_then_fixed_on_temporal_cli_approval(stack
 
     eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the remediation request")
     assert agent(stack, agent_id)["state"] == "paused"
-    assert applied(stack, f"/agents/{agent_id}/revoke-tokens") == 1
+    assert applied(stack, f"/agents/{agent_id}/tokens", method="DELETE") == 1
 
     temporal_signal(
         stack,

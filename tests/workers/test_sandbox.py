@@ -87,11 +87,11 @@ async def test_same_key_on_another_path_is_a_different_call(sandbox: httpx.Async
 
 async def test_concurrent_deliveries_of_one_key_apply_once(sandbox: httpx.AsyncClient) -> None:
     responses = await asyncio.gather(
-        *(post(sandbox, "/agents/support-bot/snapshot", "snap-1") for _ in range(5))
+        *(post(sandbox, "/agents/support-bot/snapshots", "snap-1") for _ in range(5))
     )
-    assert {response.json()["snapshot_id"] for response in responses} == {"snap-support-bot-1"}
+    assert {response.json()["snapshot_id"] for response in responses} == {"support-bot-state-1"}
     assert sorted(response.json()["replayed"] for response in responses) == [False, True, True, True, True]
-    assert len(events(await agent(sandbox, "support-bot"), "snapshot")) == 1
+    assert len(events(await agent(sandbox, "support-bot"), "state_snapshot")) == 1
 
 
 async def test_rollback_goes_to_previous_version_and_refuses_without_one(sandbox: httpx.AsyncClient) -> None:

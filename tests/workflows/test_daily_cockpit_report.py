@@ -18,8 +18,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.audit import AuditActivities
+from schemas.agents import AgentUsage
 from schemas.audit import AuditEvent
-from schemas.report import AgentUsage, AnomalyThresholds, AuditSummary, CockpitReport, Level, ReportRequest
+from schemas.report import AnomalyThresholds, AuditSummary, CockpitReport, Level, ReportRequest
 from stanch.schedules import DAILY_REPORT_SCHEDULE, apply_schedules
 from stanch.settings import Settings
 from tests.helpers import SERVER_STARTUP, Running, audit_rows, chat_messages, fault, new_agent

@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -332,8 +331,7 @@ async def test_a_retried_open_finds_the_postmortem_its_first_attempt_started(
     [payload] = scheduled.input.payloads
     request = pydantic_data_converter.payload_converter.from_payload(payload, OpenPostmortem)
 
-    async with httpx.AsyncClient(base_url=stanch.settings.platform_url) as http:
-        activities = PostmortemActivities(http, stanch.client, stanch.task_queue)
-        again = await ActivityEnvironment().run(activities.open, request)
+    activities = PostmortemActivities(stanch.client, stanch.task_queue)
+    again = await ActivityEnvironment().run(activities.open, request)
 
     assert again == PostmortemOpened(workflow_id=handle.id, run_id=first_run, replayed=True)

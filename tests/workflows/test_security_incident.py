@@ -48,6 +48,7 @@ EVENTS = [
     },
     {"at": "2026-11-21T10:00:09+00:00", "kind": "tool_abuse", "detail": "bulk export", "tool": "export"},
 ]
+TOKENS = ["tok-crm", "tok-export"]
 
 
 def suspect(
@@ -57,6 +58,8 @@ def suspect(
     spec = {"versions": versions or ["v1", "v2", "v3"], "gold_scores": gold_scores or {}}
     httpx.put(f"{sandbox_url}/agents/{agent_id}", json=spec).raise_for_status()
     httpx.put(f"{sandbox_url}/agents/{agent_id}/security-events", json=EVENTS).raise_for_status()
+    # The access it holds: containment must leave it none.
+    httpx.put(f"{sandbox_url}/agents/{agent_id}/lifecycle", json={"tokens": TOKENS}).raise_for_status()
     return agent_id
 
 
@@ -119,7 +122,9 @@ async def test_contains_at_once_then_approved_fix_passes_its_gold_set(
     brief = await until_state(handle, "awaiting_approval")
     # Containment happened before anyone was asked anything.
     assert agent(sandbox, agent_id)["state"] == "paused"
-    assert history_events(sandbox, agent_id)[1:3] == ["tokens_revoked", "paused"]
+    assert history_events(sandbox, agent_id)[1:3] == ["access_revoked", "paused"]
+    access = get(sandbox, f"/agents/{agent_id}/lifecycle")
+    assert (access["tokens"], access["revoked_tokens"]) == ([], TOKENS)
     assert await kill_switch(stanch, f"sub-{agent_id}")
     guardrail_rows = await guardrail_rows_once_landed(stanch, f"sub-{agent_id}", 1)
     assert [(r["step_key"], r["outcome"]) for r in guardrail_rows] == [("kill-switch-1", "done")]

@@ -18,14 +18,12 @@ from typing import Protocol
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents import AgentVersion, GoldSetResult
-    from schemas.actions import AgentState
+    from schemas.agents import AgentState, GoldSetResult
     from schemas.alerts import Alert
     from schemas.briefs import Brief, Reading
     from schemas.database import DatabaseState
     from schemas.deploys import ExternalStatus, InfraStatus, QaRun, RecentDeploys
     from schemas.gateway import GatewayFlags, GatewayStatus
-    from schemas.security import GoldSetRun
 
 UNREADABLE = "unreadable"
 # number_banned reads the number's quality when it opens, not only in the analysis days later: the brief
@@ -75,13 +73,13 @@ def observe_flags(incident: HasBrief, flags: GatewayFlags | GatewayStatus) -> No
     observe(incident, "risky spawns", "blocked" if flags.spawns_blocked else "open")
 
 
-def observe_agent(incident: HasBrief, agent: AgentState | AgentVersion) -> None:
+def observe_agent(incident: HasBrief, agent: AgentState) -> None:
     """An agent's state and version as the platform's last answer about it gave them."""
     previous = f" (previous {agent.previous_version})" if agent.previous_version else ""
     observe(incident, f"agent {agent.agent_id}", f"{agent.state} on {agent.version}{previous}")
 
 
-def observe_gold_set(incident: HasBrief, run: GoldSetResult | GoldSetRun | None, *, label: str = "") -> None:
+def observe_gold_set(incident: HasBrief, run: GoldSetResult | None, *, label: str = "") -> None:
     """A gold-set score against the threshold it must pass; a run that did not happen proves nothing.
     A retried run replaces the last one's line; `label` (e.g. the attempt) goes with the value."""
     suffix = f" ({label})" if label else ""

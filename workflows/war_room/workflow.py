@@ -34,8 +34,9 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalOutcome, ApprovalRequest, Resolution
     from schemas.briefs import PostmortemLink
     from schemas.deploys import QaRunRequest, RecentDeploys, ServiceRequest
+    from schemas.documents import StoryRequest
     from schemas.flags import FlagChange
-    from schemas.hotfix import HotfixInput, HotfixResult, PostmortemRequest, ReportFiled, StoryRequest
+    from schemas.hotfix import HotfixInput, HotfixResult, ReportFiled
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.severity import Severity
     from schemas.targets import WarRoomTarget
@@ -267,7 +268,7 @@ class WarRoom(IncidentWorkflow):
         stored = await self.act(
             "postmortem",
             DocumentActivities.store_postmortem,
-            PostmortemRequest(postmortem=postmortem),
+            postmortem.request(),
             summary=f"Store the post-mortem of {incident.incident_id}",
         )
         if stored is None and workflow.patched("war_room-postmortem-failure-pages"):

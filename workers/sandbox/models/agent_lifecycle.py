@@ -1,8 +1,8 @@
-"""Wire models of what the agent platform keeps around an agent besides its versions.
+"""What the agent platform keeps around an agent besides its versions (the stand-in's own state).
 
 For onboarding, upgrade and termination: the workspace (files), the injected config, the memory, the
 credentials (tokens, secrets), the agents that depend on it, state snapshots to restore, archives, the
-retention date, and notices from other agents."""
+retention date, and notices from other agents. The contract's bodies and answers are `schemas/agents.py`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from workers.sandbox.models.agents import AgentEffect, HistoryEntry
+from schemas.agents import AgentArchive
 
 
 class AgentSnapshotData(BaseModel):
@@ -18,15 +18,6 @@ class AgentSnapshotData(BaseModel):
     version: str
     config: dict[str, Any]
     memory: list[str]
-    at: str
-
-
-class AgentArchive(BaseModel):
-    archive_id: str
-    version: str
-    workspace: dict[str, str]
-    memory: list[str]
-    logs: list[HistoryEntry]
     at: str
 
 
@@ -70,97 +61,6 @@ class AgentLifecycleSetup(BaseModel):
     healthy: bool | None = None
     version_configs: dict[str, dict[str, Any]] | None = None
     gold_scores: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
-
-
-class WorkspaceSpec(BaseModel):
-    files: dict[str, str] = Field(min_length=1)
-
-
-class WorkspaceEffect(BaseModel):
-    agent_id: str
-    files: list[str]
-    replayed: bool = False
-
-
-class AgentConfigSpec(BaseModel):
-    version: str = Field(min_length=1)
-    config: dict[str, Any] = {}
-    reason: str = ""
-
-
-class AgentConfigEffect(AgentEffect):
-    config: dict[str, Any]
-
-
-class AgentHealth(BaseModel):
-    agent_id: str
-    healthy: bool
-    detail: str
-
-
-class VersionChange(BaseModel):
-    key: str
-    before: Any = None
-    after: Any = None
-
-
-class VersionDiff(BaseModel):
-    agent_id: str
-    from_version: str
-    to_version: str
-    target_config: dict[str, Any]
-    changes: list[VersionChange]
-
-
-class DebugEffect(AgentEffect):
-    findings: str
-
-
-class AgentSnapshotEffect(AgentEffect):
-    snapshot_id: str
-    memory_items: int
-    config_keys: list[str]
-
-
-class RestoreEffect(AgentEffect):
-    snapshot_id: str
-    memory_items: int
-
-
-class ArchiveEffect(BaseModel):
-    agent_id: str
-    archive_id: str
-    files: int
-    memory_items: int
-    log_entries: int
-    replayed: bool = False
-
-
-class CredentialsEffect(BaseModel):
-    agent_id: str
-    removed: int
-    replayed: bool = False
-
-
-class RetentionSpec(BaseModel):
-    archive_id: str
-    until: str
-
-
-class RetentionEffect(RetentionSpec):
-    agent_id: str
-    replayed: bool = False
-
-
-class NoticeSpec(BaseModel):
-    from_agent: str
-    text: str
-
-
-class NoticeEffect(BaseModel):
-    agent_id: str
-    notices: int
-    replayed: bool = False
 
 
 def seed_agent_lifecycles() -> dict[str, AgentLifecycle]:

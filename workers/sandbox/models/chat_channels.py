@@ -1,7 +1,8 @@
-"""Wire models of the named customer channels (the WhatsApp Cloud API account and its runtime).
+"""The named customer channels' own state (the WhatsApp Cloud API account and its runtime).
 
 Webhook deliveries, balance, access token, the provider's status, the phone number and its quality, message
-templates and their reviews."""
+templates and their reviews, and the scenario knobs a test sets. The contract's bodies and answers are
+`schemas/channel.py`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pydantic import BaseModel, Field
 
 from workers.sandbox.common import now_iso
 from workers.sandbox.models.chat import ChatStatus
-from workers.sandbox.models.common import EffectRequest
 
 ChatTemplateStatus = Literal["approved", "pending", "rejected"]
 
@@ -88,19 +88,6 @@ class ChatChannel(ChatChannelSpec):
     template_in_use: dict[str, str] = Field(
         default_factory=dict, description="template → the template sent in its place (absent: itself)"
     )
-
-
-class ChatSendsSetting(EffectRequest):
-    enabled: bool
-
-
-class ChatTemplateUse(EffectRequest):
-    use: str
-
-
-class ChatTemplateResubmit(BaseModel):
-    body: str
-    category: str
 
 
 def seed_chat_channels() -> dict[str, ChatChannel]:

@@ -1,39 +1,19 @@
-"""Wire models of the documents humans read after or during an incident: post-mortems, backlog stories, hand-offs and reports."""
+"""The document store's own state: the post-mortems, backlog stories, hand-offs and reports it keeps, with
+the ids and times it gave them and a hand-off's status and log. The contract's bodies and answers are
+`schemas/documents.py`."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel
-
-
-class StoryBody(BaseModel):
-    incident_id: str
-    title: str
+from schemas.documents import HandoffBody, PostmortemBody, ReportBody, StoryReceipt
 
 
-class StoryRecord(StoryBody):
-    id: str
+class StoryRecord(StoryReceipt):
     at: str
-    replayed: bool = False
 
 
-class HandoffIn(BaseModel):
-    handoff_id: str
-    incident_id: str
-    priority: str
-    subject: str
-    markdown: str
-    handoff: dict[str, Any] = {}
-
-
-class HandoffDesk(BaseModel):
-    handoff_id: str
-    incident_id: str
-    priority: str
-    subject: str
-    markdown: str
-    handoff: dict[str, Any] = {}
+class HandoffDesk(HandoffBody):
     status: Literal["open", "executed"] = "open"
     executed_option: str | None = None
     decided_by: str | None = None
@@ -41,49 +21,10 @@ class HandoffDesk(BaseModel):
     log: list[str] = []
 
 
-class HandoffExecute(BaseModel):
-    option: str
-    decided_by: str
-    comment: str = ""
-
-
-class HandoffReceipt(BaseModel):
-    handoff_id: str
-    status: str
-    executed_option: str | None = None
-    decided_by: str | None = None
-    replayed: bool = False
-
-
-class PostMortemIn(BaseModel):
-    incident_id: str
-    subject: str
-    what_happened: str
-    root_cause: str
-    impact: str
-    remediation: str
-    prevention: list[str] = []
-    timeline: list[str] = []
-    markdown: str = ""  # the whole report, as a person reads it (post-incident reports)
-
-
-class PostMortem(PostMortemIn):
+class PostMortem(PostmortemBody):
     postmortem_id: str
     at: str
 
 
-class DocumentReceipt(BaseModel):
-    id: str
-    replayed: bool = False
-
-
-class ReportIn(BaseModel):
-    report_id: str
-    title: str
-    markdown: str
-    urgent: bool = False
-    data: dict[str, Any] = {}
-
-
-class Report(ReportIn):
+class Report(ReportBody):
     at: str

@@ -1,16 +1,11 @@
-"""Wire models of the per-agent usage meter (the spend and volume a guardrail reads)."""
+"""The per-agent usage meter's own state and its scenario set-up. The contract's answer (`AgentUsage`) is
+`schemas/agents.py`."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-
-class AgentUsage(BaseModel):
-    agent_id: str
-    tokens: int = 0
-    tokens_daily_avg: int = 0
-    tasks_done: int = 0
-    tasks_failed: int = 0
+from schemas.agents import AgentUsage
 
 
 class AgentUsageUpdate(BaseModel):

@@ -7,34 +7,34 @@ lifecycle runbook looks exactly as before, and so an onboarding can prepare a re
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException
 
-from workers.sandbox.common import found_or_404, now_iso
-from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
-from workers.sandbox.models.agent_lifecycle import (
+from schemas.agents import (
     AgentArchive,
-    AgentConfigEffect,
-    AgentConfigSpec,
-    AgentHealth,
-    AgentLifecycle,
-    AgentNotice,
-    AgentSnapshotData,
-    AgentSnapshotEffect,
-    ArchiveEffect,
-    CredentialsEffect,
-    DebugEffect,
-    NoticeEffect,
-    NoticeSpec,
-    RestoreEffect,
-    RetentionEffect,
-    RetentionSpec,
+    AgentReason,
+    ArchiveResult,
+    ConfigBody,
+    ConfigResult,
+    CredentialsResult,
+    DebugResult,
+    HealthResult,
+    NoticeBody,
+    NoticeResult,
+    RestoreResult,
+    RetentionBody,
+    RetentionResult,
+    SnapshotResult,
     VersionChange,
     VersionDiff,
-    WorkspaceEffect,
-    WorkspaceSpec,
+    WorkspaceBody,
+    WorkspaceResult,
 )
-from workers.sandbox.models.agents import AgentSpec, new_agent
-from workers.sandbox.models.common import EffectRequest
+from workers.sandbox.common import found_or_404, now_iso
+from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
+from workers.sandbox.models.agent_lifecycle import AgentLifecycle, AgentNotice, AgentSnapshotData
+from workers.sandbox.models.agents import Agent, AgentSpec, new_agent
 from workers.sandbox.routers.agents import alive_agent
 from workers.sandbox.state import Sandbox
 
@@ -46,6 +46,11 @@ effects = APIRouter(dependencies=[Depends(require_idempotency_key)])
 
 def lifecycle_of(sandbox: Sandbox, agent_id: str) -> AgentLifecycle:
     return sandbox.agent_lifecycles.setdefault(agent_id, AgentLifecycle())
+
+
+def _state(agent: Agent) -> dict[str, Any]:
+    """The fields of an answer that say where the agent stands."""
+    return agent.answer().model_dump(exclude={"replayed"})
 
 
 def _archived(lifecycle: AgentLifecycle, agent_id: str, what: str) -> None:
@@ -60,16 +65,16 @@ async def get_agent_lifecycle(sandbox: SandboxDep, agent_id: str) -> AgentLifecy
 
 
 @router.get("/agents/{agent_id}/health")
-async def agent_health(sandbox: SandboxDep, agent_id: str) -> AgentHealth:
+async def agent_health(sandbox: SandboxDep, agent_id: str) -> HealthResult:
     lifecycle = lifecycle_of(sandbox, agent_id)
     agent = sandbox.agents.get(agent_id)
     if agent is None or agent.state == "terminated":
-        return AgentHealth(agent_id=agent_id, healthy=False, detail="no running agent")
+        return HealthResult(agent_id=agent_id, healthy=False, detail="no running agent")
     if lifecycle.workspace is None:
-        return AgentHealth(agent_id=agent_id, healthy=False, detail="no workspace")
+        return HealthResult(agent_id=agent_id, healthy=False, detail="no workspace")
     if not lifecycle.healthy:
-        return AgentHealth(agent_id=agent_id, healthy=False, detail="agent does not answer its probe")
-    return AgentHealth(agent_id=agent_id, healthy=True, detail=f"{agent.version} answers its probe")
+        return HealthResult(agent_id=agent_id, healthy=False, detail="agent does not answer its probe")
+    return HealthResult(agent_id=agent_id, healthy=True, detail=f"{agent.version} answers its probe")
 
 
 @router.get("/agents/{agent_id}/versions/diff")
@@ -107,17 +112,17 @@ async def get_agent_archive(sandbox: SandboxDep, agent_id: str, archive_id: str)
 
 
 @effects.put("/agents/{agent_id}/workspace")
-async def put_agent_workspace(sandbox: SandboxDep, agent_id: str, spec: WorkspaceSpec) -> WorkspaceEffect:
+async def put_agent_workspace(sandbox: SandboxDep, agent_id: str, spec: WorkspaceBody) -> WorkspaceResult:
     existing = sandbox.agents.get(agent_id)
     if existing is not None and existing.state != "terminated":
         raise HTTPException(409, f"agent {agent_id} already exists ({existing.state}); pick another name")
     lifecycle = lifecycle_of(sandbox, agent_id)
     lifecycle.workspace = dict(spec.files)
-    return WorkspaceEffect(agent_id=agent_id, files=sorted(spec.files))
+    return WorkspaceResult(agent_id=agent_id, files=sorted(spec.files))
 
 
 @effects.put("/agents/{agent_id}/config")
-async def put_agent_config(sandbox: SandboxDep, agent_id: str, spec: AgentConfigSpec) -> AgentConfigEffect:
+async def put_agent_config(sandbox: SandboxDep, agent_id: str, spec: ConfigBody) -> ConfigResult:
     lifecycle = lifecycle_of(sandbox, agent_id)
     agent = sandbox.agents.get(agent_id)
     if agent is None or agent.state == "terminated":
@@ -135,13 +140,13 @@ async def put_agent_config(sandbox: SandboxDep, agent_id: str, spec: AgentConfig
         agent.record("upgraded", spec.reason)
     lifecycle.config = dict(spec.config)
     agent.record("config_injected", spec.reason)
-    return AgentConfigEffect.of(agent, config=lifecycle.config)
+    return ConfigResult(**_state(agent), config=lifecycle.config)
 
 
 @effects.post("/agents/{agent_id}/debug")
 async def debug_agent(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> DebugEffect:
+    sandbox: SandboxDep, agent_id: str, request: AgentReason = AgentReason()
+) -> DebugResult:
     # The platform's assistant reads the failed gold-set cases and ships a patched revision.
     agent = alive_agent(sandbox.agent(agent_id))
     lifecycle = lifecycle_of(sandbox, agent_id)
@@ -151,13 +156,15 @@ async def debug_agent(
     agent.versions.append(fixed)
     agent.previous_version, agent.version = agent.version, fixed
     agent.record("debugged", request.reason)
-    return DebugEffect.of(agent, findings=f"gold-set failures of {failed} traced and patched as {fixed}")
+    return DebugResult(
+        **_state(agent), findings=f"gold-set failures of {failed} traced and patched as {fixed}"
+    )
 
 
 @effects.post("/agents/{agent_id}/snapshots")
 async def snapshot_agent_state(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> AgentSnapshotEffect:
+    sandbox: SandboxDep, agent_id: str, request: AgentReason = AgentReason()
+) -> SnapshotResult:
     agent = sandbox.agent(agent_id)
     lifecycle = lifecycle_of(sandbox, agent_id)
     snapshot = AgentSnapshotData(
@@ -169,8 +176,8 @@ async def snapshot_agent_state(
     )
     lifecycle.snapshots[snapshot.snapshot_id] = snapshot
     agent.record("state_snapshot", request.reason)
-    return AgentSnapshotEffect.of(
-        agent,
+    return SnapshotResult(
+        **_state(agent),
         snapshot_id=snapshot.snapshot_id,
         memory_items=len(snapshot.memory),
         config_keys=sorted(snapshot.config),
@@ -179,8 +186,8 @@ async def snapshot_agent_state(
 
 @effects.post("/agents/{agent_id}/snapshots/{snapshot_id}/restore")
 async def restore_agent_snapshot(
-    sandbox: SandboxDep, agent_id: str, snapshot_id: str, request: EffectRequest = EffectRequest()
-) -> RestoreEffect:
+    sandbox: SandboxDep, agent_id: str, snapshot_id: str, request: AgentReason = AgentReason()
+) -> RestoreResult:
     agent = alive_agent(sandbox.agent(agent_id))
     lifecycle = lifecycle_of(sandbox, agent_id)
     snapshot = found_or_404(
@@ -191,13 +198,13 @@ async def restore_agent_snapshot(
     lifecycle.config = dict(snapshot.config)
     lifecycle.memory = list(snapshot.memory)
     agent.record("restored", request.reason or snapshot_id)
-    return RestoreEffect.of(agent, snapshot_id=snapshot_id, memory_items=len(lifecycle.memory))
+    return RestoreResult(**_state(agent), snapshot_id=snapshot_id, memory_items=len(lifecycle.memory))
 
 
 @effects.post("/agents/{agent_id}/archives")
 async def archive_agent_data(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> ArchiveEffect:
+    sandbox: SandboxDep, agent_id: str, request: AgentReason = AgentReason()
+) -> ArchiveResult:
     agent = sandbox.agent(agent_id)
     lifecycle = lifecycle_of(sandbox, agent_id)
     agent.record("archived", request.reason)
@@ -210,7 +217,7 @@ async def archive_agent_data(
         at=now_iso(),
     )
     lifecycle.archives[archive.archive_id] = archive
-    return ArchiveEffect(
+    return ArchiveResult(
         agent_id=agent_id,
         archive_id=archive.archive_id,
         files=len(archive.workspace),
@@ -220,18 +227,18 @@ async def archive_agent_data(
 
 
 @effects.delete("/agents/{agent_id}/tokens")
-async def revoke_agent_access(sandbox: SandboxDep, agent_id: str) -> CredentialsEffect:
+async def revoke_agent_access(sandbox: SandboxDep, agent_id: str) -> CredentialsResult:
     agent = sandbox.agent(agent_id)
     lifecycle = lifecycle_of(sandbox, agent_id)
     revoked = len(lifecycle.tokens)
     lifecycle.revoked_tokens += lifecycle.tokens
     lifecycle.tokens = []
     agent.record("access_revoked", f"{revoked} token(s)")
-    return CredentialsEffect(agent_id=agent_id, removed=revoked)
+    return CredentialsResult(agent_id=agent_id, removed=revoked)
 
 
 @effects.delete("/agents/{agent_id}/secrets")
-async def delete_agent_secrets(sandbox: SandboxDep, agent_id: str) -> CredentialsEffect:
+async def delete_agent_secrets(sandbox: SandboxDep, agent_id: str) -> CredentialsResult:
     agent = sandbox.agent(agent_id)
     lifecycle = lifecycle_of(sandbox, agent_id)
     _archived(lifecycle, agent_id, "delete its secrets")
@@ -239,25 +246,25 @@ async def delete_agent_secrets(sandbox: SandboxDep, agent_id: str) -> Credential
     lifecycle.deleted_secrets += lifecycle.secrets
     lifecycle.secrets = []
     agent.record("secrets_deleted", f"{deleted} secret(s)")
-    return CredentialsEffect(agent_id=agent_id, removed=deleted)
+    return CredentialsResult(agent_id=agent_id, removed=deleted)
 
 
 @effects.put("/agents/{agent_id}/retention")
-async def set_agent_retention(sandbox: SandboxDep, agent_id: str, spec: RetentionSpec) -> RetentionEffect:
+async def set_agent_retention(sandbox: SandboxDep, agent_id: str, spec: RetentionBody) -> RetentionResult:
     agent = sandbox.agent(agent_id)
     lifecycle = lifecycle_of(sandbox, agent_id)
     found_or_404(lifecycle.archives, spec.archive_id, f"agent {agent_id} has no archive {spec.archive_id}")
     lifecycle.retention_archive, lifecycle.retention_until = spec.archive_id, spec.until
     agent.record("retention_set", f"{spec.archive_id} until {spec.until}")
-    return RetentionEffect(agent_id=agent_id, archive_id=spec.archive_id, until=spec.until)
+    return RetentionResult(agent_id=agent_id, archive_id=spec.archive_id, until=spec.until)
 
 
 @effects.post("/agents/{agent_id}/notices")
-async def notify_agent(sandbox: SandboxDep, agent_id: str, notice: NoticeSpec) -> NoticeEffect:
+async def notify_agent(sandbox: SandboxDep, agent_id: str, notice: NoticeBody) -> NoticeResult:
     # The recipient may be an agent this platform does not run (another team's): its inbox still exists.
     lifecycle = lifecycle_of(sandbox, agent_id)
     lifecycle.notices.append(AgentNotice(from_agent=notice.from_agent, text=notice.text, at=now_iso()))
-    return NoticeEffect(agent_id=agent_id, notices=len(lifecycle.notices))
+    return NoticeResult(agent_id=agent_id, notices=len(lifecycle.notices))
 
 
 router.include_router(effects)

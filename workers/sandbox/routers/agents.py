@@ -1,12 +1,12 @@
-"""The AI-agent platform: read an agent, and pause, resume, roll back, snapshot, test, archive or terminate it."""
+"""The AI-agent platform: read an agent, and pause, resume, roll back, test or terminate it."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
 
+from schemas.agents import AgentReason, AgentRecord, AgentState, GoldSetResult, RollbackBody
 from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
-from workers.sandbox.models.agents import Agent, AgentEffect, GoldSetEffect, RollbackRequest, SnapshotEffect
-from workers.sandbox.models.common import EffectRequest
+from workers.sandbox.models.agents import Agent
 
 # Reads: not effects a runbook performs, so no key is needed.
 router = APIRouter()
@@ -22,7 +22,7 @@ DEFAULT_GOLD_SCORE = 0.93
 
 
 @router.get("/agents/{agent_id}")
-async def get_agent(sandbox: SandboxDep, agent_id: str) -> Agent:
+async def get_agent(sandbox: SandboxDep, agent_id: str) -> AgentRecord:
     return sandbox.agent(agent_id)
 
 
@@ -33,29 +33,27 @@ def alive_agent(agent: Agent) -> Agent:
 
 
 @effects.post("/agents/{agent_id}/pause")
-async def pause_agent(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> AgentEffect:
+async def pause_agent(sandbox: SandboxDep, agent_id: str, request: AgentReason = AgentReason()) -> AgentState:
     agent = alive_agent(sandbox.agent(agent_id))
     agent.state = "paused"
     agent.record("paused", request.reason)
-    return AgentEffect.of(agent)
+    return agent.answer()
 
 
 @effects.post("/agents/{agent_id}/resume")
 async def resume_agent(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> AgentEffect:
+    sandbox: SandboxDep, agent_id: str, request: AgentReason = AgentReason()
+) -> AgentState:
     agent = alive_agent(sandbox.agent(agent_id))
     agent.state = "active"
     agent.record("resumed", request.reason)
-    return AgentEffect.of(agent)
+    return agent.answer()
 
 
 @effects.post("/agents/{agent_id}/rollback")
 async def rollback_agent(
-    sandbox: SandboxDep, agent_id: str, request: RollbackRequest = RollbackRequest()
-) -> AgentEffect:
+    sandbox: SandboxDep, agent_id: str, request: RollbackBody = RollbackBody()
+) -> AgentState:
     agent = alive_agent(sandbox.agent(agent_id))
     current = agent.versions.index(agent.version)
     if request.to_version is None:
@@ -70,57 +68,33 @@ async def rollback_agent(
         target = request.to_version
     agent.previous_version, agent.version = agent.version, target
     agent.record("rolled_back", request.reason)
-    return AgentEffect.of(agent)
-
-
-@effects.post("/agents/{agent_id}/snapshot")
-async def snapshot_agent(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> SnapshotEffect:
-    agent = sandbox.agent(agent_id)
-    agent.snapshots += 1
-    agent.record("snapshot", request.reason)
-    return SnapshotEffect.of(agent, snapshot_id=f"snap-{agent_id}-{agent.snapshots}")
+    return agent.answer()
 
 
 @effects.post("/agents/{agent_id}/gold-set")
 async def run_gold_set(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> GoldSetEffect:
+    sandbox: SandboxDep, agent_id: str, request: AgentReason = AgentReason()
+) -> GoldSetResult:
     agent = sandbox.agent(agent_id)
     score = agent.gold_scores.get(agent.version, DEFAULT_GOLD_SCORE)
     agent.record("gold_set", request.reason)
-    return GoldSetEffect.of(
-        agent, score=score, threshold=GOLD_SET_THRESHOLD, passed=score >= GOLD_SET_THRESHOLD
+    return GoldSetResult(
+        agent_id=agent_id,
+        version=agent.version,
+        score=score,
+        threshold=GOLD_SET_THRESHOLD,
+        passed=score >= GOLD_SET_THRESHOLD,
     )
-
-
-@effects.post("/agents/{agent_id}/archive")
-async def archive_agent(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> AgentEffect:
-    agent = sandbox.agent(agent_id)
-    agent.record("archived", request.reason)
-    return AgentEffect.of(agent)
-
-
-@effects.post("/agents/{agent_id}/revoke-tokens")
-async def revoke_agent_tokens(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> AgentEffect:
-    agent = sandbox.agent(agent_id)
-    agent.record("tokens_revoked", request.reason)
-    return AgentEffect.of(agent)
 
 
 @effects.post("/agents/{agent_id}/terminate")
 async def terminate_agent(
-    sandbox: SandboxDep, agent_id: str, request: EffectRequest = EffectRequest()
-) -> AgentEffect:
+    sandbox: SandboxDep, agent_id: str, request: AgentReason = AgentReason()
+) -> AgentState:
     agent = sandbox.agent(agent_id)
     agent.state = "terminated"
     agent.record("terminated", request.reason)
-    return AgentEffect.of(agent)
+    return agent.answer()
 
 
 router.include_router(effects)

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
 
+from schemas.documents import (
+    DocumentReceipt,
+    HandoffBody,
+    HandoffDecision,
+    HandoffRecord,
+    PostmortemBody,
+    ReportBody,
+    StoryBody,
+    StoryReceipt,
+)
 from workers.sandbox.common import found_or_404, now_iso
 from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
-from workers.sandbox.models.documents import (
-    DocumentReceipt,
-    HandoffDesk,
-    HandoffExecute,
-    HandoffIn,
-    HandoffReceipt,
-    PostMortem,
-    PostMortemIn,
-    Report,
-    ReportIn,
-    StoryBody,
-    StoryRecord,
-)
+from workers.sandbox.models.documents import HandoffDesk, PostMortem, Report, StoryRecord
 
 # Reads: not effects a runbook performs, so no key is needed.
 router = APIRouter()
@@ -29,7 +27,7 @@ effects = APIRouter(dependencies=[Depends(require_idempotency_key)])
 
 
 @effects.post("/backlog/stories", status_code=201)
-async def file_story(sandbox: SandboxDep, body: StoryBody) -> StoryRecord:
+async def file_story(sandbox: SandboxDep, body: StoryBody) -> StoryReceipt:
     story = StoryRecord(**body.model_dump(), id=f"story-{len(sandbox.stories) + 1}", at=now_iso())
     sandbox.stories.append(story)
     return story
@@ -41,10 +39,10 @@ async def list_stories(sandbox: SandboxDep, incident_id: str = "") -> list[Story
 
 
 @effects.post("/handoffs", status_code=201)
-async def open_handoff(sandbox: SandboxDep, body: HandoffIn) -> HandoffReceipt:
+async def open_handoff(sandbox: SandboxDep, body: HandoffBody) -> HandoffRecord:
     desk = HandoffDesk(**body.model_dump(), log=[f"{now_iso()} opened ({body.priority})"])
     sandbox.handoffs[body.handoff_id] = desk
-    return HandoffReceipt(handoff_id=desk.handoff_id, status=desk.status)
+    return HandoffRecord(handoff_id=desk.handoff_id, status=desk.status)
 
 
 @router.get("/handoffs")
@@ -58,7 +56,7 @@ async def get_handoff(sandbox: SandboxDep, handoff_id: str) -> HandoffDesk:
 
 
 @effects.post("/handoffs/{handoff_id}/execute")
-async def execute_handoff(sandbox: SandboxDep, handoff_id: str, body: HandoffExecute) -> HandoffReceipt:
+async def execute_handoff(sandbox: SandboxDep, handoff_id: str, body: HandoffDecision) -> HandoffRecord:
     desk = await get_handoff(sandbox, handoff_id)
     if desk.status == "executed":
         raise HTTPException(409, f"handoff {handoff_id} was already carried out ({desk.executed_option})")
@@ -68,13 +66,13 @@ async def execute_handoff(sandbox: SandboxDep, handoff_id: str, body: HandoffExe
     desk.status, desk.executed_option = "executed", body.option
     desk.decided_by, desk.comment = body.decided_by, body.comment
     desk.log.append(f"{now_iso()} {body.decided_by} chose {body.option}; carried out")
-    return HandoffReceipt(
+    return HandoffRecord(
         handoff_id=handoff_id, status=desk.status, executed_option=body.option, decided_by=body.decided_by
     )
 
 
 @effects.post("/postmortems", status_code=201)
-async def publish_postmortem(sandbox: SandboxDep, body: PostMortemIn) -> DocumentReceipt:
+async def store_postmortem(sandbox: SandboxDep, body: PostmortemBody) -> DocumentReceipt:
     document = PostMortem(
         **body.model_dump(), postmortem_id=f"pm-{len(sandbox.postmortems) + 1}", at=now_iso()
     )
@@ -88,7 +86,7 @@ async def list_postmortems(sandbox: SandboxDep, incident_id: str = "") -> list[P
 
 
 @effects.post("/reports", status_code=201)
-async def publish_report(sandbox: SandboxDep, body: ReportIn) -> DocumentReceipt:
+async def publish_report(sandbox: SandboxDep, body: ReportBody) -> DocumentReceipt:
     sandbox.reports[body.report_id] = Report(**body.model_dump(), at=now_iso())
     return DocumentReceipt(id=body.report_id)
 

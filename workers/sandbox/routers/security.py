@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from schemas.agents import EvidenceBody, EvidenceReceipt, SecurityEvent
 from workers.sandbox.common import now_iso
 from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
-from workers.sandbox.models.security import Evidence, EvidenceIn, EvidenceReceipt, SecurityEvent
+from workers.sandbox.models.security import Evidence
 
 # Reads: not effects a runbook performs, so no key is needed.
 router = APIRouter()
@@ -21,7 +22,7 @@ async def get_security_events(sandbox: SandboxDep, agent_id: str) -> list[Securi
 
 
 @effects.post("/evidence", status_code=201)
-async def store_evidence(sandbox: SandboxDep, body: EvidenceIn) -> EvidenceReceipt:
+async def store_evidence(sandbox: SandboxDep, body: EvidenceBody) -> EvidenceReceipt:
     evidence = Evidence(
         **body.model_dump(), evidence_id=f"evidence-{len(sandbox.evidence) + 1}", at=now_iso()
     )

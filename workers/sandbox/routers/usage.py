@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from schemas.agents import AgentUsage
 from workers.sandbox.dependencies import SandboxDep
-from workers.sandbox.models.usage import AgentUsage
 
 # Reads: not effects a runbook performs, so no key is needed.
 router = APIRouter()
