@@ -298,3 +298,15 @@ class AgentUsage(BaseModel):
 
 class FleetUsage(BaseModel):
     agents: list[AgentUsage] = Field(default_factory=list)
+
+
+class AccessLogEntry(BaseModel):
+    """One call the agent platform received about an agent, from its own access log: the evidence of what
+    was done to the agent around an incident (`GET /agents/{agent_id}/access-log`)."""
+
+    method: str
+    path: str
+    status_code: int
+    at: str
+    idempotency_key: str | None = None
+    replayed: bool = False

@@ -208,7 +208,7 @@ class HttpAgents(HttpConnection, Agents):
             await self._get(f"/agents/{agent_id}/security-events", f"reading security events of {agent_id}")
         )
         calls: list[dict[str, Any]] = await self._get(
-            "/calls", f"reading calls about {agent_id}", params={"path_prefix": f"/agents/{agent_id}/"}
+            f"/agents/{agent_id}/access-log", f"reading the access log of {agent_id}"
         )
         kinds = Counter(event.kind for event in events)
         cause = kinds.most_common(1)[0][0] if kinds else (request.kind or "unknown")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from schemas.agents import EvidenceBody, EvidenceReceipt, SecurityEvent
+from schemas.agents import AccessLogEntry, EvidenceBody, EvidenceReceipt, SecurityEvent
 from workers.sandbox.common import now_iso
 from workers.sandbox.dependencies import SandboxDep, require_idempotency_key
 from workers.sandbox.models.security import Evidence
@@ -19,6 +19,19 @@ effects = APIRouter(dependencies=[Depends(require_idempotency_key)])
 async def get_security_events(sandbox: SandboxDep, agent_id: str) -> list[SecurityEvent]:
     sandbox.agent(agent_id)
     return sandbox.security_events.get(agent_id, [])
+
+
+@router.get("/agents/{agent_id}/access-log")
+async def get_access_log(sandbox: SandboxDep, agent_id: str) -> list[AccessLogEntry]:
+    """The calls the platform received about the agent, oldest first: the platform's own access log, kept
+    as evidence by the security runbook."""
+    sandbox.agent(agent_id)
+    prefix = f"/agents/{agent_id}/"
+    return [
+        AccessLogEntry.model_validate(call.model_dump())
+        for call in sandbox.calls
+        if call.path.startswith(prefix)
+    ]
 
 
 @effects.post("/evidence", status_code=201)
