@@ -44,9 +44,11 @@ ENTRY_POINT_GROUP = "stanch.adapters"
 # on git does not import the git adapter.
 BUILTIN_ADAPTERS: dict[tuple[SystemName, str], str] = {
     ("gateway", "http"): "activities.gateway.http:HttpGateway",
+    ("gateway", "command"): "activities.gateway.command:CommandGateway",
     ("deploys", "http"): "activities.deploys.http:HttpDeploys",
     ("flags", "http"): "activities.flags.http:HttpFlags",
     ("database", "http"): "activities.database.http:HttpDatabase",
+    ("database", "command"): "activities.database.command:CommandDatabase",
     ("documents", "http"): "activities.documents.http:HttpDocuments",
 }
 
