@@ -286,6 +286,9 @@ class CommandAdapter(Adapter):
         else:
             known = ", ".join(sorted([*self.methods, CHECK_ACTION]))
             raise AdapterConfigError(f"{where}: {self.system} has no method {name!r} (known: {known})")
+        if _placeholders(action.argv[0], f"{where}.argv.0"):
+            # `check()` must be able to say whether the program is there before any request comes.
+            raise AdapterConfigError(f"{where}.argv.0: the program is a path, not a template")
         templates = {
             **{f"{where}.argv.{index}": part for index, part in enumerate(action.argv)},
             **{f"{where}.env.{key}": value for key, value in action.env.items()},

@@ -75,11 +75,21 @@ def effect(**fields: Any) -> GatewayEffect:
 
 def pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (FileNotFoundError, ProcessLookupError):
         return False
     # A killed child not yet reaped by its (also killed) parent is a zombie: as good as gone.
-    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return state != "Z"
+
+
+async def gone(*pids: int) -> bool:
+    """Whether every pid is dead within a few seconds: a SIGKILLed process takes a moment to exit."""
+    deadline = time.monotonic() + 5
+    while any(pid_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 # ---- done: argv, environment, result ----------------------------------------------------------------
@@ -263,7 +273,7 @@ async def test_a_hung_script_is_killed_with_its_children_at_the_timeout_and_retr
         "stderr: waiting for supervisord..."
     )
     script_pid, child_pid = map(int, pids.read_text().split())
-    assert not pid_alive(script_pid) and not pid_alive(child_pid)
+    assert await gone(script_pid, child_pid)
 
 
 async def test_a_cancelled_action_kills_the_script_with_its_children(tmp_path: Path) -> None:
@@ -286,7 +296,7 @@ async def test_a_cancelled_action_kills_the_script_with_its_children(tmp_path: P
         await running
 
     script_pid, child_pid = map(int, pids.read_text().split())
-    assert not pid_alive(script_pid) and not pid_alive(child_pid)
+    assert await gone(script_pid, child_pid)
 
 
 @pytest.mark.parametrize(
@@ -442,6 +452,10 @@ async def test_an_action_without_a_command_is_refused_by_default(tmp_path: Path)
         ),
         ({"actions": {"check": {"argv": ["./x", "{gateway}"]}}}, "none: it takes no request"),
         ({"actions": {"status": {"argv": ["./x", "{gateway!r}"]}}}, "must be a plain field name"),
+        (
+            {"actions": {"status": {"argv": ["./{gateway}/ctl"]}}},
+            "actions.status.argv.0: the program is a path",
+        ),
         ({"actions": {"status": {"argv": []}}}, "actions.status.argv: List should have at least 1 item"),
         ({"actions": {"status": {"argv": ["./x"], "done": [0, 3]}}}, "cannot mean both done and refused"),
         ({"actions": {"status": {"argv": ["./x"], "timeout": 3}}}, "actions.status.timeout: Extra inputs"),
