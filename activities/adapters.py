@@ -46,11 +46,13 @@ BUILTIN_ADAPTERS: dict[tuple[SystemName, str], str] = {
     ("agents", "http"): "activities.agents.http:HttpAgents",
     ("gateway", "http"): "activities.gateway.http:HttpGateway",
     ("channel", "http"): "activities.channel.http:HttpChannel",
+    ("gateway", "command"): "activities.gateway.command:CommandGateway",
     ("deploys", "http"): "activities.deploys.http:HttpDeploys",
     ("deploys", "git"): "activities.deploys.git:GitDeploys",
     ("flags", "http"): "activities.flags.http:HttpFlags",
     ("database", "http"): "activities.database.http:HttpDatabase",
     ("database", "postgres"): "activities.database.postgres:PostgresDatabase",
+    ("database", "command"): "activities.database.command:CommandDatabase",
     ("documents", "http"): "activities.documents.http:HttpDocuments",
 }
 

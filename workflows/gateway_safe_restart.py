@@ -108,6 +108,8 @@ class GatewaySafeRestart(IncidentWorkflow):
             reason=verdict.reason,
         )
         restart_by = "stanch"
+        # Set when a person approved: the gateway's own limiter lets an approved restart through.
+        approved_by = ""
         if verdict.ruling is not Ruling.allow:
             self.note("note", f"guardrail says {verdict.ruling.value}: {verdict.reason}")
             decision = await self.gate.ask(
@@ -122,7 +124,7 @@ class GatewaySafeRestart(IncidentWorkflow):
             )
             if not decision.approved:
                 return await self.finish("escalated" if decision.timed_out else "left_running")
-            restart_by = decision.decided_by
+            restart_by = approved_by = decision.decided_by
             reason = f"{reason}; approved by {decision.decided_by}" + (
                 f": {decision.comment}" if decision.comment else ""
             )
@@ -132,13 +134,13 @@ class GatewaySafeRestart(IncidentWorkflow):
         await self.act(
             "clean-scheduled-runs",
             GatewayActivities.clean_scheduled_runs,
-            self.effect(gateway, reason),
+            self.effect(gateway, reason, approved_by),
             summary=f"Clean dead scheduled runs of gateway {gateway}",
         )
         junk = await self.act(
             "remove-junk-files",
             GatewayActivities.remove_junk_files,
-            self.effect(gateway, reason),
+            self.effect(gateway, reason, approved_by),
             summary=f"Remove .deleted and .corrupt files of gateway {gateway}",
         )
         if junk is not None:
@@ -157,7 +159,7 @@ class GatewaySafeRestart(IncidentWorkflow):
         restarted = await self.act(
             "safe-restart",
             GatewayActivities.safe_restart,
-            self.effect(gateway, reason),
+            self.effect(gateway, reason, approved_by),
             summary=f"Safe restart of gateway {gateway}",
             actor=restart_by,
         )
@@ -216,8 +218,8 @@ class GatewaySafeRestart(IncidentWorkflow):
         )
         return await self.finish("restarted_low_gain" if low_gain else "restarted")
 
-    def effect(self, gateway: str, reason: str) -> GatewayEffect:
-        return GatewayEffect(gateway=gateway, reason=reason)
+    def effect(self, gateway: str, reason: str, approved_by: str) -> GatewayEffect:
+        return GatewayEffect(gateway=gateway, reason=reason, approved_by=approved_by)
 
     async def wait_until_healthy(self, gateway: str) -> GatewayStatus | None:
         """Poll the health check on timers, a bounded number of times; None if it never passed."""

@@ -155,7 +155,8 @@ class ZombieGateway(IncidentWorkflow):
         restarted = await self.act(
             "safe-restart",
             GatewayActivities.safe_restart,
-            GatewayEffect(gateway=gateway, reason=reason),
+            # Always a person's decision here: the gateway's own limiter lets it through.
+            GatewayEffect(gateway=gateway, reason=reason, approved_by=restart_by),
             summary=f"Safe restart of gateway {gateway}",
             actor=restart_by,
         )

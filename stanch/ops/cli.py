@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from schemas.approvals import Acknowledgement, Decision, DecisionOutcome, EscalationRequest, Resolution
 from schemas.briefs import Brief, Timeline
 from stanch.markup import plain
-from stanch.settings import Settings, load_settings_or_exit
+from stanch.settings import REPO_ROOT, Settings, load_settings_or_exit
 from stanch.temporal_client import connect
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help
 app.add_typer(audit_app, name="audit")
 
 T = TypeVar("T")
+
+# `stanch dev`'s policy: the production-shaped example plus the example systems it runs (never production's).
+DEV_POLICY = REPO_ROOT / "config" / "dev.toml"
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -59,13 +62,18 @@ def workflow_id(incident: str) -> str:
 
 @app.command()
 def dev() -> None:
-    """Bring up everything: Temporal + UI, Postgres, worker, intake and sandbox. Ctrl-C stops it all."""
+    """Bring up everything: Temporal + UI, Postgres, the example systems (the gateway under supervisord ...),
+    worker, intake and sandbox, on the dev policy config/dev.toml unless STANCH_CONFIG names another.
+    Ctrl-C stops it all."""
     from stanch.ops.devstack import DevStack
+    from stanch.ops.devstack.examples import default_examples
     from stanch.policy import load_policy_or_exit
 
     settings = _settings()
+    if "STANCH_CONFIG" not in os.environ:
+        settings = settings.model_copy(update={"config": DEV_POLICY})
     load_policy_or_exit(settings.config)
-    DevStack(settings).run_forever()
+    DevStack(settings, examples=default_examples()).run_forever()
 
 
 @app.command()

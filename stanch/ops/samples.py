@@ -122,7 +122,8 @@ SAMPLES: dict[str, Sample] = {
             "severity": "warning",
         },
     ),
-    # Gateway health: they act on the sandbox's demo gateway runtime, openclaw-gateway.
+    # Gateway health: they act on openclaw-gateway, in `make dev` the example gateway under supervisord
+    # (config/dev.toml) for what it models and the sandbox's demo runtime of that name for the rest.
     "gateway-memory": Sample(
         "GatewayMemoryHigh",
         "Gateway openclaw-gateway memory at 85% of its cgroup high watermark",
@@ -157,5 +158,10 @@ SAMPLES: dict[str, Sample] = {
         "RollbackRequested",
         "Roll back the last deploy of {agent}-api",
         {"service": "{agent}-api", "kind": "code", "severity": "warning"},
+    ),
+    "bad-migration": Sample(
+        "BadMigration",
+        "The last migration of {agent}-api's database broke refunds: roll it back",
+        {"service": "{agent}-api", "kind": "database", "severity": "warning"},
     ),
 }

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ from stanch.ops.devstack import (
     settings_on_free_ports,
     temporal,
 )
+from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -194,6 +197,51 @@ def test_run_forever_stops_cleanly_on_sigterm(settings: Settings) -> None:
     assert f"http://127.0.0.1:{settings.temporal_ui_port}" in banner
     assert settings.database_admin_url in banner
     assert lines[-1].startswith("[dev] stack stopped in")
+
+
+def test_stanch_dev_runs_on_the_dev_policy_with_the_example_gateway(settings: Settings) -> None:
+    env = child_environment(settings)
+    env.pop("STANCH_CONFIG")  # as an operator's shell has it: `stanch dev` picks config/dev.toml itself
+    dev = subprocess.Popen(
+        [str(Path(sys.executable).parent / "stanch"), "dev"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert dev.stdout is not None
+        lines = []
+        for line in dev.stdout:  # bounded by the test's timeout, and by `stanch dev` exiting on a failure
+            lines.append(line.rstrip("\n"))
+            if "Press Ctrl-C" in line:
+                break
+        banner = "\n".join(lines)
+        health = re.search(
+            r"example gateway +openclaw-gateway under supervisord, (http://\S+/health)", banner
+        )
+        assert health is not None, banner
+        assert re.search(r"policy +\S+/config/dev\.toml", banner), banner
+        assert httpx.get(health.group(1), timeout=5).json()["status"] == "ok"
+        supervisord_log = settings.home / "examples" / "gateway" / "supervisord.log"
+        spawned = [
+            int(pid) for pid in re.findall(r"spawned: 'gateway' with pid (\d+)", supervisord_log.read_text())
+        ]
+        assert len(spawned) == 1 and pid_alive(spawned[0])
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        assert dev.wait(timeout=60) == 0
+    assert not pid_alive(spawned[0])  # the gateway stopped with its supervisord, which stopped with the stack
+
+
+def test_example_names_are_unique_and_not_a_part_of_the_stack(settings: Settings) -> None:
+    with pytest.raises(ValueError, match=r"\['gateway'\]"):
+        DevStack(settings, examples=[ExampleGateway(), ExampleGateway()])
+    worker_named = ExampleGateway()
+    worker_named.name = "worker"
+    with pytest.raises(ValueError, match=r"\['worker'\]"):
+        DevStack(settings, examples=[worker_named])
 
 
 def test_a_failed_start_stops_what_already_started(

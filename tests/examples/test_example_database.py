@@ -1,6 +1,6 @@
 """examples/app-db/ and the dev stack's ExampleDatabase, in the session's real Postgres: created at the head
 of its Alembic migrations once, found as it was left on the next start, and reachable by the postgres
-adapter with docs/snippets/dev-database.toml (config/dev.toml's `[systems.database]`) as it is written."""
+adapter with config/dev.toml's `[systems.database]` as it is written."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from stanch.ops.devstack.example_database import DATABASE, SERVICE, ExampleDatab
 from stanch.settings import REPO_ROOT, Settings
 from tests.helpers_database import BELOW_HEAD, HEAD, AppDatabase
 
-SNIPPET = REPO_ROOT / "docs" / "snippets" / "dev-database.toml"
+DEV_POLICY = REPO_ROOT / "config" / "dev.toml"
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ async def test_the_dev_policy_snippet_reaches_the_example_with_its_environment(
 ) -> None:
     example = ExampleDatabase()
     example.start(example_home, postgres_settings, lambda line: None)
-    table = dict(tomllib.loads(SNIPPET.read_text(encoding="utf-8"))["systems"]["database"])
+    table = dict(tomllib.loads(DEV_POLICY.read_text(encoding="utf-8"))["systems"]["database"])
     assert table.pop("adapter") == "postgres"
     context = AdapterContext(
         platform_url="http://unused",

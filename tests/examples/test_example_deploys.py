@@ -1,5 +1,5 @@
 """examples/deploys/: the example deploy repository (create-repo.py), its healthy tags (mark-healthy.py) and the
-dev stack's `ExampleDeploys`, read back with git itself; and the dev policy's snippet opening a git
+dev stack's `ExampleDeploys`, read back with git itself; and the dev policy (config/dev.toml) opening a git
 adapter whose check passes on it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from stanch.ops.devstack.examples import ExampleSystem
 from stanch.settings import REPO_ROOT, Settings
 
 EXAMPLE = REPO_ROOT / "examples" / "deploys"
-SNIPPET = REPO_ROOT / "docs" / "snippets" / "dev-deploys.toml"
+DEV_POLICY = REPO_ROOT / "config" / "dev.toml"
 HEALTHY = "healthy/20261119T113000Z"
 IDENTITY = {"GIT_COMMITTER_NAME": "Op", "GIT_COMMITTER_EMAIL": "op@example.com"}
 
@@ -111,7 +111,7 @@ async def test_the_dev_stack_example_is_created_once_and_the_dev_snippet_checks_
     assert "kept" in lines[-1]
 
     environ = example.environment(home, settings)
-    table = tomllib.loads(SNIPPET.read_text())["systems"]["deploys"]
+    table = tomllib.loads(DEV_POLICY.read_text())["systems"]["deploys"]
     raw = {key: value for key, value in table.items() if key != "adapter"}
     adapter = open_adapter(
         "deploys",

@@ -3,6 +3,7 @@ platform's gateway runtimes over HTTP, the per-subsystem guardrail workflow and 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -130,6 +131,17 @@ def steps(stanch: Running, handle: WorkflowHandle[Any, Any]) -> list[str]:
     return [row["step_key"] for row in audit_rows(stanch.settings, handle.id)]
 
 
+async def approvers_sent(handle: WorkflowHandle[Any, Any], activity: str) -> list[str]:
+    """The `approved_by` of every `activity` the workflow scheduled, as the history holds its input."""
+    history = await handle.fetch_history()
+    return [
+        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)["approved_by"]
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == activity
+    ]
+
+
 def row(stanch: Running, handle: WorkflowHandle[Any, Any], step: str) -> dict[str, Any]:
     return next(r for r in audit_rows(stanch.settings, handle.id) if r["step_key"] == step)
 
@@ -173,6 +185,8 @@ async def test_safe_restart_cleans_announces_waits_restarts_and_confirms_health(
     ]
     assert row(stanch, handle, "guardrail")["outcome"] == "allow"
     assert row(stanch, handle, "remove-junk-files")["outcome"] == "done"
+    # Nobody approved an automatic restart, so the gateway is told of no approver.
+    assert await approvers_sent(handle, "gateway_safe_restart") == [""]
     assert row(stanch, handle, "memory-compare")["outcome"] == "as_expected"
     assert [m["channel"] for m in chat_messages(stanch.settings.platform_url, handle.id)] == [
         "gateway-users",
@@ -254,6 +268,9 @@ async def test_fourth_restart_in_an_hour_goes_through_approval(stanch: Running, 
     ]
     assert row(stanch, handle, "guardrail")["outcome"] == "needs_approval"
     assert row(stanch, handle, "safe-restart")["actor"] == "alice"
+    # The gateway hears who approved, so its own hourly limit lets the approved restart through.
+    for activity in ("gateway_clean_scheduled_runs", "gateway_remove_junk_files", "gateway_safe_restart"):
+        assert await approvers_sent(handle, activity) == ["alice"], activity
 
 
 async def test_rejected_restart_leaves_the_gateway_running(stanch: Running, gateways: Gateways) -> None:
@@ -608,6 +625,7 @@ async def test_zombie_gateway_hands_off_only_after_the_trail_and_restarts_on_app
         "closed",
     ]
     assert row(stanch, handle, "guardrail-safe-restart")["outcome"] == "allow"
+    assert await approvers_sent(handle, "gateway_safe_restart") == ["alice"]
 
 
 async def test_zombie_gateway_pages_the_escalation_level_when_paging_fails(

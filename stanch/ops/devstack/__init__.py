@@ -1,6 +1,7 @@
 """The embedded dev stack behind `stanch dev` and the end-to-end tests.
 
-Postgres, the Temporal dev server and the stack's own processes (sandbox, worker, intake), each a child
+Postgres, the Temporal dev server, the example systems the runbooks act on for real (examples.py: the
+gateway under supervisord ...) and the stack's own processes (sandbox, worker, intake), each a child
 process started in dependency order and stopped in reverse; nothing but the Python packages is needed.
 One part can be stopped and started again on its data while the rest runs on (`outage`), so tests can
 show what the others do while it is away.
@@ -26,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
 from stanch.ops.devstack import postgres, temporal
+from stanch.ops.devstack.examples import ExampleSystem
 from stanch.ops.devstack.supervisor import (
     Child,
     DevStackError,
@@ -124,10 +126,19 @@ class DevStack:
         settings: Settings,
         processes: Sequence[str] = PROCESS_ORDER,
         log: LogFn | None = None,
+        examples: Sequence[ExampleSystem] = (),
     ) -> None:
         unknown = sorted(set(processes) - set(PROCESS_ORDER))
         if unknown:
             raise ValueError(f"unknown dev stack process {unknown}; choose from {list(PROCESS_ORDER)}")
+        names = [example.name for example in examples]
+        clashing = sorted(
+            {name for name in names if names.count(name) > 1 or name in (*SERVERS, *PROCESS_ORDER)}
+        )
+        if clashing:
+            raise ValueError(f"dev stack example names must be unique and not a part's name: {clashing}")
+        # After Postgres and Temporal, before the sandbox and the worker whose adapters act on them.
+        self.examples = {example.name: example for example in examples}
         # Postgres runs with its data dir as working directory, so a relative home would point elsewhere.
         self.settings = settings.model_copy(update={"home": settings.home.resolve()})
         self.processes = tuple(
@@ -179,8 +190,12 @@ class DevStack:
 
     @property
     def parts(self) -> tuple[str, ...]:
-        """Every part this stack runs, in start order: the servers first, then its own processes."""
-        return (*SERVERS, *self.processes)
+        """Every part this stack runs, in start order: the servers, the examples, then its own processes."""
+        return (*SERVERS, *self.examples, *self.processes)
+
+    def example_home(self, name: str) -> Path:
+        """Where example `name` keeps its data: its own directory under the stack's home."""
+        return self.settings.home / "examples" / name
 
     def stop_part(self, name: str, *, crash: bool = False) -> None:
         """Stop one running part (Temporal or Postgres for an outage drill); its data stays for `start_part`.
@@ -263,18 +278,31 @@ class DevStack:
         if "codec-server" in self.processes:
             rows.append(("codec server", f"http://{_http_host(settings.host)}:{settings.codec_server_port}"))
         rows.append(("Postgres", _redacted(settings.database_admin_url)))
+        for name, example in self.examples.items():
+            home = self.example_home(name)
+            describe = getattr(example, "describe", None)
+            if describe is not None:
+                described = str(describe(home, settings))
+            else:
+                described = ", ".join(f"{k}={v}" for k, v in example.environment(home, settings).items())
+            rows.append((f"example {name}", described))
+        if self.examples:
+            rows.append(("policy", str(settings.config)))
         rows.append(("logs", str(settings.home / "logs")))
         started = f" in {self.started_in:.1f} s" if self.started_in is not None else ""
         lines = [f"Stanch dev stack is up{started}:"]
-        lines += [f"  {label:<14}{value}" for label, value in rows]
+        width = max(14, *(len(label) + 2 for label, _ in rows))
+        lines += [f"  {label:<{width}}{value}" for label, value in rows]
         lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)
 
-    def _start(self, launch: Callable[[], Child], wait_ready: Callable[[Child], None]) -> None:
+    def _start(self, launch: Callable[[], Child | None], wait_ready: Callable[[Child], None]) -> None:
         if shutdown_requested.is_set():
             raise Interrupted("interrupted while starting")
         began = time.monotonic()
         child = launch()
+        if child is None:  # an example that keeps nothing running (a repository): ready once created
+            return
         # Registered before the wait, so a failed or interrupted wait still stops this child; in start order,
         # so a part restarted by `start_part` is still stopped before what it depends on.
         order = self.parts.index(child.name)
@@ -285,9 +313,13 @@ class DevStack:
 
     def _launcher(
         self, name: str, logs: Path, *, append: bool = False
-    ) -> tuple[Callable[[], Child], Callable[[Child], None]]:
+    ) -> tuple[Callable[[], Child | None], Callable[[Child], None]]:
         """How to launch one part, and how to tell it is ready."""
         settings = self.settings
+        if name in self.examples:
+            example = self.examples[name]
+            # An example's start returns once it is ready, or stops what it started and raises.
+            return lambda: self._start_example(example), lambda child: None
         if name == "postgres":
             return (
                 lambda: postgres.launch(settings, logs, append=append),
@@ -300,6 +332,11 @@ class DevStack:
             )
         return functools.partial(self._launch_process, name, logs, append), self._wait_process
 
+    def _start_example(self, example: ExampleSystem) -> Child | None:
+        home = self.example_home(example.name)
+        home.mkdir(parents=True, exist_ok=True)
+        return example.start(home, self.settings, self._log)
+
     def _running(self, name: str) -> Child:
         for child in self._children:
             if child.name == name:
@@ -307,14 +344,25 @@ class DevStack:
         raise ValueError(f"{name!r} is not a running part of this dev stack")
 
     def _launch_process(self, name: str, logs: Path, append: bool) -> Child:
+        env = child_environment(self.settings)
+        if name == "worker":
+            # The worker's adapters reach the examples through these (config/dev.toml's `${...}`).
+            env.update(self.example_environment())
         return Child(
             name,
             [sys.executable, "-m", "stanch", name],
             logs / f"{name}.log",
             echo=self._log,
-            env=child_environment(self.settings),
+            env=env,
             append=append,
         )
+
+    def example_environment(self) -> dict[str, str]:
+        """What the worker is given to reach the running examples (a test's own worker needs the same)."""
+        env: dict[str, str] = {}
+        for name, example in self.examples.items():
+            env.update(example.environment(self.example_home(name), self.settings))
+        return env
 
     def _wait_process(self, child: Child) -> None:
         settings = self.settings

@@ -10,9 +10,13 @@ finds the gateway's sessions and the repository's commits where they were.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from stanch.ops.devstack.example_database import ExampleDatabase
+from stanch.ops.devstack.example_deploys import ExampleDeploys
+from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.ops.devstack.supervisor import Child, LogFn
 from stanch.settings import Settings
 
@@ -35,3 +39,12 @@ class ExampleSystem(Protocol):
     def environment(self, home: Path, settings: Settings) -> dict[str, str]:
         """What the worker's adapters need to reach it, as environment variables (`STANCH_EXAMPLE_*`)."""
         ...
+
+
+# An example may also have `describe(home, settings) -> str`: its line in `stanch dev`'s banner (without
+# one, the banner lists the environment it gives the worker).
+
+
+def default_examples() -> Sequence[ExampleSystem]:
+    """The examples `stanch dev` runs, in start order."""
+    return [ExampleGateway(), ExampleDeploys(), ExampleDatabase()]
