@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -186,6 +187,7 @@ class DevStack:
             self.stop()
             raise
         self.started_in = time.monotonic() - began
+        self._write_environment_file()
         self._log(f"[dev] stack ready in {self.started_in:.1f} s")
 
     @property
@@ -289,6 +291,9 @@ class DevStack:
         if self.examples:
             rows.append(("policy", str(settings.config)))
         rows.append(("logs", str(settings.home / "logs")))
+        rows.append(
+            ("CLI environment", f"set -a; . {self.environment_file}; set +a   (then: stanch systems)")
+        )
         started = f" in {self.started_in:.1f} s" if self.started_in is not None else ""
         lines = [f"Stanch dev stack is up{started}:"]
         width = max(14, *(len(label) + 2 for label, _ in rows))
@@ -356,6 +361,24 @@ class DevStack:
             env=env,
             append=append,
         )
+
+    @property
+    def environment_file(self) -> Path:
+        return self.settings.home / "dev.env"
+
+    def _write_environment_file(self) -> None:
+        """What a CLI in another terminal needs to see the stack as its worker does (`stanch systems` reads
+        the examples' variables through config/dev.toml): `set -a; . .stanch/dev.env; set +a`."""
+        settings = self.settings
+        env = {
+            "STANCH_CONFIG": str(settings.config),
+            "STANCH_PLATFORM_URL": settings.platform_url,
+            "STANCH_TEMPORAL_ADDRESS": settings.temporal_address,
+            **self.example_environment(),
+        }
+        lines = [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+        self.environment_file.write_text("\n".join(lines) + "\n")
+        self.environment_file.chmod(0o600)
 
     def example_environment(self) -> dict[str, str]:
         """What the worker is given to reach the running examples (a test's own worker needs the same)."""

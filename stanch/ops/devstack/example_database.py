@@ -19,16 +19,15 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from activities.database.postgres import libpq_environment
-from stanch.ops.devstack.examples import EXAMPLES_DIR
 from stanch.ops.devstack.supervisor import Child, LogFn, StartupFailed
-from stanch.settings import Settings
+from stanch.settings import REPO_ROOT, Settings
 
 with warnings.catch_warnings():
     # As in postgres.py: importing pgserver warns when XDG_RUNTIME_DIR is unset; only its path is used.
     warnings.simplefilter("ignore")
     from pgserver._commands import POSTGRES_BIN_PATH
 
-APP_DB = EXAMPLES_DIR / "app-db"
+APP_DB = REPO_ROOT / "examples" / "app-db"
 ALEMBIC_INI = APP_DB / "alembic.ini"
 DATABASE = "app"
 SERVICE = "support-bot-api"

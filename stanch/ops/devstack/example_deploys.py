@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stanch.ops.devstack.examples import EXAMPLES_DIR
 from stanch.ops.devstack.supervisor import Child, LogFn, StartupFailed
-from stanch.settings import Settings
+from stanch.settings import REPO_ROOT, Settings
 
-CREATE_REPO = EXAMPLES_DIR / "deploys" / "create-repo.py"
+CREATE_REPO = REPO_ROOT / "examples" / "deploys" / "create-repo.py"
 SERVICE = "support-bot-api"  # the war room and rollback samples' service (stanch/ops/samples.py)
 
 

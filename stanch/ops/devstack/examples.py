@@ -20,9 +20,6 @@ from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.ops.devstack.supervisor import Child, LogFn
 from stanch.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES_DIR = REPO_ROOT / "examples"
-
 
 class ExampleSystem(Protocol):
     """One example system of the dev stack."""
