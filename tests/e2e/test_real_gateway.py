@@ -29,6 +29,8 @@ import pytest
 
 from stanch.ops.cli import DEV_POLICY
 from stanch.ops.devstack import DevStack, settings_on_free_ports
+from stanch.ops.devstack.example_database import ExampleDatabase
+from stanch.ops.devstack.example_deploys import ExampleDeploys
 from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.ops.samples import sample
 from stanch.settings import Settings
@@ -170,7 +172,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealGateway]:
     settings = settings_on_free_ports(home).model_copy(update={"config": DEV_POLICY})
     # A fixed port, so a fresh install of the gateway is where the worker's environment says it is.
     example = ExampleGateway(port=free_port(), restart_wait_s=0)
-    with DevStack(settings, log=lambda line: None, examples=[example]) as running:
+    # config/dev.toml acts on the other examples too; the worker refuses to start without their settings.
+    examples = [example, ExampleDeploys(), ExampleDatabase()]
+    with DevStack(settings, log=lambda line: None, examples=examples) as running:
         yield RealGateway(running, example)
         spawned = RealGateway(running, example).spawned()
     # supervisord stopped with the stack, and the gateway with it.
@@ -192,7 +196,8 @@ def real(stack: RealGateway) -> Iterator[RealGateway]:
 def test_the_dev_stack_runs_the_example_gateway_warm_and_names_it_in_the_banner(real: RealGateway) -> None:
     assert real.health()["status"] == "ok"
     assert real.spawned()[-1] == real.pid()
-    banner = real.stack.banner()
+    # The banner's columns are as wide as its longest label, which depends on the examples it lists.
+    banner = re.sub(r"  +", "  ", real.stack.banner())
     assert (
         f"example gateway  {GATEWAY} under supervisord, http://127.0.0.1:{real.example.port}/health" in banner
     )
