@@ -34,7 +34,6 @@ from stanch.ops.devstack.example_deploys import ExampleDeploys
 from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.ops.samples import sample
 from stanch.settings import Settings
-from tests.helpers import free_port
 from tests.stack import (
     attempts_that_ended,
     brief_state,
@@ -170,8 +169,7 @@ class RealGateway:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealGateway]:
     home = tmp_path_factory.mktemp("real-gateway")
     settings = settings_on_free_ports(home).model_copy(update={"config": DEV_POLICY})
-    # A fixed port, so a fresh install of the gateway is where the worker's environment says it is.
-    example = ExampleGateway(port=free_port(), restart_wait_s=0)
+    example = ExampleGateway(restart_wait_s=0)
     # config/dev.toml acts on the other examples too; the worker refuses to start without their settings.
     examples = [example, ExampleDeploys(), ExampleDatabase()]
     with DevStack(settings, log=lambda line: None, examples=examples) as running:

@@ -3,9 +3,10 @@ process Stanch's gateway runbooks restart for real through `safe-restart` (confi
 
 Under the example's home: `data/` (seeded once by `gateway.py seed`: dead scheduled runs, `.deleted` and
 `.corrupt` files; kept across `make dev` runs like the rest of the dev data), supervisord's socket, pid file
-and logs. The gateway listens on a free port, or the one given. Once it answers, the example opens
-`warm_sessions` sessions, the traffic of a morning, so its memory is above 80 % of `high_watermark_mb`
-and the first `stanch fire gateway-memory` restarts it; the restart gives that memory back.
+and logs. The gateway listens on a free port (chosen at its first start), or the one given. Once it
+answers, the example opens `warm_sessions` sessions, the traffic of a morning, so its memory is above 80 %
+of `high_watermark_mb` and the first `stanch fire gateway-memory` restarts it; the restart gives that
+memory back.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ class ExampleGateway:
         self.warm_sessions = warm_sessions
         # The script's pause between its announcement and the restart; tests set 0.
         self.restart_wait_s = restart_wait_s
-        self._fixed_port = port
         self.port: int | None = port
 
     def start(self, home: Path, settings: Settings, log: LogFn) -> Child:
@@ -65,7 +65,8 @@ class ExampleGateway:
         if not (data / "sessions.json").exists():
             data.mkdir(parents=True, exist_ok=True)
             subprocess.run([sys.executable, str(GATEWAY_DIR / "gateway.py"), "seed", str(data)], check=True)
-        self.port = self._fixed_port or _free_port()
+        # Chosen once: a restarted part (`DevStack.start_part`) is where the worker's environment says.
+        self.port = self.port or _free_port()
         logs = settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         child = Child(
