@@ -26,8 +26,8 @@ How an action runs:
 - Exit code in `done`: stdout is one JSON object, parsed into the method's result model. In `refused`: the
   system said no — `refused()`, not retried, the runbook pages. Anything else, a timeout, or stdout that is
   not the result: an ordinary error, which Temporal retries with the same idempotency key, so the script
-  must answer a key it has already carried out with its first result (docs/command-adapter.md). Its stderr
-  (scrubbed, cut to its last lines) is in the failure's message.
+  must answer a key it has already carried out with its first result (docs/connect-your-systems.md, "The
+  command adapter"). Its stderr (scrubbed, cut to its last lines) is in the failure's message.
 
 A method without an action is delegated to the http adapter of the same system when `otherwise = "http"`
 (with its settings under `http = {...}`), or refused (`otherwise = "refuse"`, the default).

@@ -1,6 +1,6 @@
 """The application database on a real Postgres: `pg_dump` backups read back by `pg_restore` before anything
 is touched, the reverse migration through the application's own migration tool, the policy's integrity
-queries after it (docs/postgres-adapter.md).
+queries after it (docs/connect-your-systems.md#the-postgres-adapter).
 
     [systems.database]
     adapter = "postgres"
