@@ -124,3 +124,22 @@ class HttpConnection:
     async def aclose(self) -> None:
         if self._own is not None:
             await self._own.aclose()
+
+
+class KeyedCalls(HttpConnection):
+    """For systems whose contract routes all carry the step's key, reads too (deploys, database): the
+    platform ignores it on a GET, and its call log stays uniform."""
+
+    async def _call(
+        self, method: str, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
+    ) -> M:
+        return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
+
+    async def _read(self, path: str, key: str, result: type[M], what: str) -> M:
+        return await self._call("GET", path, key, result, what)
+
+    async def _post(
+        self, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
+    ) -> M:
+        """A POST; an effect the contract gives no body (a backup, shipping a build) sends none."""
+        return await self._call("POST", path, key, result, what, body)

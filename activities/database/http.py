@@ -6,10 +6,8 @@ Only the reverse migration has a body (`schemas.database.MigrateDownBody`, the m
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from activities.database.interface import Database
-from activities.http import HttpConnection, M
+from activities.http import KeyedCalls
 from schemas.database import (
     BackupRef,
     DatabaseBackup,
@@ -21,26 +19,12 @@ from schemas.database import (
 )
 
 
-class HttpDatabase(HttpConnection, Database):
+class HttpDatabase(KeyedCalls, Database):
     """The application database at the platform's base URL."""
-
-    async def _call(
-        self, method: str, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
-    ) -> M:
-        return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
-
-    async def _read(self, path: str, request: ServiceRequest, result: type[M], what: str) -> M:
-        return await self._call("GET", path, request.idempotency_key, result, what)
-
-    async def _post(
-        self, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
-    ) -> M:
-        """A POST; an effect the contract gives no body (backup, verification, integrity check) sends none."""
-        return await self._call("POST", path, key, result, what, body)
 
     async def database_state(self, request: ServiceRequest) -> DatabaseState:
         what = f"database of {request.service}"
-        return await self._read(f"/databases/{request.service}", request, DatabaseState, what)
+        return await self._read(f"/databases/{request.service}", request.idempotency_key, DatabaseState, what)
 
     async def backup_database(self, request: ServiceRequest) -> DatabaseBackup:
         path = f"/databases/{request.service}/backups"

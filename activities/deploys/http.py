@@ -7,10 +7,8 @@ reads.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from activities.deploys.interface import Deploys
-from activities.http import HttpConnection, M
+from activities.http import KeyedCalls
 from schemas.deploys import (
     DeployRecord,
     ExternalStatus,
@@ -29,22 +27,8 @@ from schemas.deploys import (
 from schemas.systems import EffectReason
 
 
-class HttpDeploys(HttpConnection, Deploys):
+class HttpDeploys(KeyedCalls, Deploys):
     """Deploys and code at the platform's base URL."""
-
-    async def _call(
-        self, method: str, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
-    ) -> M:
-        return await self._http.effect(method, path, key=key, body=body, result=result, what=what)
-
-    async def _read(self, path: str, request: ServiceRequest, result: type[M], what: str) -> M:
-        return await self._call("GET", path, request.idempotency_key, result, what)
-
-    async def _post(
-        self, path: str, key: str, result: type[M], what: str, body: BaseModel | None = None
-    ) -> M:
-        """A POST; an effect the contract gives no body (shipping a build) sends none."""
-        return await self._call("POST", path, key, result, what, body)
 
     async def recent_deploys(self, request: ServiceRequest) -> RecentDeploys:
         listed = await self._http.call("GET", "/deploys", what="list of deploys", key=request.idempotency_key)
@@ -53,11 +37,11 @@ class HttpDeploys(HttpConnection, Deploys):
 
     async def infra_status(self, request: ServiceRequest) -> InfraStatus:
         what = f"infra status of {request.service}"
-        return await self._read(f"/infra/{request.service}", request, InfraStatus, what)
+        return await self._read(f"/infra/{request.service}", request.idempotency_key, InfraStatus, what)
 
     async def external_status(self, request: ServiceRequest) -> ExternalStatus:
         what = f"external services of {request.service}"
-        return await self._read(f"/external/{request.service}", request, ExternalStatus, what)
+        return await self._read(f"/external/{request.service}", request.idempotency_key, ExternalStatus, what)
 
     async def rollback_service(self, request: ServiceRequest) -> ServiceRollback:
         path = f"/deploys/services/{request.service}/rollback"
