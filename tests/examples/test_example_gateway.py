@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from schemas.gateway import Cleanup, GatewayStatus, SafeRestart, ServiceLogs, StateSnapshot
+from stanch.ops.devstack.example_gateway import supervisor_socket
 from tests.helpers import free_port
 
 # supervisord and the gateway are real processes: the real-stack tier (tests/README.md).
@@ -129,6 +130,7 @@ def gateway(tmp_path: Path) -> Iterator[ExampleGateway]:
     env = {
         **os.environ,
         "GATEWAY_HOME": str(home),
+        "GATEWAY_SUPERVISOR_SOCKET": str(supervisor_socket(home)),
         "GATEWAY_DATA_DIR": str(data),
         "GATEWAY_PORT": str(port),
         "GATEWAY_PYTHON": sys.executable,

@@ -11,10 +11,12 @@ memory back.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -29,6 +31,21 @@ GATEWAY_NAME = "openclaw-gateway"
 # 40 sessions of 2 MiB on a ~20 MiB interpreter: ~100 MiB, about 90 % of 112 MiB; a fresh process is ~18 %.
 WARM_SESSIONS = 40
 HIGH_WATERMARK_MB = 112.0
+
+
+# A unix socket's path is at most 107 bytes (sun_path); a checkout or test directory deep enough would stop
+# supervisord with "AF_UNIX path too long".
+SOCKET_PATH_LIMIT = 100
+
+
+def supervisor_socket(home: Path) -> Path:
+    """supervisord's control socket: in the example's home, or — when that path would be too long for a
+    unix socket — in the temp directory under a name unique to this home."""
+    beside = home / "supervisor.sock"
+    if len(os.fsencode(beside)) <= SOCKET_PATH_LIMIT:
+        return beside
+    digest = hashlib.sha256(os.fsencode(home.resolve())).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"stanch-gateway-{digest}.sock"
 
 
 def _free_port() -> int:
@@ -91,6 +108,7 @@ class ExampleGateway:
         return {
             "STANCH_EXAMPLE_GATEWAY_HOME": str(home),
             "STANCH_EXAMPLE_GATEWAY_DATA_DIR": str(home / "data"),
+            "STANCH_EXAMPLE_GATEWAY_SOCKET": str(supervisor_socket(home)),
             "STANCH_EXAMPLE_GATEWAY_PORT": str(self.port),
             "STANCH_EXAMPLE_GATEWAY_NAME": self.gateway_name,
             "STANCH_EXAMPLE_GATEWAY_HIGH_WATERMARK_MB": f"{self.high_watermark_mb:g}",
@@ -107,6 +125,7 @@ class ExampleGateway:
         # What examples/gateway/supervisord.conf reads.
         return {
             "GATEWAY_HOME": str(home),
+            "GATEWAY_SUPERVISOR_SOCKET": str(supervisor_socket(home)),
             "GATEWAY_DATA_DIR": str(home / "data"),
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_PYTHON": sys.executable,
