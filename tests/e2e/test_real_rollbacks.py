@@ -72,6 +72,8 @@ def audit_steps(settings: Settings, workflow_id: str) -> dict[str, str]:
 def test_a_code_rollback_pushes_exactly_one_revert_commit_to_the_remote(stack: DevStack) -> None:
     settings = stack.settings
     remote = stack.example_home("deploys") / "remote.git"
+    banner = stack.banner()
+    assert f"git adapter: remote {remote}" in banner and "postgres adapter: backups in" in banner
     before = git(remote, "rev-list", "main").splitlines()
     assert git(remote, "diff", "--stat", HEALTHY_TAG, "main"), "the example starts with a bad deploy live"
 

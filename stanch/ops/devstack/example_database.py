@@ -101,3 +101,6 @@ class ExampleDatabase:
             "STANCH_EXAMPLE_DATABASE_DIR": str(APP_DB),
             "STANCH_EXAMPLE_DATABASE_PYTHON": sys.executable,
         }
+
+    def describe(self, home: Path, settings: Settings) -> str:
+        return f"database {DATABASE!r} (Alembic, examples/app-db), postgres adapter: backups in {home / 'backups'}"

@@ -52,3 +52,6 @@ class ExampleDeploys:
             "STANCH_EXAMPLE_DEPLOYS_REMOTE": str(home / "remote.git"),
             "STANCH_EXAMPLE_DEPLOYS_WORK_DIR": str(home / "work"),
         }
+
+    def describe(self, home: Path, settings: Settings) -> str:
+        return f"{SERVICE}'s deploy repository, git adapter: remote {home / 'remote.git'}"
