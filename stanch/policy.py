@@ -30,6 +30,7 @@ from schemas.guardrail import GuardrailLimits, KillSwitchMode, kill_switch_mode
 from schemas.incidents import ChannelKind, EscalationLevel, IncidentPolicy, PersonChannels, ResponseTargets
 from schemas.severity import Severity
 from schemas.systems import SystemName
+from stanch.signing import SigningKeyError, parse_public_key
 
 
 class Strict(BaseModel):
@@ -153,8 +154,9 @@ class GuardrailSettings(Strict):
 # ---- people and roles ----------------------------------------------------------------------------------
 # A role is a list of people; a person is where they are reached, by kind of channel. Runbooks ask roles to
 # decide and notify roles (the audience "on-call" is the role `oncall`); the notify activity pages each of a
-# role's people on the kinds the incident's priority picks (`[notify.kinds]`). Later keys of a person
-# (public keys, sign-in) join `Person` here.
+# role's people on the kinds the incident's priority picks (`[notify.kinds]`). A person's `keys` are the
+# Ed25519 public keys their signed decisions are checked against (issue 13, stanch/signing.py); later keys
+# of a person (sign-in) join `Person` here.
 
 ON_CALL_ROLE = "oncall"
 OWNER_ROLE = "owner"  # the seeds' CEO: onboarding, upgrade validation, termination, escalation to a human
@@ -167,6 +169,36 @@ class Person(Strict):
     instant: list[str] = Field(default_factory=list, description="channel names, tried in order")
     cockpit: list[str] = Field(default_factory=list)
     email: list[str] = Field(default_factory=list)
+    keys: list[str] = Field(
+        default_factory=list, description="OpenSSH one-line Ed25519 public keys (`ssh-ed25519 AAAA… comment`)"
+    )
+    # The dev stack's and the tests' people sign with key pairs committed to the repository
+    # (config/dev-keys/); this flag says so, so that a process can refuse to trust them outside the dev
+    # stack. It marks every key of the person: a real key never sits beside demo ones.
+    demo: bool = Field(False, description="every key of this person is a committed demo key")
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_parse(cls, keys: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for index, line in enumerate(keys):
+            try:
+                fingerprint = parse_public_key(line).fingerprint
+            except SigningKeyError as error:
+                raise ValueError(f"key {index + 1}: {error}") from None
+            if fingerprint in seen:
+                raise ValueError(f"key {index + 1}: {fingerprint} is listed twice")
+            seen.add(fingerprint)
+        return keys
+
+    @model_validator(mode="after")
+    def _demo_has_keys(self) -> Person:
+        if self.demo and not self.keys:
+            raise ValueError("demo = true marks the person's keys, and there are none")
+        return self
+
+    def fingerprints(self) -> list[str]:
+        return [parse_public_key(line).fingerprint for line in self.keys]
 
     def channels(self) -> PersonChannels:
         return PersonChannels(instant=self.instant, cockpit=self.cockpit, email=self.email)
@@ -191,6 +223,13 @@ def people_problem(policy: Policy) -> str | None:
             for channel in getattr(person, kind.value):
                 if channel not in policy.channels:
                     return f"people.{name}.{kind.value}: unknown channel {channel!r}"
+    # One key, one person: a signature must name its signer without doubt.
+    owners: dict[str, str] = {}
+    for name, person in policy.people.items():
+        for fingerprint in person.fingerprints():
+            if fingerprint in owners:
+                return f"people.{name}.keys: key {fingerprint} is already {owners[fingerprint]}'s"
+            owners[fingerprint] = name
     for name, role in policy.roles.items():
         for person_name in role.people:
             if person_name not in policy.people:
