@@ -29,7 +29,17 @@ KEY_TYPE = "ssh-ed25519"
 STATEMENT_PREFIX = b"stanch-decision-v1\n"
 GATE_DIGEST_VERSION = "stanch-gate-v1"
 # The order of the signed fields; never reorder (old signatures would stop verifying).
-STATEMENT_FIELDS = ("workflow_id", "run_id", "gate", "action", "verdict", "approver", "expires_at", "digest", "nonce")
+STATEMENT_FIELDS = (
+    "workflow_id",
+    "run_id",
+    "gate",
+    "action",
+    "verdict",
+    "approver",
+    "expires_at",
+    "digest",
+    "nonce",
+)
 
 
 class SigningKeyError(ValueError):
@@ -56,7 +66,9 @@ def parse_public_key(line: str) -> PublicKey:
     """One line of an OpenSSH public key file (`ssh-ed25519 AAAA… comment`); any other type is refused."""
     parts = line.strip().split(maxsplit=2)
     if len(parts) < 2:
-        raise SigningKeyError(f"not an OpenSSH public key line (want `{KEY_TYPE} AAAA… comment`): {line[:40]!r}")
+        raise SigningKeyError(
+            f"not an OpenSSH public key line (want `{KEY_TYPE} AAAA… comment`): {line[:40]!r}"
+        )
     if parts[0] != KEY_TYPE:
         raise SigningKeyError(
             f"key type {parts[0]!r} is not accepted: Stanch signs with Ed25519 only "
@@ -93,7 +105,9 @@ def load_private_key(path: Path, passphrase: str | bytes | None = None) -> Ed255
         wrong = " (wrong passphrase?)" if password else ""
         raise SigningKeyError(f"cannot load the signing key {path}{wrong}: {error}") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"the signing key {path} is not Ed25519 (make one with `ssh-keygen -t ed25519`)")
+        raise SigningKeyError(
+            f"the signing key {path} is not Ed25519 (make one with `ssh-keygen -t ed25519`)"
+        )
     return key
 
 
@@ -164,11 +178,17 @@ def verify(
     try:
         signature = base64.b64decode(signed.signature, validate=True)
     except (binascii.Error, ValueError):
-        return Verification(ok=False, reason="malformed", detail="the signature is not base64", key=signed.key)
+        return Verification(
+            ok=False, reason="malformed", detail="the signature is not base64", key=signed.key
+        )
     key = _keys(keys_of_person).get(signed.key)
     if key is None:
         owner = next(
-            (name for name, lines in (everyone or {}).items() if name != approver and signed.key in _keys(lines)),
+            (
+                name
+                for name, lines in (everyone or {}).items()
+                if name != approver and signed.key in _keys(lines)
+            ),
             None,
         )
         if owner is not None:
