@@ -113,6 +113,18 @@ def refused(what: str, detail: str, *, kind: str = "SystemRefused") -> Applicati
     return ApplicationError(f"{what} refused: {detail}", type=kind, non_retryable=True)
 
 
+def require_idempotency_key(what: str, key: str | None) -> None:
+    """Refuse an effect whose key is empty before anything reaches the system: it was sent outside
+    `IncidentWorkflow.act`, which sets it, and a retry of it could not be told from a new call."""
+    if key is not None and not key:
+        raise ApplicationError(
+            f"{what}: the request's idempotency_key is empty; a runbook sends effects through "
+            "IncidentWorkflow.act, which sets it from the step",
+            type="IdempotencyKeyMissing",
+            non_retryable=True,
+        )
+
+
 # ---- finding an adapter -------------------------------------------------------------------------------
 
 

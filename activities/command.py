@@ -38,15 +38,13 @@ method per abstract method of the interface (see `activities/gateway/command.py`
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import shlex
 import shutil
 import signal
 import string
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_type_hints
@@ -61,8 +59,10 @@ from activities.adapters import (
     AdapterSettings,
     adapter_class,
     refused,
+    require_idempotency_key,
     settings_from_policy,
 )
+from activities.processes import Finished, run_command
 from schemas.systems import SystemCheck
 from stanch.redact import scrub, scrub_known
 
@@ -114,67 +114,12 @@ class CommandSettings(AdapterSettings):
 
 
 @dataclass(frozen=True)
-class Finished:
-    """How one run of a command ended."""
-
-    returncode: int | None  # None: killed at the timeout
-    stdout: str
-    stderr: str
-
-    @property
-    def timed_out(self) -> bool:
-        return self.returncode is None
-
-
-@dataclass(frozen=True)
 class Method:
     """One interface method a command can carry out: what it takes and what it answers."""
 
     name: str
     request: type[BaseModel]
     result: type[BaseModel]
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-async def _drain(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
-    if stream is None:
-        return
-    while chunk := await stream.read(65536):
-        sink.extend(chunk)
-
-
-async def run_command(
-    argv: list[str], env: Mapping[str, str], cwd: Path | None, timeout_s: float
-) -> Finished:
-    """Run `argv` (no shell) in a process group of its own; past `timeout_s`, or when the caller is
-    cancelled, SIGKILL the whole group. The output read until then is kept either way."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(env),
-        cwd=cwd,
-        start_new_session=True,
-    )
-    stdout, stderr = bytearray(), bytearray()
-    io = asyncio.gather(_drain(process.stdout, stdout), _drain(process.stderr, stderr), process.wait())
-    try:
-        await asyncio.wait_for(io, timeout_s)
-        returncode: int | None = process.returncode
-    except TimeoutError:
-        returncode = None
-    finally:
-        # A timeout, a cancelled activity, or a script that exited leaving a child behind on its pipes: the
-        # group goes; nothing a command started outlives its action.
-        _kill_group(process.pid)
-        if process.returncode is None:
-            await process.wait()
-    return Finished(returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
 
 def interface_methods(cls: type) -> dict[str, Method]:
@@ -319,13 +264,7 @@ class CommandAdapter(Adapter):
                 kind="CommandNotConfigured",
             )
         key = getattr(request, "idempotency_key", None)
-        if key is not None and not key:
-            raise ApplicationError(
-                f"{what}: the request's idempotency_key is empty; a runbook sends effects through "
-                "IncidentWorkflow.act, which sets it from the step",
-                type="IdempotencyKeyMissing",
-                non_retryable=True,
-            )
+        require_idempotency_key(what, key)
         values = {field: _as_text(value) for field, value in request.model_dump(mode="json").items()}
         finished = await self._run(what, action, values, self._request_environment(name, request))
         return self._result(what, action, finished, method.result)

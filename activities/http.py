@@ -11,9 +11,8 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import BaseModel, Field, SecretStr
-from temporalio.exceptions import ApplicationError
 
-from activities.adapters import AdapterContext, AdapterSettings
+from activities.adapters import AdapterContext, AdapterSettings, require_idempotency_key
 from activities.errors import raise_for_status
 from schemas.systems import SystemCheck, SystemName
 
@@ -42,13 +41,7 @@ class PlatformHttp:
         An empty `key` is a request that was sent outside `IncidentWorkflow.act`, which sets it: refused
         here, before anything reaches the system, since a retry of it could not be told from a new call.
         """
-        if key is not None and not key:
-            raise ApplicationError(
-                f"{what}: the request's idempotency_key is empty; a runbook sends effects through "
-                "IncidentWorkflow.act, which sets it from the step",
-                type="IdempotencyKeyMissing",
-                non_retryable=True,
-            )
+        require_idempotency_key(what, key)
         headers = None if key is None else {"Idempotency-Key": key}
         if isinstance(body, BaseModel):
             body = body.model_dump(mode="json")

@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.adapters import AdapterConfigError, AdapterContext, AdapterSettings, refused
 from activities.database.interface import Database
+from activities.processes import Finished, run_command
 from schemas.database import (
     BackupRef,
     DatabaseBackup,
@@ -218,13 +218,6 @@ class _Service:
         """The advisory lock every effect on this database holds (a signed 64-bit key)."""
         digest = hashlib.sha256(f"stanch:database:{self.name}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@dataclass(frozen=True)
-class _Completed:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def _now() -> str:
@@ -728,36 +721,20 @@ class PostgresDatabase(Database):
 
     async def _run(
         self, service: _Service, argv: list[str], what: str, extra: dict[str, str] | None = None
-    ) -> _Completed:
+    ) -> Finished:
         """Run one command, no shell, in the policy file's directory, killed (with whatever it started) when
         it outlives timeout_s or the activity is cancelled."""
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=self.context.base_dir,
-                env=self._environment(service, extra or {}),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
+            finished = await run_command(
+                argv, self._environment(service, extra or {}), self.context.base_dir, self._settings.timeout_s
             )
         except OSError as error:
             raise refused(what, f"cannot run {argv[0]}: {error.strerror}") from None
-        try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), self._settings.timeout_s)
-        except TimeoutError:
+        if finished.timed_out:
             raise self._failed(
                 service, what, f"{Path(argv[0]).name} did not finish within {self._settings.timeout_s:g} s"
-            ) from None
-        finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
-        assert process.returncode is not None
-        return _Completed(
-            process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
-        )
+            )
+        return finished
 
     # ---- backup files -----------------------------------------------------------------------------------
 

@@ -38,7 +38,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +46,10 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.exceptions import ApplicationError
 
-from activities.adapters import AdapterContext, AdapterSettings, refused
+from activities.adapters import AdapterContext, AdapterSettings, refused, require_idempotency_key
 from activities.deploys.http import HttpDeploys
 from activities.http import HttpSettings
+from activities.processes import run_command
 from schemas.deploys import DeployRecord, RecentDeploys, ServiceRequest, ServiceRollback
 from schemas.systems import SystemCheck
 from stanch.redact import REDACTED, scrub_known
@@ -183,13 +183,7 @@ class GitDeploys(HttpDeploys):
             raise self._unknown(request.service, "rollback")
         key = request.idempotency_key
         what = f"rollback of {request.service}"
-        if not key:
-            raise ApplicationError(
-                f"{what}: the request's idempotency_key is empty; a runbook sends effects through "
-                "IncidentWorkflow.act, which sets it from the step",
-                type="IdempotencyKeyMissing",
-                non_retryable=True,
-            )
+        require_idempotency_key(what, key)
         if "\n" in key or "\r" in key:
             raise refused(what, "an idempotency key must be one line to be a commit trailer")
         async with self._clone(request.service, service) as clone:
@@ -523,34 +517,15 @@ class GitDeploys(HttpDeploys):
             "GIT_COMMITTER_NAME": self.git_settings.author_name,
             "GIT_COMMITTER_EMAIL": self.git_settings.author_email,
         }
-        process = await asyncio.create_subprocess_exec(
-            self.git_settings.git,
-            *args,
-            cwd=cwd,
-            env=environment,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            # Its own session: no terminal to prompt on (ssh asks /dev/tty), and one group to kill.
-            start_new_session=True,
+        # Its own session (inside run_command): no terminal to prompt on (ssh asks /dev/tty), one group to kill.
+        finished = await run_command(
+            [self.git_settings.git, *args], environment, cwd, self.git_settings.git_timeout_s, stdin=stdin
         )
-        try:
-            out, err = await asyncio.wait_for(
-                process.communicate(None if stdin is None else stdin.encode()),
-                timeout=self.git_settings.git_timeout_s,
-            )
-        except BaseException as error:  # the timeout, or the activity cancelled
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            if isinstance(error, TimeoutError):
-                raise RuntimeError(
-                    f"git {args[0]} did not finish within {self.git_settings.git_timeout_s:g} s"
-                ) from None
-            raise
-        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
-        if check and process.returncode != 0:
-            raise GitFailed(args, process.returncode or 0, stdout, stderr)
+        if finished.timed_out:
+            raise RuntimeError(f"git {args[0]} did not finish within {self.git_settings.git_timeout_s:g} s")
+        stdout, stderr = finished.stdout, finished.stderr
+        if check and finished.returncode != 0:
+            raise GitFailed(args, finished.returncode or 0, stdout, stderr)
         return stdout
 
 
