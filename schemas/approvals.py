@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from schemas.signatures import SignedDecision
+
 
 class ApprovalRequest(BaseModel):
     """One named action the runbook asks a human to approve."""
@@ -29,6 +31,12 @@ class ApprovalAnswer(BaseModel):
     # Only a customer message's review reads it: the text to send instead of the draft. Absent in every
     # payload sent before it existed, and ignored by every other gate.
     text: str | None = Field(None, description="send-customer-message only: replaces the draft")
+    # A signed decision (issue 13): `stanch approve --key` or `stanch sign` makes it. Absent in every payload
+    # sent before signatures existed; the policy says where one is needed.
+    signed: SignedDecision | None = None
+    digest: str | None = Field(
+        None, description="unsigned answers may name the digest of what they read; another one is stale"
+    )
 
 
 class Decision(ApprovalAnswer):
@@ -69,3 +77,6 @@ class EscalationRequest(BaseModel):
 class Resolution(BaseModel):
     by: str
     note: str = ""
+    # Resolving withdraws a pending question, so a policy may need it signed (`stanch resolve --key`).
+    signed: SignedDecision | None = None
+    digest: str | None = None

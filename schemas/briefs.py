@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from schemas.signatures import ToSign
 from stanch import markup
 
 
@@ -68,6 +69,9 @@ class Brief(BaseModel):
     # Customer messages held for review beside the runbook, one line each (empty when none waits).
     pending_reviews: list[str] = Field(default_factory=list)
     postmortem: PostmortemLink | None = None
+    # The decisions open now with what a client needs to sign each (issue 13): the question's gate,
+    # customer-message reviews, resolve. Empty in briefs from before.
+    to_sign: list[ToSign] = Field(default_factory=list)
 
     def as_markdown(self) -> str:
         """For `workflow.set_current_details` (the Temporal UI renders it as Markdown).

@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, computed_field, field_validator
 
+from schemas.signatures import Keyring, SignatureMode, SignedDecision
+
 # Names an operator or another process uses to reach a guardrail (Temporal UI, `temporal workflow update`).
 GUARDRAIL_WORKFLOW = "guardrail"
 CHECK_UPDATE = "check"
@@ -152,6 +154,8 @@ class KillSwitchChange(BaseModel):
     reason: str
     mode: KillSwitchMode | None = None
     enabled: bool | None = Field(None, description="old form: true = armed, false = off")
+    # Turning the switch off or disengaging it undoes a safety: the policy may need it signed.
+    signed: SignedDecision | None = None
 
     @property
     def target_mode(self) -> KillSwitchMode | None:
@@ -210,6 +214,10 @@ class GuardrailInput(BaseModel):
     continue_as_new_after: int = Field(500, ge=1, description="handled updates per run")
     remembered_keys: int = Field(1000, ge=1, description="idempotency keys kept to answer repeats")
     memory: GuardrailMemory | None = None
+    # Who may sign a kill-switch change, and where a signature is needed (issue 13); "optional" with no keys
+    # in inputs recorded before, which replay as they ran.
+    signatures: SignatureMode = "optional"
+    keyring: Keyring = Field(default_factory=Keyring)
 
 
 class GuardrailRequest(BaseModel):

@@ -12,6 +12,7 @@ from schemas.alerts import Alert
 from schemas.approvals import ApprovalOutcome
 from schemas.guardrail import GuardrailLimits
 from schemas.severity import Severity
+from schemas.signatures import Keyring, SignatureMode
 
 
 class EscalationLevel(BaseModel):
@@ -83,6 +84,10 @@ class IncidentPolicy(BaseModel):
     # People (name → channels by kind), so history shows who could be reached when the incident opened.
     # Empty in inputs recorded before people existed; they still decode and replay.
     people: dict[str, PersonChannels] = Field(default_factory=dict)
+    # Where decisions must be signed, and the keys they are checked against (issue 13). Inputs recorded
+    # before signatures existed decode as "optional" with no keys: their runs decide as they did.
+    signatures: SignatureMode = "optional"
+    keyring: Keyring = Field(default_factory=Keyring)
 
     def guardrail_limits(self, subsystem: str) -> GuardrailLimits:
         """The limits the policy sets for one subsystem's guardrail."""

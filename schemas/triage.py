@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from schemas.incidents import IncidentInput
+from schemas.signatures import SignedDecision
 
 TRIAGE_WORKFLOW = "triage"
 
@@ -44,6 +45,7 @@ class RunRunbook(BaseModel):
     by: str = Field(min_length=1)
     runbook: str = Field(min_length=1)
     target: dict[str, str] = Field(default_factory=dict)
+    signed: SignedDecision | None = None
 
 
 class RunbookStarted(BaseModel):

@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from schemas.guardrail import GuardrailLimits, KillSwitchMode, kill_switch_mode
 from schemas.incidents import ChannelKind, EscalationLevel, IncidentPolicy, PersonChannels, ResponseTargets
 from schemas.severity import Severity
+from schemas.signatures import Keyring, SignatureMode
 from schemas.systems import SystemName
 from stanch.signing import SigningKeyError, parse_public_key
 
@@ -37,8 +38,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ServiceSigner(Strict):
+    """A trusted service (the console) that signs decisions for the people it signed in (issue 13 §6)."""
+
+    keys: list[str] = Field(min_length=1, description="OpenSSH one-line Ed25519 public keys")
+    demo: bool = Field(False, description="every key of this service is a committed demo key")
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_parse(cls, keys: list[str]) -> list[str]:
+        return _parsed_keys(keys)
+
+
 class ApprovalSettings(Strict):
     timeout_minutes: float = Field(30, gt=0)
+    # Where a decision must be signed (docs in config/stanch.toml): "required" everywhere, "destructive"
+    # where it can destroy or undo a safety, "optional" nowhere (a signature given is still checked).
+    signatures: SignatureMode = "destructive"
+    services: dict[str, ServiceSigner] = Field(default_factory=dict)
 
 
 class EscalationStep(Strict):
@@ -165,6 +182,19 @@ OWNER_ROLE = "owner"  # the seeds' CEO: onboarding, upgrade validation, terminat
 AUDIENCE_ROLES = {"on-call": ON_CALL_ROLE, "cockpit-report": OWNER_ROLE}
 
 
+def _parsed_keys(keys: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for index, line in enumerate(keys):
+        try:
+            fingerprint = parse_public_key(line).fingerprint
+        except SigningKeyError as error:
+            raise ValueError(f"key {index + 1}: {error}") from None
+        if fingerprint in seen:
+            raise ValueError(f"key {index + 1}: {fingerprint} is listed twice")
+        seen.add(fingerprint)
+    return keys
+
+
 class Person(Strict):
     instant: list[str] = Field(default_factory=list, description="channel names, tried in order")
     cockpit: list[str] = Field(default_factory=list)
@@ -180,16 +210,7 @@ class Person(Strict):
     @field_validator("keys")
     @classmethod
     def _keys_parse(cls, keys: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for index, line in enumerate(keys):
-            try:
-                fingerprint = parse_public_key(line).fingerprint
-            except SigningKeyError as error:
-                raise ValueError(f"key {index + 1}: {error}") from None
-            if fingerprint in seen:
-                raise ValueError(f"key {index + 1}: {fingerprint} is listed twice")
-            seen.add(fingerprint)
-        return keys
+        return _parsed_keys(keys)
 
     @model_validator(mode="after")
     def _demo_has_keys(self) -> Person:
@@ -230,6 +251,12 @@ def people_problem(policy: Policy) -> str | None:
             if fingerprint in owners:
                 return f"people.{name}.keys: key {fingerprint} is already {owners[fingerprint]}'s"
             owners[fingerprint] = name
+    for name, service in policy.approvals.services.items():
+        for line in service.keys:
+            fingerprint = parse_public_key(line).fingerprint
+            if fingerprint in owners:
+                return f"approvals.services.{name}.keys: key {fingerprint} is already {owners[fingerprint]}'s"
+            owners[fingerprint] = f"service {name}"
     for name, role in policy.roles.items():
         for person_name in role.people:
             if person_name not in policy.people:
@@ -511,7 +538,22 @@ class Policy(Strict):
             guardrail_defaults=self.guardrails.defaults.applied_to(GuardrailLimits()),
             guardrail_subsystems={name: self.guardrail_limits(name) for name in self.guardrails.subsystems},
             people={name: person.channels() for name, person in self.people.items()},
+            signatures=self.approvals.signatures,
+            keyring=self.keyring(),
         )
+
+    def keyring(self) -> Keyring:
+        """The public keys decisions are checked against, as incidents and guardrails carry them."""
+        return Keyring(
+            people={name: list(person.keys) for name, person in self.people.items() if person.keys},
+            services={name: list(service.keys) for name, service in self.approvals.services.items()},
+        )
+
+    def demo_signers(self) -> list[str]:
+        """The people and services whose keys are committed demo keys (config/dev-keys/)."""
+        people = [name for name, person in self.people.items() if person.demo]
+        services = [f"approvals.services.{name}" for name, s in self.approvals.services.items() if s.demo]
+        return people + services
 
 
 class PolicyError(Exception):

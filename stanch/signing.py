@@ -12,16 +12,24 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from schemas.signatures import DecisionStatement, SignedDecision, Verification
+from schemas.signatures import (
+    DecisionStatement,
+    GateShown,
+    Keyring,
+    SignedDecision,
+    ToSign,
+    Verdict,
+    Verification,
+)
 
 KEY_TYPE = "ssh-ed25519"
 # Domain separation: these bytes can never be mistaken for another protocol's message, or for a gate
@@ -39,6 +47,7 @@ STATEMENT_FIELDS = (
     "expires_at",
     "digest",
     "nonce",
+    "via",
 )
 
 
@@ -129,22 +138,39 @@ def statement_bytes(statement: DecisionStatement) -> bytes:
     return STATEMENT_PREFIX + b"".join(_field(name, str(values[name])) for name in STATEMENT_FIELDS)
 
 
-def gate_digest(
-    recommendation: str, risk: str, target: Mapping[str, str], required_approvers: Sequence[str], action: str
-) -> str:
+def gate_digest(shown: GateShown) -> str:
     """Hex SHA-256 of what a gate shows, over its structured fields (never over rendered text, whose
     escaping or layout may change while the meaning does not). Canonical JSON: sorted keys, no whitespace,
     ASCII only, so the same fields give the same digest on every machine and Python version."""
-    document = {
-        "v": GATE_DIGEST_VERSION,
-        "action": action,
-        "recommendation": recommendation,
-        "required_approvers": list(required_approvers),
-        "risk": risk,
-        "target": dict(target),
-    }
+    document = {"v": GATE_DIGEST_VERSION, **shown.model_dump(mode="json")}
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def resolve_shown(incident_id: str, target: Mapping[str, str], pending: GateShown | None) -> GateShown:
+    """What `resolve` is about: the incident, and the question it would withdraw (its action and risk), so
+    a signed resolve cannot be carried over to a moment when it would cancel something else."""
+    return GateShown(
+        action="resolve",
+        recommendation=f"resolve {incident_id}"
+        + (f" and withdraw the question on {pending.action}" if pending else ""),
+        risk=pending.risk if pending else "",
+        target=dict(target),
+    )
+
+
+def handover_shown(recommendation: str, runbook: str, target: Mapping[str, str]) -> GateShown:
+    """What `run_runbook` on a triage incident is about: the runbook, and the target the person typed."""
+    return GateShown(action=runbook, recommendation=recommendation, target=dict(target))
+
+
+def kill_switch_shown(subsystem: str, current: str, new: str) -> GateShown:
+    """What a kill-switch change is about: the subsystem and the move from its current mode."""
+    return GateShown(
+        action=f"kill switch {new}",
+        recommendation=f"set the kill switch of {subsystem} from {current} to {new}",
+        target={"subsystem": subsystem, "from": current, "to": new},
+    )
 
 
 def sign(statement: DecisionStatement, private_key: Ed25519PrivateKey) -> SignedDecision:
@@ -219,3 +245,122 @@ def verify(
 def expired(statement: DecisionStatement, now: datetime) -> bool:
     """`now`: the workflow's time (workflow.now()), never the machine's clock, so replay agrees."""
     return now >= statement.expires_at
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the receiving incident expects a decision to be about, taken from its own state."""
+
+    workflow_id: str
+    run_id: str
+    gate: str
+    action: str
+    verdict: Verdict
+    approver: str
+    digest: str
+
+
+def _person_of(keyring: Keyring, signed: SignedDecision) -> Verification:
+    statement = signed.statement
+    if statement.via:
+        service_keys = keyring.services.get(statement.via)
+        if service_keys is None:
+            return Verification(
+                ok=False,
+                reason="unknown_key",
+                detail=f"{statement.via!r} is not a service the policy trusts to sign for people",
+                key=signed.key,
+            )
+        verification = verify(signed, service_keys)
+        if verification.ok and statement.approver not in keyring.people:
+            return Verification(
+                ok=False,
+                reason="unknown_key",
+                detail=f"{statement.via} signed for {statement.approver!r}, who is not a person in the policy",
+                key=signed.key,
+            )
+        return verification
+    return verify(signed, keyring.people.get(statement.approver, []), keyring.people)
+
+
+def check_decision(
+    signed: SignedDecision | None,
+    *,
+    expected: Expected,
+    keyring: Keyring,
+    now: datetime,
+    seen: Container[str],
+    signature_needed: bool,
+    claimed_digest: str | None = None,
+    how_to_sign: str = "",
+) -> str | None:
+    """Why a decision must be refused, or None. Pure and deterministic: the workflow calls it in its update
+    validators and signal handlers with `now = workflow.now()` and the nonces it has accepted (`seen`).
+
+    The signature is checked before anything it covers, so a forged payload is refused as forged whatever
+    its fields say; then what it was signed for must be what the incident asks now."""
+    if signed is None:
+        if claimed_digest is not None and claimed_digest != expected.digest:
+            return "stale: what you read has changed since (another digest); read the brief again"
+        if signature_needed:
+            return f"{expected.action!r} needs a signed decision. {how_to_sign}".strip()
+        return None
+    statement = signed.statement
+    verification = _person_of(keyring, signed)
+    if not verification.ok:
+        return f"signature refused ({verification.reason}): {verification.detail}"
+    if statement.approver != expected.approver:
+        return f"signed by {statement.approver}, sent as {expected.approver}: sign as yourself"
+    if (statement.workflow_id, statement.run_id) != (expected.workflow_id, expected.run_id):
+        return f"signed for {statement.workflow_id} (run {statement.run_id}), not this incident's run"
+    if statement.verdict != expected.verdict:
+        return f"signed to {statement.verdict}, sent to {expected.verdict}"
+    if statement.gate != expected.gate or statement.digest != expected.digest:
+        return (
+            f"stale: signed for {statement.gate} as it read then; the question now differs "
+            f"(read the brief again and sign what it shows)"
+        )
+    if statement.action != expected.action:
+        return f"signed for {statement.action!r}; the pending action is {expected.action!r}"
+    if expired(statement, now):
+        return f"the signature expired at {_utc_text(statement.expires_at)}; sign again"
+    if statement.nonce in seen:
+        return "this signed decision was already used once (a replay); sign a new one"
+    return None
+
+
+def signer_text(signed: SignedDecision) -> str:
+    """For the timeline: who signed, and with which key."""
+    statement = signed.statement
+    via = f", via {statement.via}" if statement.via else ""
+    return f"{statement.approver}{via} (signed, key {signed.key})"
+
+
+DEFAULT_TTL = timedelta(minutes=5)
+
+
+def statement_for(
+    to_sign: ToSign,
+    *,
+    verdict: Verdict,
+    approver: str,
+    now: datetime,
+    nonce: str,
+    ttl: timedelta = DEFAULT_TTL,
+    via: str = "",
+) -> DecisionStatement:
+    """The statement a client signs for one of the decisions a brief lists (`ToSign`)."""
+    if verdict not in to_sign.verdicts:
+        raise ValueError(f"{to_sign.gate} takes {', '.join(to_sign.verdicts)}, not {verdict}")
+    return DecisionStatement(
+        workflow_id=to_sign.workflow_id,
+        run_id=to_sign.run_id,
+        gate=to_sign.gate,
+        action=to_sign.shown.action,
+        verdict=verdict,
+        approver=approver,
+        expires_at=now + ttl,
+        digest=to_sign.digest,
+        nonce=nonce,
+        via=via,
+    )

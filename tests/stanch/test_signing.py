@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.signatures import DecisionStatement
+from schemas.signatures import DecisionStatement, GateShown
 from stanch.policy import PolicyError, load_policy
 from stanch.settings import REPO_ROOT
 from stanch.signing import (
@@ -53,7 +53,15 @@ def statement(**changes: object) -> DecisionStatement:
         "verdict": "approve",
         "approver": "alice",
         "expires_at": EXPIRES,
-        "digest": gate_digest("roll back to v41", "low", {"service": "api"}, ["oncall"], "rollback_deploy"),
+        "digest": gate_digest(
+            GateShown(
+                action="rollback_deploy",
+                recommendation="roll back to v41",
+                risk="low",
+                target={"service": "api"},
+                required_approvers=["oncall"],
+            )
+        ),
         "nonce": "n-1",
     }
     return DecisionStatement.model_validate({**fields, **changes})
@@ -161,7 +169,7 @@ GATE: dict[str, object] = {
 
 
 def digest_of(gate: dict[str, object]) -> str:
-    return gate_digest(**gate)  # type: ignore[arg-type]
+    return gate_digest(GateShown.model_validate(gate))
 
 
 def test_the_gate_digest_is_stable() -> None:
@@ -171,11 +179,11 @@ def test_the_gate_digest_is_stable() -> None:
     assert digest_of(reordered) == digest_of(GATE)
     canonical = (
         b'{"action":"rollback_deploy","recommendation":"roll back support-bot-api to v41",'
-        b'"required_approvers":["oncall","owner"],"risk":"low: v41 ran for a week",'
+        b'"required_approvals":1,"required_approvers":["oncall","owner"],"risk":"low: v41 ran for a week",'
         b'"target":{"service":"support-bot-api","version":"v41"},"v":"stanch-gate-v1"}'
     )
     assert digest_of(GATE) == hashlib.sha256(canonical).hexdigest()
-    assert digest_of(GATE) == "9f49849d053c3d494a321e63f2e2e348e59dbf7eeb10598f7a53bb97aed92158"
+    assert digest_of(GATE) == "9ac8d6a310bca85b110ad1c389da9d8c78b7cd0be3599a80d0f9194ed899051a"
     # Non-ASCII text is escaped, so the bytes hashed do not depend on a platform's encoding.
     assert (
         digest_of({**GATE, "risk": "élevé"})
@@ -193,6 +201,7 @@ def test_the_gate_digest_is_stable() -> None:
         {"target": {"service": "support-bot-api", "version": "v41", "region": "eu"}},
         {"required_approvers": ["oncall"]},
         {"required_approvers": ["owner", "oncall"]},
+        {"required_approvals": 2},
         {"action": "terminate_instance"},
         # Moving text between fields changes the digest: the encoding is structured, not concatenated.
         {"recommendation": "roll back support-bot-api to v41low: v41 ran for a week", "risk": ""},
