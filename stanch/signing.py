@@ -364,3 +364,10 @@ def statement_for(
         nonce=nonce,
         via=via,
     )
+
+
+def fingerprint_lines(keyring: Keyring) -> set[str]:
+    """Each key of a keyring as `<owner> <fingerprint>` (services as `service <name>`), to say what changed."""
+    owned = [(name, lines) for name, lines in keyring.people.items()]
+    owned += [(f"service {name}", lines) for name, lines in keyring.services.items()]
+    return {f"{owner} {fingerprint}" for owner, lines in owned for fingerprint in _keys(lines)}

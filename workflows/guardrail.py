@@ -72,7 +72,11 @@ with workflow.unsafe.imports_passed_through():
         Ruling,
         Verdict,
     )
+    from schemas.signatures import Keyring
+    from schemas.signatures import Verdict as SignedVerdict
+    from stanch.signing import kill_switch_shown
     from workflows.steps.audit import write_audit_row
+    from workflows.steps.signatures import DecisionSigning, signature_details
 
 
 # Runs recorded before it answered `set_kill_switch` only once the change's audit row had landed.
@@ -101,6 +105,8 @@ class Guardrail:
         self.audit_lock = asyncio.Lock()
         # Kill-switch rows queued or being written (runs with KILL_SWITCH_AUDIT_PATCH).
         self.audit_writes: list[asyncio.Task[None]] = []
+        # Turning the switch off or disengaging it undoes a safety: signed where the policy says (issue 13).
+        self.signing = DecisionSigning(params.signatures, params.keyring)
 
     @workflow.run
     async def run(self, params: GuardrailInput) -> GuardrailState:
@@ -125,7 +131,10 @@ class Guardrail:
                         verdicts=list(self.verdicts.values()),
                         counters=self.counters,
                         generation=self.generation + 1,
-                    )
+                    ),
+                    # The keys a `keys` signal brought outlive the run; a statement signed for this run
+                    # does not (its run id), so the accepted nonces need not.
+                    "keyring": self.signing.keyring,
                 }
             )
         )
@@ -252,6 +261,7 @@ class Guardrail:
         previous = self.mode
         mode = change.target_mode
         assert mode is not None  # the validator refused a change without one
+        self.signing.accept(change.signed)
         self.mode, self.mode_by, self.mode_reason = mode, change.by, change.reason
         self.counters.kill_switch_changes += 1
         step = f"kill-switch-{self.counters.kill_switch_changes}"
@@ -266,7 +276,7 @@ class Guardrail:
             outcome="done" if previous is not mode else "unchanged",
             reason=change.reason,
             occurred_at=workflow.now(),
-            details={"previous": previous.value, "now": mode.value},
+            details={"previous": previous.value, "now": mode.value} | signature_details([change.signed]),
         )
         if workflow.patched(KILL_SWITCH_AUDIT_PATCH):
             # The answer does not wait for Postgres either: a security incident flips the switch and goes
@@ -287,6 +297,36 @@ class Guardrail:
         problem = change.problem()
         if problem:
             raise ValueError(problem)
+        mode = change.target_mode
+        assert mode is not None  # problem() refused a change without one
+        verdict = self._undoes_a_safety(mode)
+        if verdict is None:
+            return
+        refusal = self.signing.refusal(
+            change.signed,
+            gate="kill-switch",
+            verdict=verdict,
+            approver=change.by,
+            shown=kill_switch_shown(self.subsystem, self.mode.value, mode.value),
+            destructive=True,
+            how_to_sign=f"Sign it: `stanch kill-switch {self.subsystem} {mode.value} --as <you> --reason ... "
+            "--key <your private key>`.",
+        )
+        if refusal:
+            raise ValueError(refusal)
+
+    def _undoes_a_safety(self, mode: KillSwitchMode) -> SignedVerdict | None:
+        """Turning the switch off, or disengaging it (engaged → armed), is signed; arming or engaging is not."""
+        if mode is KillSwitchMode.off and self.mode is not KillSwitchMode.off:
+            return "kill_switch_off"
+        if mode is KillSwitchMode.armed and self.mode is KillSwitchMode.engaged:
+            return "kill_switch_disengage"
+        return None
+
+    @workflow.signal(name="keys")
+    def on_keys(self, keyring: Keyring) -> None:
+        """The policy's keys changed (`stanch keys sync`): kill-switch changes from now on use these."""
+        self.signing.replace_keyring(keyring)
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> GuardrailState:

@@ -27,12 +27,15 @@ with workflow.unsafe.imports_passed_through():
 
     from schemas.approvals import Acknowledgement, EscalationRequest
     from schemas.incidents import IncidentInput, IncidentResult
+    from schemas.signatures import ToSign
     from schemas.targets import RUNBOOK_NAMES, required_fields, target_model_for
     from schemas.triage import TRIAGE_WORKFLOW, RunbookStarted, RunRunbook, TriageInput
+    from stanch.signing import handover_shown
     from workers.intake.routing import id_part
     from workflows.steps.escalation import Ladder, LevelClock
     from workflows.steps.incident import IncidentWorkflow
     from workflows.steps.policies import NEVER_SILENT_PATCH
+    from workflows.steps.signatures import how_to_sign
 
 # The service becomes the StanchService search attribute of the runbook's incident (see the intake).
 MAX_SERVICE_CHARS = 200
@@ -221,6 +224,7 @@ class Triage(IncidentWorkflow):
             if self.handed_over is not None:
                 raise ApplicationError(f"already handed over to {self.handed_over.workflow_id}")
             self._handing_over = True
+            self.signing.accept(request.signed)
             try:
                 return await self._hand_over(request)
             finally:
@@ -237,6 +241,26 @@ class Triage(IncidentWorkflow):
         problem = target_problem(request)
         if problem:
             raise ValueError(problem)
+        refusal = self.signing.refusal(
+            request.signed,
+            gate="triage",
+            verdict="run_runbook",
+            approver=request.by,
+            shown=handover_shown(self.recommendation(), request.runbook, request.target),
+            destructive=False,
+            how_to_sign=how_to_sign("triage", self.triage.incident_id, "run_runbook"),
+        )
+        if refusal:
+            raise ValueError(refusal)
+
+    def to_sign(self) -> list[ToSign]:
+        """Besides resolve, the hand-over: the client signs it with the runbook and target it sends
+        (`handover_shown(shown.recommendation, runbook, target)`)."""
+        decisions = super().to_sign()
+        if self.handed_over is None and self.resolution is None:
+            shown = handover_shown(self.recommendation(), self.triage.suggested_runbook or "", {})
+            decisions.append(self.signing.to_sign("triage", ["run_runbook"], shown, destructive=False))
+        return decisions
 
     async def _hand_over(self, request: RunRunbook) -> RunbookStarted:
         model = target_model_for(request.runbook)

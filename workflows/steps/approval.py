@@ -20,8 +20,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
     from schemas.severity import Severity
+    from schemas.signatures import GateShown, ToSign
     from workflows.steps.escalation import Ladder, LevelClock
     from workflows.steps.policies import NEVER_SILENT_PATCH
+    from workflows.steps.signatures import how_to_sign, signature_details, who
 
 if TYPE_CHECKING:
     from workflows.steps.incident import IncidentWorkflow
@@ -58,7 +60,50 @@ class ApprovalGate:
             return f"{answer.approver} requested the destructive action {request.action!r} and may not approve it"
         if approved and answer.approver in self._approvals:
             return f"{answer.approver} already approved; a different approver is needed"
-        return None
+        incident = self._incident
+        return incident.signing.refusal(
+            answer.signed,
+            gate=self.gate_id,
+            verdict="approve" if approved else "reject",
+            approver=answer.approver,
+            shown=self.shown(request),
+            destructive=approved and self.destroys(request),
+            claimed_digest=answer.digest,
+            how_to_sign=how_to_sign(
+                "approve" if approved else "reject", incident.incident.incident_id, request.action
+            ),
+        )
+
+    # ---- what the question shows, and what signs it ----------------------------------------------------
+
+    @property
+    def gate_id(self) -> str:
+        """The question's id in a signed statement: a new question is a new id, so an old signature is stale."""
+        return f"gate{self._asked}"
+
+    def shown(self, request: ApprovalRequest) -> GateShown:
+        """The structured fields a signature binds to: what the brief shows of this question."""
+        return GateShown(
+            action=request.action,
+            recommendation=request.recommendation,
+            risk=request.risk,
+            target=dict(self._incident.incident.target),
+            required_approvers=list(request.allowed_roles),
+            required_approvals=request.required_approvals,
+        )
+
+    def destroys(self, request: ApprovalRequest) -> bool:
+        """Approving it destroys something: the runbook says so, or it needs two people on P0."""
+        two_people_on_p0 = self._incident.incident.severity is Severity.P0 and request.required_approvals > 1
+        return request.destructive or two_people_on_p0
+
+    def to_sign(self) -> ToSign | None:
+        request = self.request
+        if request is None or not self.pending():
+            return None
+        return self._incident.signing.to_sign(
+            self.gate_id, ["approve", "reject"], self.shown(request), destructive=self.destroys(request)
+        )
 
     def _may_decide(self, approver: str, request: ApprovalRequest) -> bool:
         roles = self._incident.incident.policy.roles
@@ -115,8 +160,11 @@ class ApprovalGate:
         assert self.request is not None
         verb = "approved" if approved else "rejected"
         comment = f": {answer.comment}" if answer.comment else ""
+        self._incident.signing.accept(answer.signed)
         self._incident.note(
-            "decision", f"{answer.approver} {verb} {self.request.action}{comment}", answer.approver
+            "decision",
+            f"{who(answer.approver, answer.signed)} {verb} {self.request.action}{comment}",
+            answer.approver,
         )
         self._incident.ladder.respond(answer.approver)
         if approved:
@@ -358,6 +406,7 @@ class ApprovalGate:
             outcome="approved" if approved else "rejected",
             actor=self.outcome.decided_by,
             reason=self.outcome.comment,
+            details=signature_details(answer.signed for answer in deciders) or None,
         )
         return self.outcome
 

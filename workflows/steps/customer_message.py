@@ -29,9 +29,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
+    from schemas.signatures import ToSign
     from workflows.steps.approval import ApprovalGate
     from workflows.steps.escalation import level_waits
     from workflows.steps.failures import page_failure
+    from workflows.steps.signatures import signature_details
 
 if TYPE_CHECKING:
     from workflows.steps.incident import IncidentWorkflow
@@ -82,6 +84,10 @@ class CustomerMessageReview(ApprovalGate):
         """The brief's line for this review while it waits."""
         where = f"; escalated to {self.escalated_to}" if self.escalated_to else ""
         return f'{self.title!r} to {self.audience}: approve or reject {SEND_CUSTOMER_MESSAGE}{where}. Draft: "{self.draft}"'
+
+    @property
+    def gate_id(self) -> str:
+        return f"review-{self.step}"
 
     def refusal(self, answer: ApprovalAnswer, *, approved: bool) -> str | None:
         if self.outcome is not None:
@@ -164,7 +170,7 @@ class CustomerMessageReview(ApprovalGate):
             decided_at=workflow.now(),
             escalated=self.escalated_to is not None,
         )
-        details = {"recipient": self.audience, "title": self.title}
+        details = {"recipient": self.audience, "title": self.title} | signature_details([answer.signed])
         if approved:
             details |= {"text": "replaced" if replaced else "as drafted", "sent_text": text}
         await incident.audit(
@@ -280,6 +286,11 @@ class CustomerMessages:
 
     def _next(self) -> CustomerMessageReview | None:
         return next((review for review in self._reviews if review.answerable), None)
+
+    def to_sign(self) -> ToSign | None:
+        """The review an answer would reach now, for the brief's list of decisions to sign."""
+        review = self._next()
+        return review.to_sign() if review is not None else None
 
     def refusal(self, answer: ApprovalAnswer, *, approved: bool) -> str | None:
         """Why this answer must not count, or None. Pure: the `decide` validator uses it too."""

@@ -51,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.audit import AuditEvent
     from schemas.briefs import Brief, Timeline, TimelineEntry
     from schemas.incidents import ActionTaken, EscalationLevel, IncidentInput, IncidentResult
+    from schemas.signatures import GateShown, Keyring, ToSign
+    from stanch.signing import resolve_shown
     from workflows.steps.approval import ApprovalGate
     from workflows.steps.audit import write_audit_row
     from workflows.steps.customer_message import CustomerMessages
@@ -65,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         STANCH_AWAITING_PATCH,
     )
     from workflows.steps.postmortem import open_postmortem
+    from workflows.steps.signatures import DecisionSigning, how_to_sign, who
 
 RUNBOOK = SearchAttributeKey.for_keyword("StanchRunbook")
 SEVERITY = SearchAttributeKey.for_keyword("StanchSeverity")
@@ -127,6 +130,10 @@ class IncidentWorkflow:
         self._paging_missed_target = False
         self._awaiting_published: bool | None = None  # None until the first question decides the patch
         self._awaiting: list[str] = []
+        # Where decisions must be signed and the keys they are checked against (issue 13), before any gate.
+        self.signing = DecisionSigning(incident.policy.signatures, incident.policy.keyring)
+        self._refused_resolves = 0
+        self._refusal_audits: list[asyncio.Task[None]] = []
         self.gate = ApprovalGate(self)
         # Customer messages the policy wants reviewed wait at gates of their own, beside `self.gate`.
         self.customer_messages = CustomerMessages(self)
@@ -215,6 +222,8 @@ class IncidentWorkflow:
 
     async def audit_landed(self) -> None:
         """Wait until every row queued so far is written (at once when none is queued or runs are inline)."""
+        if self._refusal_audits:  # rows a signal handler queues from a task (a refused resolve)
+            await workflow.wait_condition(lambda: all(task.done() for task in self._refusal_audits))
         await workflow.wait_condition(lambda: not self._audit_queue or self._audit_error is not None)
         if self._audit_error is not None:
             # A row that cannot be written at all (not a retryable outage): fail the run, as the inline
@@ -546,15 +555,81 @@ class IncidentWorkflow:
     @workflow.signal(name="resolve")
     def on_resolve(self, resolution: Resolution) -> None:
         if self.resolution is None:
+            refusal = self._resolve_refusal(resolution)
+            if refusal:
+                self._refuse_resolve(resolution, refusal)
+                return
+            self.signing.accept(resolution.signed)
             self.resolution = resolution
             self.ladder.respond(resolution.by)
-            self.note("decision", f"marked resolved by {resolution.by}: {resolution.note}", resolution.by)
+            self.note(
+                "decision",
+                f"marked resolved by {who(resolution.by, resolution.signed)}: {resolution.note}",
+                resolution.by,
+            )
             if self._stands_down_on_resolve and not self._finishing:
                 self.standing_down = True
 
+    # ---- resolve withdraws a pending question, so it is signed where that question would be ----------
+
+    def _pending_question(self) -> ApprovalGate | None:
+        """The question a `resolve` would withdraw: a destructive one first, since that is what it undoes."""
+        pending = [gate for gate in self.gates if gate.pending() and gate.request is not None]
+        destroying = [gate for gate in pending if gate.request is not None and gate.destroys(gate.request)]
+        return next(iter(destroying or pending), None)
+
+    def _resolve_shown(self) -> tuple[GateShown, bool]:
+        gate = self._pending_question()
+        shown = gate.shown(gate.request) if gate is not None and gate.request is not None else None
+        destructive = gate is not None and gate.request is not None and gate.destroys(gate.request)
+        return resolve_shown(self.incident.incident_id, self.incident.target, shown), destructive
+
+    def _resolve_refusal(self, resolution: Resolution) -> str | None:
+        shown, destructive = self._resolve_shown()
+        return self.signing.refusal(
+            resolution.signed,
+            gate="resolve",
+            verdict="resolve",
+            approver=resolution.by,
+            shown=shown,
+            destructive=destructive,
+            claimed_digest=resolution.digest,
+            how_to_sign=how_to_sign("resolve", self.incident.incident_id, "resolve"),
+        )
+
+    def _refuse_resolve(self, resolution: Resolution, refusal: str) -> None:
+        # A signal handler cannot wait, and this one stays synchronous as it always was (replay of old
+        # runs); the row is queued from a task of its own.
+        self._refused_resolves += 1
+        self.note("refused", f"resolve from {resolution.by} refused: {refusal}", resolution.by)
+        step = f"resolve-refused-{self._refused_resolves}"
+        self._refusal_audits.append(
+            asyncio.create_task(
+                self.audit(
+                    step, action="resolve incident", outcome="refused", actor=resolution.by, reason=refusal
+                )
+            )
+        )
+
+    # ---- keys --------------------------------------------------------------------------------------
+
+    @workflow.signal(name="keys")
+    def on_keys(self, keyring: Keyring) -> None:
+        """The policy's keys changed (`stanch keys sync`): decisions from now on are checked against these."""
+        self.note("keys", self.signing.replace_keyring(keyring))
+
+    def to_sign(self) -> list[ToSign]:
+        """The decisions open now, with what a client signs for each (the brief lists them)."""
+        open_now = [gate.to_sign() for gate in (self.gate, self.customer_messages)]
+        decisions = [item for item in open_now if item is not None]
+        if self.resolution is None and not self._finishing:
+            shown, destructive = self._resolve_shown()
+            decisions.append(self.signing.to_sign("resolve", ["resolve"], shown, destructive=destructive))
+        return decisions
+
     @workflow.query(name="brief")
     def get_brief(self) -> Brief:
-        return self.brief
+        return self.brief.model_copy(update={"to_sign": self.to_sign()})
 
     @workflow.query(name="timeline")
     def get_timeline(self) -> Timeline:
