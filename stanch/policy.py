@@ -244,19 +244,19 @@ def people_problem(policy: Policy) -> str | None:
             for channel in getattr(person, kind.value):
                 if channel not in policy.channels:
                     return f"people.{name}.{kind.value}: unknown channel {channel!r}"
-    # One key, one person: a signature must name its signer without doubt.
+    # One key, one owner (a person or a trusted service): a signature must name its signer without doubt.
+    signers = [(f"people.{name}", name, person.keys) for name, person in policy.people.items()]
+    signers += [
+        (f"approvals.services.{name}", f"service {name}", service.keys)
+        for name, service in policy.approvals.services.items()
+    ]
     owners: dict[str, str] = {}
-    for name, person in policy.people.items():
-        for fingerprint in person.fingerprints():
-            if fingerprint in owners:
-                return f"people.{name}.keys: key {fingerprint} is already {owners[fingerprint]}'s"
-            owners[fingerprint] = name
-    for name, service in policy.approvals.services.items():
-        for line in service.keys:
+    for key_path, owner, lines in signers:
+        for line in lines:
             fingerprint = parse_public_key(line).fingerprint
             if fingerprint in owners:
-                return f"approvals.services.{name}.keys: key {fingerprint} is already {owners[fingerprint]}'s"
-            owners[fingerprint] = f"service {name}"
+                return f"{key_path}.keys: key {fingerprint} is already {owners[fingerprint]}'s"
+            owners[fingerprint] = owner
     for name, role in policy.roles.items():
         for person_name in role.people:
             if person_name not in policy.people:

@@ -20,7 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalAnswer, ApprovalOutcome, ApprovalRequest, Decision, DecisionOutcome
     from schemas.severity import Severity
-    from schemas.signatures import GateShown, ToSign
+    from schemas.signatures import GateShown, ToSign, Verdict
     from workflows.steps.escalation import Ladder, LevelClock
     from workflows.steps.policies import NEVER_SILENT_PATCH
     from workflows.steps.signatures import how_to_sign, signature_details, who
@@ -61,17 +61,16 @@ class ApprovalGate:
         if approved and answer.approver in self._approvals:
             return f"{answer.approver} already approved; a different approver is needed"
         incident = self._incident
+        verdict: Verdict = "approve" if approved else "reject"
         return incident.signing.refusal(
             answer.signed,
             gate=self.gate_id,
-            verdict="approve" if approved else "reject",
+            verdict=verdict,
             approver=answer.approver,
             shown=self.shown(request),
             destructive=approved and self.destroys(request),
             claimed_digest=answer.digest,
-            how_to_sign=how_to_sign(
-                "approve" if approved else "reject", incident.incident.incident_id, request.action
-            ),
+            how_to_sign=how_to_sign(verdict, incident.incident.incident_id, request.action),
         )
 
     # ---- what the question shows, and what signs it ----------------------------------------------------

@@ -572,16 +572,17 @@ class IncidentWorkflow:
 
     # ---- resolve withdraws a pending question, so it is signed where that question would be ----------
 
-    def _pending_question(self) -> ApprovalGate | None:
-        """The question a `resolve` would withdraw: a destructive one first, since that is what it undoes."""
-        pending = [gate for gate in self.gates if gate.pending() and gate.request is not None]
-        destroying = [gate for gate in pending if gate.request is not None and gate.destroys(gate.request)]
-        return next(iter(destroying or pending), None)
-
     def _resolve_shown(self) -> tuple[GateShown, bool]:
-        gate = self._pending_question()
-        shown = gate.shown(gate.request) if gate is not None and gate.request is not None else None
-        destructive = gate is not None and gate.request is not None and gate.destroys(gate.request)
+        """What a `resolve` is about, and whether it withdraws a destructive question. Of the pending
+        questions it names a destructive one first, since that is the safety it undoes."""
+        pending = [
+            (gate.destroys(gate.request), gate.shown(gate.request))
+            for gate in self.gates
+            if gate.pending() and gate.request is not None
+        ]
+        destructive, shown = next(
+            (item for item in pending if item[0]), pending[0] if pending else (False, None)
+        )
         return resolve_shown(self.incident.incident_id, self.incident.target, shown), destructive
 
     def _resolve_refusal(self, resolution: Resolution) -> str | None:
