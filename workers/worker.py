@@ -67,8 +67,12 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         metrics = worker_metrics(settings, client)
         notify = notify_activities(settings, notify_http, pool, metrics)
         audit = AuditActivities(pool, metrics)
-        # Guardrails run on this worker's own task queue; runbooks reach them through this activity.
-        guardrail = GuardrailActivities(client, settings.task_queue)
+        # Guardrails run on this worker's own task queue; runbooks reach them through this activity. One it
+        # starts checks kill-switch changes against the policy's keys, where the policy says (issue 13).
+        policy = load_policy_or_exit(settings.config)
+        guardrail = GuardrailActivities(
+            client, settings.task_queue, signatures=policy.approvals.signatures, keyring=policy.keyring()
+        )
         reports = ReportActivities(pool)
         # Resolved incidents start their post-mortems on this worker's own task queue.
         postmortems = PostmortemActivities(client, settings.task_queue)
