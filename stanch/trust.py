@@ -29,16 +29,21 @@ def _names(signers: list[str]) -> str:
     return signers[0] if len(signers) == 1 else f"{', '.join(signers[:-1])} and {signers[-1]}"
 
 
-def demo_keys_refusal(policy: Policy, path: Path, environ: Mapping[str, str] | None = None) -> str | None:
+DEV_STACK_FIX = "run `stanch dev`"
+
+
+def demo_keys_refusal(
+    policy: Policy, path: Path, environ: Mapping[str, str] | None = None, dev_fix: str = DEV_STACK_FIX
+) -> str | None:
     """Why a process on this policy must not start (one line), or None when it holds no demo key or the dev
-    stack or the tests started it."""
+    stack or the tests started it. `dev_fix`: what to do instead in dev."""
     signers = policy.demo_signers()
     if not signers or demo_keys_trusted(environ):
         return None
     return (
         f"policy file {path}: {_names(signers)} sign with demo keys (demo = true; their private halves are "
         "public in config/dev-keys/), which only `stanch dev` and the tests may trust: give each their own "
-        "key under [people.<name>] keys (ssh-keygen -t ed25519) and remove demo = true, or run `stanch dev`"
+        f"key under [people.<name>] keys (ssh-keygen -t ed25519) and remove demo = true, or {dev_fix}"
     )
 
 
