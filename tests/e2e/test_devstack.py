@@ -233,6 +233,8 @@ def test_stanch_dev_runs_on_the_dev_policy_with_the_example_gateway(settings: Se
             int(pid) for pid in re.findall(r"spawned: 'gateway' with pid (\d+)", supervisord_log.read_text())
         ]
         assert len(spawned) == 1 and pid_alive(spawned[0])
+        # A second terminal that loads the stack's environment may send the demo keys to its incidents.
+        assert f"{TRUST_DEMO_KEYS}=1" in (settings.home / "dev.env").read_text().splitlines()
     finally:
         dev.send_signal(signal.SIGTERM)
         assert dev.wait(timeout=60) == 0

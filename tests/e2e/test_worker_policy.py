@@ -14,7 +14,6 @@ import sys
 import tomllib
 import uuid
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
@@ -180,25 +179,30 @@ async def test_the_worker_starts_on_demo_keys_only_when_the_dev_stack_or_the_tes
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.splitlines() == [demo_key_refusal(path)]
 
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stanch", "worker"],
-            env=outside_the_dev_stack(**settings, **{TRUST_DEMO_KEYS: "1"}),
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        started = await asyncio.to_thread(
+            first_line_with,
+            outside_the_dev_stack(**settings, **{TRUST_DEMO_KEYS: "1"}),
+            "worker started on task queue",
         )
-        try:
-            assert worker.stdout is not None
-            started = await asyncio.to_thread(_line_with, worker.stdout, "worker started on task queue")
-            assert started, "the worker did not start"
-        finally:
-            worker.terminate()
-            await asyncio.to_thread(worker.wait, 30)
+        assert started, "the worker did not start"
     finally:
         await env.shutdown()
 
 
-def _line_with(stream: IO[str], text: str) -> str | None:
-    # Bounded by the process: it either prints the line or exits, closing its output.
-    return next((line for line in stream if text in line), None)
+def first_line_with(env: dict[str, str], text: str) -> str | None:
+    """Start `stanch worker`, read its output until a line holds `text` (or it exits), then stop it."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "stanch", "worker"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        # Bounded by the process: it either prints the line or exits, closing its output.
+        return next((line for line in worker.stdout if text in line), None)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
