@@ -2,6 +2,10 @@
 
 One update-with-start call both starts the guardrail if it is not running and asks it; a retried attempt
 carries the same idempotency key, which the guardrail answers from memory without counting it again.
+
+A guardrail started here takes the worker's policy's signature rules and keyring (issue 13): turning its kill
+switch off or disengaging it is checked against those keys, and `stanch keys sync` replaces them later.
+A guardrail already running keeps its own (update-with-start joins it unchanged).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from schemas.guardrail import (
     Verdict,
     guardrail_workflow_id,
 )
+from schemas.signatures import Keyring, SignatureMode
 
 R = TypeVar("R")
 
@@ -38,14 +43,18 @@ async def update_guardrail(
     result_type: type[R],
     refused: str,
     update_id: str | None = None,
+    signatures: SignatureMode = "optional",
+    keyring: Keyring | None = None,
 ) -> R:
-    """Send `update` to the subsystem's guardrail in one update-with-start call, starting it with `limits`
-    if it is not running. A refused update fails the activity without retrying: asking again cannot change
-    that; `refused` names what was refused in that error."""
+    """Send `update` to the subsystem's guardrail in one update-with-start call, starting it with `limits`,
+    `signatures` and `keyring` if it is not running. A refused update fails the activity without retrying:
+    asking again cannot change that; `refused` names what was refused in that error."""
     workflow_id = guardrail_workflow_id(subsystem)
     start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
         GUARDRAIL_WORKFLOW,
-        GuardrailInput(subsystem=subsystem, limits=limits),
+        GuardrailInput(
+            subsystem=subsystem, limits=limits, signatures=signatures, keyring=keyring or Keyring()
+        ),
         id=workflow_id,
         task_queue=task_queue,
         # The guardrail is the subsystem's single counter: join the running one, never start a second.
@@ -66,11 +75,20 @@ async def update_guardrail(
 
 
 class GuardrailActivities:
-    """Built once in the worker with its Temporal client and the task queue the guardrails run on."""
+    """Built once in the worker with its Temporal client, the task queue the guardrails run on, and the
+    policy's `[approvals] signatures` and keyring for the guardrails it starts."""
 
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        signatures: SignatureMode = "optional",
+        keyring: Keyring | None = None,
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._signatures: SignatureMode = signatures
+        self._keyring = keyring or Keyring()
 
     @activity.defn(name="ask_guardrail")
     @heartbeating
@@ -84,4 +102,6 @@ class GuardrailActivities:
             request.check,
             result_type=Verdict,
             refused="the ask",
+            signatures=self._signatures,
+            keyring=self._keyring,
         )

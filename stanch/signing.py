@@ -371,3 +371,19 @@ def fingerprint_lines(keyring: Keyring) -> set[str]:
     owned = [(name, lines) for name, lines in keyring.people.items()]
     owned += [(f"service {name}", lines) for name, lines in keyring.services.items()]
     return {f"{owner} {fingerprint}" for owner, lines in owned for fingerprint in _keys(lines)}
+
+
+def _load_openssh_support() -> None:
+    """cryptography's Rust core imports its OpenSSH helpers (a Python module) the first time a key is read or
+    written in OpenSSH form. Inside the workflow sandbox that first import loads a second copy of the Rust
+    extension and fails with "SystemError: ... bad argument to internal function": in the validator or the
+    signal handler checking a signed decision, in any process that had not used an OpenSSH key outside the
+    sandbox before (a worker whose own policy holds no keys, `stanch audit replay` in a fresh shell). So it
+    happens here, once: workflows import this module passed through, outside the sandbox. A fixed key; no
+    I/O, no randomness."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    serialization.load_ssh_public_key(line)
+
+
+_load_openssh_support()

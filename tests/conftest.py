@@ -3,6 +3,7 @@ Temporal test server, and a worker running the real runbooks and activities on a
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -28,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from stanch.ops.devstack import DevStack, postgres, settings_on_free_ports
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings, get_settings
+from stanch.trust import TRUST_DEMO_KEYS
 from tests.clock import free_clock, settle_and_terminate
 from tests.helpers import (  # re-exported: tests written before tests/helpers.py import them from here
     SERVER_STARTUP,
@@ -43,6 +45,11 @@ from tests.helpers import (  # re-exported: tests written before tests/helpers.p
 from tests.probes.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
+
+# The tests sign with the demo keys of config/dev-keys/ and start workers, intakes and CLIs on policies that
+# hold them: as the dev stack does for its children, say they may trust them (stanch/trust.py). A test that
+# proves the refusal removes it from its subprocess's environment.
+os.environ[TRUST_DEMO_KEYS] = "1"
 
 # The local HTTP and SMTP receivers (`receiver`, `mailbox`, `http`) serve tests in several folders.
 pytest_plugins = ["tests.helpers_notify"]

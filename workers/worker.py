@@ -38,6 +38,7 @@ from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect, missing_search_attributes
+from stanch.trust import refuse_demo_keys_or_exit
 from workflows.registry import RUNBOOKS, WORKFLOWS, roles_used
 
 log = logging.getLogger("stanch.worker")
@@ -66,8 +67,12 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         metrics = worker_metrics(settings, client)
         notify = notify_activities(settings, notify_http, pool, metrics)
         audit = AuditActivities(pool, metrics)
-        # Guardrails run on this worker's own task queue; runbooks reach them through this activity.
-        guardrail = GuardrailActivities(client, settings.task_queue)
+        # Guardrails run on this worker's own task queue; runbooks reach them through this activity. One it
+        # starts checks kill-switch changes against the policy's keys, where the policy says (issue 13).
+        policy = load_policy_or_exit(settings.config)
+        guardrail = GuardrailActivities(
+            client, settings.task_queue, signatures=policy.approvals.signatures, keyring=policy.keyring()
+        )
         reports = ReportActivities(pool)
         # Resolved incidents start their post-mortems on this worker's own task queue.
         postmortems = PostmortemActivities(client, settings.task_queue)
@@ -212,6 +217,8 @@ async def search_attributes_exist_or_exit(client: Client, settings: Settings) ->
 
 async def run_worker(settings: Settings) -> None:
     policy = load_policy_or_exit(settings.config, set(RUNBOOKS))
+    # The guardrails this worker starts carry the policy's keyring: demo keys only in dev and the tests.
+    refuse_demo_keys_or_exit(policy, settings.config)
     routes_fit_targets_or_exit(policy, settings.config)
     roles_exist_or_exit(policy, settings.config)
     systems_fit_or_exit(policy, settings)

@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from schemas.approvals import Acknowledgement, Decision, DecisionOutcome, EscalationRequest, Resolution
 from schemas.briefs import Brief, Timeline
 from stanch.markup import plain
+from stanch.ops.keys import keys_app
 from stanch.settings import REPO_ROOT, Settings, load_settings_or_exit
 from stanch.temporal_client import connect
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Stanch: incident runbooks as durable Temporal workflows.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 

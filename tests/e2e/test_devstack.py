@@ -32,6 +32,7 @@ from stanch.ops.devstack import (
 )
 from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.settings import Settings
+from stanch.trust import TRUST_DEMO_KEYS
 
 pytestmark = pytest.mark.e2e
 
@@ -202,6 +203,9 @@ def test_run_forever_stops_cleanly_on_sigterm(settings: Settings) -> None:
 def test_stanch_dev_runs_on_the_dev_policy_with_the_example_gateway(settings: Settings) -> None:
     env = child_environment(settings)
     env.pop("STANCH_CONFIG")  # as an operator's shell has it: `stanch dev` picks config/dev.toml itself
+    # Nor does the shell trust demo keys: the worker and intake start on config/dev.toml's only because
+    # `stanch dev` tells its children they may.
+    env.pop(TRUST_DEMO_KEYS)
     dev = subprocess.Popen(
         [str(Path(sys.executable).parent / "stanch"), "dev"],
         env=env,
@@ -229,6 +233,8 @@ def test_stanch_dev_runs_on_the_dev_policy_with_the_example_gateway(settings: Se
             int(pid) for pid in re.findall(r"spawned: 'gateway' with pid (\d+)", supervisord_log.read_text())
         ]
         assert len(spawned) == 1 and pid_alive(spawned[0])
+        # A second terminal that loads the stack's environment may send the demo keys to its incidents.
+        assert f"{TRUST_DEMO_KEYS}=1" in (settings.home / "dev.env").read_text().splitlines()
     finally:
         dev.send_signal(signal.SIGTERM)
         assert dev.wait(timeout=60) == 0

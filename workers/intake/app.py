@@ -519,10 +519,13 @@ def main() -> None:
 
     from stanch.policy import load_policy_or_exit
     from stanch.settings import load_settings_or_exit
+    from stanch.trust import refuse_demo_keys_or_exit
     from workflows.registry import RUNBOOKS, roles_used
 
     settings = load_settings_or_exit()
     policy = load_policy_or_exit(settings.config, set(RUNBOOKS), roles_used())
+    # The intake copies the policy's keyring into every incident it starts: demo keys only in dev and tests.
+    refuse_demo_keys_or_exit(policy, settings.config)
     setup_tracing_from_env("stanch-intake")  # before create_app, which adds the request span if on
     uvicorn.run(
         create_app(settings, policy), host=settings.host, port=settings.intake_port, log_level="warning"

@@ -41,6 +41,7 @@ from stanch.ops.devstack.supervisor import (
     shutdown_requested,
 )
 from stanch.settings import Settings
+from stanch.trust import TRUST_DEMO_KEYS
 
 __all__ = ["DevStack", "DevStackError", "Interrupted", "PortInUse", "StartupFailed", "child_environment"]
 
@@ -100,6 +101,9 @@ def child_environment(settings: Settings) -> dict[str, str]:
             env[name] = dumped if isinstance(dumped, str) else json.dumps(dumped)
     # Line-buffered output, or a child's log lines reach the terminal in bursts, long after the fact.
     env["PYTHONUNBUFFERED"] = "1"
+    # The dev stack's children may trust the dev policy's demo keys (config/dev-keys/); a process started any
+    # other way refuses a policy holding them (stanch/trust.py).
+    env[TRUST_DEMO_KEYS] = "1"
     return env
 
 
@@ -368,12 +372,14 @@ class DevStack:
 
     def _write_environment_file(self) -> None:
         """What a CLI in another terminal needs to see the stack as its worker does (`stanch systems` reads
-        the examples' variables through config/dev.toml): `set -a; . .stanch/dev.env; set +a`."""
+        the examples' variables through config/dev.toml; `stanch keys sync` sends the dev policy's demo keys
+        only to the stack that trusts them): `set -a; . .stanch/dev.env; set +a`."""
         settings = self.settings
         env = {
             "STANCH_CONFIG": str(settings.config),
             "STANCH_PLATFORM_URL": settings.platform_url,
             "STANCH_TEMPORAL_ADDRESS": settings.temporal_address,
+            TRUST_DEMO_KEYS: "1",
             **self.example_environment(),
         }
         lines = [f"{name}={shlex.quote(value)}" for name, value in env.items()]
