@@ -83,7 +83,7 @@ def unsigned_notice() -> str:
     """The one line said on stderr when a decision goes out unsigned because no key was found."""
     return (
         f"stanch: no signing key (no --key, no {KEY_ENV}, no ~/{DEFAULT_KEY}): sending it unsigned; "
-        "the incident refuses it if its policy needs a signature"
+        "it is refused where the policy needs a signature"
     )
 
 
