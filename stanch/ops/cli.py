@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import typer
 from pydantic import BaseModel
-from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from schemas.approvals import (
@@ -647,27 +647,12 @@ def kill_switch(
             raise
         return state
 
-    async def change(new_mode: KillSwitchMode, who: str, signed: SignedDecision | None) -> GuardrailState:
-        # Started with the policy's limits if it is not running yet, as a runbook's first ask would.
-        limits = load_policy_or_exit(settings.config).guardrail_limits(subsystem)
-        state: GuardrailState = await update_guardrail(
-            await connect(settings),
-            settings.task_queue,
-            subsystem,
-            limits,
-            KILL_SWITCH_UPDATE,
-            KillSwitchChange(by=who, mode=new_mode, reason=reason, signed=signed),
-            result_type=GuardrailState,
-            refused="the kill switch",
-        )
-        return state
-
-    async def current_run() -> tuple[str, KillSwitchMode]:
-        """The guardrail's run and mode now, for a signature (it names the run): started first if it is not
-        running, as a runbook's first ask would, with the policy's limits, signature rules and keys."""
-        client = await connect(settings)
+    async def running_guardrail(client: Client) -> WorkflowHandle[Any, Any]:
+        """The subsystem's guardrail, started first if it is not running, as a runbook's first ask would
+        start it: with the policy's limits, and its signature rules and keys, which a change that undoes a
+        safety is checked against."""
         policy = load_policy_or_exit(settings.config)
-        handle = await client.start_workflow(
+        return await client.start_workflow(
             GUARDRAIL_WORKFLOW,
             GuardrailInput(
                 subsystem=subsystem,
@@ -680,6 +665,25 @@ def kill_switch(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"Guardrail for {subsystem}",
         )
+
+    async def change(new_mode: KillSwitchMode, who: str, signed: SignedDecision | None) -> GuardrailState:
+        client = await connect(settings)
+        await running_guardrail(client)
+        state: GuardrailState = await update_guardrail(
+            client,
+            settings.task_queue,
+            subsystem,
+            load_policy_or_exit(settings.config).guardrail_limits(subsystem),
+            KILL_SWITCH_UPDATE,
+            KillSwitchChange(by=who, mode=new_mode, reason=reason, signed=signed),
+            result_type=GuardrailState,
+            refused="the kill switch",
+        )
+        return state
+
+    async def current_run() -> tuple[str, KillSwitchMode]:
+        """The guardrail's run and mode now, for a signature (it names the run)."""
+        handle = await running_guardrail(await connect(settings))
         run_id = (await handle.describe()).run_id
         state: GuardrailState = await handle.query(STATE_QUERY, result_type=GuardrailState)
         assert run_id is not None

@@ -9,7 +9,9 @@ refusal), the committed demo keys.
 - the `stanch sign` payload sent with `temporal workflow signal` (as the Temporal UI sends it) terminates;
 - a signed rejection keeps the agent; an unsigned `stanch resolve` that would withdraw the destructive
   question is refused with the reason and a signed one resolves;
-- `stanch triage --key` hands over with a signature over the runbook and target it sends.
+- `stanch triage --key` hands over with a signature over the runbook and target it sends;
+- `stanch kill-switch off --key` on a guardrail the CLI starts with its policy's rules and keys: unsigned
+  refused, signed accepted, engaging again never asks.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
 from schemas.briefs import Brief, Timeline
+from schemas.guardrail import guardrail_workflow_id
 from schemas.incidents import IncidentPolicy
 from schemas.severity import Severity
 from stanch.ops.devstack import child_environment
@@ -357,3 +360,41 @@ def test_stanch_triage_signs_the_hand_over_it_sends(stack: Settings, tmp_path: P
         eventually(lambda: agent(stack, agent_id)["state"] == "paused", "the agent to be paused")
     finally:
         cleanup(stack, triage_id, *([child_id] if child_id else []))
+
+
+def test_turning_a_kill_switch_off_is_signed_on_a_guardrail_the_cli_starts_with_the_policys_keys(
+    stack: Settings, tmp_path: Path
+) -> None:
+    subsystem = f"signed-{uuid.uuid4().hex[:6]}"
+    try:
+        unsigned = stanch(
+            stack, tmp_path, "kill-switch", subsystem, "off", "--as", "alice", "--reason", "noisy"
+        )
+        assert unsigned.returncode == 1
+        assert "sending it unsigned" in unsigned.stderr and "needs a signed decision" in unsigned.stderr
+
+        signed = stanch(
+            stack,
+            tmp_path,
+            "kill-switch",
+            subsystem,
+            "off",
+            "--as",
+            "alice",
+            "--reason",
+            "noisy",
+            "--key",
+            key_of("alice"),
+            "--yes",
+        )
+        assert signed.returncode == 0, signed.stderr
+        assert f"set the kill switch of {subsystem} from armed to off" in signed.stderr
+        assert "kill switch off (set by alice: noisy)" in signed.stdout
+        # Engaging it again adds a safety: no signature asked, none needed.
+        engaged = stanch(
+            stack, tmp_path, "kill-switch", subsystem, "engage", "--as", "bob", "--reason", "again"
+        )
+        assert engaged.returncode == 0, engaged.stderr
+        assert "You are about to sign" not in engaged.stderr and "unsigned" not in engaged.stderr
+    finally:
+        cleanup(stack, guardrail_workflow_id(subsystem))

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from stanch.ops.signer import (
     signed_decision,
     unsigned_notice,
 )
-from stanch.settings import REPO_ROOT
+from stanch.settings import REPO_ROOT, get_settings
 from stanch.signing import (
     Expected,
     check_decision,
@@ -278,8 +279,19 @@ def test_in_a_terminal_the_passphrase_is_asked_hidden_and_a_wrong_one_is_refused
     assert code == 2 and "wrong passphrase" in shown and "cannot reach Temporal" not in shown
 
 
-def test_the_cli_refuses_a_named_key_it_cannot_load_before_it_sends_anything(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "STANCH_TEMPORAL_ADDRESS": "127.0.0.1:1"}
+@pytest.fixture
+def offline(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The CLI's environment with nothing listening at its Temporal address and a home without ~/.ssh; the
+    settings cache cleared, so this address is the one the in-process CLI reads."""
+    get_settings.cache_clear()
+    yield {"HOME": str(tmp_path), "STANCH_TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    get_settings.cache_clear()
+
+
+def test_the_cli_refuses_a_named_key_it_cannot_load_before_it_sends_anything(
+    tmp_path: Path, offline: dict[str, str]
+) -> None:
+    env = offline
     missing = tmp_path / "typo"
     for args in (
         ["approve", "incident-x", "rollback", "--as", "alice", "--key", str(missing)],
@@ -296,8 +308,10 @@ def test_the_cli_refuses_a_named_key_it_cannot_load_before_it_sends_anything(tmp
     assert result.exit_code == 2 and f"{missing}" in result.output and KEY_ENV in result.output
 
 
-def test_without_any_key_the_cli_says_it_sends_unsigned_and_stanch_sign_refuses(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "STANCH_TEMPORAL_ADDRESS": "127.0.0.1:1"}
+def test_without_any_key_the_cli_says_it_sends_unsigned_and_stanch_sign_refuses(
+    offline: dict[str, str],
+) -> None:
+    env = offline
     approved = CliRunner().invoke(app, ["approve", "incident-x", "rollback", "--as", "alice"], env=env)
     assert unsigned_notice() in approved.output and "cannot reach Temporal" in approved.output
     signed = CliRunner().invoke(app, ["sign", "incident-x", "rollback", "--as", "alice"], env=env)
