@@ -202,10 +202,16 @@ def audit_settled(settings: Settings, workflow_id: str, timeout: float = 30.0) -
 
 
 def stanch_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `stanch` CLI as an operator runs it, with the stack's settings in its environment."""
+    """The `stanch` CLI as an operator runs it, with the stack's settings in its environment and no signing
+    key of its own: the stack's home for HOME (no ~/.ssh/id_ed25519, whatever the machine's), no
+    STANCH_SIGNING_KEY, no terminal. Its decisions go out unsigned unless a test passes --key."""
+    env = child_environment(settings) | {"HOME": str(settings.home)}
+    for name in ("STANCH_SIGNING_KEY", "STANCH_SIGNING_PASSPHRASE"):
+        env.pop(name, None)
     return subprocess.run(
         [str(Path(sys.executable).parent / "stanch"), *args],
-        env=child_environment(settings),
+        env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,

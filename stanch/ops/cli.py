@@ -9,17 +9,44 @@ import json
 import os
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import typer
-from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from schemas.approvals import Acknowledgement, Decision, DecisionOutcome, EscalationRequest, Resolution
+from schemas.approvals import (
+    Acknowledgement,
+    ApprovalAnswer,
+    Decision,
+    DecisionOutcome,
+    EscalationRequest,
+    Resolution,
+)
 from schemas.briefs import Brief, Timeline
+from schemas.signatures import SignedDecision, ToSign, Verdict
 from stanch.markup import plain
 from stanch.ops.keys import keys_app
+from stanch.ops.signer import (
+    RESOLVE_GATE,
+    TRIAGE_GATE,
+    Dialog,
+    Signer,
+    SignerError,
+    choose_key,
+    confirmation_text,
+    handover,
+    load_signing_key,
+    payload_json,
+    pick_gate,
+    pick_question,
+    signed_decision,
+    unsigned_notice,
+)
 from stanch.settings import REPO_ROOT, Settings, load_settings_or_exit
 from stanch.temporal_client import connect
 
@@ -235,47 +262,239 @@ def brief(incident: str, timeline: bool = typer.Option(False, help="print the ti
     _run(go())
 
 
+# ---- signing (issue 13): the same key rules, confirmation and refusals for every command that signs ----
+
+KEY_HELP = "private key to sign with (OpenSSH Ed25519); default: $STANCH_SIGNING_KEY, else ~/.ssh/id_ed25519"
+YES_HELP = "sign without asking (read what it signs first: it is printed all the same)"
+
+
+def _signer(key: Path | None, *, required: bool = False) -> Signer | None:
+    """The key this command signs with (`--key` > STANCH_SIGNING_KEY > ~/.ssh/id_ed25519), loaded; None when
+    none was named and the default does not exist: the decision goes out unsigned, as said on stderr."""
+    choice = choose_key(key, os.environ, Path.home())
+    if choice is None:
+        if required:
+            typer.echo(
+                "stanch: nothing to sign with: pass --key PATH, set STANCH_SIGNING_KEY, or make "
+                "~/.ssh/id_ed25519 (ssh-keygen -t ed25519)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        typer.echo(unsigned_notice(), err=True)
+        return None
+    ask = _ask_passphrase if sys.stdin.isatty() else None
+    try:
+        return load_signing_key(choice, os.environ, ask)
+    except SignerError as error:
+        typer.echo(f"stanch: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _ask_passphrase(prompt: str) -> str:
+    passphrase: str = typer.prompt(prompt, hide_input=True, err=True)
+    return passphrase
+
+
+def _sign(to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer, yes: bool) -> SignedDecision:
+    """Show what is about to be signed, ask (unless --yes), then sign it: the expiry runs from the answer."""
+    typer.echo(confirmation_text(to_sign, verdict, approver, signer), err=True)
+    if not yes:
+        if not sys.stdin.isatty():
+            typer.echo(
+                "stanch: not signed: there is no terminal to ask you in; read the above and pass --yes to sign",
+                err=True,
+            )
+            raise typer.Exit(2)
+        if not typer.confirm("Sign it?", default=False, err=True):
+            typer.echo("stanch: not signed; nothing sent", err=True)
+            raise typer.Exit(1)
+    return signed_decision(to_sign, verdict, approver, signer, datetime.now(UTC))
+
+
+def _refused(reason: str) -> typer.Exit:
+    typer.echo(f"stanch: refused: {reason}", err=True)
+    return typer.Exit(1)
+
+
+def _update_refusal(error: WorkflowUpdateFailedError) -> str:
+    # The validator's own sentence, without the exception type the SDK wraps it in.
+    return getattr(error.cause, "message", None) or str(error.cause or error)
+
+
+def _fetch_brief(incident: str) -> Brief:
+    async def go() -> Brief:
+        handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
+        brief: Brief = await handle.query("brief", result_type=Brief)
+        return brief
+
+    return _run(go())
+
+
+def _question(brief: Brief, action: str | None) -> ToSign | None:
+    try:
+        return pick_question(brief, action)
+    except SignerError as error:
+        raise _refused(str(error)) from None
+
+
+def _signed_by(signed: SignedDecision | None) -> str:
+    return f"; signed, key {signed.key}" if signed is not None else ""
+
+
 def _decide(
-    incident: str, action: str, approver: str, comment: str, approved: bool, text: str | None = None
+    incident: str,
+    action: str | None,
+    approver: str,
+    comment: str,
+    approved: bool,
+    text: str | None,
+    key: Path | None,
+    yes: bool,
 ) -> None:
+    verdict: Verdict = "approve" if approved else "reject"
+    signer = _signer(key)
+    # The brief says which question is open and what it shows: the action must be that one (the golden
+    # rule, checked here before anything is signed and again by the workflow), and the digest binds the
+    # answer to what was read now, signed or not.
+    to_sign = _question(_fetch_brief(incident), action)
+    if to_sign is None:
+        if signer is not None:
+            raise _refused(f"{workflow_id(incident)} lists no open question to sign")
+        if action is None:
+            raise _refused(f"{workflow_id(incident)} lists no open question; name the action to decide")
+        # A worker from before signed decisions lists none: send it as before; the workflow answers.
+        decision = Decision(approver=approver, action=action, comment=comment, approved=approved, text=text)
+    else:
+        signed = _sign(to_sign, verdict, approver, signer, yes) if signer is not None else None
+        decision = Decision(
+            approver=approver,
+            action=to_sign.shown.action,
+            comment=comment,
+            approved=approved,
+            text=text,
+            signed=signed,
+            digest=None if signed is not None else to_sign.digest,
+        )
+
     async def go() -> DecisionOutcome:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
-        decision = Decision(approver=approver, action=action, comment=comment, approved=approved, text=text)
         return await handle.execute_update("decide", decision, result_type=DecisionOutcome)
 
     try:
         outcome = _run(go())
     except WorkflowUpdateFailedError as error:
-        # The validator's own sentence, without the exception type the SDK wraps it in.
-        reason = getattr(error.cause, "message", None) or str(error.cause or error)
-        typer.echo(f"stanch: refused: {reason}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"{workflow_id(incident)}: {outcome.detail} (by {outcome.approver})")
+        raise _refused(_update_refusal(error)) from None
+    typer.echo(
+        f"{workflow_id(incident)}: {outcome.detail} (by {outcome.approver}{_signed_by(decision.signed)})"
+    )
 
 
 @app.command()
 def approve(
     incident: str,
-    action: str,
+    action: str | None = typer.Argument(None, help="the recommended action; default: the one question open"),
     approver: str = typer.Option(..., "--as", help="who approves (must hold an allowed role)"),
     comment: str = typer.Option("", help="why"),
     text: str | None = typer.Option(
         None, help="send-customer-message only: send this text instead of the draft"
     ),
+    key: Path | None = typer.Option(None, "--key", help=KEY_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
 ) -> None:
-    """Approve the action an incident recommends (refused if it is not the recommended one)."""
-    _decide(incident, action, approver, comment, approved=True, text=text)
+    """Approve the action an incident recommends (refused if it is not the recommended one), signed with
+    your key: it prints what it signs and asks first."""
+    _decide(incident, action, approver, comment, approved=True, text=text, key=key, yes=yes)
 
 
 @app.command()
 def reject(
     incident: str,
-    action: str,
+    action: str | None = typer.Argument(None, help="the recommended action; default: the one question open"),
     approver: str = typer.Option(..., "--as", help="who rejects"),
     comment: str = typer.Option("", help="why"),
+    key: Path | None = typer.Option(None, "--key", help=KEY_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
 ) -> None:
     """Reject the action an incident recommends; the runbook keeps its safe state."""
-    _decide(incident, action, approver, comment, approved=False)
+    _decide(incident, action, approver, comment, approved=False, text=None, key=key, yes=yes)
+
+
+def _target_fields(target: list[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in target:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            typer.echo(f"stanch: --target {item!r}: expected key=value", err=True)
+            raise typer.Exit(2)
+        fields[name] = value
+    return fields
+
+
+@app.command("sign")
+def sign_payload(
+    incident: str,
+    action: str = typer.Argument(
+        ..., help="the recommended action, `resolve`, or `run_runbook` (a triage incident's hand-over)"
+    ),
+    approver: str = typer.Option(..., "--as", help="who decides"),
+    reject_it: bool = typer.Option(False, "--reject", help="sign a rejection instead of an approval"),
+    comment: str = typer.Option("", help="why (a resolve's note)"),
+    text: str | None = typer.Option(None, help="send-customer-message only: the text to send instead"),
+    runbook: str | None = typer.Option(None, "--runbook", help="run_runbook: the runbook to hand over to"),
+    target: list[str] = typer.Option([], "--target", help="run_runbook: a target field as key=value; repeat"),
+    update: bool = typer.Option(
+        False, "--update", help="approve/reject: the `decide` update's payload instead of the signal's"
+    ),
+    pretty: bool = typer.Option(False, "--pretty", help="indented JSON instead of one line"),
+    key: Path | None = typer.Option(None, "--key", help=KEY_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
+) -> None:
+    """Print a signed decision as JSON for the Temporal UI's "Send a Signal" / "Send an Update" dialog (or
+    `temporal workflow signal --input`); stderr says which signal or update takes it."""
+    if action in (RESOLVE_GATE, "run_runbook") and (reject_it or update):
+        typer.echo(f"stanch: {action} takes neither --reject nor --update", err=True)
+        raise typer.Exit(2)
+    if action == "run_runbook" and not runbook:
+        typer.echo("stanch: run_runbook needs --runbook <name> (and its --target key=value fields)", err=True)
+        raise typer.Exit(2)
+    fields = _target_fields(target)
+    signer = _signer(key, required=True)
+    assert signer is not None
+    brief = _fetch_brief(incident)
+    wid = workflow_id(incident)
+    payload: BaseModel
+    if action == RESOLVE_GATE:
+        entry = pick_gate(brief, RESOLVE_GATE)
+        if entry is None:
+            raise _refused(f"{wid} has nothing to resolve now (resolved already, or closing)")
+        signed = _sign(entry, "resolve", approver, signer, yes)
+        payload, dialog = Resolution(by=approver, note=comment, signed=signed), Dialog("signal", "resolve")
+    elif action == "run_runbook":
+        from schemas.triage import RunRunbook
+
+        assert runbook is not None
+        entry = pick_gate(brief, TRIAGE_GATE)
+        if entry is None:
+            raise _refused(f"{wid} is not a triage incident waiting to be handed over")
+        signed = _sign(handover(entry, runbook, fields), "run_runbook", approver, signer, yes)
+        payload = RunRunbook(by=approver, runbook=runbook, target=fields, signed=signed)
+        dialog = Dialog("update", "run_runbook")
+    else:
+        question = _question(brief, action)
+        if question is None:
+            raise _refused(f"{wid} lists no open question to sign")
+        verdict: Verdict = "reject" if reject_it else "approve"
+        signed = _sign(question, verdict, approver, signer, yes)
+        answer = ApprovalAnswer(
+            approver=approver, action=question.shown.action, comment=comment, text=text, signed=signed
+        )
+        if update:
+            payload = Decision(**answer.model_dump(), approved=not reject_it)
+            dialog = Dialog("update", "decide")
+        else:
+            payload, dialog = answer, Dialog("signal", verdict)
+    typer.echo(payload_json(payload, pretty=pretty))
+    typer.echo(dialog.hint(wid, signed), err=True)
 
 
 @app.command()
@@ -307,16 +526,35 @@ def resolve(
     incident: str,
     by: str = typer.Option(..., "--as", help="who resolves it"),
     note: str = typer.Option("", help="why: what fixed it, or why nothing more is needed"),
+    key: Path | None = typer.Option(None, "--key", help=KEY_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
 ) -> None:
     """Resolve an incident: its runbook stands down from whatever it waits for (leaving the systems as they
-    are), withdraws its open question and closes `resolved`; the next alert for the key opens a new one."""
+    are), withdraws its open question and closes `resolved`; the next alert for the key opens a new one.
+    Resolving withdraws a pending question, so it is signed like a decision."""
+    wid = workflow_id(incident)
+    signer = _signer(key)
+    # What resolving would withdraw now: the brief's resolve entry (its digest covers the pending question).
+    entry = pick_gate(_fetch_brief(incident), RESOLVE_GATE)
+    if entry is None and signer is not None:
+        raise _refused(f"{wid} has nothing to resolve now (resolved already, or closing)")
+    signed = _sign(entry, "resolve", by, signer, yes) if entry is not None and signer is not None else None
+    digest = entry.digest if entry is not None and signed is None else None
+    resolution = Resolution(by=by, note=note, signed=signed, digest=digest)
 
-    async def go() -> None:
-        handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
-        await handle.signal("resolve", Resolution(by=by, note=note))
+    async def go() -> list[str]:
+        handle = (await connect(_settings())).get_workflow_handle(wid)
+        before = len((await handle.query("timeline", result_type=Timeline)).entries)
+        await handle.signal("resolve", resolution)
+        # A signal has no answer; the timeline says whether it was taken (a query sees every signal sent
+        # before it). A refused resolve is noted there with the reason, and audited.
+        after = (await handle.query("timeline", result_type=Timeline)).entries[before:]
+        return [entry.text for entry in after if entry.kind == "refused" and entry.actor == by]
 
-    _run(go())
-    typer.echo(f"{workflow_id(incident)}: marked resolved by {by}")
+    refusals = _run(go())
+    if refusals:
+        raise _refused(refusals[0].removeprefix(f"resolve from {by} refused: "))
+    typer.echo(f"{wid}: marked resolved by {by}{_signed_by(signed)}")
 
 
 @app.command()
@@ -325,30 +563,34 @@ def triage(
     runbook: str = typer.Option(..., "--runbook", help="the runbook to hand the incident to"),
     target: list[str] = typer.Option([], "--target", help="a target field as key=value; repeat for each"),
     by: str = typer.Option(..., "--by", envvar="USER", help="who hands it over (default: $USER)"),
+    key: Path | None = typer.Option(None, "--key", help=KEY_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
 ) -> None:
     """Hand a triage incident to a runbook with the target its alert lacked (refused with the reason)."""
     from schemas.triage import RunbookStarted, RunRunbook
 
-    fields: dict[str, str] = {}
-    for item in target:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            typer.echo(f"stanch: --target {item!r}: expected key=value", err=True)
-            raise typer.Exit(2)
-        fields[key] = value
+    fields = _target_fields(target)
+    signer = _signer(key)
+    signed = None
+    if signer is not None:
+        entry = pick_gate(_fetch_brief(incident), TRIAGE_GATE)
+        if entry is None:
+            raise _refused(f"{workflow_id(incident)} is not a triage incident waiting to be handed over")
+        signed = _sign(handover(entry, runbook, fields), "run_runbook", by, signer, yes)
+    request = RunRunbook(by=by, runbook=runbook, target=fields, signed=signed)
 
     async def go() -> RunbookStarted:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
-        request = RunRunbook(by=by, runbook=runbook, target=fields)
         return await handle.execute_update("run_runbook", request, result_type=RunbookStarted)
 
     try:
         started = _run(go())
     except WorkflowUpdateFailedError as error:
-        reason = getattr(error.cause, "message", None) or str(error.cause or error)
-        typer.echo(f"stanch: refused: {reason}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"{workflow_id(incident)}: handed to {started.runbook} as {started.workflow_id} (by {by})")
+        raise _refused(_update_refusal(error)) from None
+    typer.echo(
+        f"{workflow_id(incident)}: handed to {started.runbook} as {started.workflow_id} "
+        f"(by {by}{_signed_by(signed)})"
+    )
 
 
 # Verbs a person types, and the guardrail mode each one sets.
@@ -365,17 +607,27 @@ def kill_switch(
     ),
     by: str | None = typer.Option(None, "--as", help="who sets it (kept in the audit log)"),
     reason: str = typer.Option("", help="why (required to change it)"),
+    key: Path | None = typer.Option(
+        None, "--key", help=KEY_HELP + "; signs turning it off or disengaging it"
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
 ) -> None:
-    """Show or set a subsystem's kill switch: engage, arm or off. Audited; takes effect at once."""
+    """Show or set a subsystem's kill switch: engage, arm or off. Audited; takes effect at once. Turning it
+    off, or arming it when it is engaged, undoes a safety: that change is signed with your key."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
     from activities.guardrail import update_guardrail
     from schemas.guardrail import (
+        GUARDRAIL_WORKFLOW,
         KILL_SWITCH_UPDATE,
         STATE_QUERY,
+        GuardrailInput,
         GuardrailState,
         KillSwitchChange,
         KillSwitchMode,
         guardrail_workflow_id,
     )
+    from stanch.ops.signer import kill_switch_decision, kill_switch_verdict
     from stanch.policy import load_policy_or_exit
 
     settings = _settings()
@@ -397,20 +649,77 @@ def kill_switch(
             raise
         return state
 
-    async def change(new_mode: KillSwitchMode, who: str) -> GuardrailState:
-        # Started with the policy's limits if it is not running yet, as a runbook's first ask would.
-        limits = load_policy_or_exit(settings.config).guardrail_limits(subsystem)
+    async def running_guardrail(client: Client) -> WorkflowHandle[Any, Any]:
+        """The subsystem's guardrail, started first if it is not running, as a runbook's first ask would
+        start it: with the policy's limits, and its signature rules and keys, which a change that undoes a
+        safety is checked against."""
+        policy = load_policy_or_exit(settings.config)
+        return await client.start_workflow(
+            GUARDRAIL_WORKFLOW,
+            GuardrailInput(
+                subsystem=subsystem,
+                limits=policy.guardrail_limits(subsystem),
+                signatures=policy.approvals.signatures,
+                keyring=policy.keyring(),
+            ),
+            id=guardrail_workflow_id(subsystem),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Guardrail for {subsystem}",
+        )
+
+    async def change(new_mode: KillSwitchMode, who: str, signed: SignedDecision | None) -> GuardrailState:
+        client = await connect(settings)
+        await running_guardrail(client)
         state: GuardrailState = await update_guardrail(
-            await connect(settings),
+            client,
             settings.task_queue,
             subsystem,
-            limits,
+            load_policy_or_exit(settings.config).guardrail_limits(subsystem),
             KILL_SWITCH_UPDATE,
-            KillSwitchChange(by=who, mode=new_mode, reason=reason),
+            KillSwitchChange(by=who, mode=new_mode, reason=reason, signed=signed),
             result_type=GuardrailState,
             refused="the kill switch",
         )
         return state
+
+    async def current_run() -> tuple[str, KillSwitchMode]:
+        """The guardrail's run and mode now, for a signature (it names the run)."""
+        handle = await running_guardrail(await connect(settings))
+        run_id = (await handle.describe()).run_id
+        state: GuardrailState = await handle.query(STATE_QUERY, result_type=GuardrailState)
+        assert run_id is not None
+        return run_id, state.mode
+
+    def signed_change(new_mode: KillSwitchMode, who: str) -> SignedDecision | None:
+        """A signature for a change that undoes a safety (None for one that adds one, or with no key)."""
+        if new_mode is KillSwitchMode.engaged:
+            return None  # engaging only ever adds a safety
+
+        def undoes_a_safety() -> bool:
+            found = _run(show())
+            policy = load_policy_or_exit(settings.config)
+            current = (
+                found.mode if found is not None else policy.guardrail_limits(subsystem).kill_switch_default
+            )
+            return kill_switch_verdict(current.value, new_mode.value) is not None
+
+        if choose_key(key, os.environ, Path.home()) is None:
+            if undoes_a_safety():
+                typer.echo(unsigned_notice(), err=True)
+            return None
+        # The key first, so a named key that cannot be loaded stops the command before it asks anything.
+        signer = _signer(key)
+        if signer is None or not undoes_a_safety():
+            return None
+        run_id, current = _run(current_run())
+        verdict = kill_switch_verdict(current.value, new_mode.value)
+        if verdict is None:  # someone else moved it meanwhile; nothing to undo any more
+            return None
+        decision = kill_switch_decision(
+            guardrail_workflow_id(subsystem), run_id, subsystem, current.value, new_mode.value, verdict
+        )
+        return _sign(decision, verdict, who, signer, yes)
 
     if mode is None:
         found = _run(show())
@@ -423,8 +732,9 @@ def kill_switch(
         from temporalio.exceptions import ApplicationError
 
         assert by is not None
+        signed = signed_change(KillSwitchMode(mode), by)
         try:
-            state = _run(change(KillSwitchMode(mode), by))
+            state = _run(change(KillSwitchMode(mode), by, signed))
         except ApplicationError as error:
             typer.echo(f"stanch: refused: {error.message}", err=True)
             raise typer.Exit(1) from None

@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from schemas.briefs import Timeline
 from stanch.ops.devstack import DevStack, settings_on_free_ports
 from stanch.ops.samples import sample
+from stanch.ops.signer import unsigned_notice
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 from tests.helpers import Mailbox, audit_rows, chat_messages, free_port, new_agent
@@ -123,7 +124,9 @@ def test_outsider_and_unrecommended_approvals_are_refused_by_cli_and_by_signal(s
         (("approve", workflow_id, "terminate", "--as", "alice"), unrecommended),
     ]:
         refused = stanch_cli(stack, *args)
-        assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", f"stanch: refused: {reason}\n")
+        # Sent unsigned (the CLI finds no key here), as it says in one line before the refusal.
+        expected = (1, "", f"{unsigned_notice()}\nstanch: refused: {reason}\n")
+        assert (refused.returncode, refused.stdout, refused.stderr) == expected
     # A validator's refusal never enters history, so there is nothing to audit either.
     assert events_of(stack, workflow_id, *UPDATE_EVENTS) == []
     audit_settled(stack, workflow_id)
@@ -197,7 +200,10 @@ def test_the_requester_of_a_destructive_action_may_not_approve_it(stack: Setting
         self_approval = "dave requested the destructive action 'terminate-agent' and may not approve it"
 
         refused = stanch_cli(stack, "approve", handoff, "terminate-agent", "--as", "dave")
-        assert (refused.returncode, refused.stderr) == (1, f"stanch: refused: {self_approval}\n")
+        assert (refused.returncode, refused.stderr) == (
+            1,
+            f"{unsigned_notice()}\nstanch: refused: {self_approval}\n",
+        )
         # Only dave's own rejection went through as an update; the refused approval left no event.
         accepted = events_of(stack, handoff, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
         assert len(accepted) == 1

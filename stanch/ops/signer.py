@@ -1,0 +1,272 @@
+"""The CLI's side of signed decisions (issue 13): which private key signs, its passphrase, which of the
+decisions an incident lists (`Brief.to_sign`) a command answers, the statement it signs, the words a person
+reads before signing, and the JSON the Temporal UI's dialogs take.
+
+Everything here but `load_signing_key` (it reads the key file and may ask for its passphrase) is a pure
+function of its arguments, so the tests check it with real keys and real briefs and no stack. The CLI
+(stanch/ops/cli.py) does the talking to Temporal and to the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
+
+from schemas.briefs import Brief
+from schemas.signatures import SignedDecision, ToSign, Verdict
+from stanch.markup import plain
+from stanch.signing import (
+    DEFAULT_TTL,
+    PassphraseNeeded,
+    SigningKeyError,
+    fingerprint,
+    gate_digest,
+    handover_shown,
+    kill_switch_shown,
+    load_private_key,
+    sign,
+    statement_for,
+)
+
+KEY_ENV = "STANCH_SIGNING_KEY"
+PASSPHRASE_ENV = "STANCH_SIGNING_PASSPHRASE"
+# Where `ssh-keygen -t ed25519` puts a key by default, so an engineer's existing key signs with no flag.
+DEFAULT_KEY = Path(".ssh") / "id_ed25519"
+
+# The gates of `ToSign` that are not approval questions (those are gate<N> and review-<step>).
+RESOLVE_GATE = "resolve"
+TRIAGE_GATE = "triage"
+KILL_SWITCH_GATE = "kill-switch"
+
+
+class SignerError(Exception):
+    """Why the CLI cannot sign: a sentence for the person, naming the file or the decision at fault."""
+
+
+# ---- which key ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyChoice:
+    path: Path
+    source: str  # how the person chose it, for messages: "--key", "STANCH_SIGNING_KEY", "the default"
+
+    @property
+    def named(self) -> bool:
+        """Named on purpose (flag or environment): one that cannot be loaded is an error, never unsigned."""
+        return self.source != "the default"
+
+
+def choose_key(flag: Path | None, environ: Mapping[str, str], home: Path) -> KeyChoice | None:
+    """`--key` > `STANCH_SIGNING_KEY` > `~/.ssh/id_ed25519` if that file exists; None: nothing to sign with.
+
+    A named key is returned whether or not it exists, so that loading it fails naming the file: a typo in
+    `--key` must not quietly send an unsigned decision."""
+    if flag is not None:
+        return KeyChoice(flag.expanduser(), "--key")
+    named = environ.get(KEY_ENV, "").strip()
+    if named:
+        return KeyChoice(Path(named).expanduser(), KEY_ENV)
+    default = home / DEFAULT_KEY
+    return KeyChoice(default, "the default") if default.exists() else None
+
+
+def unsigned_notice() -> str:
+    """The one line said on stderr when a decision goes out unsigned because no key was found."""
+    return (
+        f"stanch: no signing key (no --key, no {KEY_ENV}, no ~/{DEFAULT_KEY}): sending it unsigned; "
+        "it is refused where the policy needs a signature"
+    )
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A loaded private key and where it came from."""
+
+    key: Ed25519PrivateKey
+    path: Path
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.key.public_key())
+
+
+def load_signing_key(
+    choice: KeyChoice, environ: Mapping[str, str], ask: Callable[[str], str] | None
+) -> Signer:
+    """The key `choice` names. An encrypted key takes `STANCH_SIGNING_PASSPHRASE`, else `ask` (a hidden
+    prompt; None when there is no terminal to ask in)."""
+    try:
+        return Signer(load_private_key(choice.path), choice.path)
+    except PassphraseNeeded:
+        pass
+    except SigningKeyError as error:
+        raise SignerError(f"{error} (from {choice.source})") from None
+    passphrase = environ.get(PASSPHRASE_ENV)
+    if passphrase is None:
+        if ask is None:
+            raise SignerError(
+                f"the signing key {choice.path} is encrypted and there is no terminal to ask its "
+                f"passphrase in: set {PASSPHRASE_ENV}"
+            )
+        passphrase = ask(f"Passphrase for {choice.path}")
+    try:
+        return Signer(load_private_key(choice.path, passphrase), choice.path)
+    except SigningKeyError as error:
+        raise SignerError(str(error)) from None
+
+
+# ---- which decision -----------------------------------------------------------------------------------
+
+
+def questions(brief: Brief) -> list[ToSign]:
+    """The approval questions open now (the gate's and customer-message reviews): they take approve/reject."""
+    return [item for item in brief.to_sign if "approve" in item.verdicts]
+
+
+def pick_question(brief: Brief, action: str | None) -> ToSign | None:
+    """The question an approve or reject answers: the one whose action is `action` (the golden rule: only
+    what was recommended), or the only one open when no action is named. None: the incident lists none
+    (nothing pending, or a worker from before signed decisions), for the workflow to say so itself."""
+    open_now = questions(brief)
+    if not open_now:
+        return None
+    pending = ", ".join(repr(item.shown.action) for item in open_now)
+    if action is None:
+        if len(open_now) > 1:
+            raise SignerError(f"several questions are open ({pending}): name the action to decide")
+        return open_now[0]
+    for item in open_now:
+        if item.shown.action == action:
+            return item
+    # The workflow's own sentence for the same refusal (workflows/steps/approval.py).
+    raise SignerError(f"{action!r} was not recommended; the pending action is {pending}")
+
+
+def pick_gate(brief: Brief, gate: str) -> ToSign | None:
+    return next((item for item in brief.to_sign if item.gate == gate), None)
+
+
+def handover(to_sign: ToSign, runbook: str, target: Mapping[str, str]) -> ToSign:
+    """A triage hand-over signs the runbook and the target it sends, not the brief's suggestion: the same
+    fields the workflow checks (`handover_shown` over the triage recommendation)."""
+    shown = handover_shown(to_sign.shown.recommendation, runbook, target)
+    return to_sign.model_copy(update={"shown": shown, "digest": gate_digest(shown)})
+
+
+KillSwitchVerdict = Literal["kill_switch_off", "kill_switch_disengage"]
+
+
+def kill_switch_verdict(current: str, new: str) -> KillSwitchVerdict | None:
+    """What a kill-switch move undoes, if anything: turning it off, or disengaging it (engaged → armed).
+    Arming and engaging add a safety and are never signed (workflows/guardrail.py decides the same)."""
+    if new == "off" and current != "off":
+        return "kill_switch_off"
+    if new == "armed" and current == "engaged":
+        return "kill_switch_disengage"
+    return None
+
+
+def kill_switch_decision(
+    workflow_id: str, run_id: str, subsystem: str, current: str, new: str, verdict: KillSwitchVerdict
+) -> ToSign:
+    """What a kill-switch change signs, for the guardrail's current run and the move from its mode now."""
+    shown = kill_switch_shown(subsystem, current, new)
+    return ToSign(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        gate=KILL_SWITCH_GATE,
+        verdicts=[verdict],
+        shown=shown,
+        digest=gate_digest(shown),
+        signature_needed=True,
+    )
+
+
+def signed_decision(
+    to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer, now: datetime
+) -> SignedDecision:
+    """The statement for this decision, signed: a fresh random nonce makes each one usable once."""
+    statement = statement_for(
+        to_sign, verdict=verdict, approver=approver, now=now, nonce=secrets.token_hex(16)
+    )
+    return sign(statement, signer.key)
+
+
+# ---- what the person reads ----------------------------------------------------------------------------
+
+VERB = {
+    "approve": "approve",
+    "reject": "reject",
+    "resolve": "resolve",
+    "run_runbook": "hand over to",
+    "kill_switch_off": "turn off",
+    "kill_switch_disengage": "disengage",
+}
+
+
+def approvers_text(to_sign: ToSign) -> str:
+    shown = to_sign.shown
+    who = ", ".join(shown.required_approvers) or "anyone the policy names"
+    count = f"{shown.required_approvals} different people of " if shown.required_approvals > 1 else ""
+    return f"{count}{who}"
+
+
+def confirmation_text(to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer) -> str:
+    """What a person reads before a decision is signed: what the question shows (the fields its digest
+    covers), what the signature will say, and with which key. Every value from the incident is shown
+    `plain` (control characters written out): a terminal escape in an alert must not rewrite what is read."""
+    shown = to_sign.shown
+    target = ", ".join(f"{plain(key)}={plain(value)}" for key, value in sorted(shown.target.items()))
+    needed = "yes" if to_sign.signature_needed else "no (a signature given is still checked)"
+    minutes = f"{DEFAULT_TTL.total_seconds() / 60:g}"
+    lines = [
+        f"You are about to sign, as {plain(approver)}:",
+        f"  {VERB[verdict]} '{plain(shown.action)}' on {plain(to_sign.workflow_id)}",
+        f"  Recommendation: {plain(shown.recommendation) or 'none stated'}",
+        f"  Risk if no action: {plain(shown.risk) or 'none stated'}",
+        f"  Target: {target or 'none'}",
+        f"  Who must approve: {plain(approvers_text(to_sign))}",
+        f"  Signature needed by the policy: {needed}",
+        f"  Signed over: run {to_sign.run_id}, question {plain(to_sign.gate)}, digest {to_sign.digest}",
+        f"  Valid for {minutes} minutes from signing, once",
+        f"  Key: {signer.fingerprint} ({signer.path})",
+    ]
+    return "\n".join(lines)
+
+
+# ---- the Temporal UI's dialogs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """Where a payload goes: "Send a Signal" or "Send an Update", and the name to choose there."""
+
+    kind: Literal["signal", "update"]
+    name: str
+
+    def hint(self, workflow_id: str, signed: SignedDecision) -> str:
+        title = "Send a Signal" if self.kind == "signal" else "Send an Update"
+        cli = (
+            f"temporal workflow signal --workflow-id {workflow_id} --name {self.name} --input '<the JSON>'"
+            if self.kind == "signal"
+            else f"temporal workflow update execute --workflow-id {workflow_id} --name {self.name} "
+            "--input '<the JSON>'"
+        )
+        return (
+            f"In the Temporal UI, open {workflow_id}, choose {title}, name `{self.name}`, and paste the JSON "
+            f"above (or: {cli}). It is valid until {signed.statement.expires_at:%H:%M:%S} UTC, once."
+        )
+
+
+def payload_json(payload: BaseModel, *, pretty: bool = False) -> str:
+    """A payload as the Temporal UI's JSON input takes it: one line (or indented), unset fields left out."""
+    return json.dumps(payload.model_dump(mode="json", exclude_none=True), indent=2 if pretty else None)
