@@ -260,7 +260,10 @@ class Expected:
     digest: str
 
 
-def _person_of(keyring: Keyring, signed: SignedDecision) -> Verification:
+def person_of(keyring: Keyring, signed: SignedDecision) -> Verification:
+    """Whether `signed` holds for the approver it names under `keyring`: their own key, or a trusted
+    service's key asserting a person of the policy (`via`). The signature alone: what it was signed for is
+    `check_decision`'s to compare; `stanch audit verify --history` uses this at each recorded message."""
     statement = signed.statement
     if statement.via:
         service_keys = keyring.services.get(statement.via)
@@ -306,7 +309,7 @@ def check_decision(
             return f"{expected.action!r} needs a signed decision. {how_to_sign}".strip()
         return None
     statement = signed.statement
-    verification = _person_of(keyring, signed)
+    verification = person_of(keyring, signed)
     if not verification.ok:
         return f"signature refused ({verification.reason}): {verification.detail}"
     if statement.approver != expected.approver:

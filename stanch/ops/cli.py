@@ -817,33 +817,54 @@ def audit_log(incident: str) -> None:
 def audit_verify(
     incident: str | None = typer.Argument(None, help="only this incident (default: every incident)"),
     history: str | None = typer.Option(
-        None, "--history", help="also cross-check this history (file or workflow id) against the audit rows"
+        None,
+        "--history",
+        help="also re-verify this history's signatures and cross-check it (file or workflow id) against the "
+        "audit rows",
+    ),
+    signatures_only: bool = typer.Option(
+        False,
+        "--signatures-only",
+        help="with --history: only re-verify its signatures, offline (no database; a file needs no Temporal)",
     ),
 ) -> None:
     """Check the audit log's hash chains; report the first broken link of each.
 
-    With --history: every effect in the history has its audit row, every audit row of that run has its
-    event in the history, and that incident's chain holds (see stanch/ops/history_audit.py for the rule).
+    With --history: first every signature in the history holds against the keyring in force at its event
+    (see stanch/ops/history_signatures.py), then every effect in the history has its audit row, every audit
+    row of that run has its event in the history, and that incident's chain holds (see
+    stanch/ops/history_audit.py). Exit 1 if any check fails.
     """
     from stanch.ops.audit_store import verify_chains
 
+    if signatures_only and history is None:
+        typer.echo("stanch: --signatures-only checks a history: give --history <file|id>", err=True)
+        raise typer.Exit(2)
     if history is not None:
-        from stanch.ops.audit_store import read_rows
         from stanch.ops.history_audit import audited_run, cross_check
+        from stanch.ops.history_signatures import check_signatures
 
         [(_, recorded)] = _histories([history])
+        signatures = check_signatures(recorded)
+        typer.echo(signatures.summary())
+        if signatures_only:
+            if signatures.problems:
+                raise typer.Exit(1)
+            return
         audited_id, _run_id = audited_run(recorded)
         if not audited_id:
             typer.echo(
                 f"stanch: {history}: the history holds no audit write; nothing to cross-check", err=True
             )
             raise typer.Exit(1)
+        from stanch.ops.audit_store import read_rows
+
         settings = _settings()
         check = cross_check(recorded, read_rows(settings.database_url, audited_id))
         chains = verify_chains(settings.database_url, audited_id)
         typer.echo(check.summary())
         typer.echo(chains.summary())
-        if check.problems or chains.broken:
+        if signatures.problems or check.problems or chains.broken:
             raise typer.Exit(1)
         return
 
