@@ -275,6 +275,14 @@ def person_of(keyring: Keyring, signed: SignedDecision) -> Verification:
                 key=signed.key,
             )
         verification = verify(signed, service_keys)
+        if verification.reason == "unknown_key":
+            # verify() names the approver; here the key had to be the service's (a person's own key, say).
+            return verification.model_copy(
+                update={
+                    "detail": f"key {signed.key} is not one of {statement.via}'s keys: a statement via "
+                    f"{statement.via} is signed with that service's key (sign as yourself without via)"
+                }
+            )
         if verification.ok and statement.approver not in keyring.people:
             return Verification(
                 ok=False,
@@ -283,7 +291,17 @@ def person_of(keyring: Keyring, signed: SignedDecision) -> Verification:
                 key=signed.key,
             )
         return verification
-    return verify(signed, keyring.people.get(statement.approver, []), keyring.people)
+    verification = verify(signed, keyring.people.get(statement.approver, []), keyring.people)
+    service = next((name for name, lines in keyring.services.items() if signed.key in _keys(lines)), None)
+    if verification.reason == "unknown_key" and service is not None:
+        # A service's key speaks for a person only where the statement says so (via), never silently.
+        return verification.model_copy(
+            update={
+                "detail": f"key {signed.key} is the service {service}'s, and the statement names no service: "
+                f"a service signing for {statement.approver} says so (via = {service!r})"
+            }
+        )
+    return verification
 
 
 def check_decision(

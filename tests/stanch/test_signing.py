@@ -19,13 +19,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.signatures import DecisionStatement, GateShown
+from schemas.signatures import DecisionStatement, GateShown, Keyring
 from stanch.policy import PolicyError, load_policy
 from stanch.settings import REPO_ROOT
 from stanch.signing import (
     STATEMENT_FIELDS,
+    Expected,
     PassphraseNeeded,
     SigningKeyError,
+    check_decision,
     expired,
     gate_digest,
     load_private_key,
@@ -342,6 +344,65 @@ def test_expiry_is_checked_against_the_time_given() -> None:
     assert not expired(statement(), EXPIRES - timedelta(seconds=1))
     assert expired(statement(), EXPIRES)
     assert expired(statement(), EXPIRES + timedelta(minutes=5))
+
+
+# ---- a trusted service signing for a person (§6) ----------------------------------------------------------
+
+CONSOLE = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"the console's test key").digest())
+CONSOLE_LINE = (
+    CONSOLE.public_key()
+    .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    .decode()
+)
+WITH_CONSOLE = Keyring(
+    people={person: [public_line(person)] for person in ("alice", "bob")},
+    services={"console": [CONSOLE_LINE]},
+)
+
+
+def refusal_of(fields: DecisionStatement, key: Ed25519PrivateKey) -> str | None:
+    """check_decision's answer to `fields` signed with `key`, sent as exactly what the incident expects."""
+    expected = Expected(
+        workflow_id=fields.workflow_id,
+        run_id=fields.run_id,
+        gate=fields.gate,
+        action=fields.action,
+        verdict=fields.verdict,
+        approver=fields.approver,
+        digest=fields.digest,
+    )
+    return check_decision(
+        sign(fields, key),
+        expected=expected,
+        keyring=WITH_CONSOLE,
+        now=EXPIRES - timedelta(minutes=1),
+        seen=set(),
+        signature_needed=True,
+    )
+
+
+def test_the_console_signing_for_alice_via_console_is_accepted() -> None:
+    assert refusal_of(statement(via="console"), CONSOLE) is None
+
+
+def test_the_consoles_key_claiming_alice_without_via_is_refused_and_says_why() -> None:
+    refusal = refusal_of(statement(), CONSOLE)
+    assert refusal is not None and refusal.startswith("signature refused (unknown_key)")
+    assert "the service console's" in refusal and "via = 'console'" in refusal
+
+
+def test_alices_own_key_on_a_statement_via_console_is_refused_as_not_the_consoles() -> None:
+    refusal = refusal_of(statement(via="console"), load_private_key(DEV_KEYS / "alice"))
+    assert refusal is not None and refusal.startswith("signature refused (unknown_key)")
+    # The old sentence said the key was not one of alice's, although it is: it names the console now.
+    assert "not one of console's keys" in refusal and "not one of alice's" not in refusal
+
+
+def test_a_service_the_policy_does_not_trust_or_a_person_it_does_not_know_is_refused() -> None:
+    untrusted = refusal_of(statement(via="kiosk"), CONSOLE)
+    assert untrusted is not None and "'kiosk' is not a service the policy trusts" in untrusted
+    stranger = refusal_of(statement(via="console", approver="mallory"), CONSOLE)
+    assert stranger is not None and "'mallory', who is not a person in the policy" in stranger
 
 
 # ---- keys in the policy -----------------------------------------------------------------------------------

@@ -47,10 +47,30 @@ class ApprovalGate:
     # ---- rules ------------------------------------------------------------------------------------
 
     def refusal(self, answer: ApprovalAnswer, *, approved: bool) -> str | None:
-        """Why this answer must not count, or None. Pure: used by the `decide` validator too."""
+        """Why this answer must not count, or None. Pure: used by the `decide` validator too.
+
+        A signed answer, or one naming the digest of an older question, is judged by what it was made
+        over first, as `check_decision` judges a signature before the fields it covers: one made over an
+        older question is refused as stale (read the brief again), a signed answer sent twice as a replay —
+        not by whatever the payload's own fields happen to trip over first. Only the sentence differs
+        (either order refuses the same answers), and answers recorded before signatures carry neither, so
+        they are judged in the order they always were."""
         request = self.request
         if request is None or self._closed():
             return "no approval is pending"
+        stale = self._incident.signing.stale(answer.digest, self.shown(request))
+        if answer.signed is not None or stale:
+            return self._signature_refusal(answer, request, approved=approved) or self._rule_refusal(
+                answer, request, approved=approved
+            )
+        return self._rule_refusal(answer, request, approved=approved) or self._signature_refusal(
+            answer, request, approved=approved
+        )
+
+    def _rule_refusal(
+        self, answer: ApprovalAnswer, request: ApprovalRequest, *, approved: bool
+    ) -> str | None:
+        """The golden rule and who may decide."""
         if answer.action and answer.action != request.action:
             return f"{answer.action!r} was not recommended; the pending action is {request.action!r}"
         if not self._may_decide(answer.approver, request):
@@ -60,6 +80,12 @@ class ApprovalGate:
             return f"{answer.approver} requested the destructive action {request.action!r} and may not approve it"
         if approved and answer.approver in self._approvals:
             return f"{answer.approver} already approved; a different approver is needed"
+        return None
+
+    def _signature_refusal(
+        self, answer: ApprovalAnswer, request: ApprovalRequest, *, approved: bool
+    ) -> str | None:
+        """The signature the policy needs here, or the one given, checked against this question."""
         incident = self._incident
         verdict: Verdict = "approve" if approved else "reject"
         return incident.signing.refusal(

@@ -79,6 +79,10 @@ class DecisionSigning:
             how_to_sign=how_to_sign,
         )
 
+    def stale(self, claimed_digest: str | None, shown: GateShown) -> bool:
+        """An unsigned answer names the digest of something other than what the question shows now."""
+        return claimed_digest is not None and claimed_digest != gate_digest(shown)
+
     def accept(self, signed: SignedDecision | None) -> None:
         """Remember an accepted statement, so the same signed payload sent again is refused as a replay."""
         if signed is not None:
