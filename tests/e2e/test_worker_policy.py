@@ -88,7 +88,7 @@ def outside_the_dev_stack(**changes: str) -> dict[str, str]:
 
 def demo_key_refusal(path: Path) -> str:
     return (
-        f"stanch: policy file {path}: alice, bob and carol sign with demo keys (demo = true; their private "
+        f"stanch: policy file {path}: alice, bob, carol, dave and erin sign with demo keys (demo = true; their private "
         "halves are public in config/dev-keys/), which only `stanch dev` and the tests may trust: give each "
         "their own key under [people.<name>] keys (ssh-keygen -t ed25519) and remove demo = true, or run "
         "`stanch dev`"

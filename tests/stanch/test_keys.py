@@ -64,10 +64,9 @@ async def test_keys_list_prints_each_key_as_ssh_keygen_does_and_marks_the_demo_o
     result = await cli(["keys", "list"], {"STANCH_CONFIG": str(DEV_POLICY)})
     assert result.exit_code == 0, result.output
     lines = [line.strip() for line in result.output.splitlines()]
-    for person in ("alice", "bob", "carol"):
+    for person in ("alice", "bob", "carol", "dave", "erin"):
         at = lines.index(f"{person} (demo keys: trusted only by stanch dev and the tests)")
         assert lines[at + 1] == ssh_keygen_fingerprint(DEV_KEYS / f"{person}.pub")
-    assert "dave: no key (cannot sign)" in lines
 
     # A person's own key with no comment, and a second key: both as ssh-keygen prints them, not demo.
     _, plain = key_pair()
@@ -223,7 +222,9 @@ async def test_keys_sync_refuses_to_send_demo_keys_outside_the_dev_stack(dev_sta
     result = await cli(["keys", "sync"], env)
     assert result.exit_code == 2, result.output
     [line] = result.output.splitlines()
-    assert line.startswith(f"stanch: policy file {DEV_POLICY}: alice, bob and carol sign with demo keys")
+    assert line.startswith(
+        f"stanch: policy file {DEV_POLICY}: alice, bob, carol, dave and erin sign with demo keys"
+    )
     assert line.endswith("against the dev stack, load its environment: set -a; . .stanch/dev.env; set +a")
     assert await signals_received(incident) == []
 
