@@ -51,6 +51,12 @@ from workers.worker import activity_implementations, build_worker
 # proves the refusal removes it from its subprocess's environment.
 os.environ[TRUST_DEMO_KEYS] = "1"
 
+# The shipped policy with a demo key for every person (tests/policy.toml): the tests decide as the shipped
+# policy says, and sign what it needs signed with config/dev-keys/. Every process the tests run reads it —
+# the in-process CLI and activities through STANCH_CONFIG too, whichever loads the settings first.
+TEST_POLICY = REPO_ROOT / "tests" / "policy.toml"
+os.environ.setdefault("STANCH_CONFIG", str(TEST_POLICY))
+
 # The local HTTP and SMTP receivers (`receiver`, `mailbox`, `http`) serve tests in several folders.
 pytest_plugins = ["tests.helpers_notify"]
 
@@ -180,7 +186,7 @@ async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIter
 
 @pytest.fixture
 def policy() -> Any:
-    return load_policy(REPO_ROOT / "config" / "stanch.toml")
+    return load_policy(TEST_POLICY)
 
 
 @pytest.fixture
@@ -192,6 +198,7 @@ def cli_env(stanch: Running) -> dict[str, str]:
         "STANCH_TEMPORAL_ADDRESS": stanch.client.service_client.config.target_host,
         "STANCH_NAMESPACE": stanch.client.namespace,
         "STANCH_DATABASE_URL": stanch.settings.database_url,
+        "STANCH_CONFIG": str(TEST_POLICY),
     }
 
 
@@ -204,5 +211,8 @@ def incidents(stanch: Running, policy: Any) -> Incidents:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests."""
-    with DevStack(settings_on_free_ports(tmp_path_factory.mktemp("stack")), log=lambda line: None) as running:
+    settings = settings_on_free_ports(tmp_path_factory.mktemp("stack")).model_copy(
+        update={"config": TEST_POLICY}
+    )
+    with DevStack(settings, log=lambda line: None) as running:
         yield running.settings

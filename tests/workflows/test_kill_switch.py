@@ -31,6 +31,7 @@ from schemas.severity import Severity
 from stanch.policy import GuardrailRules, Policy
 from tests.clock import settle_and_terminate, settled
 from tests.helpers import Incidents, Running, applied, audit_rows, cli, get, new_service, put, until_state
+from tests.helpers_keys import DEV_KEYS, demo_signed
 
 HIGH_MEMORY = {"memory_mb": 1300, "high_watermark_mb": 1536}
 
@@ -322,7 +323,9 @@ async def test_engaged_switch_holds_an_approved_reverse_migration_until_a_second
         target={"service": service, "kind": "database"},
     )
     await until_awaiting(handle, "migrate-down")
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="migrate-down"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="alice", action="migrate-down"))
+    )
 
     brief = await until_awaiting(handle, "migrate-down-past-guardrail")
     assert f"kill switch engaged on {service} by carol: data incident on totals" in brief.recommendation
@@ -370,7 +373,9 @@ async def test_engaged_switch_holds_an_agent_termination_after_its_archive_until
         target={"agent_id": agent_id},
     )
     await until_awaiting(handle, "terminate")
-    await handle.signal("approve", ApprovalAnswer(approver="erin", action="terminate"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="erin", action="terminate"))
+    )
 
     brief = await until_awaiting(handle, "terminate-past-guardrail")
     assert f"kill switch engaged on {agent_id} by carol: agent under investigation" in brief.recommendation
@@ -380,7 +385,10 @@ async def test_engaged_switch_holds_an_agent_termination_after_its_archive_until
     assert list(lifecycle["archives"]) == [f"{agent_id}-archive-1"]
     assert (lifecycle["tokens"], lifecycle["secrets"]) == (["tok-api"], ["KEY"])
 
-    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate-past-guardrail"))
+    await handle.signal(
+        "approve",
+        await demo_signed(handle, ApprovalAnswer(approver="dave", action="terminate-past-guardrail")),
+    )
     result = await handle.result()
     assert result.final_state == "terminated"
     assert get(sandbox, f"/agents/{agent_id}")["state"] == "terminated"
@@ -458,8 +466,24 @@ async def test_stanch_kill_switch_engages_shows_and_arms_with_an_audited_reason(
     assert "kill switch engaged (set by alice: suspicious deploys)" in shown.output
     assert "0/2" in shown.output
 
-    armed = await cli(["kill-switch", subsystem, "arm", "--as", "bob", "--reason", "all clear"], env)
-    assert armed.exit_code == 0 and "kill switch armed (set by bob: all clear)" in armed.output
+    # Disengaging undoes a safety: the shipped policy needs it signed (bob's key, as he would give it).
+    armed = await cli(
+        [
+            "kill-switch",
+            subsystem,
+            "arm",
+            "--as",
+            "bob",
+            "--reason",
+            "all clear",
+            "--key",
+            str(DEV_KEYS / "bob"),
+            "--yes",
+        ],
+        env,
+    )
+    assert armed.exit_code == 0, armed.output
+    assert "kill switch armed (set by bob: all clear)" in armed.output
     rows = await subsystems.rows(subsystem, 2)
     assert [(r["step_key"], r["actor"], r["outcome"], r["reason"]) for r in rows] == [
         ("kill-switch-1", "alice", "done", "suspicious deploys"),
