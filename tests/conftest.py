@@ -42,6 +42,7 @@ from tests.helpers import (  # re-exported: tests written before tests/helpers.p
     new_agent,
     register_search_attributes,
 )
+from tests.helpers_intake import start_dev_server
 from tests.probes.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
@@ -216,3 +217,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     )
     with DevStack(settings, log=lambda line: None) as running:
         yield running.settings
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A Temporal dev server per module: the kind of server the intake and the CLI talk to, with its
+    visibility store (list queries, search attributes), which the time-skipping server lacks."""
+    env = await start_dev_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def dev_stanch(dev_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
+    """A worker running the real runbooks and activities on a fresh task queue of the dev server."""
+    task_queue = f"dev-{uuid.uuid4().hex[:8]}"
+    worker_settings = settings.model_copy(update={"task_queue": task_queue})
+    async with activity_implementations(worker_settings, dev_env.client) as activities:
+        async with build_worker(dev_env.client, task_queue, activities):
+            yield Running(dev_env, dev_env.client, task_queue, settings)

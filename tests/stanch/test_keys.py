@@ -37,7 +37,6 @@ from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings, get_settings
 from stanch.trust import TRUST_DEMO_KEYS
 from tests.helpers import Running, cli
-from tests.helpers_intake import start_dev_server
 from tests.helpers_keys import key_pair, policy_with_keys, signed_kill_switch_change
 from tests.probes.keys_probe import KeysProbe, KeysProbeInput, KeysReceived
 from workers.worker import activity_implementations, build_worker
@@ -84,13 +83,6 @@ async def test_keys_list_prints_each_key_as_ssh_keygen_does_and_marks_the_demo_o
 
 
 # ---- sync ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture
