@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tests.helpers import free_port
 from tests.workers.console.conftest import Client, OidcProvider
 from workers.console.oidc import OidcError, OidcLogin
 
@@ -80,14 +81,11 @@ async def test_a_wrong_client_secret_is_refused_by_the_provider(oidc_provider: O
 
 
 class Wire(httpx.AsyncBaseTransport):
-    """The network, seen and changed by a test. Authlib opens and closes a client per call around the one
-    transport it is given, so closing is the test's, once, at the end (`network`)."""
+    """The network, seen and changed by a test: the console's own httpx calls go through it, to the real
+    provider (`network`, which the test closes)."""
 
     def __init__(self, network: httpx.AsyncHTTPTransport) -> None:
         self.network = network
-
-    async def aclose(self) -> None:
-        pass
 
 
 class TokenEndpointOf(Wire):
@@ -184,3 +182,21 @@ async def test_an_unverified_email_is_refused(oidc_provider: OidcProvider) -> No
 async def test_an_issuer_that_is_not_the_providers_own_name_is_refused(oidc_provider: OidcProvider) -> None:
     with pytest.raises(OidcError, match="calls itself"):
         await console_login(oidc_provider, issuer=oidc_provider.issuer + "/").start()
+
+
+async def test_an_id_token_with_another_nonce_is_refused(oidc_provider: OidcProvider) -> None:
+    login = console_login(oidc_provider)
+    url, kept = await login.start()
+    callback = await oidc_provider.sign_in(url, "alice")
+
+    # The session's nonce is not the one the token answers: a token from another sign-in, replayed.
+    with pytest.raises(OidcError, match="its nonce is not this sign-in's"):
+        await login.finish(callback, {**kept, "nonce": "a-nonce-from-another-sign-in"})
+
+
+async def test_an_unreachable_provider_fails_the_sign_in_with_its_address() -> None:
+    issuer = f"http://127.0.0.1:{free_port()}"
+    login = OidcLogin(issuer, "stanch-console", "secret", "http://console.test/login/oidc/callback")
+
+    with pytest.raises(OidcError, match=re.escape(f"cannot read the OpenID configuration of {issuer}")):
+        await login.start()
