@@ -55,10 +55,16 @@ def storm_order(alerts: int, keys: int, seed: str) -> list[int]:
     return order
 
 
-async def storm(settings: Settings, order: list[int], agents: list[str], concurrency: int) -> list[Delivery]:
+async def storm(
+    settings: Settings,
+    order: list[int],
+    agents: list[str],
+    concurrency: int,
+    alertname: str = "AgentHallucination",
+) -> list[Delivery]:
     bodies = [
         alertmanager_body(
-            "AgentHallucination",
+            alertname,
             {"agent": agent, "customer": "acme", "service": "support"},
             f"storm: agent {agent} misbehaves",
             fingerprint=agent,
