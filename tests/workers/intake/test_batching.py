@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
+from schemas.alerts import AlertBatch
 from schemas.briefs import Timeline
 from stanch.ops.samples import alertmanager_body
 from stanch.policy import Policy
@@ -43,7 +44,8 @@ class HeldGateway(TemporalGateway):
             await self.release.wait()
             if self.fail_batches:
                 raise TemporalUnavailable("the test's Temporal is away")
-            self.batch_sizes.append(len(getattr(payload, "alerts")))
+            assert isinstance(payload, AlertBatch)
+            self.batch_sizes.append(len(payload.alerts))
         return await super()._signal_with_start(routed, signal, payload)
 
 
