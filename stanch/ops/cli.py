@@ -801,7 +801,7 @@ def learning(
 @audit_app.command("log")
 def audit_log(incident: str) -> None:
     """Print an incident's rows from the Postgres audit log, oldest first."""
-    from stanch.ops.audit_store import read_rows
+    from stanch.audit_store import read_rows
 
     rows = read_rows(_settings().database_url, workflow_id(incident))
     if not rows:
@@ -835,7 +835,7 @@ def audit_verify(
     row of that run has its event in the history, and that incident's chain holds (see
     stanch/ops/history_audit.py). Exit 1 if any check fails.
     """
-    from stanch.ops.audit_store import verify_chains
+    from stanch.audit_store import verify_chains
 
     if signatures_only and history is None:
         typer.echo("stanch: --signatures-only checks a history: give --history <file|id>", err=True)
@@ -857,7 +857,7 @@ def audit_verify(
                 f"stanch: {history}: the history holds no audit write; nothing to cross-check", err=True
             )
             raise typer.Exit(1)
-        from stanch.ops.audit_store import read_rows
+        from stanch.audit_store import read_rows
 
         settings = _settings()
         check = cross_check(recorded, read_rows(settings.database_url, audited_id))
