@@ -203,6 +203,11 @@ def incidents(stanch: Running, policy: Any) -> Incidents:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests."""
-    with DevStack(settings_on_free_ports(tmp_path_factory.mktemp("stack")), log=lambda line: None) as running:
+    """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests. Its
+    policy is the shipped one plus what the console needs to sign people in and sign for them
+    (tests/policy.toml: the console's demo key, demo passwords); nothing else differs."""
+    settings = settings_on_free_ports(tmp_path_factory.mktemp("stack")).model_copy(
+        update={"config": REPO_ROOT / "tests" / "policy.toml"}
+    )
+    with DevStack(settings, log=lambda line: None) as running:
         yield running.settings

@@ -122,6 +122,14 @@ def intake() -> None:
 
 
 @app.command()
+def console() -> None:
+    """Run the on-call console (http://127.0.0.1:8070, STANCH_CONSOLE_PORT): incidents, briefs, decisions."""
+    from workers.console.app import main
+
+    main()
+
+
+@app.command()
 def sandbox() -> None:
     """Run the sandbox platform (a stand-in for your agent platform, gateway, chat and deploys)."""
     from workers.sandbox import main
