@@ -572,9 +572,13 @@ class Policy(Strict):
         )
 
     def keyring(self) -> Keyring:
-        """The public keys decisions are checked against, as incidents and guardrails carry them."""
+        """The public keys decisions are checked against, as incidents and guardrails carry them.
+
+        Every person is listed, with no key when they have none: a trusted service (the console) signs for
+        a person it signed in by password or OpenID Connect, who need not hold a key of their own; a
+        person's own signature still needs one of their keys."""
         return Keyring(
-            people={name: list(person.keys) for name, person in self.people.items() if person.keys},
+            people={name: list(person.keys) for name, person in self.people.items()},
             services={name: list(service.keys) for name, service in self.approvals.services.items()},
         )
 

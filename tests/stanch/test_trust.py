@@ -20,7 +20,9 @@ SHIPPED_POLICY = REPO_ROOT / "config" / "stanch.toml"
 def test_a_policy_with_demo_keys_is_refused_in_one_line_naming_the_people_and_the_fix() -> None:
     refusal = demo_keys_refusal(load_policy(DEV_POLICY), DEV_POLICY, environ={})
     assert refusal is not None and "\n" not in refusal
-    assert refusal.startswith(f"policy file {DEV_POLICY}: alice, bob and carol sign with demo keys")
+    assert refusal.startswith(
+        f"policy file {DEV_POLICY}: alice, bob, carol and approvals.services.console sign with demo keys"
+    )
     assert "[people.<name>] keys" in refusal and "remove demo = true" in refusal and "stanch dev" in refusal
 
 

@@ -316,7 +316,7 @@ def create_app(
         return {
             "workflow_id": workflow_id,
             "run_id": described.run_id,
-            "status": described.status.name if described.status else "?",
+            "execution_status": described.status.name if described.status else "?",
             "running": running,
             "brief": brief,
             "timeline": timeline.entries,
