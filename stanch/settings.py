@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     console_oidc_client_secret: SecretStr | None = None
     # Where the provider sends the browser back; default: this console's own /login/oidc/callback.
     console_public_url: str | None = None
+    # Where the console's health page asks the intake (`GET /healthz`); default http://<host>:<intake_port>.
+    intake_url: str | None = None
     # Links to the Temporal UI from an incident page; default: http://127.0.0.1:<temporal_ui_port>.
     temporal_ui_url: str | None = None
 

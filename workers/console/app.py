@@ -782,7 +782,8 @@ async def _postgres_check(settings: Settings) -> list[dict[str, Any]]:
 
 
 async def _intake_check(settings: Settings) -> list[dict[str, Any]]:
-    url = f"http://{settings.host if settings.host not in ('', '0.0.0.0', '::') else '127.0.0.1'}:{settings.intake_port}/healthz"
+    host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    url = f"{(settings.intake_url or f'http://{host}:{settings.intake_port}').rstrip('/')}/healthz"
     try:
         async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS, trust_env=False) as http:
             response = await http.get(url)
