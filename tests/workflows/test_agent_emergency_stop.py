@@ -159,3 +159,35 @@ async def refusal(handle: WorkflowHandle[Any, Any], decision: Decision) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update("decide", decision)
     return str(refused.value.cause)
+
+
+async def test_a_refused_attempt_is_noted_and_audited_by_the_incident_and_changes_nothing_else(
+    stanch: Running, incidents: Incidents
+) -> None:
+    # What the console sends when erin (owner) posts an approval her roles do not allow (issue 14).
+    from schemas.approvals import RefusedAttempt
+
+    sandbox = stanch.settings.platform_url
+    agent_id = new_agent(sandbox)
+    handle = await incidents.agent_emergency_stop(agent_id)
+    await until_state(handle, "awaiting_approval")
+    attempt = RefusedAttempt(
+        by="erin", action="approve rollback", reason="needs oncall or lead", via="console"
+    )
+    await handle.signal("refused_attempt", attempt)
+    await handle.signal("refused_attempt", attempt)  # each attempt is its own row
+
+    timeline = await handle.query("timeline", result_type=Timeline)
+    refused = [entry for entry in timeline.entries if entry.kind == "refused"]
+    assert [(e.actor, e.text) for e in refused] == [
+        ("erin", "approve rollback by erin via console refused: needs oncall or lead")
+    ] * 2
+    # Nothing was decided: the question is still open, and alice's approval still rolls back.
+    assert (await handle.query("brief", result_type=Brief)).state == "awaiting_approval"
+    await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback"))
+    assert (await handle.result()).final_state == "rolled_back"
+    rows = [row for row in audit_rows(stanch.settings, handle.id) if row["actor"] == "erin"]
+    assert [(r["step_key"], r["action"], r["outcome"], r["details"]) for r in rows] == [
+        ("attempt-refused-1", "approve rollback", "refused", {"via": "console"}),
+        ("attempt-refused-2", "approve rollback", "refused", {"via": "console"}),
+    ]

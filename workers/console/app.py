@@ -45,6 +45,7 @@ from schemas.approvals import (
 )
 from schemas.briefs import Brief, Timeline
 from schemas.severity import Severity
+from schemas.signatures import SignedDecision, ToSign, Verdict
 from schemas.targets import target_model_for
 from schemas.triage import RunbookStarted, RunRunbook
 from stanch.audit_store import AuditRow, ChainReport, read_rows, verify_chains
@@ -389,13 +390,13 @@ def create_app(
         running = described.status == WorkflowExecutionStatus.RUNNING
         return brief, views.actions_for(brief, policy, me.name, running)
 
-    def sign(brief: Brief, gate: str, verdict: Any, me: views.Person, shown: Any = None) -> Any:
+    def sign(
+        brief: Brief, gate: str, verdict: Verdict, me: views.Person
+    ) -> tuple[ToSign | None, SignedDecision | None]:
+        """The brief's entry for `gate`, and the console's signature over it as `me` (None without a key:
+        the answer then names the digest it was read over, as an unsigned CLI answer does)."""
         entry = pick_gate(brief, gate)
-        if entry is None:
-            return None, None
-        if shown is not None:
-            entry = shown
-        if console.signer is None:
+        if entry is None or console.signer is None:
             return entry, None
         return entry, signed_decision(entry, verdict, me.name, console.signer, _now(), via=VIA)
 
@@ -435,7 +436,7 @@ def create_app(
                 ],
                 hidden={"gate": gate, "verdict": verdict, "comment": fields.get("comment", "")},
             )
-        _, signed = sign(brief, gate, verdict, me)
+        _, signed = sign(brief, gate, "approve" if verdict == "approve" else "reject", me)
         decision = Decision(
             approver=me.name,
             action=entry.shown.action,
