@@ -21,8 +21,7 @@ from stanch.policy import ON_CALL_ROLE, Policy
 
 # The search attributes the incidents page reads from the one visibility list (workflows/steps/incident.py).
 SEVERITIES = ("P0", "P1", "P2", "P3")
-# States where the incident has gone past its first answer window: the ladder is paging up (seed 003's
-# "escalation level"). The ladder's level itself is not a search attribute (see `escalation_text`).
+# What a state says about the ladder, beside the level itself (StanchEscalationLevel).
 ESCALATION_OF_STATE = {
     "escalated": "escalated: the ladder is paging",
     "unattended": "unattended: safe default in force, still paging",
@@ -114,9 +113,12 @@ def age_text(span: timedelta) -> str:
     return f"{days} d {hours} h"
 
 
-def escalation_text(state: str) -> str:
-    """How far up the ladder, as far as the list can tell without a query per incident: from the state."""
-    return ESCALATION_OF_STATE.get(state, "")
+def escalation_text(state: str, level: int = 0) -> str:
+    """How far up the ladder, from the search attributes (StanchEscalationLevel, StanchState)."""
+    words = ESCALATION_OF_STATE.get(state, "")
+    if level:
+        return f"level {level}" + (f" · {words}" if words else "")
+    return words
 
 
 def incident_row(
@@ -130,6 +132,7 @@ def incident_row(
     awaiting = attributes.get("StanchAwaiting")
     people = [str(person) for person in awaiting] if isinstance(awaiting, list) else []
     state = str(attributes.get("StanchState", "?"))
+    level = attributes.get("StanchEscalationLevel")
     return IncidentRow(
         workflow_id=workflow_id,
         severity=str(attributes.get("StanchSeverity", "?")),
@@ -137,7 +140,7 @@ def incident_row(
         service=str(attributes.get("StanchService", "?")),
         state=state,
         awaiting=people,
-        escalation=escalation_text(state),
+        escalation=escalation_text(state, level if isinstance(level, int) else 0),
         age=age_text(now - started),
         running=running,
         waiting_for_me=me in people,

@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         EFFECT_HEARTBEAT_TIMEOUT,
         EFFECT_RETRY,
         EFFECT_TIMEOUT,
+        ESCALATION_LEVEL_PATCH,
         RESOLVE_STANDS_DOWN_PATCH,
         SHARED_LADDER_PATCH,
         STANCH_AWAITING_PATCH,
@@ -77,8 +78,10 @@ STATE = SearchAttributeKey.for_keyword("StanchState")
 # The people who may decide the incident's open question now: `StanchAwaiting = 'alice'` is "what waits for
 # alice" (`stanch list --waiting-for alice`).
 AWAITING = SearchAttributeKey.for_keyword_list("StanchAwaiting")
+# How many levels of the escalation ladder have run out (`Ladder.level`); unset until the first one has.
+ESCALATION_LEVEL = SearchAttributeKey.for_int("StanchEscalationLevel")
 
-SEARCH_ATTRIBUTES = (RUNBOOK, SEVERITY, SERVICE, STATE, AWAITING)
+SEARCH_ATTRIBUTES = (RUNBOOK, SEVERITY, SERVICE, STATE, AWAITING, ESCALATION_LEVEL)
 
 # An incident a person opened from the console's New incident form (schemas/alerts.py OPENED_BY_HAND).
 OPENED_BY_HAND_PATCH = "audit-who-opened-an-incident-by-hand"
@@ -134,6 +137,8 @@ class IncidentWorkflow:
         self._paging_missed_target = False
         self._awaiting_published: bool | None = None  # None until the first question decides the patch
         self._awaiting: list[str] = []
+        self._escalation_published = 0  # the level StanchEscalationLevel says (0: unset)
+        self._escalation_patched: bool | None = None  # None until the ladder first moves
         # Where decisions must be signed and the keys they are checked against (issue 13), before any gate.
         self.signing = DecisionSigning(incident.policy.signatures, incident.policy.keyring)
         self._refused_resolves = 0
@@ -200,6 +205,22 @@ class IncidentWorkflow:
     def publish_brief(self) -> None:
         self.brief.last_update_at = workflow.now()
         workflow.set_current_details(self.brief.as_markdown())
+        self.publish_escalation_level()
+
+    def publish_escalation_level(self) -> None:
+        """Keep StanchEscalationLevel = how far up the ladder the incident stands, once it has moved.
+
+        Every move of the ladder is followed by a brief (a page, a state), which calls this; the first move
+        is where old and new runs part (ESCALATION_LEVEL_PATCH), so a run recorded before replays as it ran."""
+        level = self.ladder.level
+        if level == self._escalation_published:
+            return
+        if self._escalation_patched is None:
+            self._escalation_patched = workflow.patched(ESCALATION_LEVEL_PATCH)
+        if not self._escalation_patched:
+            return
+        self._escalation_published = level
+        workflow.upsert_search_attributes([ESCALATION_LEVEL.value_set(level)])
 
     def step_key(self, step: str) -> str:
         """Idempotency key of one effect: stable across retries, distinct for a re-opened incident."""

@@ -145,7 +145,7 @@ def test_a_hand_opened_incident_is_routed_like_an_alert_and_names_who_opened_it(
         policy, "agent_emergency_stop", {"agent_id": "support-bot"}, Severity.P2, "again", "bob"
     )
     assert again.workflow_id == routed.workflow_id  # the same target twice is one incident (dedupe)
-    with pytest.raises(RoutingError, match="target.agent_id"):
+    with pytest.raises(RoutingError, match=r"target\.agent_id"):
         route_by_hand(policy, "agent_emergency_stop", {"agent_id": "a/b"}, Severity.P2, "x", "alice")
     with pytest.raises(RoutingError, match="runbook"):
         route_by_hand(policy, "no_such_runbook", {}, Severity.P2, "x", "alice")

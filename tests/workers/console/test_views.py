@@ -130,11 +130,12 @@ def test_a_row_reads_the_search_attributes_and_says_whether_it_waits_for_me() ->
         "StanchService": "support",
         "StanchState": "escalated",
         "StanchAwaiting": ["alice", "bob"],
+        "StanchEscalationLevel": 1,
     }
     row = views.incident_row("incident-x", attributes, NOW - timedelta(minutes=135), True, NOW, "alice")
     assert row.awaiting == ["alice", "bob"] and row.waiting_for_me
     assert row.age == "2 h 15 min"
-    assert row.escalation.startswith("escalated")
+    assert row.escalation == "level 1 · escalated: the ladder is paging"
     quiet = views.incident_row("incident-y", {"StanchSeverity": "P3"}, NOW, False, NOW, "alice")
     assert quiet.awaiting == [] and not quiet.waiting_for_me and quiet.escalation == "" and quiet.state == "?"
     assert [r.workflow_id for r in views.sorted_rows([quiet, row])] == ["incident-x", "incident-y"]
