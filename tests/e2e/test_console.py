@@ -82,11 +82,13 @@ def console_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.console_port}"
 
 
-def signed_in_page(browser: Any, settings: Settings, name: str) -> Any:
+def signed_in_page(browser: Any, settings: Settings, name: str, shot: Path | None = None) -> Any:
     page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
     page.goto(f"{console_url(settings)}/login")
     page.fill("#name", name)
     page.fill("#password", PASSWORD)
+    if shot is not None:
+        page.screenshot(path=str(shot), full_page=True)
     page.click("button[type=submit]")
     page.wait_for_url(f"{console_url(settings)}/")
     return page
@@ -149,6 +151,9 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         assert "roll" in alice.inner_text("#recommendation").lower()
         assert "audit log intact" in alice.inner_text("#chain")
         alice.screenshot(path=str(shots / "incident.png"), full_page=True)
+        alice.set_viewport_size({"width": 390, "height": 844})  # a phone: the brief still reads
+        alice.screenshot(path=str(shots / "incident-phone.png"), full_page=True)
+        alice.set_viewport_size({"width": 1100, "height": 900})
 
         # erin (owner) sees the same incident with no approve button ...
         erin = signed_in_page(browser, stack, "erin")
@@ -231,7 +236,7 @@ def test_the_health_page_shows_postgres_down_while_it_is_stopped(
         update={"config": CONSOLE_POLICY}
     )
     with DevStack(settings, processes=("console",), log=lambda line: None) as own:
-        page = signed_in_page(browser, own.settings, "alice")
+        page = signed_in_page(browser, own.settings, "alice", shots / "login.png")
         page.goto(f"{console_url(own.settings)}/health")
         assert "ok" in page.locator("#check-Postgres").inner_text()
         with own.outage("postgres"):

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 import jinja2
+import markupsafe
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -219,24 +220,38 @@ def create_app(
         request.session.clear()
         return to_login()
 
-    @app.get("/login/oidc", response_model=None)
-    async def oidc_start(request: Request) -> Response:
-        login = _oidc(settings)
+    def oidc_or_page(request: Request) -> Any:
+        """The OpenID Connect sign-in, or the page saying why there is none."""
+        try:
+            login = _oidc(settings)
+        except ImportError as error:
+            return page(
+                request,
+                "error.html",
+                status=503,
+                title="No OpenID Connect",
+                message=f"not installed: {error}",
+            )
         if login is None:
             return page(
                 request, "error.html", status=404, title="No OpenID Connect", message="not configured"
             )
+        return login
+
+    @app.get("/login/oidc", response_model=None)
+    async def oidc_start(request: Request) -> Response:
+        login = oidc_or_page(request)
+        if isinstance(login, Response):
+            return login
         url, kept = await login.start()
         request.session["oidc"] = kept
         return RedirectResponse(url, status_code=303)
 
     @app.get("/login/oidc/callback", response_model=None)
     async def oidc_callback(request: Request) -> Response:
-        login = _oidc(settings)
-        if login is None:
-            return page(
-                request, "error.html", status=404, title="No OpenID Connect", message="not configured"
-            )
+        login = oidc_or_page(request)
+        if isinstance(login, Response):
+            return login
         kept = request.session.pop("oidc", None) or {}
         try:
             email = await login.finish(dict(request.query_params), kept)
@@ -359,9 +374,7 @@ def create_app(
         try:
             data = await incident_data(workflow_id, me)
         except (TemporalUnavailable, RPCError) as error:
-            return HTMLResponse(
-                f"<p class=problem>Temporal: {jinja2.utils.markupsafe.escape(str(error))}</p>"
-            )
+            return HTMLResponse(f"<p class=problem>Temporal: {markupsafe.escape(str(error))}</p>")
         if data["actions_key"] != key:
             # A decision taken elsewhere, a new question: the buttons change, so the page reloads.
             return Response(status_code=204, headers={"HX-Refresh": "true"})

@@ -149,3 +149,21 @@ def test_a_hand_opened_incident_is_routed_like_an_alert_and_names_who_opened_it(
         route_by_hand(policy, "agent_emergency_stop", {"agent_id": "a/b"}, Severity.P2, "x", "alice")
     with pytest.raises(RoutingError, match="runbook"):
         route_by_hand(policy, "no_such_runbook", {}, Severity.P2, "x", "alice")
+
+
+def test_with_an_issuer_the_sign_in_page_offers_it_and_without_the_oidc_module_says_so(
+    policy: Policy,
+) -> None:
+    settings = Settings(
+        console_secret=SecretStr("s" * 32),
+        temporal_address="127.0.0.1:9",
+        console_oidc_issuer="https://id.example.com",
+        console_oidc_client_id="stanch",
+    )
+    console = TestClient(create_app(settings, policy))
+    assert "Sign in with https://id.example.com" in console.get("/login").text
+    try:
+        import workers.console.oidc  # noqa: F401
+    except ImportError:
+        # Until the OIDC sign-in lands the console runs without it and says why the link cannot work.
+        assert console.get("/login/oidc", follow_redirects=False).status_code == 503
