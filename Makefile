@@ -24,7 +24,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The real OpenID provider the console's sign-in tests run (tests/oidc/: panva's oidc-provider, pinned by its
+# package-lock.json), from the npm registry with Debian's npm (.ci/system-packages); node_modules stays there.
+NODE_STAMP := tests/oidc/node_modules/.installed
+$(NODE_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 $(SYSTEM_STAMP): .ci/system-packages | $(BIN)/python
 	bash .ci/system-packages
@@ -38,19 +45,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(SYSTEM_STAMP)
+test: lint $(SYSTEM_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q $(XDIST)
 
 # Everything that needs no real stack: no DevStack processes, no subprocess worker (marker `e2e` deselected).
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q $(XDIST) -m "not e2e"
 
 # The whole suite in one process, as before xdist (for a hang or an ordering question).
-test-serial: lint $(SYSTEM_STAMP)
+test-serial: lint $(SYSTEM_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .stanch .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .stanch .pytest_cache .mypy_cache .ruff_cache tests/oidc/node_modules
 
 # The benchmarks (bench/README.md); each starts and stops its own private stack on free ports.
 .PHONY: bench

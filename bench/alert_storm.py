@@ -34,7 +34,10 @@ from stanch.ops.samples import alertmanager_body
 from stanch.settings import Settings
 from stanch.temporal_client import connect
 
-MAX_RETRIES = 3
+# Like Alertmanager, a sender retries a connection error or a 5xx (the intake's 503 while Temporal is slow to
+# answer) after a pause, for a while; a 4xx is final.
+MAX_RETRIES = 8
+RETRY_PAUSE = 0.5  # seconds, times the attempt
 
 
 @dataclass
@@ -55,10 +58,16 @@ def storm_order(alerts: int, keys: int, seed: str) -> list[int]:
     return order
 
 
-async def storm(settings: Settings, order: list[int], agents: list[str], concurrency: int) -> list[Delivery]:
+async def storm(
+    settings: Settings,
+    order: list[int],
+    agents: list[str],
+    concurrency: int,
+    alertname: str = "AgentHallucination",
+) -> list[Delivery]:
     bodies = [
         alertmanager_body(
-            "AgentHallucination",
+            alertname,
             {"agent": agent, "customer": "acme", "service": "support"},
             f"storm: agent {agent} misbehaves",
             fingerprint=agent,
@@ -88,6 +97,7 @@ async def storm(settings: Settings, order: list[int], agents: list[str], concurr
                         continue
                     if response.status_code < 500 or retries == MAX_RETRIES:
                         break
+                    await asyncio.sleep(RETRY_PAUSE * (retries + 1))
                 answered_at = time.time()
                 if response.status_code != 202:
                     return Delivery(key, sent_at, answered_at, response.status_code, None, None, retries)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 WORKFLOW_NAME = "bench_bare_incident"
+FIRST_ACTION_WORKFLOW = "bench_bare_first_action"
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
@@ -32,6 +34,21 @@ class Shape:
 @activity.defn(name="bench_bare_step")
 async def step(name: str) -> str:
     return name
+
+
+@activity.defn(name="bench_bare_clock")
+async def clock() -> float:
+    """The wall time the activity ran at: the bare counterpart of the sandbox stamping the pause call."""
+    return time.time()
+
+
+@workflow.defn(name=FIRST_ACTION_WORKFLOW)
+class BareFirstAction:
+    """Start → first activity and nothing else: bench/first_action.py's bare reference."""
+
+    @workflow.run
+    async def run(self) -> float:
+        return await workflow.execute_activity(clock, start_to_close_timeout=ACTIVITY_TIMEOUT)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -59,7 +76,9 @@ async def run_worker(address: str, namespace: str, task_queue: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with Worker(client, task_queue=task_queue, workflows=[BareIncident], activities=[step]):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[BareIncident, BareFirstAction], activities=[step, clock]
+    ):
         print(f"bare worker polling {task_queue!r} at {address}", flush=True)
         await stop.wait()
 

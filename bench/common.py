@@ -103,7 +103,11 @@ def _given_pids(parser: argparse.ArgumentParser, values: list[str]) -> dict[str,
 
 @contextmanager
 def bench_stack(
-    name: str, args: argparse.Namespace, given_pids: dict[str, int], needed: bool = True
+    name: str,
+    args: argparse.Namespace,
+    given_pids: dict[str, int],
+    needed: bool = True,
+    configure: Callable[[Settings], Settings] | None = None,
 ) -> Iterator[Stack]:
     if args.running or not needed:
         label = "" if args.running else "no stack needed"
@@ -114,7 +118,10 @@ def bench_stack(
     try:
         began = time.monotonic()
         # DevStack.start stops whatever it started if it fails or is interrupted half-way.
-        with DevStack(settings_on_free_ports(home), log=lambda line: None) as devstack:
+        settings = settings_on_free_ports(home)
+        if configure is not None:
+            settings = configure(settings)
+        with DevStack(settings, log=lambda line: None) as devstack:
             note(f"private dev stack up in {time.monotonic() - began:.1f} s ({home})")
             yield Stack(devstack.settings, devstack, home, {})
             ok = True
@@ -136,11 +143,13 @@ def main(
     body: Callable[[argparse.Namespace, Stack], Coroutine[Any, Any, None]],
     check: Callable[[argparse.Namespace], str | None] = lambda args: None,
     needs_stack: Callable[[argparse.Namespace], bool] = lambda args: True,
+    configure: Callable[[Settings], Settings] | None = None,
 ) -> None:
     """Parse, bring up the stack, run `body`, stop the stack; failures end in one line and exit code 1.
 
     `check` names what is wrong with the arguments, if anything, before any process is started;
-    `needs_stack` false runs `body` with the STANCH_* settings and starts nothing.
+    `needs_stack` false runs `body` with the STANCH_* settings and starts nothing; `configure` adjusts a
+    private stack's settings before it starts (e.g. a policy with the benchmark's own routes).
     """
     add_stack_options(parser)
     args = parser.parse_args()
@@ -150,7 +159,7 @@ def main(
     given_pids = _given_pids(parser, args.pid)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        with bench_stack(name, args, given_pids, needs_stack(args)) as stack:
+        with bench_stack(name, args, given_pids, needs_stack(args), configure) as stack:
             asyncio.run(body(args, stack))
     except BenchFailure as error:
         print(f"bench {name}: FAILED: {error}", file=sys.stderr, flush=True)
@@ -305,9 +314,9 @@ def intake_headers(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.intake_token.get_secret_value()}"}
 
 
-def incident_id(agent_id: str) -> str:
-    """The incident the intake opens for an agent's AgentHallucination alert (fingerprint = agent id)."""
-    return f"incident-{ROUTE}-{agent_id}"
+def incident_id(agent_id: str, route: str = ROUTE) -> str:
+    """The incident the intake opens for an agent's alert on `route` (fingerprint = agent id)."""
+    return f"incident-{route}-{agent_id}"
 
 
 def approver(settings: Settings) -> str:

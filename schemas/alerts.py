@@ -34,3 +34,10 @@ class Alert(BaseModel):
     @property
     def summary(self) -> str:
         return self.annotations.get("summary") or self.annotations.get("description") or self.name
+
+
+class AlertBatch(BaseModel):
+    """Repeats of one incident's alert that reached the intake together, delivered as one `alerts` signal:
+    a storm of repeats costs the incident one workflow task per batch instead of one per POST."""
+
+    alerts: list[Alert] = Field(min_length=1)

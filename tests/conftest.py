@@ -42,6 +42,7 @@ from tests.helpers import (  # re-exported: tests written before tests/helpers.p
     new_agent,
     register_search_attributes,
 )
+from tests.helpers_intake import start_dev_server
 from tests.probes.gate_probe import GateProbe
 from workers.sandbox import create_app as create_sandbox
 from workers.worker import activity_implementations, build_worker
@@ -50,6 +51,12 @@ from workers.worker import activity_implementations, build_worker
 # hold them: as the dev stack does for its children, say they may trust them (stanch/trust.py). A test that
 # proves the refusal removes it from its subprocess's environment.
 os.environ[TRUST_DEMO_KEYS] = "1"
+
+# The shipped policy with a demo key for every person (tests/policy.toml): the tests decide as the shipped
+# policy says, and sign what it needs signed with config/dev-keys/. Every process the tests run reads it —
+# the in-process CLI and activities through STANCH_CONFIG too, whichever loads the settings first.
+TEST_POLICY = REPO_ROOT / "tests" / "policy.toml"
+os.environ.setdefault("STANCH_CONFIG", str(TEST_POLICY))
 
 # The local HTTP and SMTP receivers (`receiver`, `mailbox`, `http`) serve tests in several folders.
 pytest_plugins = ["tests.helpers_notify"]
@@ -180,7 +187,7 @@ async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIter
 
 @pytest.fixture
 def policy() -> Any:
-    return load_policy(REPO_ROOT / "config" / "stanch.toml")
+    return load_policy(TEST_POLICY)
 
 
 @pytest.fixture
@@ -192,6 +199,7 @@ def cli_env(stanch: Running) -> dict[str, str]:
         "STANCH_TEMPORAL_ADDRESS": stanch.client.service_client.config.target_host,
         "STANCH_NAMESPACE": stanch.client.namespace,
         "STANCH_DATABASE_URL": stanch.settings.database_url,
+        "STANCH_CONFIG": str(TEST_POLICY),
     }
 
 
@@ -204,10 +212,28 @@ def incidents(stanch: Running, policy: Any) -> Incidents:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests. Its
-    policy is the shipped one plus what the console needs to sign people in and sign for them
-    (tests/policy.toml: the console's demo key, demo passwords); nothing else differs."""
+    policy is tests/policy.toml: the shipped one plus the demo keys, the console's key and demo passwords."""
     settings = settings_on_free_ports(tmp_path_factory.mktemp("stack")).model_copy(
-        update={"config": REPO_ROOT / "tests" / "policy.toml"}
+        update={"config": TEST_POLICY}
     )
     with DevStack(settings, log=lambda line: None) as running:
         yield running.settings
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A Temporal dev server per module: the kind of server the intake and the CLI talk to, with its
+    visibility store (list queries, search attributes), which the time-skipping server lacks."""
+    env = await start_dev_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def dev_stanch(dev_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
+    """A worker running the real runbooks and activities on a fresh task queue of the dev server."""
+    task_queue = f"dev-{uuid.uuid4().hex[:8]}"
+    worker_settings = settings.model_copy(update={"task_queue": task_queue})
+    async with activity_implementations(worker_settings, dev_env.client) as activities:
+        async with build_worker(dev_env.client, task_queue, activities):
+            yield Running(dev_env, dev_env.client, task_queue, settings)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client, WorkflowHandle
 
-from schemas.approvals import Decision
+from schemas.approvals import ApprovalAnswer, Decision
 from schemas.briefs import Brief
 from schemas.guardrail import (
     STATE_QUERY,
@@ -22,9 +22,9 @@ from schemas.guardrail import (
     KillSwitchMode,
     guardrail_workflow_id,
 )
-from schemas.signatures import DecisionStatement, SignatureMode
+from schemas.signatures import DecisionStatement, SignatureMode, Verdict
 from stanch.settings import REPO_ROOT
-from stanch.signing import gate_digest, kill_switch_shown, sign, statement_for
+from stanch.signing import gate_digest, kill_switch_shown, load_private_key, sign, statement_for
 
 SHIPPED_POLICY = REPO_ROOT / "config" / "stanch.toml"
 # Workflow time on the time-skipping server runs ahead of the wall clock; a long expiry keeps signatures
@@ -98,3 +98,31 @@ async def signed_approval(
     return Decision(
         approver=approver, action=to_sign.shown.action, approved=True, signed=sign(statement, key)
     )
+
+
+DEV_KEYS = REPO_ROOT / "config" / "dev-keys"
+
+
+def demo_key(person: str) -> Ed25519PrivateKey:
+    """A person's committed demo key (config/dev-keys/<person>), the one tests/policy.toml gives them."""
+    return load_private_key(DEV_KEYS / person)
+
+
+async def demo_signed(
+    handle: WorkflowHandle[Any, Any], answer: ApprovalAnswer, verdict: Verdict = "approve"
+) -> ApprovalAnswer:
+    """`answer` signed with its approver's demo key over the open question on its action, as
+    `stanch approve <incident> <action> --as <approver> --key config/dev-keys/<approver>` signs it."""
+    brief = await handle.query("brief", result_type=Brief)
+    to_sign = next(
+        item for item in brief.to_sign if item.shown.action == answer.action and verdict in item.verdicts
+    )
+    statement = statement_for(
+        to_sign,
+        verdict=verdict,
+        approver=answer.approver,
+        now=brief.last_update_at,
+        nonce=uuid.uuid4().hex,
+        ttl=TEST_TTL,
+    )
+    return answer.model_copy(update={"signed": sign(statement, demo_key(answer.approver))})

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.adapters import AdapterConfigError, AdapterContext
 from activities.agents import AgentActivities
@@ -39,6 +40,7 @@ from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect, missing_search_attributes
 from stanch.trust import refuse_demo_keys_or_exit
+from workers.priority import ActivityPriorityFromWorkflow
 from workflows.registry import RUNBOOKS, WORKFLOWS, roles_used
 
 log = logging.getLogger("stanch.worker")
@@ -189,6 +191,12 @@ def roles_exist_or_exit(policy: Policy, path: Path) -> None:
         raise SystemExit(2) from None
 
 
+# Measured under a storm (bench/README.md, "Alert to first action"): these beat the SDK defaults.
+WORKFLOW_TASK_POLLERS = 10
+NONSTICKY_TO_STICKY_POLL_RATIO = 1.0
+STICKY_SCHEDULE_TO_START = timedelta(seconds=30)
+
+
 def build_worker(
     client: Client, task_queue: str, activities: Sequence[Any], extra_workflows: Sequence[type] = ()
 ) -> Worker:
@@ -199,6 +207,16 @@ def build_worker(
         activities=list(activities),
         # Parked incidents cost ~70 KB each in cache; beyond this they are replayed from history on demand.
         max_cached_workflows=2000,
+        # The workflow's priority (the intake's, by severity) named on each of its activities.
+        interceptors=[ActivityPriorityFromWorkflow()],
+        # Issue 15: a new incident's first workflow task waits on the normal task queue, every later one
+        # on this worker's sticky queue. The SDK's defaults poll with 5 pollers, 20 % of them on the normal
+        # queue; under a storm of repeats that one poller was the new incidents' bottleneck.
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_TASK_POLLERS),
+        nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
+        # A sticky task waiting longer than this falls back to the normal queue (a WorkflowTaskTimedOut and
+        # a full replay): under a storm the 5 s default sent repeats there, in front of new incidents.
+        sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
     )
 
 

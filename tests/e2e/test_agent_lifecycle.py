@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stanch.settings import Settings
+from stanch.settings import REPO_ROOT, Settings
 from tests.helpers import audit_rows
 from tests.stack import agent, awaiting, eventually, fire, result_of, stanch_cli, temporal_signal
 
@@ -71,9 +71,13 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     ).raise_for_status()
     termination = fire(stack, "agent-termination", agent_id)
     until_asked(stack, termination, "terminate")
+    # A termination is destructive: the shipped policy needs it signed, as dave signs with his key.
+    dave_signs = ("--key", str(REPO_ROOT / "config" / "dev-keys" / "dave"), "--yes")
     refused = stanch_cli(stack, "approve", termination, "terminate", "--as", "mallory")
     assert refused.returncode == 1 and "may not decide" in refused.stderr
-    approved = stanch_cli(stack, "approve", termination, "terminate", "--as", "dave", "--comment", "replaced")
+    approved = stanch_cli(
+        stack, "approve", termination, "terminate", "--as", "dave", "--comment", "replaced", *dave_signs
+    )
     assert approved.returncode == 0, approved.stderr
     assert result_of(stack, termination).final_state == "terminated"
 

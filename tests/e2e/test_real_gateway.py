@@ -33,7 +33,7 @@ from stanch.ops.devstack.example_database import ExampleDatabase
 from stanch.ops.devstack.example_deploys import ExampleDeploys
 from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.ops.samples import sample
-from stanch.settings import Settings
+from stanch.settings import REPO_ROOT, Settings
 from tests.stack import (
     attempts_that_ended,
     brief_state,
@@ -336,8 +336,20 @@ def test_a_fourth_restart_within_the_hour_asks_a_human_and_the_approved_one_is_c
 ) -> None:
     # Only the hourly restart limit, as the seed's: the kill switch's window (two destructive actions in
     # five minutes) would otherwise ask already at the third restart of a fast test.
+    # Turning the kill switch off undoes a safety: signed with alice's demo key, as the policy needs.
+    alice_key = str(REPO_ROOT / "config" / "dev-keys" / "alice")
     off = stanch_cli(
-        real.settings, "kill-switch", real.subsystem, "off", "--as", "alice", "--reason", "drill"
+        real.settings,
+        "kill-switch",
+        real.subsystem,
+        "off",
+        "--as",
+        "alice",
+        "--reason",
+        "drill",
+        "--key",
+        alice_key,
+        "--yes",
     )
     assert off.returncode == 0, off.stderr
     for _ in range(3):

@@ -20,7 +20,7 @@ from stanch.ops.cli import DEV_POLICY
 from stanch.ops.devstack import DevStack, settings_on_free_ports
 from stanch.ops.devstack.example_database import POSTGRES_BIN_PATH, database_url
 from stanch.ops.devstack.examples import default_examples
-from stanch.settings import Settings
+from stanch.settings import REPO_ROOT, Settings
 from tests.helpers_database import BELOW_HEAD, HEAD
 from tests.stack import brief_state, eventually, result_of, stanch_cli, terminate_running
 
@@ -45,6 +45,9 @@ def git(repository: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+ALICE_SIGNS = ("--key", str(REPO_ROOT / "config" / "dev-keys" / "alice"), "--yes")
+
+
 def fire_and_approve(settings: Settings, scenario: str, action: str) -> str:
     """Fire a sample alert as the README's tour does and approve the recommended action from the CLI."""
     fired = stanch_cli(settings, "fire", scenario)
@@ -53,7 +56,8 @@ def fire_and_approve(settings: Settings, scenario: str, action: str) -> str:
     workflow_id = str(incident["workflow_id"])
     try:
         eventually(lambda: brief_state(settings, workflow_id) == "awaiting_approval", f"{workflow_id} to ask")
-        approved = stanch_cli(settings, "approve", workflow_id, action, "--as", "alice")
+        # Signed with alice's demo key, as the tour signs (a database rollback needs it: it is destructive).
+        approved = stanch_cli(settings, "approve", workflow_id, action, "--as", "alice", *ALICE_SIGNS)
         assert approved.returncode == 0, approved.stderr
         return workflow_id
     except BaseException:

@@ -1,5 +1,5 @@
 """End to end on the real stack: the CLI signs decisions (issue 13). Incidents are opened with the signing
-test policy (tests/policy-signing.toml: signatures "destructive", the demo people's keys) as their own, and
+test policy (tests/policy.toml: signatures "destructive", the demo people's keys) as their own, and
 decided by `stanch` subprocesses as a person runs them: a home without ~/.ssh, no terminal (so --yes or a
 refusal), the committed demo keys.
 
@@ -45,7 +45,7 @@ from tests.stack import agent, eventually, result_of, temporal_signal, terminate
 
 pytestmark = pytest.mark.e2e
 
-SIGNING_POLICY = REPO_ROOT / "tests" / "policy-signing.toml"
+SIGNING_POLICY = REPO_ROOT / "tests" / "policy.toml"
 DEV_KEYS = REPO_ROOT / "config" / "dev-keys"
 STANCH = Path(sys.executable).parent / "stanch"
 

@@ -86,7 +86,7 @@ def outside_the_dev_stack(**changes: str) -> dict[str, str]:
     return {**env, **changes}
 
 
-def demo_key_refusal(path: Path, signers: str = "alice, bob and carol") -> str:
+def demo_key_refusal(path: Path, signers: str = "alice, bob, carol, dave and erin") -> str:
     return (
         f"stanch: policy file {path}: {signers} sign with demo keys (demo = true; their private "
         "halves are public in config/dev-keys/), which only `stanch dev` and the tests may trust: give each "
@@ -109,7 +109,7 @@ def test_a_process_on_the_dev_policy_refuses_its_demo_keys_outside_the_dev_stack
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
-        demo_key_refusal(DEV_POLICY, "alice, bob, carol and approvals.services.console")
+        demo_key_refusal(DEV_POLICY, "alice, bob, carol, dave, erin and approvals.services.console")
     ]
 
 
@@ -152,7 +152,7 @@ def demo_people_policy(tmp_path: Path) -> Path:
     people = tomllib.loads(DEV_POLICY.read_text())["people"]
     lines = [f'extends = "{REPO_ROOT / "config" / "stanch.toml"}"']
     for name, table in people.items():
-        if "keys" in table:  # erin has only a console password there
+        if "keys" in table:
             lines += [f"[people.{name}]", f"keys = {json.dumps(table['keys'])}", "demo = true"]
     path = tmp_path / "demo-people.toml"
     path.write_text("\n".join(lines) + "\n")

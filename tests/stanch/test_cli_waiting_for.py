@@ -7,35 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from schemas.approvals import Resolution
 from schemas.incidents import IncidentResult
 from stanch.policy import Policy
-from stanch.settings import Settings, get_settings
+from stanch.settings import get_settings
 from tests.helpers import Incidents, Running, cli, new_agent, until_state
-from tests.helpers_intake import start_dev_server
-from workers.worker import activity_implementations, build_worker
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture
-async def dev_stanch(dev_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Running]:
-    task_queue = f"awaiting-{uuid.uuid4().hex[:8]}"
-    worker_settings = settings.model_copy(update={"task_queue": task_queue})
-    async with activity_implementations(worker_settings, dev_env.client) as activities:
-        async with build_worker(dev_env.client, task_queue, activities):
-            yield Running(dev_env, dev_env.client, task_queue, settings)
 
 
 async def listed(env: dict[str, str], person: str, expected: set[str]) -> str:

@@ -37,7 +37,6 @@ from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings, get_settings
 from stanch.trust import TRUST_DEMO_KEYS
 from tests.helpers import Running, cli
-from tests.helpers_intake import start_dev_server
 from tests.helpers_keys import key_pair, policy_with_keys, signed_kill_switch_change
 from tests.probes.keys_probe import KeysProbe, KeysProbeInput, KeysReceived
 from workers.worker import activity_implementations, build_worker
@@ -64,10 +63,9 @@ async def test_keys_list_prints_each_key_as_ssh_keygen_does_and_marks_the_demo_o
     result = await cli(["keys", "list"], {"STANCH_CONFIG": str(DEV_POLICY)})
     assert result.exit_code == 0, result.output
     lines = [line.strip() for line in result.output.splitlines()]
-    for person in ("alice", "bob", "carol"):
+    for person in ("alice", "bob", "carol", "dave", "erin"):
         at = lines.index(f"{person} (demo keys: trusted only by stanch dev and the tests)")
         assert lines[at + 1] == ssh_keygen_fingerprint(DEV_KEYS / f"{person}.pub")
-    assert "dave: no key (cannot sign)" in lines
 
     # A person's own key with no comment, and a second key: both as ssh-keygen prints them, not demo.
     _, plain = key_pair()
@@ -85,13 +83,6 @@ async def test_keys_list_prints_each_key_as_ssh_keygen_does_and_marks_the_demo_o
 
 
 # ---- sync ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture
@@ -224,7 +215,7 @@ async def test_keys_sync_refuses_to_send_demo_keys_outside_the_dev_stack(dev_sta
     assert result.exit_code == 2, result.output
     [line] = result.output.splitlines()
     assert line.startswith(
-        f"stanch: policy file {DEV_POLICY}: alice, bob, carol and approvals.services.console sign with demo keys"
+        f"stanch: policy file {DEV_POLICY}: alice, bob, carol, dave, erin and approvals.services.console sign with demo keys"
     )
     assert line.endswith("against the dev stack, load its environment: set -a; . .stanch/dev.env; set +a")
     assert await signals_received(incident) == []

@@ -19,6 +19,7 @@ from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from tests.clock import settled
 from tests.helpers import SHIPPED_LADDER_REPEATS, Incidents, Running, audit_rows, chat_messages, repeat_pages
+from tests.helpers_keys import demo_signed
 
 
 async def start(
@@ -351,7 +352,10 @@ async def test_termination_archives_before_anything_destructive(
     assert agent_of(sandbox, agent_id)["state"] == "active"  # nothing before the confirmation
 
     comment = "replaced by v3 fleet; keep prompts shorter"
-    await handle.signal("approve", ApprovalAnswer(approver="erin", action="terminate", comment=comment))
+    await handle.signal(
+        "approve",
+        await demo_signed(handle, ApprovalAnswer(approver="erin", action="terminate", comment=comment)),
+    )
     result = await handle.result()
 
     assert result.final_state == "terminated"
@@ -394,7 +398,9 @@ async def test_termination_archive_fault_leaves_everything_in_place(
     handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
 
-    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="dave", action="terminate"))
+    )
     result = await handle.result()
 
     assert result.final_state == "archive_failed"
@@ -424,7 +430,9 @@ async def test_termination_unreadable_archive_is_no_archive(stanch: Running, inc
     fault(sandbox, f"/agents/{agent_id}/archives/{agent_id}-archive-1", status=404)
     handle = await start(incidents, "agent_termination", {"agent_id": agent_id})
     await until_awaiting(handle, "terminate")
-    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="dave", action="terminate"))
+    )
 
     assert (await handle.result()).final_state == "archive_failed"
     assert count(sandbox, f"/agents/{agent_id}/terminate") == 0
@@ -439,11 +447,15 @@ async def test_termination_on_p0_needs_two_approvers(stanch: Running, incidents:
     brief = await until_awaiting(handle, "terminate")
     assert "2 approvers" in (brief.awaiting or "")
 
-    await handle.signal("approve", ApprovalAnswer(approver="erin", action="terminate"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="erin", action="terminate"))
+    )
     await asyncio.sleep(0.3)
     assert (await handle.query("brief", result_type=Brief)).state == "awaiting_approval"
     assert agent_of(sandbox, agent_id)["state"] == "active"
-    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="dave", action="terminate"))
+    )
     result = await handle.result()
 
     assert result.final_state == "terminated"

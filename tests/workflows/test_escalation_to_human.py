@@ -23,6 +23,7 @@ from tests.helpers import (
     repeat_pages,
     until_state,
 )
+from tests.helpers_keys import demo_signed
 
 OPENING = ["handoff-document", "notify-human", "gate1-requested"]
 OPTIONS = [
@@ -173,8 +174,12 @@ async def test_destructive_alternative_needs_a_second_approver(stanch: Running, 
     )
     # The rejecter proposed the destructive option and may not approve it herself.
     await until_gate(handle, 2)
-    await handle.signal("approve", ApprovalAnswer(approver="erin", action="delete-conversation"))
-    await handle.signal("approve", ApprovalAnswer(approver="dave", action="delete-conversation"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="erin", action="delete-conversation"))
+    )
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="dave", action="delete-conversation"))
+    )
     result = await handle.result()
 
     assert (result.final_state, result.chosen_option, result.decided_by) == (

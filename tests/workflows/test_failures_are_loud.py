@@ -37,6 +37,7 @@ from tests.helpers import (
     put,
     until_state,
 )
+from tests.helpers_keys import demo_signed
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -92,7 +93,9 @@ async def until_asked(handle: WorkflowHandle[Any, Any], action: str) -> None:
 
 async def approve(handle: WorkflowHandle[Any, Any], action: str, approver: str = "alice") -> None:
     await until_asked(handle, action)
-    await handle.signal("approve", ApprovalAnswer(approver=approver, action=action, comment="go"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver=approver, action=action, comment="go"))
+    )
 
 
 # ---- rollback: a failed read stops it; an approved rollback or revert the platform refused -------------

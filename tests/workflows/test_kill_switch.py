@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,8 +30,10 @@ from schemas.guardrail import (
 from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from stanch.policy import GuardrailRules, Policy
+from stanch.settings import get_settings
 from tests.clock import settle_and_terminate, settled
 from tests.helpers import Incidents, Running, applied, audit_rows, cli, get, new_service, put, until_state
+from tests.helpers_keys import demo_signed, policy_with_keys
 
 HIGH_MEMORY = {"memory_mb": 1300, "high_watermark_mb": 1536}
 
@@ -322,7 +325,9 @@ async def test_engaged_switch_holds_an_approved_reverse_migration_until_a_second
         target={"service": service, "kind": "database"},
     )
     await until_awaiting(handle, "migrate-down")
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="migrate-down"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="alice", action="migrate-down"))
+    )
 
     brief = await until_awaiting(handle, "migrate-down-past-guardrail")
     assert f"kill switch engaged on {service} by carol: data incident on totals" in brief.recommendation
@@ -370,7 +375,9 @@ async def test_engaged_switch_holds_an_agent_termination_after_its_archive_until
         target={"agent_id": agent_id},
     )
     await until_awaiting(handle, "terminate")
-    await handle.signal("approve", ApprovalAnswer(approver="erin", action="terminate"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="erin", action="terminate"))
+    )
 
     brief = await until_awaiting(handle, "terminate-past-guardrail")
     assert f"kill switch engaged on {agent_id} by carol: agent under investigation" in brief.recommendation
@@ -380,7 +387,10 @@ async def test_engaged_switch_holds_an_agent_termination_after_its_archive_until
     assert list(lifecycle["archives"]) == [f"{agent_id}-archive-1"]
     assert (lifecycle["tokens"], lifecycle["secrets"]) == (["tok-api"], ["KEY"])
 
-    await handle.signal("approve", ApprovalAnswer(approver="dave", action="terminate-past-guardrail"))
+    await handle.signal(
+        "approve",
+        await demo_signed(handle, ApprovalAnswer(approver="dave", action="terminate-past-guardrail")),
+    )
     result = await handle.result()
     assert result.final_state == "terminated"
     assert get(sandbox, f"/agents/{agent_id}")["state"] == "terminated"
@@ -433,10 +443,14 @@ async def test_engaged_switch_holds_an_approved_zombie_restart_until_approved_pa
 
 
 async def test_stanch_kill_switch_engages_shows_and_arms_with_an_audited_reason(
-    stanch: Running, subsystems: Subsystems, cli_env: dict[str, str]
+    stanch: Running, subsystems: Subsystems, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     subsystem = subsystems.new()
-    env = {**cli_env, "STANCH_TASK_QUEUE": stanch.task_queue}
+    # Signatures optional here: the CLI signs for minutes of wall-clock time, and this server's workflow
+    # time runs ahead of it. The signed disengage is tested on a real server (tests/e2e/test_signed_cli.py).
+    unsigned = policy_with_keys(tmp_path, {}, signatures="optional")
+    env = {**cli_env, "STANCH_TASK_QUEUE": stanch.task_queue, "STANCH_CONFIG": str(unsigned)}
+    get_settings.cache_clear()
 
     shown = await cli(["kill-switch", subsystem], env)
     assert shown.exit_code == 0, shown.output
@@ -459,7 +473,8 @@ async def test_stanch_kill_switch_engages_shows_and_arms_with_an_audited_reason(
     assert "0/2" in shown.output
 
     armed = await cli(["kill-switch", subsystem, "arm", "--as", "bob", "--reason", "all clear"], env)
-    assert armed.exit_code == 0 and "kill switch armed (set by bob: all clear)" in armed.output
+    assert armed.exit_code == 0, armed.output
+    assert "kill switch armed (set by bob: all clear)" in armed.output
     rows = await subsystems.rows(subsystem, 2)
     assert [(r["step_key"], r["actor"], r["outcome"], r["reason"]) for r in rows] == [
         ("kill-switch-1", "alice", "done", "suspicious deploys"),

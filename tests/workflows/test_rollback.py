@@ -25,6 +25,7 @@ from tests.helpers import (
     repeat_pages,
     until_state,
 )
+from tests.helpers_keys import demo_signed
 
 
 async def open_rollback(
@@ -115,11 +116,17 @@ async def test_database_p0_backup_verified_two_approvers_then_integrity(
     database = get(sandbox, f"/databases/{service}")
     assert database["verified_backups"] == [f"backup-{service}-1"]
 
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="migrate-down"))
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="migrate-down"))  # refused: twice
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="alice", action="migrate-down"))
+    )
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="alice", action="migrate-down"))
+    )  # refused: twice
     await _until_refused(handle)
     assert get(sandbox, f"/databases/{service}")["migrations"] == ["0001_init", "0002_add_totals"]
-    await handle.signal("approve", ApprovalAnswer(approver="carol", action="migrate-down"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="carol", action="migrate-down"))
+    )
     result = await handle.result()
 
     assert result.final_state == "rolled_back"
@@ -191,7 +198,9 @@ async def test_database_integrity_failure_is_reported_with_the_backup(
     service = new_database(sandbox, integrity_ok=False)
     handle = await open_rollback(incidents, service, "database")
     await until_state(handle, "awaiting_approval")
-    await handle.signal("approve", ApprovalAnswer(approver="bob", action="migrate-down"))
+    await handle.signal(
+        "approve", await demo_signed(handle, ApprovalAnswer(approver="bob", action="migrate-down"))
+    )
     result = await handle.result()
 
     assert result.final_state == "integrity_failed"

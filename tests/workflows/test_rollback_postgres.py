@@ -32,6 +32,7 @@ from tests.helpers_database import (
     scratch_app_database,
     service_settings,
 )
+from tests.helpers_keys import demo_signed
 from workers.worker import activity_implementations, build_worker
 
 DSN_ENV = "STANCH_TEST_ROLLBACK_APP_DSN"
@@ -51,13 +52,13 @@ class OnPostgres:
 
 
 def policy_on_postgres(path: Path, service: str, backups: Path, **overrides: Any) -> Path:
-    """config/stanch.toml plus `[systems.database]` on the postgres adapter for `service`."""
+    """tests/policy.toml (the shipped policy with the demo keys) plus `[systems.database]` on the postgres adapter for `service`."""
     table = service_settings(DSN_ENV, backups, **overrides)
     lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in table.items())
     path.write_text(
         textwrap.dedent(
             f"""\
-            extends = {json.dumps(str(REPO_ROOT / "config" / "stanch.toml"))}
+            extends = {json.dumps(str(REPO_ROOT / "tests" / "policy.toml"))}
 
             [systems.database]
             adapter = "postgres"
@@ -139,9 +140,8 @@ async def test_database_rollback_on_postgres_leaves_a_verified_backup_and_the_sc
     assert (db.backups / dump.name.replace(".dump", ".verified.json")).exists()
     assert db.app_db.head() == HEAD
 
-    await handle.signal(
-        "approve", ApprovalAnswer(approver="bob", action="migrate-down", comment="0003 is bad")
-    )
+    answer = ApprovalAnswer(approver="bob", action="migrate-down", comment="0003 is bad")
+    await handle.signal("approve", await demo_signed(handle, answer))
     result = await handle.result()
 
     assert result.final_state == "rolled_back"

@@ -28,11 +28,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.api.workflowservice.v1 import SignalWithStartWorkflowExecutionResponse
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.alerts import Alert, AlertStatus
+from schemas.alerts import Alert, AlertBatch, AlertStatus
+from schemas.severity import Severity
 from schemas.triage import TRIAGE_WORKFLOW
 from stanch.markup import temporal_ui_text
 from stanch.metrics import instrument_intake_metrics
@@ -58,6 +59,14 @@ MAX_ERRORS_REPORTED = 10
 # on the encoded payload; alert names and summaries come from the sender and can be any length.
 SUMMARY_BYTES = 300
 DETAILS_BYTES = 4_000
+# Temporal task priority by the incident's severity (lower goes first; 3 is Temporal's default): when the
+# task queue is backlogged, a P0's workflow tasks, and the activities that inherit its priority, are handed
+# to the worker before those of P1-P3 incidents. The dev server 1.32 honours it without dynamic config
+# (bench/README.md, "Task priorities").
+TASK_PRIORITY = {Severity.P0: 1, Severity.P1: 2, Severity.P2: 3, Severity.P3: 4}
+# How many incidents the intake remembers having opened or signalled: a later firing alert for one of them
+# is a repeat it may batch. Beyond this the oldest are forgotten (their next alert goes out on its own).
+KNOWN_INCIDENTS = 10_000
 
 
 class IncidentAction(BaseModel):
@@ -127,14 +136,50 @@ def _started(handle: WorkflowHandle[Any, Any]) -> bool:
     return isinstance(response, SignalWithStartWorkflowExecutionResponse) and response.started
 
 
+def task_priority(severity: Severity) -> Priority:
+    return Priority(priority_key=TASK_PRIORITY[severity])
+
+
+class _RepeatBatch:
+    """Repeats of one incident waiting for the next `alerts` signal, and the answer each POST awaits."""
+
+    def __init__(self, first: RoutedAlert) -> None:
+        self.routed = first  # the incident (input, runbook, id) every alert of the batch belongs to
+        self.alerts: list[Alert] = []
+        self.delivered: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+
+
 class TemporalGateway:
     """Everything the intake asks of Temporal. Connects lazily and again after a failure, so the intake
-    starts, and answers 503, while Temporal is down, and recovers by itself when it is back."""
+    starts, and answers 503, while Temporal is down, and recovers by itself when it is back.
 
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+    Repeats are coalesced (issue 15): a firing alert for an incident this intake has already opened or
+    signalled joins the incident's next batch, and one `alerts` signal carries the batch. A batch is sent
+    as soon as the incident has no batch in flight, so under a storm the repeats that arrive while one
+    batch is on its way ride together in the next; nothing waits on a timer when repeats are rare. Every
+    POST in a batch is answered only once Temporal has acknowledged the batch's signal, so a 202 still
+    means Temporal holds the alert. A first alert for a key (one this intake does not know) is never
+    batched: it goes out at once with signal-with-start, as does a resolved alert.
+    """
+
+    def __init__(
+        self, settings: Settings, client: Client | None = None, *, coalesce_repeats: bool = True
+    ) -> None:
         self._settings = settings
         self._client = client
         self._lock = asyncio.Lock()
+        self._coalesce = coalesce_repeats
+        self._known: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+        self._waiting: dict[str, _RepeatBatch] = {}  # the next batch per incident, not yet sent
+        self._in_flight: set[str] = set()  # incidents with a batch on its way to Temporal
+        self._senders: set[asyncio.Task[None]] = set()  # held, or the loop may drop a running sender
+        self.batches_sent = 0  # `alerts` signals sent, for tests and the benchmark
+
+    def _remember(self, workflow_id: str) -> None:
+        self._known.pop(workflow_id, None)
+        self._known[workflow_id] = None
+        if len(self._known) > KNOWN_INCIDENTS:
+            del self._known[next(iter(self._known))]
 
     async def client(self) -> Client:
         if self._client is not None:
@@ -169,6 +214,51 @@ class TemporalGateway:
         """
         assert routed.incident is not None
         incident = routed.incident
+        if (
+            self._coalesce
+            and routed.alert.status is AlertStatus.firing
+            and incident.incident_id in self._known
+        ):
+            return await self._join_batch(routed)
+        delivered = await self._signal_with_start(routed, "alert", routed.alert)
+        self._remember(incident.incident_id)
+        return delivered
+
+    async def _join_batch(self, routed: RoutedAlert) -> Delivered:
+        assert routed.incident is not None
+        workflow_id = routed.incident.incident_id
+        batch = self._waiting.get(workflow_id)
+        if batch is None:
+            batch = self._waiting[workflow_id] = _RepeatBatch(routed)
+        batch.alerts.append(routed.alert)
+        if workflow_id not in self._in_flight:
+            self._in_flight.add(workflow_id)
+            sender = asyncio.create_task(self._send_batches(workflow_id))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        # shield: one POST giving up (its client went away) must not cancel the others' answer.
+        return await asyncio.shield(batch.delivered)
+
+    async def _send_batches(self, workflow_id: str) -> None:
+        """Send the incident's waiting batch, then the one that filled meanwhile, until none waits."""
+        try:
+            while (batch := self._waiting.pop(workflow_id, None)) is not None:
+                try:
+                    delivered = await self._signal_with_start(
+                        batch.routed, "alerts", AlertBatch(alerts=batch.alerts)
+                    )
+                except Exception as error:  # every POST of the batch answers with it (503 or 422)
+                    batch.delivered.set_exception(error)
+                    continue
+                self.batches_sent += 1
+                batch.delivered.set_result(delivered)
+        finally:
+            self._in_flight.discard(workflow_id)
+
+    async def _signal_with_start(self, routed: RoutedAlert, signal: str, payload: BaseModel) -> Delivered:
+        """Signal `payload` into the alert's incident, starting the incident if none is running."""
+        assert routed.incident is not None
+        incident = routed.incident
         client = await self.client()
         try:
             if routed.alert.status is AlertStatus.resolved:
@@ -191,10 +281,11 @@ class TemporalGateway:
                 incident,
                 id=incident.incident_id,
                 task_queue=self._settings.task_queue,
-                start_signal="alert",
-                start_signal_args=[routed.alert],
-                # A closed incident for the same key is opened again by a new firing alert.
+                start_signal=signal,
+                start_signal_args=[payload],
+                # A closed incident for the same key is opened again by a new firing alert (or batch).
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                priority=task_priority(incident.severity),
                 static_summary=temporal_ui_text(
                     f"{incident.severity.value} {incident.runbook}: {incident.summary}", SUMMARY_BYTES
                 ),
@@ -257,6 +348,7 @@ class TemporalGateway:
                 start_signal="alert",
                 start_signal_args=[routed.alert],
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                priority=task_priority(triage.severity),
                 static_summary=temporal_ui_text(
                     f"{triage.severity.value} triage: {routed.alert.name}: {fields}", SUMMARY_BYTES
                 ),

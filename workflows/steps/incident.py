@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.heartbeat import heartbeats
     from activities.notify import NotifyActivities
     from schemas.actions import Notification
-    from schemas.alerts import OPENED_BY_HAND, OPENED_BY_LABEL, Alert, AlertStatus
+    from schemas.alerts import OPENED_BY_HAND, OPENED_BY_LABEL, Alert, AlertBatch, AlertStatus
     from schemas.approvals import (
         Acknowledgement,
         ApprovalAnswer,
@@ -561,6 +561,12 @@ class IncidentWorkflow:
             self.note("alert", f"repeat of {alert.name} (#{self.alerts_received})", alert.source)
         else:
             self.note("alert", f"{alert.name} firing: {alert.summary}", alert.source)
+
+    @workflow.signal(name="alerts")
+    def on_alerts(self, batch: AlertBatch) -> None:
+        """Repeats the intake coalesced into one signal (issue 15): each counts as its own `alert`."""
+        for alert in batch.alerts:
+            self.on_alert(alert)
 
     @workflow.signal(name="approve")
     async def on_approve(self, answer: ApprovalAnswer) -> None:

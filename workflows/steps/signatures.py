@@ -120,7 +120,9 @@ def signature_details(signed: Iterable[SignedDecision | None]) -> dict[str, str]
 
 def how_to_sign(command: str, incident: str, action: str) -> str:
     """What a refusal for a missing signature tells the person to do, from the CLI or the Temporal UI."""
+    # `stanch approve` and `reject` name the action they answer (the golden rule); the others do not.
+    answered = f" {action}" if command in ("approve", "reject") else ""
     return (
-        f"Sign it: `stanch {command} {incident} --as <you> --key <your private key>`, or paste the output of "
+        f"Sign it: `stanch {command} {incident}{answered} --as <you> --key <your private key>`, or paste the output of "
         f"`stanch sign {incident} {action} --as <you>` into the Temporal UI's dialog."
     )

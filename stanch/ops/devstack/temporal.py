@@ -51,6 +51,16 @@ def binary() -> str:
     return found
 
 
+# Issue 15 (bench/README.md, "Task priorities"): one partition per task queue. The dev server splits each
+# task queue into 4 partitions by default; a worker's few pollers then sit on one partition while a task
+# waits in another until it is forwarded, and task priority only orders tasks within a partition — a P0
+# could wait behind P3s of another partition. One partition is plenty for a single dev server.
+DYNAMIC_CONFIG = {
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
+
+
 def command(settings: Settings) -> list[str]:
     _, port = split_address(settings.temporal_address)
     argv = [
@@ -73,6 +83,8 @@ def command(settings: Settings) -> list[str]:
         "--log-level",
         "warn",
     ]
+    for key, value in DYNAMIC_CONFIG.items():
+        argv += ["--dynamic-config-value", f"{key}={value}"]
     for name, kind in SEARCH_ATTRIBUTES.items():
         argv += ["--search-attribute", f"{name}={kind}"]
     if settings.payload_key is not None:
