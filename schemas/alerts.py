@@ -7,6 +7,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+# An incident a person opens by hand (the console's New incident form) carries an alert from this source,
+# with the person in this label: workers/intake/routing.py `route_by_hand` builds it, and the incident audits
+# who opened it (workflows/steps/incident.py).
+OPENED_BY_HAND = "console"
+OPENED_BY_LABEL = "opened_by"
+
 
 class AlertStatus(StrEnum):
     firing = "firing"

@@ -80,3 +80,14 @@ class Resolution(BaseModel):
     # Resolving withdraws a pending question, so a policy may need it signed (`stanch resolve --key`).
     signed: SignedDecision | None = None
     digest: str | None = None
+
+
+class RefusedAttempt(BaseModel):
+    """Payload of the `refused_attempt` signal: a client that refused a person's action on this incident
+    (the console, for a button the person's roles do not allow) tells the incident, which notes it in its
+    timeline and writes the audit row, so its hash chain keeps one writer. It changes nothing else."""
+
+    by: str = Field(min_length=1, description="who tried")
+    action: str = Field(min_length=1, description="what they tried, e.g. approve rollback")
+    reason: str = Field(description="why it was refused")
+    via: str = Field("", description="the client that refused it, e.g. console")

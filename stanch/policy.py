@@ -206,11 +206,33 @@ class Person(Strict):
     # (config/dev-keys/); this flag says so, so that a process can refuse to trust them outside the dev
     # stack. It marks every key of the person: a real key never sits beside demo ones.
     demo: bool = Field(False, description="every key of this person is a committed demo key")
+    # Sign-in to the console (issue 14). A local account: an Argon2id hash (argon2-cffi's
+    # `PasswordHasher().hash(...)`), never the password itself. With OpenID Connect: the e-mail address the
+    # provider asserts for this person (its verified `email` claim); nobody else's maps to them.
+    password_hash: str | None = Field(None, description="$argon2id$... of the console password")
+    sign_in_email: str | None = Field(None, description="the OpenID Connect e-mail that signs in as them")
 
     @field_validator("keys")
     @classmethod
     def _keys_parse(cls, keys: list[str]) -> list[str]:
         return _parsed_keys(keys)
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2id(cls, value: str | None) -> str | None:
+        # A plain password or another scheme pasted here would be a password in a file, or one nothing checks.
+        if value is not None and not value.startswith("$argon2id$"):
+            raise ValueError("must be an Argon2id hash ($argon2id$...), never the password itself")
+        return value
+
+    @field_validator("sign_in_email")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "@" not in value.strip(" @"):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value.strip().lower()
 
     @model_validator(mode="after")
     def _demo_has_keys(self) -> Person:
@@ -257,6 +279,13 @@ def people_problem(policy: Policy) -> str | None:
             if fingerprint in owners:
                 return f"{key_path}.keys: key {fingerprint} is already {owners[fingerprint]}'s"
             owners[fingerprint] = owner
+    emails: dict[str, str] = {}
+    for name, person in policy.people.items():
+        if person.sign_in_email is None:
+            continue
+        if person.sign_in_email in emails:
+            return f"people.{name}.sign_in_email: {person.sign_in_email} already signs in as {emails[person.sign_in_email]}"
+        emails[person.sign_in_email] = name
     for name, role in policy.roles.items():
         for person_name in role.people:
             if person_name not in policy.people:
@@ -543,9 +572,13 @@ class Policy(Strict):
         )
 
     def keyring(self) -> Keyring:
-        """The public keys decisions are checked against, as incidents and guardrails carry them."""
+        """The public keys decisions are checked against, as incidents and guardrails carry them.
+
+        Every person is listed, with no key when they have none: a trusted service (the console) signs for
+        a person it signed in by password or OpenID Connect, who need not hold a key of their own; a
+        person's own signature still needs one of their keys."""
         return Keyring(
-            people={name: list(person.keys) for name, person in self.people.items() if person.keys},
+            people={name: list(person.keys) for name, person in self.people.items()},
             services={name: list(service.keys) for name, service in self.approvals.services.items()},
         )
 

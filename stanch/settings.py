@@ -57,6 +57,30 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the codec server (comma-separated); empty means the Temporal UI's.
     codec_cors_origins: str = ""
 
+    # ---- the on-call console (issue 14) ----
+    console_port: int = Field(8070, ge=1, le=65535)
+    # Signs the session cookie; without it the console refuses to start (`stanch dev` makes one per home).
+    console_secret: SecretStr | None = None
+    # The console's private Ed25519 key (OpenSSH format), whose public half the policy trusts under
+    # [approvals.services.console]: it signs the decisions of the person signed in (`via = "console"`).
+    console_signing_key: Path | None = None
+    # Sign-in with OpenID Connect when the issuer is set (client id and secret from the provider); local
+    # accounts (`[people.<name>] password_hash`) work beside it.
+    console_oidc_issuer: str | None = None
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: SecretStr | None = None
+    # Where the provider sends the browser back; default: this console's own /login/oidc/callback.
+    console_public_url: str | None = None
+    # Where the console's health page asks the intake (`GET /healthz`); default http://<host>:<intake_port>.
+    intake_url: str | None = None
+    # Links to the Temporal UI from an incident page; default: http://127.0.0.1:<temporal_ui_port>.
+    temporal_ui_url: str | None = None
+
+    @field_validator("console_secret", "console_oidc_client_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("payload_key", mode="before")
     @classmethod
     def _empty_payload_key_is_none(cls, value: object) -> object:

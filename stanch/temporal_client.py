@@ -37,6 +37,13 @@ SEARCH_ATTRIBUTES = {
     "StanchService": "Keyword",
     "StanchState": "Keyword",
     "StanchAwaiting": "KeywordList",  # the people who may decide now
+    "StanchEscalationLevel": "Int",  # how many levels of the ladder have run out (unset: none)
+}
+
+INDEXED_VALUE_TYPES = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
 }
 
 
@@ -55,12 +62,7 @@ async def add_missing_search_attributes(client: Client, namespace: str) -> list[
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=namespace,
-                search_attributes={
-                    name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
-                    if SEARCH_ATTRIBUTES[name] == "KeywordList"
-                    else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                    for name in missing
-                },
+                search_attributes={name: INDEXED_VALUE_TYPES[SEARCH_ATTRIBUTES[name]] for name in missing},
             ),
             timeout=timedelta(seconds=OPERATOR_TIMEOUT_SECONDS),
         )

@@ -211,7 +211,8 @@ def incidents(stanch: Running, policy: Any) -> Incidents:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests."""
+    """The whole dev stack, each part its own process as `make dev` runs it; shared by the e2e tests. Its
+    policy is tests/policy.toml: the shipped one plus the demo keys, the console's key and demo passwords."""
     settings = settings_on_free_ports(tmp_path_factory.mktemp("stack")).model_copy(
         update={"config": TEST_POLICY}
     )

@@ -41,8 +41,16 @@ from workers.intake.routing import runbook_incident_id
 
 # A loaded CI machine can take longer than the SDK's default to bring a server up.
 SERVER_STARTUP = timedelta(seconds=60)
-SEARCH_ATTRIBUTE_NAMES = ("StanchRunbook", "StanchSeverity", "StanchService", "StanchState", "StanchAwaiting")
+SEARCH_ATTRIBUTE_NAMES = (
+    "StanchRunbook",
+    "StanchSeverity",
+    "StanchService",
+    "StanchState",
+    "StanchAwaiting",
+    "StanchEscalationLevel",
+)
 KEYWORD_LISTS = frozenset({"StanchAwaiting"})
+INTS = frozenset({"StanchEscalationLevel"})
 
 
 def free_port() -> int:
@@ -60,6 +68,8 @@ async def register_search_attributes(client: Client) -> None:
             search_attributes={
                 name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
                 if name in KEYWORD_LISTS
+                else IndexedValueType.INDEXED_VALUE_TYPE_INT
+                if name in INTS
                 else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
                 for name in SEARCH_ATTRIBUTE_NAMES
             },

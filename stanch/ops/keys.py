@@ -139,8 +139,10 @@ async def sync_keyring(client: Client, keyring: Keyring) -> SyncReport:
 
 def _key_count(keyring: Keyring) -> str:
     keys = sum(len(lines) for lines in (*keyring.people.values(), *keyring.services.values()))
+    # People with a key of their own: the keyring lists every person (a service may sign for any of them).
+    people = sum(1 for lines in keyring.people.values() if lines)
     return (
-        f"{len(keyring.people)} {'person' if len(keyring.people) == 1 else 'people'}, "
+        f"{people} {'person' if people == 1 else 'people'}, "
         f"{len(keyring.services)} service{'' if len(keyring.services) == 1 else 's'}, "
         f"{keys} key{'' if keys == 1 else 's'}"
     )

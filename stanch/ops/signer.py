@@ -10,30 +10,34 @@ function of its arguments, so the tests check it with real keys and real briefs 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
-from schemas.briefs import Brief
 from schemas.signatures import SignedDecision, ToSign, Verdict
+from stanch.decisions import (
+    KILL_SWITCH_GATE,
+    RESOLVE_GATE,
+    TRIAGE_GATE,
+    Signer,
+    SignerError,
+    handover,
+    pick_gate,
+    pick_question,
+    questions,
+    signed_decision,
+)
 from stanch.markup import plain
 from stanch.signing import (
     DEFAULT_TTL,
     PassphraseNeeded,
     SigningKeyError,
-    fingerprint,
     gate_digest,
-    handover_shown,
     kill_switch_shown,
     load_private_key,
-    sign,
-    statement_for,
 )
 
 KEY_ENV = "STANCH_SIGNING_KEY"
@@ -41,14 +45,20 @@ PASSPHRASE_ENV = "STANCH_SIGNING_PASSPHRASE"
 # Where `ssh-keygen -t ed25519` puts a key by default, so an engineer's existing key signs with no flag.
 DEFAULT_KEY = Path(".ssh") / "id_ed25519"
 
-# The gates of `ToSign` that are not approval questions (those are gate<N> and review-<step>).
-RESOLVE_GATE = "resolve"
-TRIAGE_GATE = "triage"
-KILL_SWITCH_GATE = "kill-switch"
-
-
-class SignerError(Exception):
-    """Why the CLI cannot sign: a sentence for the person, naming the file or the decision at fault."""
+# The pure parts (which decision, the signed statement) live in stanch/decisions.py, which the console
+# shares; they are re-exported here for the CLI and its tests.
+__all__ = [
+    "KILL_SWITCH_GATE",
+    "RESOLVE_GATE",
+    "TRIAGE_GATE",
+    "Signer",
+    "SignerError",
+    "handover",
+    "pick_gate",
+    "pick_question",
+    "questions",
+    "signed_decision",
+]
 
 
 # ---- which key ----------------------------------------------------------------------------------------
@@ -87,18 +97,6 @@ def unsigned_notice() -> str:
     )
 
 
-@dataclass(frozen=True)
-class Signer:
-    """A loaded private key and where it came from."""
-
-    key: Ed25519PrivateKey
-    path: Path
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.key.public_key())
-
-
 def load_signing_key(
     choice: KeyChoice, environ: Mapping[str, str], ask: Callable[[str], str] | None
 ) -> Signer:
@@ -122,44 +120,6 @@ def load_signing_key(
         return Signer(load_private_key(choice.path, passphrase), choice.path)
     except SigningKeyError as error:
         raise SignerError(str(error)) from None
-
-
-# ---- which decision -----------------------------------------------------------------------------------
-
-
-def questions(brief: Brief) -> list[ToSign]:
-    """The approval questions open now (the gate's and customer-message reviews): they take approve/reject."""
-    return [item for item in brief.to_sign if "approve" in item.verdicts]
-
-
-def pick_question(brief: Brief, action: str | None) -> ToSign | None:
-    """The question an approve or reject answers: the one whose action is `action` (the golden rule: only
-    what was recommended), or the only one open when no action is named. None: the incident lists none
-    (nothing pending, or a worker from before signed decisions), for the workflow to say so itself."""
-    open_now = questions(brief)
-    if not open_now:
-        return None
-    pending = ", ".join(repr(item.shown.action) for item in open_now)
-    if action is None:
-        if len(open_now) > 1:
-            raise SignerError(f"several questions are open ({pending}): name the action to decide")
-        return open_now[0]
-    for item in open_now:
-        if item.shown.action == action:
-            return item
-    # The workflow's own sentence for the same refusal (workflows/steps/approval.py).
-    raise SignerError(f"{action!r} was not recommended; the pending action is {pending}")
-
-
-def pick_gate(brief: Brief, gate: str) -> ToSign | None:
-    return next((item for item in brief.to_sign if item.gate == gate), None)
-
-
-def handover(to_sign: ToSign, runbook: str, target: Mapping[str, str]) -> ToSign:
-    """A triage hand-over signs the runbook and the target it sends, not the brief's suggestion: the same
-    fields the workflow checks (`handover_shown` over the triage recommendation)."""
-    shown = handover_shown(to_sign.shown.recommendation, runbook, target)
-    return to_sign.model_copy(update={"shown": shown, "digest": gate_digest(shown)})
 
 
 KillSwitchVerdict = Literal["kill_switch_off", "kill_switch_disengage"]
@@ -189,16 +149,6 @@ def kill_switch_decision(
         digest=gate_digest(shown),
         signature_needed=True,
     )
-
-
-def signed_decision(
-    to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer, now: datetime
-) -> SignedDecision:
-    """The statement for this decision, signed: a fresh random nonce makes each one usable once."""
-    statement = statement_for(
-        to_sign, verdict=verdict, approver=approver, now=now, nonce=secrets.token_hex(16)
-    )
-    return sign(statement, signer.key)
 
 
 # ---- what the person reads ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from activities.audit import AuditActivities
 from schemas.audit import AuditEvent
-from stanch.ops.audit_store import verify_chains
+from stanch.audit_store import verify_chains
 from stanch.settings import Settings
 
 

@@ -290,7 +290,7 @@ def test_with_a_payload_key_the_ui_gets_stanchs_codec_server(settings: Settings)
     """Encrypted payloads stay readable in the dev UI: the dev server is told where the codec server is,
     and the stack runs it. Without a key neither happens."""
     assert "--ui-codec-endpoint" not in temporal.command(settings)
-    assert DevStack(settings).processes == ("sandbox", "worker", "intake")
+    assert DevStack(settings).processes == ("sandbox", "worker", "intake", "console")
 
     [codec_port] = free_ports(1)
     keyed = settings.model_copy(

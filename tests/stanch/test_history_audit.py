@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from activities.audit import AuditActivities
 from schemas.approvals import ApprovalAnswer
 from schemas.audit import AuditEvent
-from stanch.ops.audit_store import read_rows
+from stanch.audit_store import read_rows
 from stanch.ops.cli import app
 from stanch.ops.history_audit import audited_run, cross_check
 from stanch.ops.history_timeline import build_timeline, first_value, render

@@ -215,7 +215,7 @@ async def test_keys_sync_refuses_to_send_demo_keys_outside_the_dev_stack(dev_sta
     assert result.exit_code == 2, result.output
     [line] = result.output.splitlines()
     assert line.startswith(
-        f"stanch: policy file {DEV_POLICY}: alice, bob, carol, dave and erin sign with demo keys"
+        f"stanch: policy file {DEV_POLICY}: alice, bob, carol, dave, erin and approvals.services.console sign with demo keys"
     )
     assert line.endswith("against the dev stack, load its environment: set -a; . .stanch/dev.env; set +a")
     assert await signals_received(incident) == []

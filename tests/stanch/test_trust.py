@@ -21,7 +21,7 @@ def test_a_policy_with_demo_keys_is_refused_in_one_line_naming_the_people_and_th
     refusal = demo_keys_refusal(load_policy(DEV_POLICY), DEV_POLICY, environ={})
     assert refusal is not None and "\n" not in refusal
     assert refusal.startswith(
-        f"policy file {DEV_POLICY}: alice, bob, carol, dave and erin sign with demo keys"
+        f"policy file {DEV_POLICY}: alice, bob, carol, dave, erin and approvals.services.console sign with demo keys"
     )
     assert "[people.<name>] keys" in refusal and "remove demo = true" in refusal and "stanch dev" in refusal
 

@@ -24,6 +24,7 @@ from tests.helpers import (
     repeat_pages,
     until_state,
 )
+from workflows.steps.incident import ESCALATION_LEVEL
 
 EXPECTED_OPENING = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
 
@@ -91,11 +92,15 @@ async def test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused(
     assert brief.awaiting is not None and "team-lead" in brief.awaiting
     escalations = [m for m in chat_messages(sandbox, handle.id) if m["channel"] == "team-lead"]
     assert len(escalations) == 1 and escalations[0]["recipient"] == "lead"
+    # The list of incidents reads how far up the ladder it stands from one search attribute (issue 14).
+    assert (await handle.describe()).typed_search_attributes.get(ESCALATION_LEVEL) == 1
 
     # Nobody answers the team lead either: unattended, paged, then the safe default for good at 24 h
     # (tests/workflows/test_escalation_ladder.py follows the ladder step by step).
     result = await handle.result()
     assert result.final_state == "closed_unattended"
+    # Past the last level (the answer window, then team-lead): level 2, as the ladder counts it.
+    assert (await handle.describe()).typed_search_attributes.get(ESCALATION_LEVEL) == 2
     assert result.approval is not None and result.approval.timed_out and not result.approval.approved
     state = agent(sandbox, agent_id)
     assert (state["state"], state["version"]) == ("paused", "v3")
@@ -159,3 +164,37 @@ async def refusal(handle: WorkflowHandle[Any, Any], decision: Decision) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update("decide", decision)
     return str(refused.value.cause)
+
+
+async def test_a_refused_attempt_is_noted_and_audited_by_the_incident_and_changes_nothing_else(
+    stanch: Running, incidents: Incidents
+) -> None:
+    # What the console sends when erin (owner) posts an approval her roles do not allow (issue 14).
+    from schemas.approvals import RefusedAttempt
+
+    sandbox = stanch.settings.platform_url
+    agent_id = new_agent(sandbox)
+    handle = await incidents.agent_emergency_stop(agent_id)
+    await until_state(handle, "awaiting_approval")
+    attempt = RefusedAttempt(
+        by="erin", action="approve rollback", reason="needs oncall or lead", via="console"
+    )
+    await handle.signal("refused_attempt", attempt)
+    await handle.signal("refused_attempt", attempt)  # each attempt is its own row
+
+    timeline = await handle.query("timeline", result_type=Timeline)
+    refused = [entry for entry in timeline.entries if entry.kind == "refused"]
+    assert [(e.actor, e.text) for e in refused] == [
+        ("erin", "approve rollback by erin via console refused: needs oncall or lead")
+    ] * 2
+    # Nothing was decided: the question is still open, and alice's approval still rolls back.
+    assert (await handle.query("brief", result_type=Brief)).state == "awaiting_approval"
+    await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback"))
+    assert (await handle.result()).final_state == "rolled_back"
+    from stanch.audit_store import read_rows
+
+    rows = [row for row in read_rows(stanch.settings.database_url, handle.id) if row.actor == "erin"]
+    assert [(r.step_key, r.action, r.outcome, r.details) for r in rows] == [
+        ("attempt-refused-1", "approve rollback", "refused", {"via": "console"}),
+        ("attempt-refused-2", "approve rollback", "refused", {"via": "console"}),
+    ]

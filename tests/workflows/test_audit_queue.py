@@ -36,7 +36,7 @@ from schemas.guardrail import (
     guardrail_workflow_id,
 )
 from schemas.incidents import IncidentResult
-from stanch.ops.audit_store import verify_chains
+from stanch.audit_store import verify_chains
 from stanch.ops.history_timeline import AUDIT_ACTIVITY
 from stanch.ops.replay import replay
 from stanch.policy import Policy

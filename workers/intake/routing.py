@@ -11,8 +11,9 @@ import re
 from pydantic import BaseModel, ValidationError
 
 from schemas import targets
-from schemas.alerts import Alert
+from schemas.alerts import OPENED_BY_HAND, OPENED_BY_LABEL, Alert
 from schemas.incidents import IncidentInput
+from schemas.severity import Severity
 from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
 from stanch.policy import DedupeBy, Policy, Route
 from workers.intake.parsers import BrokenItem
@@ -255,3 +256,49 @@ def refused_to_triage(routed: RoutedAlert, refusal: str) -> RoutedAlert:
         # falls back to the triage workflow's own `incident-<runbook>-<fingerprint>`.
     )
     return RoutedAlert(alert=routed.alert, route=routed.route, incident=triage)
+
+
+HAND_ALERT_NAME = "OpenedByHand"
+
+
+def route_by_hand(
+    policy: Policy, runbook: str, target: dict[str, str], severity: Severity, summary: str, by: str
+) -> RoutedAlert:
+    """An incident a person opens for `runbook` on `target`: through the same routing and dedupe as an
+    alert. The runbook's first route names the incident (`runbook_incident_id`), so a hand-opened incident
+    and an alert about the same target land in one incident when the route dedupes by the target's labels;
+    the target is checked against the runbook's target model as an alert's is. Raises RoutingError naming
+    the field at fault (`target.<field>`)."""
+    route = next((route for _, route in policy.keyed_routes() if route.runbook == runbook), None)
+    if route is None:
+        raise RoutingError("runbook", f"no route of the policy runs {runbook!r}")
+    labels = {label: target[field] for field, label in route.target_labels.items() if field in target}
+    labels |= {
+        label: target[field] for field, label in route.optional_target_labels.items() if field in target
+    }
+    labels[OPENED_BY_LABEL] = by
+    raw = "|".join(f"{key}={value}" for key, value in sorted(target.items()))
+    alert = Alert(
+        source=OPENED_BY_HAND,
+        name=HAND_ALERT_NAME,
+        fingerprint=f"{runbook}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}",
+        labels=labels,
+        annotations={"summary": summary},
+    )
+    model = targets.target_model_for(runbook)
+    if model is not None:
+        try:
+            model.model_validate(target)
+        except ValidationError as error:
+            detail = error.errors()[0]
+            field = str(detail["loc"][0]) if detail["loc"] else ""
+            raise RoutingError(f"target.{field}", detail["msg"]) from None
+    for field, value in target.items():
+        if len(value) > MAX_TARGET_CHARS:
+            raise RoutingError(f"target.{field}", f"longer than {MAX_TARGET_CHARS} characters")
+    routed = _runbook(policy, alert, route.model_copy(update={"severity": severity}), dict(target))
+    assert routed.incident is not None
+    routed.incident.service = (
+        labels.get("service") or next(iter(target.values()), "unknown")[:MAX_SERVICE_CHARS]
+    )
+    return routed

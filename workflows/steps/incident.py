@@ -39,13 +39,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.heartbeat import heartbeats
     from activities.notify import NotifyActivities
     from schemas.actions import Notification
-    from schemas.alerts import Alert, AlertBatch, AlertStatus
+    from schemas.alerts import OPENED_BY_HAND, OPENED_BY_LABEL, Alert, AlertBatch, AlertStatus
     from schemas.approvals import (
         Acknowledgement,
         ApprovalAnswer,
         Decision,
         DecisionOutcome,
         EscalationRequest,
+        RefusedAttempt,
         Resolution,
     )
     from schemas.audit import AuditEvent
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         EFFECT_HEARTBEAT_TIMEOUT,
         EFFECT_RETRY,
         EFFECT_TIMEOUT,
+        ESCALATION_LEVEL_PATCH,
         RESOLVE_STANDS_DOWN_PATCH,
         SHARED_LADDER_PATCH,
         STANCH_AWAITING_PATCH,
@@ -76,8 +78,13 @@ STATE = SearchAttributeKey.for_keyword("StanchState")
 # The people who may decide the incident's open question now: `StanchAwaiting = 'alice'` is "what waits for
 # alice" (`stanch list --waiting-for alice`).
 AWAITING = SearchAttributeKey.for_keyword_list("StanchAwaiting")
+# How many levels of the escalation ladder have run out (`Ladder.level`); unset until the first one has.
+ESCALATION_LEVEL = SearchAttributeKey.for_int("StanchEscalationLevel")
 
-SEARCH_ATTRIBUTES = (RUNBOOK, SEVERITY, SERVICE, STATE, AWAITING)
+SEARCH_ATTRIBUTES = (RUNBOOK, SEVERITY, SERVICE, STATE, AWAITING, ESCALATION_LEVEL)
+
+# An incident a person opened from the console's New incident form (schemas/alerts.py OPENED_BY_HAND).
+OPENED_BY_HAND_PATCH = "audit-who-opened-an-incident-by-hand"
 
 Result = TypeVar("Result", bound=BaseModel)
 
@@ -130,9 +137,12 @@ class IncidentWorkflow:
         self._paging_missed_target = False
         self._awaiting_published: bool | None = None  # None until the first question decides the patch
         self._awaiting: list[str] = []
+        self._escalation_published = 0  # the level StanchEscalationLevel says (0: unset)
+        self._escalation_patched: bool | None = None  # None until the ladder first moves
         # Where decisions must be signed and the keys they are checked against (issue 13), before any gate.
         self.signing = DecisionSigning(incident.policy.signatures, incident.policy.keyring)
         self._refused_resolves = 0
+        self._refused_attempts = 0
         self._refusal_audits: list[asyncio.Task[None]] = []
         self.gate = ApprovalGate(self)
         # Customer messages the policy wants reviewed wait at gates of their own, beside `self.gate`.
@@ -161,6 +171,25 @@ class IncidentWorkflow:
         )
         self.note("state", f"{self.incident.runbook} opened: {self.incident.summary}")
         self.publish_brief()
+        alert = self.incident.alert
+        if alert.source == OPENED_BY_HAND and workflow.patched(OPENED_BY_HAND_PATCH):
+            # Opened by a person from the console's form, not by monitoring: the audit row says who. Only
+            # such incidents (none recorded before the form existed) take this branch. `open` cannot wait,
+            # so the row is queued from a task that `audit_landed` waits for, like a refused answer's.
+            by = alert.labels.get(OPENED_BY_LABEL, "?")
+            self.note("state", f"opened by hand by {by}, via console", by)
+            self._refusal_audits.append(
+                asyncio.create_task(
+                    self.audit(
+                        "opened-by-hand",
+                        action="open incident by hand",
+                        outcome="opened",
+                        actor=by,
+                        reason=self.incident.summary,
+                        details={"via": "console", "runbook": self.incident.runbook},
+                    )
+                )
+            )
 
     def set_state(self, state: str, *, awaiting: str | None = None) -> None:
         self.state = state
@@ -176,6 +205,22 @@ class IncidentWorkflow:
     def publish_brief(self) -> None:
         self.brief.last_update_at = workflow.now()
         workflow.set_current_details(self.brief.as_markdown())
+        self.publish_escalation_level()
+
+    def publish_escalation_level(self) -> None:
+        """Keep StanchEscalationLevel = how far up the ladder the incident stands, once it has moved.
+
+        Every move of the ladder is followed by a brief (a page, a state), which calls this; the first move
+        is where old and new runs part (ESCALATION_LEVEL_PATCH), so a run recorded before replays as it ran."""
+        level = self.ladder.level
+        if level == self._escalation_published:
+            return
+        if self._escalation_patched is None:
+            self._escalation_patched = workflow.patched(ESCALATION_LEVEL_PATCH)
+        if not self._escalation_patched:
+            return
+        self._escalation_published = level
+        workflow.upsert_search_attributes([ESCALATION_LEVEL.value_set(level)])
 
     def step_key(self, step: str) -> str:
         """Idempotency key of one effect: stable across retries, distinct for a re-opened incident."""
@@ -614,6 +659,27 @@ class IncidentWorkflow:
             asyncio.create_task(
                 self.audit(
                     step, action="resolve incident", outcome="refused", actor=resolution.by, reason=refusal
+                )
+            )
+        )
+
+    @workflow.signal(name="refused_attempt")
+    def on_refused_attempt(self, attempt: RefusedAttempt) -> None:
+        """A client refused `attempt.by` an action here (the console, for a role they do not hold): on record
+        in the timeline and, through this incident's own audit path, in its chain. Nothing else changes.
+        A new handler: histories recorded before it never carry the signal, so they replay unchanged."""
+        self._refused_attempts += 1
+        via = f" via {attempt.via}" if attempt.via else ""
+        self.note("refused", f"{attempt.action} by {attempt.by}{via} refused: {attempt.reason}", attempt.by)
+        self._refusal_audits.append(
+            asyncio.create_task(
+                self.audit(
+                    f"attempt-refused-{self._refused_attempts}",
+                    action=attempt.action,
+                    outcome="refused",
+                    actor=attempt.by,
+                    reason=attempt.reason,
+                    details={"via": attempt.via} if attempt.via else None,
                 )
             )
         )

@@ -50,3 +50,7 @@ RESOLVE_STANDS_DOWN_PATCH = "resolve-stands-down-every-runbook"
 # The gate keeps the KeywordList search attribute StanchAwaiting: the people who may decide now. The
 # marker is set at the incident's first question.
 STANCH_AWAITING_PATCH = "gate-publishes-stanch-awaiting"
+# The incident keeps StanchEscalationLevel = how far up its ladder it stands, from the first time it moves
+# (issue 14: the console's incidents list shows it from the one visibility query). Runs recorded before
+# never upserted it; they replay without it.
+ESCALATION_LEVEL_PATCH = "incident-publishes-stanch-escalation-level"

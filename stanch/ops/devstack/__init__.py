@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -48,7 +49,12 @@ __all__ = ["DevStack", "DevStackError", "Interrupted", "PortInUse", "StartupFail
 # Started before the stack's own processes, which need both.
 SERVERS = ("postgres", "temporal")
 # Dependency order: the worker's activities call the sandbox, the intake needs a worker to make progress.
-PROCESS_ORDER = ("sandbox", "worker", "intake", "codec-server")
+PROCESS_ORDER = ("sandbox", "worker", "intake", "console", "codec-server")
+# The console's committed demo signing key (config/dev.toml trusts it as [approvals.services.console], demo):
+# the dev stack's console signs with it unless STANCH_CONSOLE_SIGNING_KEY names another.
+DEV_CONSOLE_KEY = Path(__file__).resolve().parents[3] / "config" / "dev-keys" / "console"
+# The password config/dev.toml gives the demo people's console accounts (its hashes), printed by the banner.
+DEMO_PASSWORD = "stanch-demo"
 # The codec server only has something to decode when payloads are encrypted.
 NEEDS_PAYLOAD_KEY = ("codec-server",)
 PROCESS_READY_TIMEOUT_SECONDS = 60.0
@@ -71,7 +77,7 @@ def free_ports(count: int) -> list[int]:
 
 def settings_on_free_ports(home: Path) -> Settings:
     """Settings for a private stack (tests, benchmarks): every port free, all data under `home`."""
-    grpc, ui, pg, intake, sandbox, codec = free_ports(6)
+    grpc, ui, pg, intake, sandbox, codec, console = free_ports(7)
     return Settings(
         home=home,
         temporal_address=f"127.0.0.1:{grpc}",
@@ -84,6 +90,7 @@ def settings_on_free_ports(home: Path) -> Settings:
         platform_url=f"http://127.0.0.1:{sandbox}",
         notify_webhook_url=f"http://127.0.0.1:{sandbox}/chat/messages",
         codec_server_port=codec,
+        console_port=console,
     )
 
 
@@ -279,6 +286,14 @@ class DevStack:
         ]
         if "intake" in self.processes:
             rows.append(("intake", f"http://{_http_host(settings.host)}:{settings.intake_port}"))
+        if "console" in self.processes:
+            rows.append(
+                (
+                    "console",
+                    f"http://{_http_host(settings.host)}:{settings.console_port}  (sign in as alice, bob or carol "
+                    f"with the password {DEMO_PASSWORD} on the dev policy)",
+                )
+            )
         if "sandbox" in self.processes:
             rows.append(("sandbox", f"http://{_http_host(settings.host)}:{settings.sandbox_port}"))
         if "codec-server" in self.processes:
@@ -354,9 +369,12 @@ class DevStack:
 
     def _launch_process(self, name: str, logs: Path, append: bool) -> Child:
         env = child_environment(self.settings)
-        if name == "worker":
-            # The worker's adapters reach the examples through these (config/dev.toml's `${...}`).
+        if name in ("worker", "console"):
+            # The worker's adapters reach the examples through these (config/dev.toml's `${...}`); the
+            # console's health page checks the same systems through the same adapters.
             env.update(self.example_environment())
+        if name == "console":
+            env.update(self.console_environment())
         return Child(
             name,
             [sys.executable, "-m", "stanch", name],
@@ -365,6 +383,21 @@ class DevStack:
             env=env,
             append=append,
         )
+
+    def console_environment(self) -> dict[str, str]:
+        """The console's session secret (made once per home, kept so sessions survive a restart) and its
+        signing key (the committed demo one unless the settings name another)."""
+        settings = self.settings
+        env: dict[str, str] = {}
+        if settings.console_secret is None:
+            path = settings.home / "console-secret"
+            if not path.exists():
+                path.write_text(secrets.token_urlsafe(32))
+                path.chmod(0o600)
+            env[env_name("console_secret")] = path.read_text().strip()
+        if settings.console_signing_key is None:
+            env[env_name("console_signing_key")] = str(DEV_CONSOLE_KEY)
+        return env
 
     @property
     def environment_file(self) -> Path:
@@ -406,6 +439,7 @@ class DevStack:
             "intake": settings.intake_port,
             "sandbox": settings.sandbox_port,
             "codec-server": settings.codec_server_port,
+            "console": settings.console_port,
         }[child.name]
         url = f"http://{_http_host(settings.host)}:{port}/healthz"
 
@@ -434,6 +468,8 @@ class DevStack:
         ]
         if "intake" in self.processes:
             ports.append(("intake", "intake", settings.host, settings.intake_port, ["intake_port"]))
+        if "console" in self.processes:
+            ports.append(("console", "console", settings.host, settings.console_port, ["console_port"]))
         if "codec-server" in self.processes:
             ports.append(
                 (

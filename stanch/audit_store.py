@@ -1,4 +1,7 @@
-"""Reading the audit log back: rows of one incident, and verification of every hash chain."""
+"""Reading the audit log back: rows of one incident, and verification of every hash chain.
+
+In the core of `stanch`, not in `stanch.ops`: the console (a process, workers/console/) shows an incident's rows
+and their verification, and the CLI's `stanch audit` reads the same."""
 
 from __future__ import annotations
 

@@ -1,0 +1,258 @@
+"""The on-call console (issue 14) in a real headless Chromium, on the real dev stack (every part its own
+process, the console among them): what seed 003's person on call does at 3 a.m.
+
+alice (on-call) signs in, finds the incident `stanch fire agent-hallucination` opened, reads its brief, sees
+a change made elsewhere appear without a reload, approves the rollback; the sandbox shows the agent rolled
+back and the timeline says "alice, via console". erin (owner, no role that decides a rollback) sees no
+approve button; her hand-made POST of the form is 403 and the incident itself audits the attempt; a POST
+without the CSRF token is 403. A new incident from the form opens the runbook, audited as alice's. On a
+private stack, the health page shows Postgres down while it is stopped. Screenshots of each page go to the
+pytest basetemp (`console-screenshots/`), never into the repository.
+
+Needs Debian's `chromium` and PyPI's `playwright` (no browser download); skipped without them, except under
+CI=true, where a missing Chromium fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from schemas.briefs import Brief
+from stanch.audit_store import read_rows
+from stanch.decisions import pick_question
+from stanch.ops.devstack import DevStack, settings_on_free_ports
+from stanch.settings import REPO_ROOT, Settings
+from stanch.temporal_client import connect
+from tests.helpers import new_agent
+from tests.stack import agent, brief_state, eventually, fire, temporal_signal, terminate_running
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None and os.environ.get("CI") == "true":
+    raise RuntimeError("Debian's chromium is not installed: run .ci/system-packages")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+]
+
+# Playwright's sync API runs an event loop in the test's thread; the stack helpers that call asyncio.run
+# (Temporal queries) run on this thread instead.
+_OFF_LOOP = ThreadPoolExecutor(max_workers=1)
+
+
+def off_loop(fn: Any, *args: Any) -> Any:
+    return _OFF_LOOP.submit(fn, *args).result()
+
+
+def state_of(settings: Settings, workflow_id: str) -> str:
+    return str(off_loop(brief_state, settings, workflow_id))
+
+
+PASSWORD = "stanch-demo"  # tests/policy.toml's demo accounts, as config/dev.toml's
+CONSOLE_POLICY = REPO_ROOT / "tests" / "policy.toml"
+WAIT_MS = 20_000  # bounded waits in the browser; the live poll is every 2 s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "console-screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def console_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.console_port}"
+
+
+def signed_in_page(browser: Any, settings: Settings, name: str, shot: Path | None = None) -> Any:
+    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    page.goto(f"{console_url(settings)}/login")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    if shot is not None:
+        page.screenshot(path=str(shot), full_page=True)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{console_url(settings)}/")
+    return page
+
+
+def signed_in_http(settings: Settings, name: str) -> tuple[httpx.Client, str]:
+    """A person's session as a script holds it (no browser): the client with its cookie, and its CSRF token."""
+    http = httpx.Client(base_url=console_url(settings), timeout=30, follow_redirects=False)
+    token = csrf_of(http.get("/login").text)
+    response = http.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 303, response.text
+    return http, csrf_of(http.get("/").text)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def open_question_gate(settings: Settings, workflow_id: str) -> str:
+    async def query() -> str:
+        brief = (
+            await (await connect(settings)).get_workflow_handle(workflow_id).query("brief", result_type=Brief)
+        )
+        question = pick_question(brief, "rollback")
+        assert question is not None
+        return question.gate
+
+    return str(off_loop(asyncio.run, query()))
+
+
+def refused_rows(settings: Settings, workflow_id: str, by: str) -> list[Any]:
+    return [
+        row
+        for row in read_rows(settings.database_url, workflow_id)
+        if row.step_key.startswith("attempt-refused-") and row.actor == by
+    ]
+
+
+def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_cannot(
+    stack: Settings, browser: Any, shots: Path
+) -> None:
+    agent_id = new_agent(stack.platform_url, ["v1", "v2", "v3"])
+    workflow_id = fire(stack, "agent-hallucination", agent_id)
+    opened: list[str] = [workflow_id]
+    try:
+        eventually(lambda: state_of(stack, workflow_id) == "awaiting_approval", "the approval request")
+
+        # alice (on-call) finds it on the incidents page, waiting for her, and opens it: the brief comes first.
+        alice = signed_in_page(browser, stack, "alice")
+        alice.goto(f"{console_url(stack)}/?mine=true")
+        row = alice.locator("tr", has_text=workflow_id)
+        assert "awaiting_approval" in row.inner_text()
+        alice.screenshot(path=str(shots / "incidents.png"), full_page=True)
+        row.locator("a").click()
+        alice.wait_for_selector("#brief-h")
+        sections = alice.locator("h2").all_inner_texts()
+        assert sections[:2] == ["Decision brief", "Timeline"], sections
+        assert "roll" in alice.inner_text("#recommendation").lower()
+        assert "audit log intact" in alice.inner_text("#chain")
+        alice.screenshot(path=str(shots / "incident.png"), full_page=True)
+        alice.set_viewport_size({"width": 390, "height": 844})  # a phone: the brief still reads
+        alice.screenshot(path=str(shots / "incident-phone.png"), full_page=True)
+        alice.set_viewport_size({"width": 1100, "height": 900})
+
+        # erin (owner) sees the same incident with no approve button ...
+        erin = signed_in_page(browser, stack, "erin")
+        erin.goto(f"{console_url(stack)}/incidents/{workflow_id}")
+        erin.wait_for_selector("#brief-h")
+        assert erin.locator("button", has_text="Approve").count() == 0
+        assert alice.locator("button", has_text="Approve rollback").count() == 1
+        # ... and the form posted by hand with her session and its CSRF token is refused, and audited by
+        # the incident itself (its workflow writes the row, so the chain keeps one writer).
+        gate = open_question_gate(stack, workflow_id)
+        http, token = signed_in_http(stack, "erin")
+        form = {"gate": gate, "verdict": "approve", "confirmed": "yes"}
+        refused = http.post(f"/incidents/{workflow_id}/decide", data={**form, "csrf_token": token})
+        assert refused.status_code == 403, refused.text
+        rows = eventually(lambda: refused_rows(stack, workflow_id, "erin"), "the refused attempt's audit row")
+        assert rows[0].action == "approve rollback" and rows[0].outcome == "refused"
+        assert rows[0].details == {"via": "console"}
+        # Without the CSRF token even alice's own POST is refused, and nothing is decided.
+        alice_http, _ = signed_in_http(stack, "alice")
+        no_token = alice_http.post(f"/incidents/{workflow_id}/decide", data=form)
+        assert no_token.status_code == 403
+        assert state_of(stack, workflow_id) == "awaiting_approval"
+
+        # Live: bob acknowledges from a terminal; alice's open page shows it without a reload.
+        temporal_signal(stack, workflow_id, "acknowledge", {"by": "bob"})
+        alice.wait_for_selector("#timeline >> text=acknowledged by bob", timeout=WAIT_MS)
+        # The refused attempt is in the timeline too, and in the audit rows the page shows.
+        alice.wait_for_selector("#audit >> text=attempt-refused-1", timeout=WAIT_MS)
+
+        # alice approves: the console asks first, then signs for her (via console) and sends it.
+        alice.click("button:has-text('Approve rollback')")
+        alice.wait_for_selector("text=Are you sure?")
+        alice.screenshot(path=str(shots / "confirm.png"), full_page=True)
+        alice.click("button:has-text('Yes, do it')")
+        flash = alice.wait_for_selector(".flash", timeout=WAIT_MS).inner_text()
+        assert "approved" in flash, flash
+        eventually(lambda: agent(stack, agent_id)["version"] == "v2", "the agent rolled back at the sandbox")
+        # The timeline names who and through what: "alice, via console (signed, key SHA256:…) approved rollback".
+        alice.wait_for_selector("#timeline >> text=/alice, via console .*approved rollback/", timeout=WAIT_MS)
+        eventually(lambda: state_of(stack, workflow_id) == "rolled_back", "the incident closing rolled back")
+
+        # A new incident from the form opens the runbook through the intake's routing, audited as alice's.
+        other = new_agent(stack.platform_url, ["v1", "v2"])
+        alice.goto(f"{console_url(stack)}/new")
+        alice.select_option("#runbook-choice", "agent_emergency_stop")
+        alice.wait_for_selector("#target-agent_id")
+        alice.fill("#target-agent_id", other)
+        alice.select_option("#severity", "P2")
+        alice.fill("#summary", f"{other} answers in the wrong language")
+        alice.screenshot(path=str(shots / "new.png"), full_page=True)
+        alice.click("button:has-text('Open the incident')")
+        alice.wait_for_selector("#brief-h", timeout=WAIT_MS)
+        new_id = alice.url.rsplit("/", 1)[-1]
+        opened.append(new_id)
+        assert new_id.startswith("incident-agent-hallucination-")
+        eventually(lambda: state_of(stack, new_id) == "awaiting_approval", "the hand-opened runbook asking")
+        assert agent(stack, other)["state"] == "paused"  # the runbook itself acted: it paused the agent
+        opened_by = eventually(
+            lambda: [r for r in read_rows(stack.database_url, new_id) if r.step_key == "opened-by-hand"],
+            "the audit row of who opened it",
+        )
+        assert opened_by[0].actor == "alice" and opened_by[0].details["via"] == "console"
+
+        # A fresh page: the incident page behind reloads itself when its buttons change, which would abort
+        # a navigation away from it half-way.
+        alice.close()
+        alice = signed_in_page(browser, stack, "alice")
+        alice.goto(f"{console_url(stack)}/health")
+        assert "ok" in alice.locator("#check-Postgres").inner_text()
+        alice.screenshot(path=str(shots / "health.png"), full_page=True)
+    finally:
+        off_loop(terminate_running, stack, opened)
+
+
+def test_the_health_page_shows_postgres_down_while_it_is_stopped(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any, shots: Path
+) -> None:
+    # It stops a part, so it runs on a stack of its own (only what the health page needs), never the shared one.
+    settings = settings_on_free_ports(tmp_path_factory.mktemp("console-health")).model_copy(
+        update={"config": CONSOLE_POLICY}
+    )
+    with DevStack(settings, processes=("console",), log=lambda line: None) as own:
+        page = signed_in_page(browser, own.settings, "alice", shots / "login.png")
+        page.goto(f"{console_url(own.settings)}/health")
+        assert "ok" in page.locator("#check-Postgres").inner_text()
+        with own.outage("postgres"):
+            page.goto(f"{console_url(own.settings)}/health")
+            postgres_row = page.locator("#check-Postgres").inner_text()
+            assert "DOWN" in postgres_row, postgres_row
+            assert "not verified" in page.locator("#check-audit-chain").inner_text()
+            page.screenshot(path=str(shots / "health-postgres-down.png"), full_page=True)
+            health = httpx.get(f"{console_url(own.settings)}/api/health", timeout=30).json()
+            assert not health["ok"]
+            assert {c["name"]: c["ok"] for c in health["checks"]}["Postgres"] is False
+        # Back: the next look says so.
+        eventually(
+            lambda: {
+                c["name"]: c["ok"]
+                for c in httpx.get(f"{console_url(own.settings)}/api/health", timeout=30).json()["checks"]
+            }["Postgres"],
+            "Postgres back on the health page",
+        )
