@@ -67,3 +67,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.parked
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.worker_kill
+	$(BIN)/python -m bench.cli

@@ -80,9 +80,9 @@ class Parker:
         if routed.incident is None:
             fail(f"the policy {self.settings.config} routes no AgentHallucination alert")
         self.started.append(routed.incident.incident_id)
-        action = await self.gateway.open_or_signal(routed)
-        if action != "started":
-            fail(f"the alert for {agent_id} did not open an incident: {action}")
+        delivered = await self.gateway.open_or_signal(routed)
+        if delivered.action != "started":
+            fail(f"the alert for {agent_id} did not open an incident: {delivered}")
         return routed.incident.incident_id
 
     async def open_many(self, agent_ids: list[str], in_flight: int, within: float) -> None:

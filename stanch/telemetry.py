@@ -18,22 +18,24 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from functools import cache
-
-from fastapi import FastAPI
-from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor, RequestInfo
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from starlette.requests import Request
-from starlette.responses import Response
-from temporalio.client import Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from typing import TYPE_CHECKING
 
 from stanch.redact import scrub_known
-from stanch.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported where they are used: the CLI connects through `connect()` too, and a person's `stanch brief`
+    # should not wait for FastAPI, Starlette and the OpenTelemetry SDK when nothing asked for tracing.
+    from fastapi import FastAPI
+    from opentelemetry.instrumentation.httpx import RequestInfo
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from temporalio.client import Interceptor
+    from temporalio.runtime import Runtime
+
+    from stanch.settings import Settings
 
 TRACES_EXPORTER_VARIABLE = "OTEL_TRACES_EXPORTER"
 EXPORTERS = ("console", "otlp", "none")
@@ -59,6 +61,8 @@ def exporters_from_env() -> list[SpanExporter]:
         raise SystemExit(2)
     exporters: list[SpanExporter] = []
     if "console" in names:
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         exporters.append(ConsoleSpanExporter())
     if "otlp" in names:
         # Imported only when asked for: the OTLP exporter pulls in protobuf and requests.
@@ -73,6 +77,11 @@ def setup_tracing_from_env(service_name: str) -> bool:
     exporters = exporters_from_env()
     if not exporters:
         return False
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     # OTEL_SERVICE_NAME wins over our default, as the OpenTelemetry spec says it should.
     name = os.environ.get("OTEL_SERVICE_NAME") or service_name
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
@@ -90,6 +99,8 @@ def enable(provider: TracerProvider) -> None:
     The tests pass an in-memory provider here without making it the process-wide global, which
     OpenTelemetry allows to be set only once.
     """
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
     global _provider
     if _provider is not None:
         disable()
@@ -119,6 +130,8 @@ def disable() -> None:
     global _provider
     if _provider is None:
         return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
     HTTPXClientInstrumentor().uninstrument()
     _provider = None
 
@@ -133,6 +146,8 @@ def client_interceptors() -> list[Interceptor]:
     stays exactly as it was, without headers or spans."""
     if _provider is None:
         return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
     return [TracingInterceptor(_provider.get_tracer(TRACER_NAME))]
 
 
@@ -141,6 +156,9 @@ def instrument_intake(app: FastAPI) -> None:
     provider = _provider
     if provider is None:
         return
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
     tracer = provider.get_tracer(TRACER_NAME)
 
     @app.middleware("http")
@@ -166,6 +184,8 @@ def instrument_intake(app: FastAPI) -> None:
 @cache
 def _prometheus_runtime(bind_address: str) -> Runtime:
     # One runtime per address and process: a second one would try to bind the same port again.
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
 
 

@@ -2,69 +2,53 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import json
 import os
 import sys
-from collections.abc import Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import typer
-from pydantic import BaseModel
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
-from temporalio.service import RPCError
 
-from schemas.approvals import (
-    Acknowledgement,
-    ApprovalAnswer,
-    Decision,
-    DecisionOutcome,
-    EscalationRequest,
-    Resolution,
-)
-from schemas.briefs import Brief, Timeline
-from schemas.signatures import SignedDecision, ToSign, Verdict
-from stanch.markup import plain
 from stanch.ops.keys import keys_app
-from stanch.ops.signer import (
-    RESOLVE_GATE,
-    TRIAGE_GATE,
-    Dialog,
-    Signer,
-    SignerError,
-    choose_key,
-    confirmation_text,
-    handover,
-    load_signing_key,
-    payload_json,
-    pick_gate,
-    pick_question,
-    signed_decision,
-    unsigned_notice,
-)
-from stanch.settings import REPO_ROOT, Settings, load_settings_or_exit
-from stanch.temporal_client import connect
 
+# What a person types at 3 a.m. answers at once: this module imports only what parsing the command line
+# needs (typer; the parameters' types are builtins and Path). Each command imports the Temporal client,
+# the schemas, the policy and the signer in its own body, so `stanch --help` loads none of them and
+# `stanch brief` loads only what a query needs (tests/stanch/test_cli_imports.py keeps it so).
 if TYPE_CHECKING:
-    from schemas.systems import SystemCheck
+    from collections.abc import Coroutine
 
-app = typer.Typer(help="Stanch: incident runbooks as durable Temporal workflows.", no_args_is_help=True)
-audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
+    from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
+
+    from schemas.briefs import Brief
+    from schemas.signatures import SignedDecision, ToSign, Verdict
+    from schemas.systems import SystemCheck
+    from stanch.ops.signer import Signer
+    from stanch.settings import Settings
+
+# Plain help (rich_markup_mode=None): Rich's help renderer imports Rich's Markdown, syntax and traceback
+# modules, about half a second before `stanch --help` prints a line; click's formatter takes none of that.
+app = typer.Typer(
+    help="Stanch: incident runbooks as durable Temporal workflows.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 
 # `stanch dev`'s policy: the production-shaped example plus the example systems it runs (never production's).
-DEV_POLICY = REPO_ROOT / "config" / "dev.toml"
+# (stanch.settings.REPO_ROOT, without importing pydantic-settings to parse a flag.)
+DEV_POLICY = Path(__file__).resolve().parents[2] / "config" / "dev.toml"
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
+    from temporalio.service import RPCError
+
     try:
         return asyncio.run(coro)
     except RPCError as error:
@@ -78,7 +62,16 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _settings() -> Settings:
+    from stanch.settings import load_settings_or_exit
+
     return load_settings_or_exit()
+
+
+async def connect(settings: Settings) -> Client:
+    """stanch.temporal_client.connect, imported by the first command that talks to Temporal."""
+    from stanch.temporal_client import connect as connect_to_temporal
+
+    return await connect_to_temporal(settings)
 
 
 def workflow_id(incident: str) -> str:
@@ -157,7 +150,7 @@ def migrate() -> None:
     Safe to run on every deploy; `stanch dev` does the same for its own Postgres and Temporal.
     """
     from stanch.db import migrate as migrate_database
-    from stanch.temporal_client import add_missing_search_attributes
+    from stanch.temporal_client import add_missing_search_attributes, connect
 
     settings = _settings()
     migrate_database(settings.database_admin_url)
@@ -183,6 +176,12 @@ def fire(
     ),
 ) -> None:
     """POST a sample Alertmanager alert to the intake, as monitoring would."""
+    import hashlib
+    import hmac
+    import json
+
+    import httpx
+
     from stanch.ops.samples import SAMPLES, sample
 
     settings = _settings()
@@ -225,9 +224,12 @@ def list_incidents(
     ),
 ) -> None:
     """List incidents (open ones by default)."""
+    from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+    from temporalio.converter import default
 
     async def go() -> None:
-        client = await connect(_settings())
+        settings = _settings()
+        client = await connect(settings)
         clauses = ["StanchRunbook IS NOT NULL"]
         if state:
             clauses.append(f"StanchState = {_quoted(state)}")
@@ -236,16 +238,44 @@ def list_incidents(
             clauses.append(f"StanchAwaiting = {_quoted(waiting_for)}")
         if not all_runs:
             clauses.append("ExecutionStatus = 'Running'")
-        async for execution in client.list_workflows(" AND ".join(clauses)):
-            attrs = {key.name: value for key, value in execution.typed_search_attributes}
-            awaiting = attrs.get("StanchAwaiting")
-            typer.echo(
-                f"{execution.id:<50} {attrs.get('StanchSeverity', '?'):<3} {attrs.get('StanchRunbook', '?'):<24} "
-                f"{attrs.get('StanchState', '?'):<18} {execution.start_time:%Y-%m-%d %H:%M:%S}"
-                + (f"  awaiting: {', '.join(awaiting)}" if isinstance(awaiting, list) and awaiting else "")
-            )
+        # One visibility list, a page per LIST_PAGE_SIZE incidents, nothing per incident. The raw response
+        # rather than client.list_workflows: the SDK decodes every search attribute of every row twice
+        # (typed and untyped) into objects, while this prints four of them, so it decodes those four.
+        request = ListWorkflowExecutionsRequest(
+            namespace=settings.namespace, query=" AND ".join(clauses), page_size=LIST_PAGE_SIZE
+        )
+        search_attributes = default().payload_converter  # what the SDK decodes search attributes with
+        while True:
+            page = await client.workflow_service.list_workflow_executions(request, retry=True)
+            lines = []
+            for info in page.executions:
+                fields = info.search_attributes.indexed_fields
+                shown = {
+                    name: search_attributes.from_payload(fields[name]) if name in fields else "?"
+                    for name in ("StanchSeverity", "StanchRunbook", "StanchState", "StanchAwaiting")
+                }
+                awaiting = shown["StanchAwaiting"]
+                lines.append(
+                    f"{info.execution.workflow_id:<50} {shown['StanchSeverity']:<3} {shown['StanchRunbook']:<24} "
+                    f"{shown['StanchState']:<18} {info.start_time.ToDatetime():%Y-%m-%d %H:%M:%S}"
+                    + (
+                        f"  awaiting: {', '.join(awaiting)}"
+                        if isinstance(awaiting, list) and awaiting
+                        else ""
+                    )
+                )
+            if lines:
+                typer.echo("\n".join(lines))  # a write per page, not per incident
+            if not page.next_page_token:
+                return
+            request.next_page_token = page.next_page_token
 
     _run(go())
+
+
+# Incidents per visibility page: the server's largest (frontend.visibilityMaxPageSize, 1,000 by default),
+# so 1,000 open incidents take one round trip.
+LIST_PAGE_SIZE = 1000
 
 
 def _quoted(value: str) -> str:
@@ -256,6 +286,8 @@ def _quoted(value: str) -> str:
 @app.command()
 def brief(incident: str, timeline: bool = typer.Option(False, help="print the timeline too")) -> None:
     """Print an incident's decision brief."""
+    from schemas.briefs import Brief, Timeline
+    from stanch.markup import plain
 
     async def go() -> None:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
@@ -279,6 +311,8 @@ YES_HELP = "sign without asking (read what it signs first: it is printed all the
 def _signer(key: Path | None, *, required: bool = False) -> Signer | None:
     """The key this command signs with (`--key` > STANCH_SIGNING_KEY > ~/.ssh/id_ed25519), loaded; None when
     none was named and the default does not exist: the decision goes out unsigned, as said on stderr."""
+    from stanch.ops.signer import SignerError, choose_key, load_signing_key, unsigned_notice
+
     choice = choose_key(key, os.environ, Path.home())
     if choice is None:
         if required:
@@ -305,6 +339,10 @@ def _ask_passphrase(prompt: str) -> str:
 
 def _sign(to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer, yes: bool) -> SignedDecision:
     """Show what is about to be signed, ask (unless --yes), then sign it: the expiry runs from the answer."""
+    from datetime import UTC, datetime
+
+    from stanch.ops.signer import confirmation_text, signed_decision
+
     typer.echo(confirmation_text(to_sign, verdict, approver, signer), err=True)
     if not yes:
         if not sys.stdin.isatty():
@@ -330,6 +368,8 @@ def _update_refusal(error: WorkflowUpdateFailedError) -> str:
 
 
 def _fetch_brief(incident: str) -> Brief:
+    from schemas.briefs import Brief
+
     async def go() -> Brief:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
         brief: Brief = await handle.query("brief", result_type=Brief)
@@ -339,6 +379,8 @@ def _fetch_brief(incident: str) -> Brief:
 
 
 def _question(brief: Brief, action: str | None) -> ToSign | None:
+    from stanch.ops.signer import SignerError, pick_question
+
     try:
         return pick_question(brief, action)
     except SignerError as error:
@@ -359,6 +401,10 @@ def _decide(
     key: Path | None,
     yes: bool,
 ) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from schemas.approvals import Decision, DecisionOutcome
+
     verdict: Verdict = "approve" if approved else "reject"
     signer = _signer(key)
     # The brief says which question is open and what it shows: the action must be that one (the golden
@@ -459,6 +505,11 @@ def sign_payload(
 ) -> None:
     """Print a signed decision as JSON for the Temporal UI's "Send a Signal" / "Send an Update" dialog (or
     `temporal workflow signal --input`); stderr says which signal or update takes it."""
+    from pydantic import BaseModel
+
+    from schemas.approvals import ApprovalAnswer, Decision, Resolution
+    from stanch.ops.signer import RESOLVE_GATE, TRIAGE_GATE, Dialog, handover, payload_json, pick_gate
+
     if action in (RESOLVE_GATE, "run_runbook") and (reject_it or update):
         typer.echo(f"stanch: {action} takes neither --reject nor --update", err=True)
         raise typer.Exit(2)
@@ -508,6 +559,7 @@ def sign_payload(
 @app.command()
 def acknowledge(incident: str, by: str = typer.Option(..., "--as", help="who is on it")) -> None:
     """Say you are on it: the escalation clock holds for the policy's acknowledge_holds_minutes."""
+    from schemas.approvals import Acknowledgement
 
     async def go() -> None:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
@@ -520,6 +572,7 @@ def acknowledge(incident: str, by: str = typer.Option(..., "--as", help="who is 
 @app.command()
 def escalate(incident: str, by: str = typer.Option(..., "--as"), reason: str = typer.Option("")) -> None:
     """Escalate to the next level now instead of waiting for the timer."""
+    from schemas.approvals import EscalationRequest
 
     async def go() -> None:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
@@ -540,6 +593,10 @@ def resolve(
     """Resolve an incident: its runbook stands down from whatever it waits for (leaving the systems as they
     are), withdraws its open question and closes `resolved`; the next alert for the key opens a new one.
     Resolving withdraws a pending question, so it is signed like a decision."""
+    from schemas.approvals import Resolution
+    from schemas.briefs import Timeline
+    from stanch.ops.signer import RESOLVE_GATE, pick_gate
+
     wid = workflow_id(incident)
     signer = _signer(key)
     # What resolving would withdraw now: the brief's resolve entry (its digest covers the pending question).
@@ -575,7 +632,10 @@ def triage(
     yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
 ) -> None:
     """Hand a triage incident to a runbook with the target its alert lacked (refused with the reason)."""
+    from temporalio.client import WorkflowUpdateFailedError
+
     from schemas.triage import RunbookStarted, RunRunbook
+    from stanch.ops.signer import TRIAGE_GATE, handover, pick_gate
 
     fields = _target_fields(target)
     signer = _signer(key)
@@ -623,6 +683,7 @@ def kill_switch(
     """Show or set a subsystem's kill switch: engage, arm or off. Audited; takes effect at once. Turning it
     off, or arming it when it is engaged, undoes a safety: that change is signed with your key."""
     from temporalio.common import WorkflowIDConflictPolicy
+    from temporalio.service import RPCError
 
     from activities.guardrail import update_guardrail
     from schemas.guardrail import (
@@ -635,7 +696,7 @@ def kill_switch(
         KillSwitchMode,
         guardrail_workflow_id,
     )
-    from stanch.ops.signer import kill_switch_decision, kill_switch_verdict
+    from stanch.ops.signer import choose_key, kill_switch_decision, kill_switch_verdict, unsigned_notice
     from stanch.policy import load_policy_or_exit
 
     settings = _settings()
@@ -766,7 +827,11 @@ def learning(
     automation: list[str] = typer.Option([], "--automation", help="what Stanch could do itself; repeat"),
 ) -> None:
     """Send a resolved incident's post-incident learning to its post-mortem (refused with the field)."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from schemas.briefs import Brief
     from schemas.learning import LEARNING, Learning, LearningAnswer, postmortem_workflow_id
+    from stanch.markup import plain
 
     sent = Learning(
         by=by,
@@ -885,7 +950,7 @@ def audit_verify(
 def _histories(sources: list[str]) -> list[tuple[str, WorkflowHistory]]:
     """Each source is a history file (UI Download, `temporal workflow show --output json`, `stanch audit
     export`) or a workflow id to fetch from Temporal (`incident-` may be left off, as elsewhere)."""
-    from pathlib import Path
+    from temporalio.service import RPCError
 
     from stanch.codec import codec_from_settings
     from stanch.ops.replay import load_history
@@ -939,6 +1004,8 @@ def audit_replay(
     sources: list[str] = typer.Argument(..., help="history files or workflow ids"),
 ) -> None:
     """Replay histories against the current workflow code: OK, or the nondeterminism and its event."""
+    import asyncio
+
     from stanch.codec import data_converter
     from stanch.ops.replay import replay
 
@@ -969,7 +1036,9 @@ def audit_timeline(
 
 # ---- schedules -----------------------------------------------------------------------------------
 
-schedule_app = typer.Typer(help="Temporal Schedules Stanch keeps (the daily report).", no_args_is_help=True)
+schedule_app = typer.Typer(
+    help="Temporal Schedules Stanch keeps (the daily report).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(schedule_app, name="schedule")
 
 
@@ -993,6 +1062,8 @@ def schedule_apply(
 def systems() -> None:
     """Check every system the runbooks act on, through the adapter the policy names for it
     (`[systems.<name>]`; the HTTP contract at STANCH_PLATFORM_URL where it names none). Exit 1 if one fails."""
+    import asyncio
+
     from activities.adapters import AdapterConfigError
     from activities.systems import open_systems
     from schemas.systems import SYSTEM_DESCRIPTIONS

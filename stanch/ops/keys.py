@@ -10,28 +10,34 @@ prints it, so a person can compare it with their own key.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.guardrail import GUARDRAIL_WORKFLOW
-from schemas.signatures import Keyring
-from stanch.policy import Policy, load_policy_or_exit
-from stanch.settings import load_settings_or_exit
-from stanch.signing import SigningKeyError, parse_public_key
-from stanch.temporal_client import connect
-from stanch.trust import demo_keys_refusal
+if TYPE_CHECKING:
+    # Each command imports what it uses: `stanch --help` builds this group too, and should not wait for
+    # pydantic, the policy or the Temporal client (stanch/ops/cli.py says more).
+    from temporalio.client import Client
 
-keys_app = typer.Typer(help="The signing keys the policy trusts; send a change of them to running incidents.")
+    from schemas.signatures import Keyring
+    from stanch.policy import Policy
+
+keys_app = typer.Typer(
+    help="The signing keys the policy trusts; send a change of them to running incidents.",
+    rich_markup_mode=None,  # plain help, as the other groups of stanch/ops/cli.py, for the same reason
+)
 
 KEYS_SIGNAL = "keys"
-# Every running incident (each runbook sets StanchRunbook) and every running guardrail, in one list.
-RUNNING_HOLDERS_QUERY = (
-    f"ExecutionStatus = 'Running' AND (StanchRunbook IS NOT NULL OR WorkflowType = '{GUARDRAIL_WORKFLOW}')"
-)
+
+
+def running_holders_query() -> str:
+    """Every running incident (each runbook sets StanchRunbook) and every running guardrail, in one list."""
+    from schemas.guardrail import GUARDRAIL_WORKFLOW
+
+    return f"ExecutionStatus = 'Running' AND (StanchRunbook IS NOT NULL OR WorkflowType = '{GUARDRAIL_WORKFLOW}')"
+
+
 # Signals in flight at once: enough to sync thousands of parked incidents in seconds, few enough that the
 # server is not flooded by one command.
 PARALLEL_SIGNALS = 16
@@ -42,6 +48,8 @@ PARALLEL_SIGNALS = 16
 
 def keygen_line(line: str) -> str:
     """One public key as `ssh-keygen -lf` prints it: bits, fingerprint, comment, type."""
+    from stanch.signing import parse_public_key
+
     key = parse_public_key(line)
     return f"256 {key.fingerprint} {key.comment or 'no comment'} (ED25519)"
 
@@ -69,6 +77,10 @@ def list_keys() -> None:
     """Print the policy's signing keys: each person's and service's fingerprints, and which are demo keys.
 
     Each key as `ssh-keygen -lf` prints it, so a person can compare it with their own key file."""
+    from stanch.policy import load_policy_or_exit
+    from stanch.settings import load_settings_or_exit
+    from stanch.signing import SigningKeyError
+
     settings = load_settings_or_exit()
     policy = load_policy_or_exit(settings.config)
     typer.echo(
@@ -114,10 +126,16 @@ async def sync_keyring(client: Client, keyring: Keyring) -> SyncReport:
 
     The signal goes to the workflow id's current run, so a guardrail that continued-as-new since the list
     still gets it (its next run carries it on)."""
+    import asyncio
+
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from schemas.guardrail import GUARDRAIL_WORKFLOW
+
     report = SyncReport()
     running = [
         (execution.id, execution.workflow_type)
-        async for execution in client.list_workflows(RUNNING_HOLDERS_QUERY)
+        async for execution in client.list_workflows(running_holders_query())
     ]
     gate = asyncio.Semaphore(PARALLEL_SIGNALS)
 
@@ -154,6 +172,15 @@ def sync() -> None:
 
     The `keys` signal replaces each one's keyring, so a key added to or removed from the policy counts for
     decisions on what is already running as soon as this returns."""
+    import asyncio
+
+    from temporalio.service import RPCError
+
+    from stanch.policy import load_policy_or_exit
+    from stanch.settings import load_settings_or_exit
+    from stanch.temporal_client import connect
+    from stanch.trust import demo_keys_refusal
+
     settings = load_settings_or_exit()
     policy = load_policy_or_exit(settings.config)
     # Sending demo keys to running incidents would make them trust keys whose private halves are public.

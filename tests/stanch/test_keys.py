@@ -32,7 +32,7 @@ from schemas.guardrail import (
     guardrail_workflow_id,
 )
 from schemas.signatures import Keyring
-from stanch.ops.keys import RUNNING_HOLDERS_QUERY
+from stanch.ops.keys import running_holders_query
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings, get_settings
 from stanch.trust import TRUST_DEMO_KEYS
@@ -143,7 +143,7 @@ async def listed(client: Client, running: set[str], ended: set[str]) -> None:
     """Visibility is eventually consistent: wait (bounded) until it lists what `keys sync` will read."""
     deadline = time.monotonic() + 20
     while True:
-        shown = {execution.id async for execution in client.list_workflows(RUNNING_HOLDERS_QUERY)}
+        shown = {execution.id async for execution in client.list_workflows(running_holders_query())}
         if running <= shown and not ended & shown:
             return
         assert time.monotonic() < deadline, f"visibility lists {shown}, not {running}"
