@@ -172,9 +172,17 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         assert rows[0].action == "approve rollback" and rows[0].outcome == "refused"
         assert rows[0].details == {"via": "console"}
         # Without the CSRF token even alice's own POST is refused, and nothing is decided.
-        alice_http, _ = signed_in_http(stack, "alice")
+        alice_http, alice_token = signed_in_http(stack, "alice")
         no_token = alice_http.post(f"/incidents/{workflow_id}/decide", data=form)
         assert no_token.status_code == 403
+        assert state_of(stack, workflow_id) == "awaiting_approval"
+        # A form over another version of the question (its digest) is not signed or sent: the console
+        # signs only what the person read.
+        stale = alice_http.post(
+            f"/incidents/{workflow_id}/decide", data={**form, "digest": "0" * 64, "csrf_token": alice_token}
+        )
+        assert stale.status_code == 303
+        assert "changed since you read it" in alice_http.get(stale.headers["location"]).text
         assert state_of(stack, workflow_id) == "awaiting_approval"
 
         # Live: bob acknowledges from a terminal; alice's open page shows it without a reload.

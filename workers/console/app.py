@@ -433,6 +433,14 @@ def create_app(
         what = f"{verdict} {entry.shown.action}"
         if views.allowed(actions, kind, gate) is None:
             raise await refuse(workflow_id, me, what, role_reason(me, entry.shown.required_approvers))
+        # The console signs what the person read, never what the question says by the time they click: the
+        # form carries the digest of the question its page showed.
+        if fields.get("digest") != entry.digest:
+            return back(
+                workflow_id,
+                f"Not sent: the question on {entry.shown.action} changed since you read it; read it again.",
+                request,
+            )
         text = fields.get("text") if kind == "review" else None
         if verdict == "approve" and kind == "approve" and fields.get("confirmed") != "yes":
             return page(
@@ -447,7 +455,12 @@ def create_app(
                     ("Risk if no action", entry.shown.risk),
                     ("Signed", f"by the console for {me.name}" if console.signer else "no (no console key)"),
                 ],
-                hidden={"gate": gate, "verdict": verdict, "comment": fields.get("comment", "")},
+                hidden={
+                    "gate": gate,
+                    "verdict": verdict,
+                    "digest": entry.digest,
+                    "comment": fields.get("comment", ""),
+                },
             )
         _, signed = sign(brief, gate, "approve" if verdict == "approve" else "reject", me)
         decision = Decision(

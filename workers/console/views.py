@@ -163,6 +163,9 @@ class Action(BaseModel):
     label: str
     explains: str
     gate: str = ""
+    digest: str = Field(
+        "", description="approve/reject/review: the digest of the question as the page shows it"
+    )
     destructive: bool = False
     draft: str = Field("", description="review: the customer message as drafted, editable")
 
@@ -193,6 +196,7 @@ def actions_for(brief: Brief, policy: Policy, me: str, running: bool) -> list[Ac
                         explains="Sends the message below to the customer, as you leave it (edit it first if "
                         "needed); reject holds it back.",
                         gate=item.gate,
+                        digest=item.digest,
                         draft=shown.recommendation,
                     )
                 )
@@ -204,6 +208,7 @@ def actions_for(brief: Brief, policy: Policy, me: str, running: bool) -> list[Ac
                     label=f"Approve {shown.action}",
                     explains=f"Carries out the recommended action now: {shown.recommendation or shown.action}",
                     gate=item.gate,
+                    digest=item.digest,
                     destructive=True,
                 )
             )
@@ -213,6 +218,7 @@ def actions_for(brief: Brief, policy: Policy, me: str, running: bool) -> list[Ac
                     label=f"Reject {shown.action}",
                     explains="The runbook keeps its safe state and does not act.",
                     gate=item.gate,
+                    digest=item.digest,
                 )
             )
     if me in responders(policy):

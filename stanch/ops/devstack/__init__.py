@@ -16,7 +16,6 @@ import os
 import secrets
 import shlex
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,12 +38,21 @@ from stanch.ops.devstack.supervisor import (
     StartupFailed,
     check_port_free,
     env_name,
+    free_ports,
     shutdown_requested,
 )
 from stanch.settings import Settings
 from stanch.trust import TRUST_DEMO_KEYS
 
-__all__ = ["DevStack", "DevStackError", "Interrupted", "PortInUse", "StartupFailed", "child_environment"]
+__all__ = [
+    "DevStack",
+    "DevStackError",
+    "Interrupted",
+    "PortInUse",
+    "StartupFailed",
+    "child_environment",
+    "free_ports",
+]
 
 # Started before the stack's own processes, which need both.
 SERVERS = ("postgres", "temporal")
@@ -63,16 +71,6 @@ WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DATABASE_URLS = ("database_url", "database_admin_url")
 SANDBOX_URLS = ("platform_url", "notify_webhook_url")
-
-
-def free_ports(count: int) -> list[int]:
-    # Held open together, so the kernel cannot hand out the same port twice.
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    try:
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def settings_on_free_ports(home: Path) -> Settings:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from stanch.ops.devstack.supervisor import Child, LogFn, StartupFailed
+from stanch.ops.devstack.supervisor import Child, LogFn, StartupFailed, free_ports
 from stanch.settings import REPO_ROOT, Settings
 
 GATEWAY_DIR = REPO_ROOT / "examples" / "gateway"
@@ -46,11 +45,6 @@ def supervisor_socket(home: Path) -> Path:
         return beside
     digest = hashlib.sha256(os.fsencode(home.resolve())).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"stanch-gateway-{digest}.sock"
-
-
-def _free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        return int(sock.getsockname()[1])
 
 
 class ExampleGateway:
@@ -83,7 +77,7 @@ class ExampleGateway:
             data.mkdir(parents=True, exist_ok=True)
             subprocess.run([sys.executable, str(GATEWAY_DIR / "gateway.py"), "seed", str(data)], check=True)
         # Chosen once: a restarted part (`DevStack.start_part`) is where the worker's environment says.
-        self.port = self.port or _free_port()
+        self.port = self.port or free_ports(1)[0]
         logs = settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         child = Child(

@@ -10,6 +10,7 @@ import collections
 import ctypes
 import errno
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -218,3 +219,33 @@ class Child:
                     f"last lines of {self.log_path}:\n{self.tail()}"
                 )
             time.sleep(POLL_INTERVAL_SECONDS)
+
+
+def _ports_below_the_ephemeral_range() -> range:
+    """Ports no outgoing connection takes as its local port: those below the kernel's ephemeral range
+    (net.ipv4.ip_local_port_range, 32768 to 60999 by default)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), low)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports free now, each below the ephemeral range. A port from bind(("", 0)) lies in
+    that range, where any outgoing connection of a part starting meanwhile may take it as its local port
+    before the part given it binds: seen as "address already in use" for the console, the last part up."""
+    candidates = _ports_below_the_ephemeral_range()
+    chooser = random.SystemRandom()
+    # Held open together, so no port is handed out twice.
+    sockets: list[socket.socket] = []
+    try:
+        while len(sockets) < count:
+            try:
+                sockets.append(socket.create_server(("127.0.0.1", chooser.choice(candidates))))
+            except OSError:
+                continue  # taken: draw again
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
