@@ -22,7 +22,7 @@ from schemas.guardrail import (
     KillSwitchMode,
     guardrail_workflow_id,
 )
-from schemas.signatures import DecisionStatement, SignatureMode, Verdict
+from schemas.signatures import DecisionStatement, SignatureMode, SignedDecision, ToSign, Verdict
 from stanch.settings import REPO_ROOT
 from stanch.signing import gate_digest, kill_switch_shown, load_private_key, sign, statement_for
 
@@ -81,22 +81,39 @@ async def signed_kill_switch_change(
     return KillSwitchChange(by=by, mode=mode, reason="tested", signed=sign(statement, key))
 
 
+def signed_over(
+    brief: Brief,
+    to_sign: ToSign,
+    approver: str,
+    key: Ed25519PrivateKey,
+    verdict: Verdict = "approve",
+    via: str = "",
+) -> SignedDecision:
+    """`approver`'s signed `verdict` on one question the brief lists, made from the brief's own time (the
+    time-skipping server's workflow time runs ahead of the wall clock), as a client signs it."""
+    statement = statement_for(
+        to_sign,
+        verdict=verdict,
+        approver=approver,
+        now=brief.last_update_at,
+        nonce=uuid.uuid4().hex,
+        ttl=TEST_TTL,
+        via=via,
+    )
+    return sign(statement, key)
+
+
 async def signed_approval(
     handle: WorkflowHandle[Any, Any], approver: str, key: Ed25519PrivateKey
 ) -> Decision:
     """A `decide` approval of the pending gate, signed over what the brief shows now."""
     brief = await handle.query("brief", result_type=Brief)
     to_sign = next(item for item in brief.to_sign if item.gate.startswith("gate"))
-    statement = statement_for(
-        to_sign,
-        verdict="approve",
-        approver=approver,
-        now=brief.last_update_at,
-        nonce=uuid.uuid4().hex,
-        ttl=TEST_TTL,
-    )
     return Decision(
-        approver=approver, action=to_sign.shown.action, approved=True, signed=sign(statement, key)
+        approver=approver,
+        action=to_sign.shown.action,
+        approved=True,
+        signed=signed_over(brief, to_sign, approver, key),
     )
 
 
@@ -117,12 +134,5 @@ async def demo_signed(
     to_sign = next(
         item for item in brief.to_sign if item.shown.action == answer.action and verdict in item.verdicts
     )
-    statement = statement_for(
-        to_sign,
-        verdict=verdict,
-        approver=answer.approver,
-        now=brief.last_update_at,
-        nonce=uuid.uuid4().hex,
-        ttl=TEST_TTL,
-    )
-    return answer.model_copy(update={"signed": sign(statement, demo_key(answer.approver))})
+    signed = signed_over(brief, to_sign, answer.approver, demo_key(answer.approver), verdict)
+    return answer.model_copy(update={"signed": signed})

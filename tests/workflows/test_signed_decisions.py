@@ -12,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
@@ -34,15 +33,8 @@ from schemas.signatures import DecisionStatement, Keyring, SignedDecision, ToSig
 from stanch.signing import gate_digest, kill_switch_shown, sign, statement_for
 from tests.clock import settle_and_terminate
 from tests.helpers import Incidents, Running, audit_rows
+from tests.helpers_keys import key_pair, signed_over
 from tests.workflows.test_agent_lifecycle import agent_of, lifecycle, retiring_agent, until_awaiting
-
-
-def key_pair() -> tuple[Ed25519PrivateKey, str]:
-    private = Ed25519PrivateKey.generate()
-    line = private.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return private, line.decode()
 
 
 async def open_termination(
@@ -76,16 +68,8 @@ async def signed_answer(
     via: str = "",
 ) -> ApprovalAnswer:
     brief, to_sign = await open_question(handle)
-    statement = statement_for(
-        to_sign,
-        verdict=verdict,
-        approver=approver,
-        now=brief.last_update_at,
-        nonce=uuid.uuid4().hex,
-        ttl=timedelta(hours=1),
-        via=via,
-    )
-    return ApprovalAnswer(approver=approver, action=to_sign.shown.action, signed=sign(statement, key))
+    signed = signed_over(brief, to_sign, approver, key, verdict, via)
+    return ApprovalAnswer(approver=approver, action=to_sign.shown.action, signed=signed)
 
 
 async def entries(handle: WorkflowHandle[Any, Any], kind: str) -> list[str]:
