@@ -403,6 +403,16 @@ def create_app(
         running = described.status == WorkflowExecutionStatus.RUNNING
         return brief, views.actions_for(brief, policy, me.name, running)
 
+    async def as_responder(
+        workflow_id: str, me: views.Person, kind: views.ActionKind, what: str, gate: str = ""
+    ) -> Brief:
+        """The brief, once `me` may `kind` this incident now (acknowledge, escalate, resolve, hand-over:
+        on-call's and the escalation ladder's people); otherwise the refusal, told to the incident."""
+        brief, actions = await current(workflow_id, me)
+        if views.allowed(actions, kind, gate) is None:
+            raise await refuse(workflow_id, me, what, role_reason(me, ["oncall", "the escalation ladder"]))
+        return brief
+
     def sign(
         brief: Brief, gate: str, verdict: Verdict, me: views.Person
     ) -> tuple[ToSign | None, SignedDecision | None]:
@@ -486,11 +496,7 @@ def create_app(
         if me is None:
             return to_login()
         await checked_form(request)
-        _, actions = await current(workflow_id, me)
-        if views.allowed(actions, "acknowledge") is None:
-            raise await refuse(
-                workflow_id, me, "acknowledge", role_reason(me, ["oncall", "the escalation ladder"])
-            )
+        await as_responder(workflow_id, me, "acknowledge", "acknowledge")
         await (await console.handle(workflow_id)).signal(
             "acknowledge", Acknowledgement(by=me.name), rpc_timeout=RPC_TIMEOUT
         )
@@ -502,11 +508,7 @@ def create_app(
         if me is None:
             return to_login()
         fields = await checked_form(request)
-        _, actions = await current(workflow_id, me)
-        if views.allowed(actions, "escalate") is None:
-            raise await refuse(
-                workflow_id, me, "escalate", role_reason(me, ["oncall", "the escalation ladder"])
-            )
+        await as_responder(workflow_id, me, "escalate", "escalate")
         await (await console.handle(workflow_id)).signal(
             "escalate",
             EscalationRequest(by=me.name, reason=fields.get("reason", "")),
@@ -520,11 +522,7 @@ def create_app(
         if me is None:
             return to_login()
         fields = await checked_form(request)
-        brief, actions = await current(workflow_id, me)
-        if views.allowed(actions, "resolve", RESOLVE_GATE) is None:
-            raise await refuse(
-                workflow_id, me, "resolve", role_reason(me, ["oncall", "the escalation ladder"])
-            )
+        brief = await as_responder(workflow_id, me, "resolve", "resolve", RESOLVE_GATE)
         fixed = fields.get("fixed", "").strip()
         learned = fields.get("learned", "").strip()
         if not fixed:
@@ -566,15 +564,8 @@ def create_app(
         if me is None:
             return to_login()
         fields = await checked_form(request)
-        brief, actions = await current(workflow_id, me)
         runbook = fields.get("runbook", "")
-        if views.allowed(actions, "handover", TRIAGE_GATE) is None:
-            raise await refuse(
-                workflow_id,
-                me,
-                f"hand over to {runbook}",
-                role_reason(me, ["oncall", "the escalation ladder"]),
-            )
+        brief = await as_responder(workflow_id, me, "handover", f"hand over to {runbook}", TRIAGE_GATE)
         target = _target_fields(fields)
         if fields.get("confirmed") != "yes":
             return page(
