@@ -27,14 +27,24 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.briefs import Brief
+from schemas.briefs import Brief, Timeline
 from stanch.audit_store import read_rows
 from stanch.decisions import pick_question
 from stanch.ops.devstack import DevStack, settings_on_free_ports
+from stanch.ops.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from tests.helpers import new_agent
-from tests.stack import agent, brief_state, eventually, fire, temporal_signal, terminate_running
+from tests.stack import (
+    agent,
+    brief_state,
+    eventually,
+    fire,
+    post_alert,
+    result_of,
+    temporal_signal,
+    terminate_running,
+)
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
@@ -234,6 +244,94 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         alice.screenshot(path=str(shots / "health.png"), full_page=True)
     finally:
         off_loop(terminate_running, stack, opened)
+
+
+def timeline_texts(settings: Settings, workflow_id: str) -> list[str]:
+    async def query() -> list[str]:
+        handle = (await connect(settings)).get_workflow_handle(workflow_id)
+        return [entry.text for entry in (await handle.query("timeline", result_type=Timeline)).entries]
+
+    return list(off_loop(asyncio.run, query()))
+
+
+def flash_after(http: httpx.Client, response: httpx.Response) -> str:
+    """The message the page a form redirects to shows (the flash the person reads)."""
+    assert response.status_code == 303, response.text
+    found = re.search(r'class="flash[^"]*"[^>]*>(.*?)<', http.get(response.headers["location"]).text, re.S)
+    assert found, "no flash on the page the form led to"
+    return found.group(1).strip()
+
+
+def test_the_responders_forms_acknowledge_escalate_resolve_and_hand_over_reach_the_incident(
+    stack: Settings,
+) -> None:
+    """The forms besides approve/reject, posted as the browser posts them (session cookie + CSRF token): each
+    reaches the workflow, which records it under the signed-in person; resolve asks first, then signs."""
+    agent_id = new_agent(stack.platform_url, ["v1", "v2"])
+    workflow_id = fire(stack, "agent-hallucination", agent_id)
+    opened = [workflow_id]
+    try:
+        eventually(lambda: state_of(stack, workflow_id) == "awaiting_approval", "the approval request")
+        http, token = signed_in_http(stack, "alice")
+
+        acked = http.post(f"/incidents/{workflow_id}/acknowledge", data={"csrf_token": token})
+        assert flash_after(http, acked) == "Acknowledged by alice."
+        eventually(
+            lambda: "acknowledged by alice" in timeline_texts(stack, workflow_id), "the acknowledgement"
+        )
+
+        reason = "customers are still getting wrong answers"
+        escalated = http.post(
+            f"/incidents/{workflow_id}/escalate", data={"csrf_token": token, "reason": reason}
+        )
+        assert flash_after(http, escalated) == "Escalation requested by alice."
+        eventually(
+            lambda: f"alice asks to escalate now: {reason}" in timeline_texts(stack, workflow_id),
+            "the escalation request in the timeline",
+        )
+        eventually(lambda: state_of(stack, workflow_id) == "escalated", "the incident escalated now")
+
+        # Resolve withdraws the open question: the console asks first, and sends nothing until confirmed.
+        form = {"csrf_token": token, "fixed": "prompt reverted by hand", "learned": "pin prompts"}
+        asked = http.post(f"/incidents/{workflow_id}/resolve", data=form)
+        assert asked.status_code == 200 and "Are you sure?" in asked.text
+        assert state_of(stack, workflow_id) == "escalated"
+        done = http.post(f"/incidents/{workflow_id}/resolve", data={**form, "confirmed": "yes"})
+        assert flash_after(http, done) == "Marked resolved by alice, via console."
+        assert result_of_off_loop(stack, workflow_id).final_state == "resolved"
+        resolved = [
+            text for text in timeline_texts(stack, workflow_id) if text.startswith("marked resolved by")
+        ]
+        assert resolved and "alice, via console (signed" in resolved[0], resolved
+        assert "prompt reverted by hand — learned: pin prompts" in resolved[0]
+
+        # A triage incident (an alert without its `agent` label) handed to a runbook from the console.
+        other = new_agent(stack.platform_url, ["v1", "v2"])
+        body = sample("agent-hallucination", agent=other)
+        for labels in (body["alerts"][0]["labels"], body["commonLabels"]):
+            labels.pop("agent", None)
+        [entry] = post_alert(stack, body).json()["incidents"]
+        triage_id = entry["workflow_id"]
+        opened.append(triage_id)
+        assert entry["action"] == "triage"
+        eventually(lambda: state_of(stack, triage_id) == "awaiting_triage", "the triage incident waiting")
+        hand = {"csrf_token": token, "runbook": "agent_emergency_stop", "target.agent_id": other}
+        asked = http.post(f"/incidents/{triage_id}/handover", data=hand)
+        assert asked.status_code == 200 and f"Hand {triage_id} over to agent_emergency_stop" in asked.text
+        handed = http.post(f"/incidents/{triage_id}/handover", data={**hand, "confirmed": "yes"})
+        assert flash_after(http, handed) == "Handed over to agent_emergency_stop by alice, via console."
+        child_id = handed.headers["location"].removeprefix("/incidents/").split("?")[0]
+        opened.append(child_id)
+        eventually(
+            lambda: agent(stack, other)["state"] == "paused", "the runbook it started pausing the agent"
+        )
+        assert result_of_off_loop(stack, triage_id).final_state == "handed_over"
+    finally:
+        off_loop(terminate_running, stack, opened)
+
+
+def result_of_off_loop(settings: Settings, workflow_id: str) -> Any:
+    return off_loop(result_of, settings, workflow_id)
 
 
 def test_the_health_page_shows_postgres_down_while_it_is_stopped(
