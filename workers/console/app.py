@@ -82,6 +82,7 @@ class Console:
         self.signer = signer
         self.temporal = TemporalGateway(settings, client)
         self.attempts = auth.AttemptLimit()
+        self.chain = views.ChainVerification()
         self.runbooks = sorted(
             {
                 route.runbook
@@ -727,7 +728,7 @@ async def health_checks(console: Console) -> list[dict[str, Any]]:
     settings = console.settings
     checks = await asyncio.gather(
         _temporal_checks(console),
-        _postgres_check(settings),
+        _postgres_check(console),
         _intake_check(settings),
         _systems_checks(console),
     )
@@ -778,11 +779,15 @@ async def _temporal_checks(console: Console) -> list[dict[str, Any]]:
     ]
 
 
-async def _postgres_check(settings: Settings) -> list[dict[str, Any]]:
-    def probe() -> ChainReport:
+async def _postgres_check(console: Console) -> list[dict[str, Any]]:
+    settings, chain = console.settings, console.chain
+    now = _now()
+    due = chain.due(now)
+
+    def probe() -> ChainReport | None:
         with psycopg.connect(settings.database_url, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
-        return verify_chains(settings.database_url)
+        return verify_chains(settings.database_url) if due else None
 
     try:
         report = await asyncio.wait_for(asyncio.to_thread(probe), CHECK_TIMEOUT_SECONDS * 2)
@@ -790,8 +795,14 @@ async def _postgres_check(settings: Settings) -> list[dict[str, Any]]:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return [
             _check("Postgres", False, f"unreachable: {first}"),
-            _check("audit chain", False, "not verified: Postgres is unreachable"),
+            _check("audit chain", False, f"not verified: Postgres is unreachable (last: {chain.text()})"),
         ]
+    if report is not None:
+        chain.record(now, not report.broken, report.summary())
+    return [
+        _check("Postgres", True, "reachable; the audit log answers"),
+        _check("audit chain", chain.intact, chain.text()),
+    ]
     at = f"{_now():%H:%M:%S} UTC"
     return [
         _check("Postgres", True, "reachable; the audit log answers"),

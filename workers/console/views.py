@@ -283,3 +283,29 @@ def pages_sent(audit_actions: Sequence[tuple[str, str, str]]) -> list[str]:
     return [
         f"{at} {action}: {outcome}" for action, outcome, at in audit_actions if action.startswith("Notify ")
     ]
+
+
+class ChainVerification:
+    """The last verification of the whole audit log's chains, redone at most every `every`.
+
+    Verifying recomputes every row's hash; the health page (and a monitor polling `/api/health`) is asked far
+    more often than rows are written, so each look shows the last verification and its time instead of
+    reading the whole log again. Postgres itself is still probed on every look.
+    """
+
+    def __init__(self, every: timedelta = timedelta(seconds=60)) -> None:
+        self.every = every
+        self.at: datetime | None = None
+        self.intact = False
+        self.summary = ""
+
+    def due(self, now: datetime) -> bool:
+        return self.at is None or now - self.at >= self.every
+
+    def record(self, now: datetime, intact: bool, summary: str) -> None:
+        self.at, self.intact, self.summary = now, intact, summary
+
+    def text(self) -> str:
+        if self.at is None:
+            return "never verified"
+        return f"verified at {self.at:%H:%M:%S} UTC: {self.summary}"

@@ -164,3 +164,15 @@ def test_pages_sent_are_the_notification_rows() -> None:
         ("Pause agent support-bot", "done", "03:00:00"),
     ]
     assert views.pages_sent(rows) == ["03:00:01 Notify on-call: rollback?: done"]
+
+
+def test_the_chain_verification_is_redone_only_once_its_interval_has_passed() -> None:
+    chain = views.ChainVerification(every=timedelta(seconds=60))
+    start = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    assert chain.due(start) and chain.text() == "never verified"
+    chain.record(start, True, "1 chain(s), 4 row(s) intact")
+    assert not chain.due(start + timedelta(seconds=59))
+    assert chain.text() == "verified at 03:00:00 UTC: 1 chain(s), 4 row(s) intact"
+    assert chain.due(start + timedelta(seconds=60))
+    chain.record(start + timedelta(seconds=60), False, "1 broken")
+    assert not chain.intact and chain.text().startswith("verified at 03:01:00 UTC")
