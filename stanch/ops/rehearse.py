@@ -255,7 +255,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _sandbox_thread() -> Iterator[str]:
+def sandbox_platform() -> Iterator[str]:
     """The sandbox platform on a free port, in a thread of its own (its handlers may block)."""
     from workers.sandbox import create_app as create_sandbox
 
@@ -321,7 +321,7 @@ async def own_stage(home: Path, runtime: Any = None) -> AsyncIterator[Stage]:
     child = postgres.launch(settings, logs)
     try:
         await asyncio.to_thread(postgres.wait_ready, child, settings)
-        with _sandbox_thread() as sandbox_url:
+        with sandbox_platform() as sandbox_url:
             env = await start_time_skipping(runtime)
             try:
                 yield Stage(env, settings.model_copy(update={"platform_url": sandbox_url}))
@@ -631,6 +631,12 @@ async def _give(rig: Rig, handle: WorkflowHandle[Any, Any], answer: Answer, at: 
     )
 
 
+def _since(at: datetime, started_at: datetime) -> timedelta:
+    """Skipped time since the alert, in whole seconds: the test server's clock also moves on by the
+    milliseconds its work takes, which would make every printed time differ from one run to the next."""
+    return timedelta(seconds=int((at - started_at).total_seconds()))
+
+
 async def _stuck(handle: WorkflowHandle[Any, Any]) -> str:
     """Why an incident still open at the horizon is stuck rather than waiting as designed (for a person or
     an outside verdict, still paging): a workflow task that failed, or an effect retrying. "" when neither."""
@@ -671,7 +677,7 @@ async def _collect(
     description = await handle.describe()
     incident.status = _status(description.status)
     if description.close_time is not None:
-        incident.finished_after = description.close_time - started_at
+        incident.finished_after = _since(description.close_time, started_at)
     if incident.status == "completed":
         incident.result = await rig.client.get_workflow_handle(handle.id, result_type=dict).result()
     elif incident.status != "still running":
@@ -689,12 +695,14 @@ async def _collect(
     with contextlib.suppress(RPCError, Exception):
         entries = (await handle.query("timeline", result_type=Timeline)).entries
         incident.timeline = [
-            TimelineLine(at=entry.at - started_at, kind=entry.kind, actor=entry.actor, text=plain(entry.text))
+            TimelineLine(
+                at=_since(entry.at, started_at), kind=entry.kind, actor=entry.actor, text=plain(entry.text)
+            )
             for entry in entries
         ]
     incident.pages = [
         PageLine(
-            at=page.at - started_at,
+            at=_since(page.at, started_at),
             message=str(page.body.get("idempotency_key", "")),
             person=str(page.body.get("person") or ""),
             kind=str(page.body.get("kind") or ""),
@@ -708,7 +716,7 @@ async def _collect(
     rows = await asyncio.to_thread(read_rows, rig.settings.database_url, handle.id)
     incident.audit = [
         AuditLine(
-            at=row.occurred_at - started_at,
+            at=_since(row.occurred_at, started_at),
             step_key=row.step_key,
             actor=row.actor,
             outcome=row.outcome,
@@ -793,7 +801,7 @@ async def rehearse(rig: Rig, items: Sequence[Rehearsable], answers: Sequence[Ans
         wait = started_at + answer.after - await env.get_current_time()
         if wait > timedelta(0):
             await env.sleep(wait)
-        at = await env.get_current_time() - started_at
+        at = _since(await env.get_current_time(), started_at)
         for handle in handles:
             status = (await handle.describe()).status
             if status != WorkflowExecutionStatus.RUNNING:
