@@ -212,6 +212,43 @@ def fire(
         raise typer.Exit(1)
 
 
+@app.command()
+def rehearse(
+    scenario: str | None = typer.Argument(
+        None, help="a sample alert (as `stanch fire` knows them) or an alert JSON file"
+    ),
+    answer: list[str] = typer.Option(
+        [],
+        "--answer",
+        help="approve:<person>@<time> or reject:<person>@<time> (time like 10m, 2h), repeatable; "
+        "none (the default): nobody answers and the escalation ladder runs to its end",
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="the policy to rehearse on (only read); default: $STANCH_CONFIG's"
+    ),
+    every_sample: bool = typer.Option(
+        False, "--all", help="every sample at once, on one stage: a line each; exit 1 if any fails"
+    ),
+    source: str | None = typer.Option(
+        None, help="an alert file's format: alertmanager, grafana or generic (default: guessed)"
+    ),
+) -> None:
+    """Run the runbook an alert routes to on skipped time, against the sandbox platform, and print its
+    timeline, every page and whom it reached, the audit rows and the outcome. Nothing real is touched and
+    nobody is paged: it runs on a copy of the policy whose channels are a local recorder."""
+    from stanch.ops.rehearse import RehearsalError, run_command
+
+    policy_file = policy if policy is not None else _settings().config
+    try:
+        rehearsals, text = run_command(scenario, answer, policy_file, every_sample, source)
+    except RehearsalError as error:
+        typer.echo(f"stanch: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(text)
+    if not all(rehearsal.ok for rehearsal in rehearsals):
+        raise typer.Exit(1)
+
+
 @app.command("list")
 def list_incidents(
     state: str | None = typer.Option(
