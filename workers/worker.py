@@ -18,29 +18,21 @@ from temporalio.runtime import Runtime
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.adapters import AdapterConfigError, AdapterContext
-from activities.agents import AgentActivities
-from activities.audit import AuditActivities
-from activities.channel import ChannelActivities
-from activities.database import DatabaseActivities
-from activities.deploys import DeployActivities
-from activities.documents import DocumentActivities
-from activities.flags import FlagActivities
-from activities.gateway import GatewayActivities
-from activities.guardrail import GuardrailActivities
 from activities.notify import NotifyActivities
-from activities.reports import PostmortemActivities, ReportActivities
-from activities.security import SecurityActivities
 from activities.systems import Systems, check_systems, open_systems
 from schemas.targets import check_route_targets
 from stanch.metrics import WorkerMetrics
-from stanch.policy import Policy, PolicyError, check_roles, load_policy_or_exit
+from stanch.packs import PackContext, Packs, installed_packs_or_exit
+from stanch.policy import Policy, PolicyError, check_roles, check_runbooks, load_policy_or_exit
 from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect, missing_search_attributes
 from stanch.trust import refuse_demo_keys_or_exit
 from workers.priority import ActivityPriorityFromWorkflow
-from workflows.registry import RUNBOOKS, WORKFLOWS, roles_used
+
+# Where tests and docs have always found it; it is part of Stanch's pack now.
+from workflows.pack import system_activities as system_activities
 
 log = logging.getLogger("stanch.worker")
 
@@ -51,8 +43,8 @@ POOL_RECONNECT_SECONDS = 5.0
 
 
 @contextlib.asynccontextmanager
-async def activity_implementations(settings: Settings, client: Client) -> AsyncIterator[Sequence[Any]]:
-    """The activity objects, with the clients they share, open for as long as the worker runs."""
+async def worker_context(settings: Settings, client: Client) -> AsyncIterator[PackContext]:
+    """What every pack's activities share (clients, pool, adapters, metrics), open while the worker runs."""
     async with (
         httpx.AsyncClient(base_url=settings.platform_url, timeout=20.0) as platform_http,
         httpx.AsyncClient(timeout=20.0) as notify_http,
@@ -65,44 +57,26 @@ async def activity_implementations(settings: Settings, client: Client) -> AsyncI
         ) as pool,
         systems_or_exit(settings, platform_http) as systems,
     ):
-        metrics = worker_metrics(settings, client)
-        notify = notify_activities(settings, notify_http, pool, metrics)
-        audit = AuditActivities(pool, metrics)
-        # Guardrails run on this worker's own task queue; runbooks reach them through this activity. One it
-        # starts checks kill-switch changes against the policy's keys, where the policy says (issue 13).
-        policy = load_policy_or_exit(settings.config)
-        guardrail = GuardrailActivities(
-            client, settings.task_queue, signatures=policy.approvals.signatures, keyring=policy.keyring()
+        yield PackContext(
+            settings=settings,
+            client=client,
+            policy=load_policy_or_exit(settings.config),
+            systems=systems,
+            pool=pool,
+            platform_http=platform_http,
+            notify_http=notify_http,
+            metrics=worker_metrics(settings, client),
         )
-        reports = ReportActivities(pool)
-        # Resolved incidents start their post-mortems on this worker's own task queue.
-        postmortems = PostmortemActivities(client, settings.task_queue)
-        # The security runbook flips guardrail kill switches, so it needs the guardrails' queue and limits.
-        security = SecurityActivities(
-            client, settings.task_queue, load_policy_or_exit(settings.config).guardrail_limits
-        )
-        yield [
-            reports.audit_summary,
-            postmortems.open,
-            security.kill_switch,
-            notify.send_notification,
-            audit.write_audit,
-            guardrail.ask,
-            *system_activities(systems),
-        ]
 
 
-def system_activities(systems: Systems) -> list[Any]:
-    """The activities of every system, each around the adapter the policy names."""
-    return [
-        *AgentActivities(systems.agents).all(),
-        *GatewayActivities(systems.gateway).all(),
-        *ChannelActivities(systems.channel).all(),
-        *DeployActivities(systems.deploys).all(),
-        *FlagActivities(systems.flags).all(),
-        *DatabaseActivities(systems.database).all(),
-        *DocumentActivities(systems.documents).all(),
-    ]
+@contextlib.asynccontextmanager
+async def activity_implementations(
+    settings: Settings, client: Client, packs: Packs | None = None
+) -> AsyncIterator[Sequence[Any]]:
+    """The activities of every pack (default: the installed ones), open for as long as the worker runs."""
+    chosen = installed_packs_or_exit() if packs is None else packs
+    async with worker_context(settings, client) as context:
+        yield chosen.activities_for(context)
 
 
 def adapter_context(settings: Settings, platform_http: httpx.AsyncClient | None = None) -> AdapterContext:
@@ -180,11 +154,20 @@ def routes_fit_targets_or_exit(policy: Policy, path: Path) -> None:
         raise SystemExit(2)
 
 
+def check_runbooks_or_exit(policy: Policy, path: Path, packs: Packs) -> None:
+    """Refuse to start on a route naming a runbook no installed pack has: its incidents would never start."""
+    try:
+        check_runbooks(policy, set(packs.runbooks))
+    except PolicyError as error:
+        print(f"stanch: policy file {path}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def roles_exist_or_exit(policy: Policy, path: Path) -> None:
     """Refuse to start when a role a runbook asks to decide or notifies is missing: its questions would wait
     for nobody and its pages reach only the priority's groups. One line, naming the runbook and the role."""
     try:
-        check_roles(policy, roles_used())
+        check_roles(policy, installed_packs_or_exit().roles_used())
     except PolicyError as error:
         print(f"stanch: policy file {path}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -196,13 +179,22 @@ NONSTICKY_TO_STICKY_POLL_RATIO = 1.0
 
 
 def build_worker(
-    client: Client, task_queue: str, activities: Sequence[Any], extra_workflows: Sequence[type] = ()
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Any],
+    extra_workflows: Sequence[type] = (),
+    *,
+    packs: Packs | None = None,
 ) -> Worker:
+    """The worker: the packs' workflows come in as their plugins (default: the installed packs), the
+    activities as `activity_implementations` built them around this process's shared resources."""
+    chosen = installed_packs_or_exit() if packs is None else packs
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[*WORKFLOWS, *extra_workflows],
+        workflows=list(extra_workflows),
         activities=list(activities),
+        plugins=list(chosen),
         # Parked incidents cost ~70 KB each in cache; beyond this they are replayed from history on demand.
         max_cached_workflows=2000,
         # The workflow's priority (the intake's, by severity) named on each of its activities.
@@ -232,7 +224,10 @@ async def search_attributes_exist_or_exit(client: Client, settings: Settings) ->
 
 
 async def run_worker(settings: Settings) -> None:
-    policy = load_policy_or_exit(settings.config, set(RUNBOOKS))
+    packs = installed_packs_or_exit()
+    # A pack's routes are defaults, after the policy's own; the start-up checks see both.
+    policy = packs.policy_with_routes(load_policy_or_exit(settings.config))
+    check_runbooks_or_exit(policy, settings.config, packs)
     # The guardrails this worker starts carry the policy's keyring: demo keys only in dev and the tests.
     refuse_demo_keys_or_exit(policy, settings.config)
     routes_fit_targets_or_exit(policy, settings.config)
@@ -241,8 +236,8 @@ async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
     await search_attributes_exist_or_exit(client, settings)
     await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal
-    async with activity_implementations(settings, client) as activities:
-        worker = build_worker(client, settings.task_queue, activities)
+    async with activity_implementations(settings, client, packs) as activities:
+        worker = build_worker(client, settings.task_queue, activities, packs=packs)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

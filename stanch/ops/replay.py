@@ -99,16 +99,20 @@ async def replay(
     workflows: Sequence[type] | None = None,
     data_converter: DataConverter = pydantic_data_converter,
 ) -> list[ReplayOutcome]:
-    """Replay each (source label, history) against `workflows` (default: everything the worker runs).
+    """Replay each (source label, history) against `workflows` (default: the installed packs' workflows, as the worker runs them).
 
     `data_converter` must match the worker's: with payload encryption on, pass the one with the codec.
     """
     if workflows is None:
-        # Imported here so that `stanch` commands that never replay do not load every workflow module.
-        from workflows.registry import WORKFLOWS
+        # The same packs the worker loads, as the same plugins; loaded here so that `stanch` commands
+        # that never replay do not import every workflow module.
+        from stanch.packs import installed_packs
 
-        workflows = WORKFLOWS
-    replayer = Replayer(workflows=list(workflows), data_converter=data_converter)
+        packs = installed_packs()
+        workflows = packs.workflows
+        replayer = Replayer(workflows=[], plugins=list(packs), data_converter=data_converter)
+    else:
+        replayer = Replayer(workflows=list(workflows), data_converter=data_converter)
     known = {definition.name for definition in map(_definition, workflows) if definition}
     sources = {id(history): source for source, history in histories}
 

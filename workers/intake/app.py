@@ -609,13 +609,16 @@ def create_app(settings: Settings, policy: Policy, gateway: TemporalGateway | No
 def main() -> None:
     import uvicorn
 
+    from stanch.packs import installed_packs_or_exit
     from stanch.policy import load_policy_or_exit
     from stanch.settings import load_settings_or_exit
     from stanch.trust import refuse_demo_keys_or_exit
-    from workflows.registry import RUNBOOKS, roles_used
 
     settings = load_settings_or_exit()
-    policy = load_policy_or_exit(settings.config, set(RUNBOOKS), roles_used())
+    packs = installed_packs_or_exit()
+    load_policy_or_exit(settings.config, set(packs.runbooks), packs.roles_used())  # the checks, one line each
+    # A pack's routes are defaults: they match after the policy's own `[[routes]]`.
+    policy = packs.policy_with_routes(load_policy_or_exit(settings.config))
     # The intake copies the policy's keyring into every incident it starts: demo keys only in dev and tests.
     refuse_demo_keys_or_exit(policy, settings.config)
     setup_tracing_from_env("stanch-intake")  # before create_app, which adds the request span if on
