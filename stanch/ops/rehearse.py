@@ -91,8 +91,8 @@ SANDBOX_SETUP: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 def rehearsal_catalogue() -> dict[str, Rehearsable]:
     """Every sample alert there is to rehearse, by scenario name (`stanch rehearse --all` runs them all).
 
-    The one place rehearsals learn the samples from: today the samples of stanch/ops/samples.py (`stanch
-    fire`'s), later every pack's."""
+    The one place rehearsals learn the samples from: `stanch fire`'s, which are every installed pack's
+    (stanch.packs)."""
     return {
         name: Rehearsable(name, "alertmanager", sample(name), SANDBOX_SETUP.get(name, ())) for name in SAMPLES
     }
