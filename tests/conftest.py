@@ -16,17 +16,12 @@ import pytest
 import uvicorn
 from temporalio.client import (
     Client,
-    Interceptor,
-    OutboundInterceptor,
-    StartWorkflowInput,
-    StartWorkflowUpdateWithStartInput,
-    WorkflowHandle,
-    WorkflowUpdateHandle,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.ops.devstack import DevStack, postgres, settings_on_free_ports
+from stanch.ops.rehearse import StartedWorkflows
 from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings, get_settings
 from stanch.trust import TRUST_DEMO_KEYS
@@ -142,29 +137,6 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await register_search_attributes(env.client)
     yield env
     await env.shutdown()
-
-
-class StartedWorkflows(Interceptor, OutboundInterceptor):
-    """Remembers the id of every workflow a test starts, guardrails started by its activities included."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
-        recorder = self
-
-        class Recording(OutboundInterceptor):
-            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
-                recorder.ids.append(input.id)
-                return await super().start_workflow(input)
-
-            async def start_update_with_start_workflow(
-                self, input: StartWorkflowUpdateWithStartInput
-            ) -> WorkflowUpdateHandle[Any]:
-                recorder.ids.append(input.start_workflow_input.id)
-                return await super().start_update_with_start_workflow(input)
-
-        return Recording(next)
 
 
 @pytest.fixture

@@ -403,9 +403,9 @@ async def _recording(env: WorkflowEnvironment) -> AsyncIterator[PageRecorder]:
 # ---- the rig: a worker and an intake on the stage, for one policy -----------------------------------
 
 
-class _StartedWorkflows(Interceptor, OutboundInterceptor):
-    """Remembers every workflow the rehearsal's client starts (guardrails and post-mortems included), so
-    the rig can leave nothing running on a shared server."""
+class StartedWorkflows(Interceptor, OutboundInterceptor):
+    """Remembers every workflow a client starts (guardrails and post-mortems included), so a rehearsal —
+    or a test (tests/conftest.py) — can leave nothing running on a shared server."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
@@ -480,7 +480,7 @@ async def rig(stage: Stage, policy: RehearsalPolicy) -> AsyncIterator[Rig]:
     from workers.worker import activity_implementations, build_worker
 
     task_queue = f"rehearse-{uuid.uuid4().hex[:8]}"
-    started = _StartedWorkflows()
+    started = StartedWorkflows()
     config = stage.env.client.config()
     config["interceptors"] = [*config["interceptors"], started]
     client = Client(**config)
