@@ -249,6 +249,32 @@ def rehearse(
         raise typer.Exit(1)
 
 
+new_app = typer.Typer(help="Scaffold new things.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(new_app, name="new")
+
+
+@new_app.command("runbook")
+def new_runbook(
+    name: str = typer.Argument(..., help="the runbook's name, e.g. disk_full (route runbook, workflow type)"),
+    pack: Path = typer.Option(
+        Path("runbooks-pack"), "--pack", help="the pack folder to write (created the first time)"
+    ),
+) -> None:
+    """Write a runbook that runs, with its route, sample alert and tests, into a pip-installable pack."""
+    from stanch.ops.scaffold import ScaffoldError
+    from stanch.ops.scaffold import new_runbook as scaffold
+    from stanch.packs import installed_packs_or_exit
+
+    try:
+        written = scaffold(name, pack, set(installed_packs_or_exit().runbooks))
+    except ScaffoldError as error:
+        typer.echo(f"stanch: {error}", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: pip install -e {pack}, then run its tests with this checkout on PYTHONPATH")
+
+
 @app.command("list")
 def list_incidents(
     state: str | None = typer.Option(

@@ -1,0 +1,88 @@
+"""Runbook packs: found through entry points, refused when two define one runbook, their routes lose to
+the policy's; and `stanch new runbook --pack` writes a pack whose own tests pass on Stanch's fixtures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from stanch.ops.scaffold import ScaffoldError, new_runbook
+from stanch.packs import Pack, PackError, load_packs
+from stanch.policy import load_policy
+from stanch.settings import REPO_ROOT
+from workflows.registry import RUNBOOKS
+
+STANCH = EntryPoint("stanch", "workflows.pack:stanch_pack", "stanch.packs")
+
+
+def test_the_installed_entry_point_gives_stanchs_own_catalogue() -> None:
+    packs = load_packs()
+    assert set(RUNBOOKS) <= set(packs.runbooks)
+    assert "agent-hallucination" in packs.samples
+
+
+def test_two_packs_with_one_runbook_name_are_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(PackError) as refused:
+        load_packs([STANCH, EntryPoint("copycat", "tests.stanch.test_packs:copycat_pack", "stanch.packs")])
+    message = str(refused.value)
+    assert "\n" not in message and "'agent_emergency_stop'" in message and "'copycat'" in message
+
+
+def copycat_pack() -> Pack:
+    return Pack("copycat", runbooks={"agent_emergency_stop": RUNBOOKS["agent_emergency_stop"]})
+
+
+def test_a_pack_route_comes_after_the_policys_and_one_of_the_same_name_is_the_policys() -> None:
+    policy = load_policy(REPO_ROOT / "tests" / "policy.toml")
+    first = policy.routes[0]
+    pack = Pack(
+        "defaults",
+        runbooks={},
+        routes=[
+            {"name": first.name, "runbook": "rollback"},  # redefined by the policy: left out
+            {"name": "pack-only", "runbook": "rollback", "match": {"alertname": "PackOnly"}},
+        ],
+    )
+    from stanch.packs import combined
+
+    merged = combined([pack]).policy_with_routes(policy)
+    assert merged.routes[: len(policy.routes)] == policy.routes
+    assert [route.name for route in merged.routes[len(policy.routes) :]] == ["pack-only"]
+    assert merged.route_named(first.name) == first
+
+
+def test_the_scaffold_refuses_a_bad_name_and_an_existing_file(tmp_path: Path) -> None:
+    with pytest.raises(ScaffoldError, match="'Disk-Full'"):
+        new_runbook("Disk-Full", tmp_path / "ops-pack")
+    with pytest.raises(ScaffoldError, match="already has a runbook"):
+        new_runbook("rollback", tmp_path / "ops-pack", set(RUNBOOKS))
+    new_runbook("disk_full", tmp_path / "ops-pack")
+    with pytest.raises(ScaffoldError, match=r"disk_full\.py already exists"):
+        new_runbook("disk_full", tmp_path / "ops-pack")
+
+
+def test_a_scaffolded_pack_is_found_by_its_entry_point_and_its_tests_pass(tmp_path: Path) -> None:
+    pack_dir = tmp_path / "ops-pack"
+    new_runbook("disk_full", pack_dir)
+    # What `pip install -e` would leave: a distribution whose entry point names the pack (no pip: ~10 s).
+    site = tmp_path / "site"
+    info = site / "ops_pack-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ops-pack\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[stanch.packs]\nops_pack = ops_pack.pack:pack\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(pack_dir), str(site)])}
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=pack_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert "3 passed" in ran.stdout
