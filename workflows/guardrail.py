@@ -51,6 +51,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from schemas.audit import AuditEvent
@@ -83,7 +84,10 @@ with workflow.unsafe.imports_passed_through():
 KILL_SWITCH_AUDIT_PATCH = "kill-switch-answers-before-its-audit-row"
 
 
-@workflow.defn(name=GUARDRAIL_WORKFLOW)
+# AUTO_UPGRADE (issue 16): one guardrail per subsystem lives for ever and continues-as-new, so it moves to
+# each new current version at its next task; pinned, it would hold its old version up for good. Its changes
+# therefore still go behind `workflow.patched`.
+@workflow.defn(name=GUARDRAIL_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class Guardrail:
     @workflow.init
     def __init__(self, params: GuardrailInput) -> None:
