@@ -19,9 +19,9 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.approvals import ApprovalAnswer
-from stanch.deployments import become_current_if_first, describe_deployment, set_current_version
-from stanch.settings import Settings
-from tests.helpers import Incidents, agent, new_agent, until_state
+from stanch.deployments import become_current_if_first, describe_deployment
+from stanch.settings import Settings, get_settings
+from tests.helpers import Incidents, agent, cli, new_agent, until_state
 from tests.helpers_intake import start_dev_server
 from workers.worker import activity_implementations, build_worker
 
@@ -79,6 +79,12 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
     v2 = WorkerDeploymentVersion(deployment_name=deployment, build_id="v2")
     worker_settings = settings.model_copy(update={"task_queue": task_queue})
     incidents = Incidents(client, task_queue, policy)
+    get_settings.cache_clear()
+    env = {  # `stanch deployment ...` as an operator runs it against this server
+        "STANCH_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "STANCH_NAMESPACE": client.namespace,
+        "STANCH_DEPLOYMENT_NAME": deployment,
+    }
     sandbox = settings.platform_url
 
     async with (
@@ -95,9 +101,12 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
         # The new build starts beside the old one and is made current; only a promote moves the current.
         async with build_worker(client, task_queue, activities, deployment=v2):
             assert not await become_current_if_first(client, v2)
-            await set_current_version(client, v2)
+            promoted = await cli(["deployment", "promote", "v2"], env)
+            assert promoted.exit_code == 0, promoted.output
+            assert f"{deployment}.v2 is current" in promoted.output
             state = await describe_deployment(client, deployment)
             assert state is not None and state.current_build_id == "v2"
+            assert (await cli(["deployment", "drained", "v1"], env)).exit_code == 1  # draining: keep it
 
             new_agent_id = new_agent(sandbox)
             new = await incidents.agent_emergency_stop(new_agent_id)
@@ -116,6 +125,11 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
 
             # With its last pinned incident closed, v1 drains: its workers may stop.
             assert await until_drained(client, deployment, "v1") == "drained"
-            state = await describe_deployment(client, deployment)
-            assert state is not None and state.version("v2") is not None
-            assert state.version("v2").status == "current"  # type: ignore[union-attr]
+            drained = await cli(["deployment", "drained", "v1"], env)
+            assert (drained.exit_code, drained.output.strip()) == (0, "v1: drained")
+            listed = await cli(["deployment", "status"], env)
+            assert f"deployment {deployment}: current v2" in listed.output
+            assert {tuple(line.split()[:2]) for line in listed.output.splitlines()[1:]} == {
+                ("v1", "drained"),
+                ("v2", "current"),
+            }
