@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType, VersioningBehavior
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkerDeploymentVersion
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.approvals import ApprovalAnswer
+from schemas.briefs import Brief
 from stanch.deployments import become_current_if_first, describe_deployment
 from stanch.settings import Settings, get_settings
 from tests.helpers import Incidents, agent, cli, new_agent, until_state
@@ -87,10 +91,8 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
     }
     sandbox = settings.platform_url
 
-    async with (
-        activity_implementations(worker_settings, client) as activities,
-        build_worker(client, task_queue, activities, deployment=v1),
-    ):
+    async with activity_implementations(worker_settings, client) as activities, AsyncExitStack() as old:
+        await old.enter_async_context(build_worker(client, task_queue, activities, deployment=v1))
         # A fresh deployment: its first version makes itself current, as `stanch worker` does at start.
         assert await become_current_if_first(client, v1)
         parked_agent = new_agent(sandbox)
@@ -133,3 +135,10 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
                 ("v1", "drained"),
                 ("v2", "current"),
             }
+
+            # Once v1's workers stop, a query on an incident closed on v1 finds no worker to answer it
+            # (docs/deployment.md: keep an old version a while if its closed incidents' briefs matter).
+            await old.aclose()
+            with pytest.raises(RPCError):
+                await parked.query("brief", rpc_timeout=timedelta(seconds=1))
+            assert (await new.query("brief", result_type=Brief)).state == "rolled_back"
