@@ -2,10 +2,11 @@
 current, and whether an old version has drained.
 
 A worker with `STANCH_BUILD_ID` set is the version `<STANCH_DEPLOYMENT_NAME>.<build id>` of one worker
-deployment. Incidents are PINNED to the version they started on (the worker's default behaviour), so a
-parked incident finishes on the code it started with; the long-lived workflows that continue-as-new or
-outlive any incident say AUTO_UPGRADE on their own `@workflow.defn`. New incidents go to the deployment's
-*current* version, which changes only when someone (or the first worker of a fresh deployment) sets it.
+deployment. Workflows are PINNED to the version they started on (the worker's default behaviour), so a
+parked incident finishes on the code it started with. No workflow names a behaviour of its own: an
+unversioned worker (make dev, the tests) would have the dev server refuse its tasks. New incidents go to
+the deployment's *current* version, which changes only when someone (or the first worker of a fresh
+deployment) sets it.
 
 The SDK has no client API for deployments yet: these are the WorkflowService calls the `temporal worker
 deployment` commands make, on the client's public `workflow_service`.
@@ -104,11 +105,12 @@ async def describe_deployment(client: Client, deployment_name: str) -> Deploymen
     for summary in info.version_summaries:
         status = _status_name(summary.status)
         drainage = summary.drainage_info
-        # The summary's status says current/ramping/inactive; drainage refines a version that left routing.
-        if drainage.status == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED:
-            status = "drained"
-        elif drainage.status == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINING:
-            status = "draining"
+        # Drainage refines a version that left routing; one promoted again is current whatever it last was.
+        if status not in ("current", "ramping"):
+            if drainage.status == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED:
+                status = "drained"
+            elif drainage.status == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINING:
+                status = "draining"
         versions.append(
             VersionState(
                 build_id=summary.deployment_version.build_id,

@@ -23,7 +23,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -51,9 +50,7 @@ with workflow.unsafe.imports_passed_through():
 REPORT_WORKFLOW = "daily_cockpit_report"
 
 
-# AUTO_UPGRADE (issue 16): the Schedule starts every run on the current version; a run caught by an upgrade
-# moves on with it rather than keep an old version up for a report. Changes go behind `workflow.patched`.
-@workflow.defn(name=REPORT_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=REPORT_WORKFLOW)
 class DailyCockpitReport:
     uses_roles = ("owner", "oncall")  # the worker checks [roles]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from schemas.alerts import Alert, AlertStatus
@@ -49,9 +48,7 @@ def _minutes(span: timedelta) -> str:
     return f"{span.total_seconds() / 60:.0f} min"
 
 
-# AUTO_UPGRADE (issue 16): it lives as long as the Watchdog keeps firing and continues-as-new, so pinned it
-# would keep its first version running for ever. Changes go behind `workflow.patched`.
-@workflow.defn(name="dead_mans_switch", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="dead_mans_switch")
 class DeadMansSwitch(IncidentWorkflow):
     target_model = NoTarget  # what it acts on: schemas/targets.py
     uses_roles = ("oncall",)  # the worker checks [roles]

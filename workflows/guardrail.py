@@ -51,7 +51,6 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from schemas.audit import AuditEvent
@@ -84,10 +83,7 @@ with workflow.unsafe.imports_passed_through():
 KILL_SWITCH_AUDIT_PATCH = "kill-switch-answers-before-its-audit-row"
 
 
-# AUTO_UPGRADE (issue 16): one guardrail per subsystem lives for ever and continues-as-new, so it moves to
-# each new current version at its next task; pinned, it would hold its old version up for good. Its changes
-# therefore still go behind `workflow.patched`.
-@workflow.defn(name=GUARDRAIL_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=GUARDRAIL_WORKFLOW)
 class Guardrail:
     @workflow.init
     def __init__(self, params: GuardrailInput) -> None:

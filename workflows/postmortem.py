@@ -18,7 +18,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -38,10 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.incident import IncidentWorkflow
 
 
-# AUTO_UPGRADE (issue 16): it runs 48 h after its incident closed, twice an incident's 24 h give-up, and is
-# opened as a workflow of its own; pinned, every old version would run two days longer just for it.
-# Changes go behind `workflow.patched`.
-@workflow.defn(name=POSTMORTEM_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=POSTMORTEM_WORKFLOW)
 class PostmortemWorkflow(IncidentWorkflow):
     uses_roles = ("oncall",)  # the worker checks [roles]
     # The incident it follows was responded to; the learning has its own 24 h / 48 h clock.

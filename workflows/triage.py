@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -42,10 +41,7 @@ with workflow.unsafe.imports_passed_through():
 MAX_SERVICE_CHARS = 200
 
 
-# AUTO_UPGRADE (issue 16), unlike the incidents: a triage never gives up (it acts on nothing, so it has no
-# safe default to close on) and would hold its version up for as long as nobody takes it. The runbook it
-# hands over to starts on the current version and is pinned there. Changes go behind `workflow.patched`.
-@workflow.defn(name=TRIAGE_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=TRIAGE_WORKFLOW)
 class Triage(IncidentWorkflow):
     uses_roles = ("oncall",)  # the worker checks [roles]
     owns_resolve = True  # `resolve` is one of the two ways its wait for a human ends
