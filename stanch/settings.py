@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,254}")
+DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
 class Settings(BaseSettings):
@@ -57,6 +61,14 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the codec server (comma-separated); empty means the Temporal UI's.
     codec_cors_origins: str = ""
 
+    # ---- worker versioning (issue 16, docs/deployment.md "Upgrading") ----
+    # With a build id set, this worker is one version of the Temporal worker deployment `deployment_name`:
+    # an incident runs to its end on the version it started on, and a new version takes only the incidents
+    # that start after it is made current (`stanch deployment promote`). Unset (make dev, the tests, an
+    # install that never upgrades with incidents parked): an unversioned worker, as before.
+    deployment_name: str = "stanch"
+    build_id: str | None = None
+
     # ---- the on-call console (issue 14) ----
     console_port: int = Field(8070, ge=1, le=65535)
     # Signs the session cookie; without it the console refuses to start (`stanch dev` makes one per home).
@@ -80,6 +92,28 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("build_id", mode="before")
+    @classmethod
+    def _empty_build_id_is_none(cls, value: object) -> object:
+        # compose passes `STANCH_BUILD_ID=` when .env leaves it blank: that means "unversioned".
+        return None if value == "" else value
+
+    @field_validator("build_id")
+    @classmethod
+    def _build_id_is_a_name(cls, value: str | None) -> str | None:
+        # It is typed into `temporal worker deployment ...` and image tags; Temporal takes at most 255 bytes.
+        if value is not None and not BUILD_ID.fullmatch(value):
+            raise ValueError("must be 1-255 letters, digits, '.', '_', '+' or '-' (e.g. a git sha or 1.4.2)")
+        return value
+
+    @field_validator("deployment_name")
+    @classmethod
+    def _deployment_name_has_no_dot(cls, value: str) -> str:
+        # Temporal writes a version as `<deployment>.<build id>` and splits it at the first dot.
+        if not DEPLOYMENT_NAME.fullmatch(value):
+            raise ValueError("must be 1-100 letters, digits, '_' or '-' (no '.': it separates the build id)")
+        return value
 
     @field_validator("payload_key", mode="before")
     @classmethod

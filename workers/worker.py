@@ -14,13 +14,16 @@ from typing import Any
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.adapters import AdapterConfigError, AdapterContext
 from activities.notify import NotifyActivities
 from activities.systems import Systems, check_systems, open_systems
 from schemas.targets import check_route_targets
+from stanch.deployments import become_current_if_first, deployment_config, deployment_version
 from stanch.metrics import WorkerMetrics
 from stanch.packs import PackContext, Packs, installed_packs_or_exit
 from stanch.policy import Policy, PolicyError, check_roles, check_runbooks, load_policy_or_exit
@@ -185,9 +188,12 @@ def build_worker(
     extra_workflows: Sequence[type] = (),
     *,
     packs: Packs | None = None,
+    deployment: WorkerDeploymentVersion | None = None,
 ) -> Worker:
     """The worker: the packs' workflows come in as their plugins (default: the installed packs), the
-    activities as `activity_implementations` built them around this process's shared resources."""
+    activities as `activity_implementations` built them around this process's shared resources. With
+    `deployment`, one version of a worker deployment (stanch/deployments.py): it takes the incidents pinned
+    to it and, once current, the new ones. Without, an unversioned worker."""
     chosen = installed_packs_or_exit() if packs is None else packs
     return Worker(
         client,
@@ -195,6 +201,7 @@ def build_worker(
         workflows=list(extra_workflows),
         activities=list(activities),
         plugins=list(chosen),
+        deployment_config=deployment_config(deployment) if deployment is not None else None,
         # Parked incidents cost ~70 KB each in cache; beyond this they are replayed from history on demand.
         max_cached_workflows=2000,
         # The workflow's priority (the intake's, by severity) named on each of its activities.
@@ -223,6 +230,17 @@ async def search_attributes_exist_or_exit(client: Client, settings: Settings) ->
         raise SystemExit(2)
 
 
+async def first_version_becomes_current(client: Client, version: WorkerDeploymentVersion) -> None:
+    """The first version of a fresh deployment makes itself current (stanch/deployments.py), or no incident
+    would start anywhere. Never fatal: a worker that could not do it still serves its pinned incidents, and
+    `stanch deployment promote` does it by hand."""
+    try:
+        if await become_current_if_first(client, version):
+            print(f"version {version.to_canonical_string()} is current: the deployment's first", flush=True)
+    except (LookupError, RPCError) as error:
+        log.warning("could not make %s current: %s", version.to_canonical_string(), error)
+
+
 async def run_worker(settings: Settings) -> None:
     packs = installed_packs_or_exit()
     # A pack's routes are defaults, after the policy's own; the start-up checks see both.
@@ -236,17 +254,21 @@ async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
     await search_attributes_exist_or_exit(client, settings)
     await apply_schedules_or_log(client, settings.task_queue)  # the daily cockpit report; never fatal
+    version = deployment_version(settings)
     async with activity_implementations(settings, client, packs) as activities:
-        worker = build_worker(client, settings.task_queue, activities, packs=packs)
+        worker = build_worker(client, settings.task_queue, activities, packs=packs, deployment=version)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with worker:
             print(
-                f"worker started on task queue {settings.task_queue!r} at {settings.temporal_address}",
+                f"worker started on task queue {settings.task_queue!r} at {settings.temporal_address}"
+                + (f" as version {version.to_canonical_string()}" if version else " (unversioned)"),
                 flush=True,
             )
+            if version is not None:
+                await first_version_becomes_current(client, version)
             await stop.wait()
         print("worker stopped", flush=True)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from stanch.ops.deployment import deployment_app
 from stanch.ops.keys import keys_app
 
 # What a person types at 3 a.m. answers at once: this module imports only what parsing the command line
@@ -36,6 +37,7 @@ app = typer.Typer(
 audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(deployment_app, name="deployment")  # issue 16: worker versions
 
 T = TypeVar("T")
 
