@@ -307,9 +307,10 @@ def test_the_responders_forms_acknowledge_escalate_resolve_and_hand_over_reach_t
 
         # A triage incident (an alert without its `agent` label) handed to a runbook from the console.
         other = new_agent(stack.platform_url, ["v1", "v2"])
-        # Its own fingerprint, so its triage id is this test's alone (test_alertmanager counts the runs of the
-        # fingerprint-less one).
+        # Labels of its own, so its triage id is this test's alone (test_alertmanager counts the runs of its).
         body = sample("agent-hallucination", agent=other, fingerprint=f"console-{other}")
+        body["alerts"][0]["labels"]["console_test"] = other
+        body["groupLabels"] = {**body.get("groupLabels", {}), "console_test": other}
         for labels in (body["alerts"][0]["labels"], body["commonLabels"]):
             labels.pop("agent", None)
         [entry] = post_alert(stack, body).json()["incidents"]
