@@ -48,9 +48,10 @@ lint: $(STAMP)
 test: lint $(SYSTEM_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q $(XDIST)
 
-# Everything that needs no real stack: no DevStack processes, no subprocess worker (marker `e2e` deselected).
+# Everything that needs no real stack and no seconds of real time: no DevStack processes, no subprocess worker,
+# no real database tools or retries (markers `e2e` and `slow` deselected; tests/README.md).
 test-fast: $(STAMP) $(NODE_STAMP)
-	$(BIN)/pytest -q $(XDIST) -m "not e2e"
+	$(BIN)/pytest -q $(XDIST) -m "not e2e and not slow"
 
 # The whole suite in one process, as before xdist (for a hang or an ordering question).
 test-serial: lint $(SYSTEM_STAMP) $(NODE_STAMP)

@@ -29,6 +29,9 @@ from schemas.severity import Severity
 from stanch.settings import REPO_ROOT, Settings
 from tests.helpers import Incidents, Running, audit_rows, new_service, until_state
 
+# Slow tier (`make test` runs it, `make test-fast` does not): real git repositories and pushes per test (~7 s).
+pytestmark = pytest.mark.slow
+
 EXAMPLE = REPO_ROOT / "examples" / "deploys"
 SERVICE = "support-bot-api"
 RELEASE = f"services/{SERVICE}/release.toml"

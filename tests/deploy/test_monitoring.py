@@ -35,6 +35,9 @@ from tests.helpers_notify import notification
 from workers.intake.app import TemporalGateway, create_app
 from workers.worker import activity_implementations, build_worker, worker_metrics
 
+# Slow tier (`make test` runs it, `make test-fast` does not): a real worker scraped for its metrics and promtool on the rules (~8 s).
+pytestmark = pytest.mark.slow
+
 RULES = REPO_ROOT / "deploy" / "prometheus" / "stanch-rules.yml"
 RULE_TESTS = REPO_ROOT / "deploy" / "prometheus" / "stanch-rules.test.yml"
 PROMETHEUS_EXAMPLE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.example.yml"

@@ -19,6 +19,9 @@ from stanch.ops.devstack.example_database import DATABASE, SERVICE, ExampleDatab
 from stanch.settings import REPO_ROOT, Settings
 from tests.helpers_database import BELOW_HEAD, HEAD, AppDatabase
 
+# Slow tier (`make test` runs it, `make test-fast` does not): migrates the example application database for real (~3 s).
+pytestmark = pytest.mark.slow
+
 DEV_POLICY = REPO_ROOT / "config" / "dev.toml"
 
 

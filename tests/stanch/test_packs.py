@@ -66,6 +66,8 @@ def test_the_scaffold_refuses_a_bad_name_and_an_existing_file(tmp_path: Path) ->
         new_runbook("disk_full", tmp_path / "ops-pack")
 
 
+# Slow tier: the generated pack's own tests run in a pytest process of their own, with its own stage (~11 s).
+@pytest.mark.slow
 def test_a_scaffolded_pack_is_found_by_its_entry_point_and_its_tests_pass(tmp_path: Path) -> None:
     pack_dir = tmp_path / "ops-pack"
     new_runbook("disk_full", pack_dir)

@@ -35,6 +35,9 @@ from stanch.settings import REPO_ROOT, Settings
 from tests.clock import free_clock
 from tests.helpers import agent, new_agent
 
+# Slow tier (`make test` runs it, `make test-fast` does not): each rehearsal starts its own stage and `--all` runs every sample (~12 s).
+pytestmark = pytest.mark.slow
+
 SHIPPED_POLICY = REPO_ROOT / "config" / "stanch.toml"
 
 

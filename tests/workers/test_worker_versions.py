@@ -29,6 +29,9 @@ from tests.helpers import Incidents, agent, cli, new_agent, until_state
 from tests.helpers_intake import start_dev_server
 from workers.worker import activity_implementations, build_worker
 
+# Slow tier (`make test` runs it, `make test-fast` does not): a dev server and two worker versions of its own (~9 s).
+pytestmark = pytest.mark.slow
+
 # The server refreshes a draining version's status by counting its open pinned workflows in visibility,
 # after a grace period for visibility to catch up; both default to minutes.
 DRAINAGE_CONFIG = [

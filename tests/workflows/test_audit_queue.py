@@ -47,6 +47,9 @@ from tests.helpers import Incidents, applied, audit_rows, chat_messages, new_age
 from workers.worker import activity_implementations, build_worker
 from workflows.steps.policies import AUDIT_QUEUE_PATCH
 
+# Slow tier (`make test` runs it, `make test-fast` does not): real connection timeouts and retry backoffs against a cut-off Postgres (~38 s).
+pytestmark = pytest.mark.slow
+
 OPENING = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
 APPROVED = [*OPENING, "gate1-decision", "rollback", "closed"]
 

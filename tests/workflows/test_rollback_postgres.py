@@ -35,6 +35,9 @@ from tests.helpers_database import (
 from tests.helpers_keys import demo_signed
 from workers.worker import activity_implementations, build_worker
 
+# Slow tier (`make test` runs it, `make test-fast` does not): a database rollback through the real pg_dump and Alembic (~5 s).
+pytestmark = pytest.mark.slow
+
 DSN_ENV = "STANCH_TEST_ROLLBACK_APP_DSN"
 
 

@@ -29,6 +29,9 @@ from tests.helpers_database import (
     service_settings,
 )
 
+# Slow tier (`make test` runs it, `make test-fast` does not): the real pg_dump, psql and Alembic on a scratch database per test (~20 s).
+pytestmark = pytest.mark.slow
+
 SERVICE = "orders-api"
 DSN_ENV = "STANCH_TEST_APP_DSN"
 KEY = "incident-db-1/run-1"
