@@ -2,11 +2,13 @@
 current, and whether an old version has drained.
 
 A worker with `STANCH_BUILD_ID` set is the version `<STANCH_DEPLOYMENT_NAME>.<build id>` of one worker
-deployment. Workflows are PINNED to the version they started on (the worker's default behaviour), so a
-parked incident finishes on the code it started with. No workflow names a behaviour of its own: an
-unversioned worker (make dev, the tests) would have the dev server refuse its tasks. New incidents go to
-the deployment's *current* version, which changes only when someone (or the first worker of a fresh
-deployment) sets it.
+deployment. Incidents are PINNED to the version they started on (the worker's default behaviour), so a
+parked incident finishes on the code it started with. The long-lived workflows (workflows/long_lived.py:
+the guardrail, the daily report, the dead man's switch, triage, the post-mortem) are AUTO_UPGRADE: a
+versioned worker registers copies of them that say so, and they move to each new current version at their
+next task. No workflow's own `@workflow.defn` names a behaviour: an unversioned worker (make dev, the
+tests) would have the server refuse its tasks. New workflows go to the deployment's *current* version,
+which changes only when someone (or the first worker of a fresh deployment) sets it.
 
 The SDK has no client API for deployments yet: these are the WorkflowService calls the `temporal worker
 deployment` commands make, on the client's public `workflow_service`.
@@ -48,9 +50,9 @@ def deployment_version(settings: Settings) -> WorkerDeploymentVersion | None:
 
 
 def deployment_config(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
-    """Versioning on, every workflow PINNED unless its `@workflow.defn` says otherwise: no runbook needs to
-    name a behaviour, and one that forgets is pinned, the safe side (it never meets code it did not start
-    on; at worst its old version runs longer)."""
+    """Versioning on, every workflow PINNED unless its definition says otherwise (only the long-lived
+    copies do, workflows/long_lived.py): no runbook needs to name a behaviour, and one that forgets is
+    pinned, the safe side (it never meets code it did not start on; at worst its old version runs longer)."""
     return WorkerDeploymentConfig(
         version=version, use_worker_versioning=True, default_versioning_behavior=VersioningBehavior.PINNED
     )
@@ -129,8 +131,8 @@ async def describe_deployment(client: Client, deployment_name: str) -> Deploymen
 async def set_current_version(
     client: Client, version: WorkerDeploymentVersion, *, wait_for_pollers: timedelta = POLLERS_WAIT
 ) -> None:
-    """Make `version` current: new incidents start on it, AUTO_UPGRADE workflows move to it at their next
-    task; incidents pinned to an older version stay there. Waits for the version's workers to poll first
+    """Make `version` current: new incidents start on it, AUTO_UPGRADE workflows (the long-lived ones) move
+    to it at their next task; incidents pinned to an older version stay there. Waits for the version's workers to poll first
     (the server knows a version only once they have), so a deploy script can call it right after starting
     them, and returns once the task queues route by it. What `temporal worker deployment
     set-current-version` does, with the waits on either side."""

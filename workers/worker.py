@@ -15,6 +15,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
+from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
@@ -33,6 +34,7 @@ from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect, missing_search_attributes
 from stanch.trust import refuse_demo_keys_or_exit
 from workers.priority import ActivityPriorityFromWorkflow
+from workflows.long_lived import LONG_LIVED
 
 # Where tests and docs have always found it; it is part of Stanch's pack now.
 from workflows.pack import system_activities as system_activities
@@ -181,6 +183,17 @@ WORKFLOW_TASK_POLLERS = 10
 NONSTICKY_TO_STICKY_POLL_RATIO = 1.0
 
 
+def auto_upgrade_long_lived(workflows: Sequence[type] | None) -> list[type]:
+    """The workflows a versioned worker registers: the long-lived ones (workflows/long_lived.py) as their
+    AUTO_UPGRADE copies, every other one as it is (PINNED, the deployment config's default)."""
+    return [LONG_LIVED.get(cls, cls) for cls in workflows or ()]
+
+
+# Last of a versioned worker's plugins, so it sees every pack's workflows. An unversioned worker registers
+# the long-lived workflows as they are: a server refuses the tasks of one that names a behaviour there.
+AUTO_UPGRADE_LONG_LIVED = SimplePlugin("stanch.auto-upgrade-long-lived", workflows=auto_upgrade_long_lived)
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -193,14 +206,15 @@ def build_worker(
     """The worker: the packs' workflows come in as their plugins (default: the installed packs), the
     activities as `activity_implementations` built them around this process's shared resources. With
     `deployment`, one version of a worker deployment (stanch/deployments.py): it takes the incidents pinned
-    to it and, once current, the new ones. Without, an unversioned worker."""
+    to it and, once current, the new ones; its long-lived workflows move to each new current version.
+    Without, an unversioned worker."""
     chosen = installed_packs_or_exit() if packs is None else packs
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(extra_workflows),
         activities=list(activities),
-        plugins=list(chosen),
+        plugins=[*chosen, AUTO_UPGRADE_LONG_LIVED] if deployment is not None else list(chosen),
         deployment_config=deployment_config(deployment) if deployment is not None else None,
         # Parked incidents cost ~70 KB each in cache; beyond this they are replayed from history on demand.
         max_cached_workflows=2000,

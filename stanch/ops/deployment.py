@@ -1,7 +1,8 @@
 """`stanch deployment`: which worker version takes new incidents, and whether an old one has drained.
 
 `promote` is the deploy step after a new build's workers are up (docs/deployment.md, "Upgrading"): new
-incidents start on it, incidents parked on older versions stay there. `status` says what each version
+incidents start on it, incidents parked on older versions stay there, and the long-lived workflows
+(workflows/long_lived.py: AUTO_UPGRADE) move to it at their next task. `status` says what each version
 is doing, `drained` exits 0 once a version has no open incident pinned to it (a deploy script's wait
 before stopping its workers). The same as `temporal worker deployment set-current-version` and
 `describe-version`, without the `temporal` CLI, which the production image does not have.
@@ -35,8 +36,9 @@ def promote(
     build_id: str = typer.Argument(None, help="the build to make current (default: STANCH_BUILD_ID)"),
     deployment: str = typer.Option(None, help="the worker deployment (default: STANCH_DEPLOYMENT_NAME)"),
 ) -> None:
-    """Make a build the current version: new incidents start on it from now on. Waits (up to a minute) for
-    its workers to poll, then for the task queues to route by it."""
+    """Make a build the current version: new incidents start on it from now on, and the long-lived
+    workflows (guardrails, triage ...) move to it at their next task. Waits (up to a minute) for its workers
+    to poll, then for the task queues to route by it."""
     from temporalio.common import WorkerDeploymentVersion
 
     from stanch.deployments import set_current_version

@@ -1,5 +1,6 @@
 """Worker Versioning on a real dev server (issue 16): two versions of the worker side by side, an incident
-parked on the old one finishes there while new incidents take the new one, and the old version drains.
+parked on the old one finishes there while new incidents take the new one, a long-lived workflow (the
+guardrail) moves to the new one, and the old version drains.
 
 Both versions run in this process (the same code under two build ids: which build ran each workflow task
 is what the server records, and what this proves), on a dev server of this module's own whose drainage
@@ -23,6 +24,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
+from schemas.guardrail import (
+    CHECK_UPDATE,
+    GUARDRAIL_WORKFLOW,
+    ActionCheck,
+    GuardrailInput,
+    Risk,
+    Verdict,
+    guardrail_workflow_id,
+)
 from stanch.deployments import become_current_if_first, describe_deployment
 from stanch.settings import Settings, get_settings
 from tests.helpers import Incidents, agent, cli, new_agent, until_state
@@ -76,7 +86,7 @@ async def until_drained(client: Client, deployment: str, build_id: str) -> str:
     return status
 
 
-async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the_new(
+async def test_a_parked_incident_finishes_on_its_version_while_new_ones_and_the_guardrail_take_the_new(
     versioned_env: WorkflowEnvironment, settings: Settings, policy: Any
 ) -> None:
     client = versioned_env.client
@@ -102,6 +112,16 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
         parked = await incidents.agent_emergency_stop(parked_agent)
         await until_state(parked, "awaiting_approval")
         assert await versioning_of(parked) == ("v1", VersioningBehavior.VERSIONING_BEHAVIOR_PINNED)
+        # A long-lived workflow (workflows/long_lived.py) starts on v1 too, but is not pinned to it.
+        subsystem = f"versions-{uuid.uuid4().hex[:8]}"
+        guardrail = await client.start_workflow(
+            GUARDRAIL_WORKFLOW,
+            GuardrailInput(subsystem=subsystem),
+            id=guardrail_workflow_id(subsystem),
+            task_queue=task_queue,
+        )
+        await guardrail.query("state")  # answered once its first task has run
+        assert await versioning_of(guardrail) == ("v1", VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE)
 
         # The new build starts beside the old one and is made current; only a promote moves the current.
         async with build_worker(client, task_queue, activities, deployment=v2):
@@ -112,6 +132,23 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
             state = await describe_deployment(client, deployment)
             assert state is not None and state.current_build_id == "v2"
             assert (await cli(["deployment", "drained", "v1"], env)).exit_code == 1  # draining: keep it
+
+            # The guardrail's next task after the promote runs on v2, and so do all after it.
+            ask = ActionCheck(
+                requested_by="versions-test",
+                idempotency_key=f"{subsystem}/1",
+                action="pause",
+                kind="pause",
+                risk=Risk.low,
+            )
+            verdict = await guardrail.execute_update(CHECK_UPDATE, ask, result_type=Verdict)
+            assert (verdict.subsystem, verdict.idempotency_key) == (subsystem, ask.idempotency_key)
+            ran = await build_ids_that_ran(client, guardrail)
+            assert ran[0] == "v1" and ran[-1] == "v2", ran
+            assert await versioning_of(guardrail) == (
+                "v2",
+                VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE,
+            )
 
             new_agent_id = new_agent(sandbox)
             new = await incidents.agent_emergency_stop(new_agent_id)
@@ -128,7 +165,8 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
             assert set(await build_ids_that_ran(client, new)) == {"v2"}
             assert await versioning_of(new) == ("v2", VersioningBehavior.VERSIONING_BEHAVIOR_PINNED)
 
-            # With its last pinned incident closed, v1 drains: its workers may stop.
+            # With its last pinned incident closed, v1 drains, the guardrail still running (on v2): its
+            # workers may stop.
             assert await until_drained(client, deployment, "v1") == "drained"
             drained = await cli(["deployment", "drained", "v1"], env)
             assert (drained.exit_code, drained.output.strip()) == (0, "v1: drained")
@@ -145,3 +183,4 @@ async def test_a_parked_incident_finishes_on_its_version_while_new_ones_take_the
             with pytest.raises(RPCError):
                 await parked.query("brief", rpc_timeout=timedelta(seconds=1))
             assert (await new.query("brief", result_type=Brief)).state == "rolled_back"
+            await guardrail.terminate("test over")

@@ -1,0 +1,54 @@
+"""The long-lived workflows' AUTO_UPGRADE copies (workflows/long_lived.py): a versioned worker registers
+them in their originals' place, an unversioned one the originals, and each copy replays its original's
+recorded histories (same workflow type, same commands). That a copy moves to a new version after a promote
+is tests/workers/test_worker_versions.py, on a dev server; that an unversioned worker runs the originals on
+a dev server is tests/stanch/test_keys.py (the guardrail) and tests/e2e/test_triage.py (triage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.testing import WorkflowEnvironment
+
+from stanch.ops.replay import load_history, replay
+from stanch.packs import installed_packs
+from workers.worker import build_worker
+from workflows.long_lived import LONG_LIVED
+
+HISTORIES = Path(__file__).parents[1] / "histories"
+# The recorded histories' folder of each long-lived workflow (tests/histories/README.md).
+HISTORY_FOLDERS = {
+    "Guardrail": "guardrail",
+    "DailyCockpitReport": "daily_cockpit_report",
+    "DeadMansSwitch": "dead_mans_switch",
+    "Triage": "triage",
+    "PostmortemWorkflow": "postmortem",
+}
+
+
+def registered(env: WorkflowEnvironment, deployment: WorkerDeploymentVersion | None) -> list[type]:
+    worker = build_worker(env.client, "not-polled", [], packs=installed_packs(), deployment=deployment)
+    return list(worker.config(active_config=True).get("workflows", []))
+
+
+async def test_only_a_versioned_worker_registers_the_long_lived_workflows_as_auto_upgrade(
+    time_env: WorkflowEnvironment,
+) -> None:
+    unversioned = registered(time_env, None)
+    versioned = registered(time_env, WorkerDeploymentVersion(deployment_name="stanch", build_id="v1"))
+
+    assert set(LONG_LIVED) <= set(unversioned)  # every long-lived workflow is one the packs register
+    assert not set(LONG_LIVED.values()) & set(unversioned)
+    assert versioned == [LONG_LIVED.get(cls, cls) for cls in unversioned]  # in place, nothing else changed
+
+
+@pytest.mark.parametrize("original", list(LONG_LIVED), ids=lambda cls: cls.__name__)
+async def test_an_auto_upgrade_copy_replays_its_originals_recorded_histories(original: type) -> None:
+    paths = sorted((HISTORIES / HISTORY_FOLDERS[original.__name__]).glob("*.json"))
+    assert paths, f"no recorded history of {original.__name__}"
+    outcomes = await replay(
+        [(str(path), load_history(path)) for path in paths], workflows=[LONG_LIVED[original]]
+    )
+    assert [outcome.line() for outcome in outcomes if not outcome.ok] == []
