@@ -2,8 +2,8 @@
 
 Pages: incidents (one visibility list), an incident (brief first, then timeline, pages sent, audit rows with
 the chain's verification, and the actions the signed-in person may take), health (also `GET /api/health`)
-and a new incident. FastAPI with Jinja2 templates; htmx (vendored in static/) keeps an incident page live by
-polling every 2 s. Nothing is fetched at run time and there is no build step.
+and a new incident. FastAPI with Jinja2 templates; htmx (vendored in static/) keeps the incidents list and an
+incident page live by polling every 2 s. Nothing is fetched at run time and there is no build step.
 
 What protects a POST, in order: the session (303 to /login without one), the CSRF token of the session (403),
 the person's roles for that action on that incident now (403, and the attempt goes to the incident as
