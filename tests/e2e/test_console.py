@@ -37,7 +37,7 @@ from stanch.ops.devstack import DevStack, settings_on_free_ports
 from stanch.ops.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
-from tests.helpers import new_agent
+from tests.helpers import chat_messages, new_agent
 from tests.stack import (
     agent,
     brief_state,
@@ -432,3 +432,53 @@ def test_the_health_page_shows_postgres_down_while_it_is_stopped(
             }["Postgres"],
             "Postgres back on the health page",
         )
+
+
+def test_a_customer_message_draft_is_edited_and_sent_from_the_console(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any, shots: Path
+) -> None:
+    """Under `customer_messages = "review"` the customer's message waits for a person: alice reads the draft
+    on the incident page, rewrites it, and sends it; the customer gets her text, and the audit says she did."""
+    home = tmp_path_factory.mktemp("console-review")
+    policy = home / "review.toml"
+    policy.write_text(f'extends = "{CONSOLE_POLICY}"\ncustomer_messages = "review"\n')
+    # A policy of its own, so a stack of its own: the shared stack's customer messages go out at once.
+    settings = settings_on_free_ports(home).model_copy(update={"config": policy})
+    with DevStack(settings, log=lambda line: None) as own:
+        settings = own.settings
+        agent_id = new_agent(settings.platform_url, ["v1", "v2"])
+        workflow_id = fire(settings, "agent-hallucination", agent_id)
+        alice = signed_in_page(browser, settings, "alice")
+        alice.goto(f"{console_url(settings)}/incidents/{workflow_id}")
+        # The review may open after the page did: the page reloads itself when its actions change.
+        draft = alice.locator("textarea[name=text]")
+        playwright_sync.expect(draft).to_have_count(1, timeout=WAIT_MS)
+        assert draft.input_value(), "the draft is shown to edit"
+        assert not [
+            m for m in chat_messages(settings.platform_url, workflow_id) if m["title"] == "Assistant paused"
+        ]
+        edited = f"We paused the assistant {agent_id} while we check it; a person answers you meanwhile."
+        draft.fill(edited)
+        alice.screenshot(path=str(shots / "review.png"), full_page=True)
+        alice.click("button:has-text('Send this customer message')")
+        flash = alice.wait_for_selector(".flash", timeout=WAIT_MS).inner_text()
+        assert "alice, via console" in flash, flash
+        sent = eventually(
+            lambda: [
+                m
+                for m in chat_messages(settings.platform_url, workflow_id)
+                if m["title"] == "Assistant paused"
+            ],
+            "the customer message sent",
+        )
+        assert [m["text"] for m in sent] == [edited]
+        decided = eventually(
+            lambda: [
+                row
+                for row in read_rows(settings.database_url, workflow_id)
+                if row.step_key.endswith("-review-decision")
+            ],
+            "the review's decision row",
+        )
+        assert decided[0].actor == "alice", decided[0]
+        off_loop(terminate_running, settings, [workflow_id])
