@@ -1,13 +1,16 @@
 """The on-call console (issue 14) in a real headless Chromium, on the real dev stack (every part its own
 process, the console among them): what seed 003's person on call does at 3 a.m.
 
-alice (on-call) signs in, finds the incident `stanch fire agent-hallucination` opened, reads its brief, sees
-a change made elsewhere appear without a reload, approves the rollback; the sandbox shows the agent rolled
-back and the timeline says "alice, via console". erin (owner, no role that decides a rollback) sees no
+alice (on-call) signs in and keeps "waiting for me" open; the incident an alert then opens appears in it
+without a reload (and leaves it once decided). She opens it, reads its brief, sees a change made elsewhere
+appear without a reload, approves the rollback; the sandbox shows the agent rolled back and the timeline
+says "alice, via console". erin (owner, no role that decides a rollback) sees no
 approve button; her hand-made POST of the form is 403 and the incident itself audits the attempt; a POST
 without the CSRF token is 403. A new incident from the form opens the runbook, audited as alice's. On a
-private stack, the health page shows Postgres down while it is stopped. Screenshots of each page go to the
-pytest basetemp (`console-screenshots/`), never into the repository.
+private stack, the health page shows Postgres down while it is stopped. Every page is checked at a phone's
+390 px (no sideways scroll) and by keyboard (each control reached by Tab, with a visible focus). Screenshots
+of each page, wide and at 390 px, go to the pytest basetemp (`console-screenshots/`), never into the
+repository.
 
 Needs Debian's `chromium` and PyPI's `playwright` (no browser download); skipped without them, except under
 CI=true, where a missing Chromium fails.
@@ -34,7 +37,7 @@ from stanch.ops.devstack import DevStack, settings_on_free_ports
 from stanch.ops.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
-from tests.helpers import new_agent
+from tests.helpers import chat_messages, new_agent
 from tests.stack import (
     agent,
     brief_state,
@@ -92,6 +95,53 @@ def console_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.console_port}"
 
 
+PHONE = {"width": 390, "height": 844}
+# What a person can act on: every control and link a page shows (hidden fields are not for people).
+CONTROLS = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]:not([tabindex='-1'])"
+# What the walk reads at each Tab: which control has the focus, and whether its outline shows it.
+FOCUSED = """() => {
+  const e = document.activeElement;
+  if (!e || e === document.body) return null;
+  const style = getComputedStyle(e);
+  return {key: controlKey(e), outline: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2};
+}"""
+CONTROL_KEY = """() => { window.controlKey = e => e.id || [e.tagName, e.getAttribute("name") || "", e.getAttribute("value") || "",
+  e.getAttribute("href") || "", e.textContent.trim()].join("|"); }"""
+
+
+def usable_at_a_phones_width_and_by_keyboard(page: Any, shot: Path) -> None:
+    """At 390 px the page does not scroll sideways (wide tables scroll inside their own box) and is kept as a
+    screenshot; every control it shows is reached by Tab, each with a visible focus outline."""
+    viewport = page.viewport_size
+    page.set_viewport_size(PHONE)
+    try:
+        page.screenshot(path=str(shot), full_page=True)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{shot.stem}: {width} px wide at a phone's {PHONE['width']} px"
+        page.evaluate(CONTROL_KEY)
+        wanted = set(
+            page.evaluate(
+                f"() => [...document.querySelectorAll({CONTROLS!r})]"
+                ".filter(e => e.getClientRects().length).map(controlKey)"
+            )
+        )
+        reached: set[str] = set()
+        unseen: set[str] = set()
+        # Twice round, wherever the focus starts, in case it starts part-way down.
+        for _ in range(2 * len(wanted) + 3):
+            page.keyboard.press("Tab")
+            focused = page.evaluate(FOCUSED)
+            if focused is None:
+                continue
+            reached.add(focused["key"])
+            if not focused["outline"]:
+                unseen.add(focused["key"])
+        assert wanted <= reached, f"{shot.stem}: not reached by Tab: {sorted(wanted - reached)}"
+        assert not unseen, f"{shot.stem}: focus not visible on {sorted(unseen)}"
+    finally:
+        page.set_viewport_size(viewport)
+
+
 def signed_in_page(browser: Any, settings: Settings, name: str, shot: Path | None = None) -> Any:
     page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
     page.goto(f"{console_url(settings)}/login")
@@ -142,18 +192,26 @@ def refused_rows(settings: Settings, workflow_id: str, by: str) -> list[Any]:
 def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_cannot(
     stack: Settings, browser: Any, shots: Path
 ) -> None:
+    # alice (on-call) has "waiting for me" open before anything fires: the list refreshes by itself.
+    alice = signed_in_page(browser, stack, "alice")
+    alice.goto(f"{console_url(stack)}/?mine=true")
     agent_id = new_agent(stack.platform_url, ["v1", "v2", "v3"])
     workflow_id = fire(stack, "agent-hallucination", agent_id)
     opened: list[str] = [workflow_id]
     try:
+        # The new incident's row appears without a reload, through the page's own filter (it shows only
+        # once the incident waits for alice), within a bounded wait.
+        row = alice.locator("#incidents tr", has_text=workflow_id)
+        playwright_sync.expect(row).to_contain_text("awaiting_approval", timeout=WAIT_MS)
+        assert alice.locator("h1").inner_text().startswith("Waiting for me")
+        assert alice.locator("input[name=mine]").is_checked()
         eventually(lambda: state_of(stack, workflow_id) == "awaiting_approval", "the approval request")
-
-        # alice (on-call) finds it on the incidents page, waiting for her, and opens it: the brief comes first.
-        alice = signed_in_page(browser, stack, "alice")
-        alice.goto(f"{console_url(stack)}/?mine=true")
-        row = alice.locator("tr", has_text=workflow_id)
-        assert "awaiting_approval" in row.inner_text()
         alice.screenshot(path=str(shots / "incidents.png"), full_page=True)
+        usable_at_a_phones_width_and_by_keyboard(alice, shots / "incidents-phone.png")
+        # A second tab keeps the list open while alice works on the incident: it follows what she does.
+        board = alice.context.new_page()
+        board.goto(f"{console_url(stack)}/?mine=true")
+        playwright_sync.expect(board.locator("#incidents tr", has_text=workflow_id)).to_have_count(1)
         row.locator("a").click()
         alice.wait_for_selector("#brief-h")
         sections = alice.locator("h2").all_inner_texts()
@@ -161,9 +219,7 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         assert "roll" in alice.inner_text("#recommendation").lower()
         assert "audit log intact" in alice.inner_text("#chain")
         alice.screenshot(path=str(shots / "incident.png"), full_page=True)
-        alice.set_viewport_size({"width": 390, "height": 844})  # a phone: the brief still reads
-        alice.screenshot(path=str(shots / "incident-phone.png"), full_page=True)
-        alice.set_viewport_size({"width": 1100, "height": 900})
+        usable_at_a_phones_width_and_by_keyboard(alice, shots / "incident-phone.png")
 
         # erin (owner) sees the same incident with no approve button ...
         erin = signed_in_page(browser, stack, "erin")
@@ -205,6 +261,7 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         alice.click("button:has-text('Approve rollback')")
         alice.wait_for_selector("text=Are you sure?")
         alice.screenshot(path=str(shots / "confirm.png"), full_page=True)
+        usable_at_a_phones_width_and_by_keyboard(alice, shots / "confirm-phone.png")
         alice.click("button:has-text('Yes, do it')")
         flash = alice.wait_for_selector(".flash", timeout=WAIT_MS).inner_text()
         assert "approved" in flash, flash
@@ -212,6 +269,11 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         # The timeline names who and through what: "alice, via console (signed, key SHA256:…) approved rollback".
         alice.wait_for_selector("#timeline >> text=/alice, via console .*approved rollback/", timeout=WAIT_MS)
         eventually(lambda: state_of(stack, workflow_id) == "rolled_back", "the incident closing rolled back")
+        # The list in the other tab drops it by itself: it no longer waits for alice.
+        playwright_sync.expect(board.locator("#incidents tr", has_text=workflow_id)).to_have_count(
+            0, timeout=WAIT_MS
+        )
+        board.close()
 
         # A new incident from the form opens the runbook through the intake's routing, audited as alice's.
         other = new_agent(stack.platform_url, ["v1", "v2"])
@@ -222,6 +284,7 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         alice.select_option("#severity", "P2")
         alice.fill("#summary", f"{other} answers in the wrong language")
         alice.screenshot(path=str(shots / "new.png"), full_page=True)
+        usable_at_a_phones_width_and_by_keyboard(alice, shots / "new-phone.png")
         alice.click("button:has-text('Open the incident')")
         alice.wait_for_selector("#brief-h", timeout=WAIT_MS)
         new_id = alice.url.rsplit("/", 1)[-1]
@@ -242,6 +305,7 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         alice.goto(f"{console_url(stack)}/health")
         assert "ok" in alice.locator("#check-Postgres").inner_text()
         alice.screenshot(path=str(shots / "health.png"), full_page=True)
+        usable_at_a_phones_width_and_by_keyboard(alice, shots / "health-phone.png")
     finally:
         off_loop(terminate_running, stack, opened)
 
@@ -344,6 +408,10 @@ def test_the_health_page_shows_postgres_down_while_it_is_stopped(
         update={"config": CONSOLE_POLICY}
     )
     with DevStack(settings, processes=("console",), log=lambda line: None) as own:
+        login = browser.new_page()
+        login.goto(f"{console_url(own.settings)}/login")
+        usable_at_a_phones_width_and_by_keyboard(login, shots / "login-phone.png")
+        login.close()
         page = signed_in_page(browser, own.settings, "alice", shots / "login.png")
         page.goto(f"{console_url(own.settings)}/health")
         assert "ok" in page.locator("#check-Postgres").inner_text()
@@ -364,3 +432,53 @@ def test_the_health_page_shows_postgres_down_while_it_is_stopped(
             }["Postgres"],
             "Postgres back on the health page",
         )
+
+
+def test_a_customer_message_draft_is_edited_and_sent_from_the_console(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any, shots: Path
+) -> None:
+    """Under `customer_messages = "review"` the customer's message waits for a person: alice reads the draft
+    on the incident page, rewrites it, and sends it; the customer gets her text, and the audit says she did."""
+    home = tmp_path_factory.mktemp("console-review")
+    policy = home / "review.toml"
+    policy.write_text(f'extends = "{CONSOLE_POLICY}"\ncustomer_messages = "review"\n')
+    # A policy of its own, so a stack of its own: the shared stack's customer messages go out at once.
+    settings = settings_on_free_ports(home).model_copy(update={"config": policy})
+    with DevStack(settings, log=lambda line: None) as own:
+        settings = own.settings
+        agent_id = new_agent(settings.platform_url, ["v1", "v2"])
+        workflow_id = fire(settings, "agent-hallucination", agent_id)
+        alice = signed_in_page(browser, settings, "alice")
+        alice.goto(f"{console_url(settings)}/incidents/{workflow_id}")
+        # The review may open after the page did: the page reloads itself when its actions change.
+        draft = alice.locator("textarea[name=text]")
+        playwright_sync.expect(draft).to_have_count(1, timeout=WAIT_MS)
+        assert draft.input_value(), "the draft is shown to edit"
+        assert not [
+            m for m in chat_messages(settings.platform_url, workflow_id) if m["title"] == "Assistant paused"
+        ]
+        edited = f"We paused the assistant {agent_id} while we check it; a person answers you meanwhile."
+        draft.fill(edited)
+        alice.screenshot(path=str(shots / "review.png"), full_page=True)
+        alice.click("button:has-text('Send this customer message')")
+        flash = alice.wait_for_selector(".flash", timeout=WAIT_MS).inner_text()
+        assert "alice, via console" in flash, flash
+        sent = eventually(
+            lambda: [
+                m
+                for m in chat_messages(settings.platform_url, workflow_id)
+                if m["title"] == "Assistant paused"
+            ],
+            "the customer message sent",
+        )
+        assert [m["text"] for m in sent] == [edited]
+        decided = eventually(
+            lambda: [
+                row
+                for row in read_rows(settings.database_url, workflow_id)
+                if row.step_key.endswith("-review-decision")
+            ],
+            "the review's decision row",
+        )
+        assert decided[0].actor == "alice", decided[0]
+        off_loop(terminate_running, settings, [workflow_id])

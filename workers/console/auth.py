@@ -61,7 +61,8 @@ def person_for_email(policy: Policy, email: str) -> str | None:
 
 
 class AttemptLimit:
-    """Failed sign-ins per key (a name, a client address) in a sliding window; in memory, per process."""
+    """Failed sign-ins per key (a name, a client address) in a sliding window; in memory, per process, which
+    holds because the console is one process (docs/console.md: one uvicorn server, one compose container)."""
 
     def __init__(
         self,

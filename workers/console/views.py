@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 
@@ -87,6 +88,20 @@ def list_query(filters: ListFilters, me: str) -> str:
     if not filters.closed:
         clauses.append("ExecutionStatus = 'Running'")
     return " AND ".join(clauses)
+
+
+def filters_query(filters: ListFilters) -> str:
+    """The filters as the page's query string (only those set): the list's refresh asks with the same ones,
+    so a refreshed list keeps its filters and "waiting for me"."""
+    fields: dict[str, str] = {}
+    for name in ("severity", "runbook", "state", "service"):
+        value = getattr(filters, name)
+        if value:
+            fields[name] = value
+    for name in ("mine", "closed"):
+        if getattr(filters, name):
+            fields[name] = "true"
+    return urlencode(fields)
 
 
 class IncidentRow(BaseModel):

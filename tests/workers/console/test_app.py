@@ -5,11 +5,16 @@ as an alert would be (workers/intake/routing.py `route_by_hand`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributeKey
 
 from schemas.alerts import OPENED_BY_HAND, OPENED_BY_LABEL
 from schemas.severity import Severity
@@ -167,3 +172,60 @@ def test_with_an_issuer_the_sign_in_page_offers_it_and_without_the_oidc_module_s
     except ImportError:
         # Until the OIDC sign-in lands the console runs without it and says why the link cannot work.
         assert console.get("/login/oidc", follow_redirects=False).status_code == 503
+
+
+class Listed:
+    """One workflow execution as the visibility list returns it (the fields the incidents page reads)."""
+
+    def __init__(self, workflow_id: str, state: str, awaiting: list[str]) -> None:
+        self.id = workflow_id
+        self.start_time = datetime.now(UTC) - timedelta(minutes=7)
+        self.status = WorkflowExecutionStatus.RUNNING
+        self.typed_search_attributes = [
+            (SearchAttributeKey.for_keyword("StanchSeverity"), "P1"),
+            (SearchAttributeKey.for_keyword("StanchRunbook"), "agent_emergency_stop"),
+            (SearchAttributeKey.for_keyword("StanchService"), "support"),
+            (SearchAttributeKey.for_keyword("StanchState"), state),
+            (SearchAttributeKey.for_keyword_list("StanchAwaiting"), awaiting),
+        ]
+
+
+class VisibilityOnly:
+    """A Temporal client that answers only the visibility list and records each query it is asked."""
+
+    def __init__(self, executions: list[Listed]) -> None:
+        self.executions = executions
+        self.queries: list[str] = []
+
+    async def list_workflows(self, query: str) -> AsyncIterator[Listed]:
+        self.queries.append(query)
+        for execution in self.executions:
+            yield execution
+
+
+def test_the_incidents_lists_refresh_is_one_visibility_query_with_the_pages_filters(policy: Policy) -> None:
+    temporal = VisibilityOnly(
+        [Listed("incident-a", "awaiting_approval", ["alice"]), Listed("incident-b", "contained", [])]
+    )
+    settings = Settings(console_secret=SecretStr("s" * 32), temporal_address="127.0.0.1:9", config=POLICY)
+    console = TestClient(create_app(settings, policy, client=cast(Client, temporal)))
+    assert console.get("/list").status_code == 401  # signed out: htmx is told to go to the sign-in
+    token = csrf_of(console.get("/login").text)
+    console.post("/login", data={"name": "alice", "password": auth.DEMO_PASSWORD, "csrf_token": token})
+
+    # The page polls the list with its own filters ...
+    page = console.get("/", params={"severity": "P1", "mine": "true"})
+    assert 'hx-get="/list?severity=P1&amp;mine=true"' in page.text
+    temporal.queries.clear()
+    # ... and each refresh is the table alone, from one query with those filters, however many rows.
+    refreshed = console.get("/list", params={"severity": "P1", "mine": "true"})
+    assert refreshed.status_code == 200 and "<html" not in refreshed.text
+    assert temporal.queries == [
+        "StanchRunbook IS NOT NULL AND StanchSeverity = 'P1' AND StanchAwaiting = 'alice' "
+        "AND ExecutionStatus = 'Running'"
+    ]
+    assert 'id="open-incident-a"' in refreshed.text and "awaiting_approval" in refreshed.text
+    assert "incident-b" in refreshed.text and "7 min" in refreshed.text
+    # A state changed elsewhere shows at the next refresh.
+    temporal.executions[1] = Listed("incident-b", "escalated", ["bob"])
+    assert "escalated" in console.get("/list").text

@@ -123,6 +123,13 @@ def test_the_incidents_list_is_one_visibility_query_with_every_filter_quoted() -
     )
 
 
+def test_the_lists_refresh_asks_with_the_pages_filters_and_only_those_set() -> None:
+    assert views.filters_query(views.ListFilters()) == ""
+    filters = views.ListFilters(severity="P1", service="o'brien & co", mine=True)
+    assert views.filters_query(filters) == "severity=P1&service=o%27brien+%26+co&mine=true"
+    assert views.filters_query(views.ListFilters(closed=True)) == "closed=true"
+
+
 def test_a_row_reads_the_search_attributes_and_says_whether_it_waits_for_me() -> None:
     attributes = {
         "StanchSeverity": "P1",
