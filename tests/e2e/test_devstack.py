@@ -228,6 +228,13 @@ def test_stanch_dev_runs_on_the_dev_policy_with_the_example_gateway(settings: Se
         assert health is not None, banner
         assert re.search(r"policy +\S+/config/dev\.toml", banner), banner
         assert httpx.get(health.group(1), timeout=5).json()["status"] == "ok"
+        # The console is up, where the banner says, with the demo password it prints.
+        console = re.search(
+            r"console +(http://\S+)  \(sign in as alice, bob or carol with the password (\S+) ", banner
+        )
+        assert console is not None, banner
+        assert console.group(2) == "stanch-demo"
+        assert "Sign in" in httpx.get(f"{console.group(1)}/login", timeout=5).text
         supervisord_log = settings.home / "examples" / "gateway" / "supervisord.log"
         spawned = [
             int(pid) for pid in re.findall(r"spawned: 'gateway' with pid (\d+)", supervisord_log.read_text())
