@@ -368,6 +368,12 @@ def test_the_responders_forms_acknowledge_escalate_resolve_and_hand_over_reach_t
         ]
         assert resolved and "alice, via console (signed" in resolved[0], resolved
         assert "prompt reverted by hand — learned: pin prompts" in resolved[0]
+        # A resolved P1 opens its post-mortem: the incident page links its post-incident report, which opens.
+        report = f"/incidents/postmortem-{workflow_id}"
+        assert f'href="{report}">post-incident report</a>' in http.get(f"/incidents/{workflow_id}").text
+        postmortem_page = http.get(report)
+        assert postmortem_page.status_code == 200
+        assert f"Post-incident learning for {workflow_id}" in postmortem_page.text
 
         # A triage incident (an alert without its `agent` label) handed to a runbook from the console. A
         # hand-over sends its cause's later alerts to the runbook's incident (workflows/triage.py), so this
