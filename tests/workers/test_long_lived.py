@@ -6,16 +6,24 @@ a dev server is tests/stanch/test_keys.py (the guardrail) and tests/e2e/test_tri
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from stanch.ops.replay import load_history, replay
 from stanch.packs import installed_packs
-from workers.worker import build_worker
-from workflows.long_lived import LONG_LIVED
+from stanch.settings import Settings
+from tests.clock import settle_and_terminate
+from tests.helpers import Incidents
+from workers.worker import activity_implementations, build_worker
+from workflows.long_lived import LONG_LIVED, TriageAutoUpgrade
+from workflows.triage import Triage
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 # The recorded histories' folder of each long-lived workflow (tests/histories/README.md).
@@ -52,3 +60,30 @@ async def test_an_auto_upgrade_copy_replays_its_originals_recorded_histories(ori
         [(str(path), load_history(path)) for path in paths], workflows=[LONG_LIVED[original]]
     )
     assert [outcome.line() for outcome in outcomes if not outcome.ok] == []
+
+
+async def test_a_triage_run_on_todays_original_replays_on_its_copy(
+    time_env: WorkflowEnvironment, settings: Settings, policy: Any
+) -> None:
+    """The recorded histories predate patches every incident run now takes at its start, so they cannot
+    tell a copy whose run is wrapped twice (`IncidentWorkflow.__init_subclass__`) from one wrapped once; a
+    fresh run can (a second response-target timer, markers in another order). An incident moving from an
+    unversioned worker, or from a build before the copies, onto a versioned one would fail the same way."""
+    client = time_env.client
+    task_queue = f"long-lived-{uuid.uuid4().hex[:8]}"
+    worker_settings = settings.model_copy(update={"task_queue": task_queue})
+    async with (
+        activity_implementations(worker_settings, client) as activities,
+        Worker(client, task_queue=task_queue, workflows=[Triage], activities=activities),
+    ):
+        # The shipped policy has a P1 response target, so the run starts its watch of it.
+        handle, _ = await Incidents(client, task_queue, policy).agent_hallucination_triage(
+            service="support-bot",
+            summary="support-bot promised a 90% discount",
+            incident_policy=policy.incident_policy(),
+        )
+        await time_env.sleep(timedelta(minutes=5))
+        history = await handle.fetch_history()
+        await settle_and_terminate(client, [handle.id])
+    [outcome] = await replay([("triage today", history)], workflows=[TriageAutoUpgrade])
+    assert outcome.ok, outcome.line()
