@@ -152,3 +152,14 @@ async def test_a_triage_incident_hands_over_to_the_packs_runbook(
         assert agent(settings.platform_url, agent_id)["state"] == "active"
     finally:
         await settle_and_terminate(client, [child.id, handle.id])
+
+
+def test_a_rehearsal_routes_the_packs_sample_by_the_packs_default_route(
+    disk_full_pack: LoadedPack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stanch.ops.rehearse as rehearse
+
+    monkeypatch.setattr(rehearse, "installed_packs", lambda: disk_full_pack.packs)
+    rehearsal = rehearse.rehearsal_policy(POLICY, [], tmp_path)
+    route = rehearsal.policy.route_for({"alertname": "DiskFull", "agent": "bot-1"})
+    assert route is not None and (route.name, route.runbook) == ("disk-full", "disk_full")
