@@ -9,11 +9,15 @@ the target a human types.
 
 The mapping below is plain data so the intake, the CLI and the triage workflow can import it without
 importing the workflow classes; each runbook class names the same model (`target_model`), and a test keeps
-the two equal.
+the two equal. It holds the catalogue's runbooks; an installed pack's runbooks are registered beside them
+once, at process start-up (`register_target_models`, called by `stanch.packs.installed_packs`), before any
+worker polls: the triage workflow reads this module passed through its sandbox, so what it consults is
+fixed for the worker's life and never read from disk inside a workflow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
@@ -157,12 +161,36 @@ TARGET_MODELS: dict[str, type[Target]] = {
     "dead_mans_switch": NoTarget,
 }
 
+# The catalogue's runbooks only; `runbook_names()` adds the installed packs'.
 RUNBOOK_NAMES: tuple[str, ...] = tuple(sorted(TARGET_MODELS))
+
+# The installed packs' runbooks (besides the catalogue's) → the target model their class names.
+PACK_TARGET_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def register_target_models(models: Mapping[str, type[BaseModel]]) -> None:
+    """Make the packs' runbooks known to the intake's target check, the triage hand-over and the console.
+
+    Called once per process at start-up with every installed pack's runbooks; the catalogue's own entries
+    are left as they are (its pack names the same models, a test keeps them equal). A name registered
+    before with another model is refused: two packs cannot define one runbook (stanch.packs.combined)."""
+    for runbook, model in models.items():
+        if runbook in TARGET_MODELS:
+            continue
+        known = PACK_TARGET_MODELS.get(runbook)
+        if known is not None and known is not model:
+            raise ValueError(f"runbook {runbook!r} already has the target model {known.__qualname__}")
+        PACK_TARGET_MODELS[runbook] = model
+
+
+def runbook_names() -> tuple[str, ...]:
+    """Every runbook a route may start or a human may hand a triage incident to: catalogue and packs."""
+    return tuple(sorted({*TARGET_MODELS, *PACK_TARGET_MODELS}))
 
 
 def target_model_for(runbook: str) -> type[BaseModel] | None:
     """The target model of a runbook a route may start; None for anything else (triage, guardrail …)."""
-    return TARGET_MODELS.get(runbook)
+    return TARGET_MODELS.get(runbook) or PACK_TARGET_MODELS.get(runbook)
 
 
 def required_fields(model: type[BaseModel]) -> list[str]:

@@ -140,6 +140,13 @@ class Packs:
         """Runbook → the target model its class names (`target_model`), for the runbooks that name one."""
         return {name: cls.target_model for name, cls in self.runbooks.items() if hasattr(cls, "target_model")}
 
+    def register_target_models(self) -> None:
+        """Make these packs' runbooks known wherever a runbook's target is checked (the intake, the triage
+        hand-over, the console's new-incident form, the start-up route check): schemas.targets."""
+        from schemas.targets import register_target_models
+
+        register_target_models(self.target_models())
+
     def activities_for(self, context: PackContext) -> list[Callable[..., Any]]:
         return [fn for pack in self.packs for fn in pack.activities_for(context)]
 
@@ -192,8 +199,14 @@ def load_packs(found: Iterable[EntryPoint] | None = None) -> Packs:
 
 @cache
 def installed_packs() -> Packs:
-    """The installed packs, loaded once per process (a worker, an intake, a CLI command)."""
-    return load_packs()
+    """The installed packs, loaded once per process (a worker, an intake, a console, a CLI command), their
+    runbooks' target models registered before anything checks a target or a worker polls a task."""
+    packs = load_packs()
+    try:
+        packs.register_target_models()
+    except ValueError as error:
+        raise PackError(str(error)) from None
+    return packs
 
 
 def installed_packs_or_exit() -> Packs:

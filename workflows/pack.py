@@ -4,16 +4,25 @@ of activities/, and the demo samples. Its entry point is `stanch = "workflows.pa
 
 It lives here, beside the workflows it lists, rather than in stanch/ (core must not know the catalogue:
 the loader would then special-case it) or in workers/ (a pack is what runs, not the process that runs it).
-Its routes are the policy's own `[[routes]]` in config/stanch.toml, which predate packs: it ships none.
+Its routes are the policy's own `[[routes]]` in config/stanch.toml, which predate packs.
+
+A runbook `stanch new runbook <name>` wrote into workflows/ (in a Stanch checkout, without `--pack`) needs
+no registration: the module names its `RUNBOOK` class, its default `ROUTE` and its `SAMPLE` alerts, and
+`catalogue_modules()` finds it, as a scaffolded pack's pack.py finds its own. The runbooks that predate the
+scaffold stay listed by hand in workflows/registry.py (and their target models in schemas/targets.py).
 
 Not a workflow file: the loader imports it once at start-up, outside the workflow sandbox.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import workflows
 from stanch.packs import Pack, PackContext
 from workflows.registry import RUNBOOKS, WORKFLOWS
 from workflows.samples import SAMPLES
@@ -83,11 +92,34 @@ def system_activities(systems: Systems) -> list[Any]:
     ]
 
 
+# Modules of workflows/ that are not runbook files: the pack itself, its lists, the shared steps.
+NOT_RUNBOOKS = {"pack", "registry", "samples", "steps"}
+
+
+def catalogue_modules() -> list[ModuleType]:
+    """The runbook modules of workflows/ that name a `RUNBOOK` of their own (the scaffold's), not listed in
+    workflows/registry.py; imported once, at start-up, outside the workflow sandbox."""
+    listed = set(RUNBOOKS.values())
+    names = sorted(
+        info.name for info in pkgutil.iter_modules(workflows.__path__) if info.name not in NOT_RUNBOOKS
+    )
+    modules = [importlib.import_module(f"workflows.{name}") for name in names]
+    return [module for module in modules if getattr(module, "RUNBOOK", None) not in (None, *listed)]
+
+
 def stanch_pack() -> Pack:
+    scaffolded = catalogue_modules()
     return Pack(
         "stanch",
-        runbooks=RUNBOOKS,
+        runbooks={
+            **RUNBOOKS,
+            **{module.__name__.rpartition(".")[2]: module.RUNBOOK for module in scaffolded},
+        },
         workflows=WORKFLOWS,
         activities=stanch_activities,
-        samples=SAMPLES,
+        routes=[module.ROUTE for module in scaffolded if hasattr(module, "ROUTE")],
+        samples={
+            **SAMPLES,
+            **{name: sample for module in scaffolded for name, sample in module.SAMPLE.items()},
+        },
     )

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.approvals import Acknowledgement, EscalationRequest
     from schemas.incidents import IncidentInput, IncidentResult
     from schemas.signatures import ToSign
-    from schemas.targets import RUNBOOK_NAMES, required_fields, target_model_for
+    from schemas.targets import required_fields, runbook_names, target_model_for
     from schemas.triage import TRIAGE_WORKFLOW, RunbookStarted, RunRunbook, TriageInput
     from stanch.signing import handover_shown
     from workers.intake.routing import id_part
@@ -320,8 +320,10 @@ class Triage(IncidentWorkflow):
 
 def target_problem(request: RunRunbook) -> str | None:
     """Why a hand-over cannot work, naming the field; None when the runbook can run on this target."""
-    if request.runbook not in RUNBOOK_NAMES:
-        return f"runbook: unknown runbook {request.runbook!r}; known: {', '.join(RUNBOOK_NAMES)}"
+    # The catalogue's runbooks and the installed packs', registered before the worker started.
+    known = runbook_names()
+    if request.runbook not in known:
+        return f"runbook: unknown runbook {request.runbook!r}; known: {', '.join(known)}"
     model = target_model_for(request.runbook)
     assert model is not None
     try:

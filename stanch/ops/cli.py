@@ -258,23 +258,40 @@ app.add_typer(new_app, name="new")
 @new_app.command("runbook")
 def new_runbook(
     name: str = typer.Argument(..., help="the runbook's name, e.g. disk_full (route runbook, workflow type)"),
-    pack: Path = typer.Option(
-        Path("runbooks-pack"), "--pack", help="the pack folder to write (created the first time)"
+    pack: Path | None = typer.Option(
+        None,
+        "--pack",
+        help="the pack folder to write (created the first time); default: Stanch's own catalogue when run in "
+        "a Stanch checkout, else ./runbooks-pack",
     ),
 ) -> None:
-    """Write a runbook that runs, with its route, sample alert and tests, into a pip-installable pack."""
-    from stanch.ops.scaffold import ScaffoldError
+    """Write a runbook that runs, with its route, sample alert and tests: into a pip-installable pack, or
+    (without --pack, in a Stanch checkout) into Stanch's own catalogue, workflows/ and tests/workflows/."""
+    from stanch.ops.scaffold import ScaffoldError, is_checkout, new_catalogue_runbook
     from stanch.ops.scaffold import new_runbook as scaffold
     from stanch.packs import installed_packs_or_exit
 
+    known = set(installed_packs_or_exit().runbooks)
+    into_catalogue = pack is None and is_checkout(Path.cwd())
+    folder = pack if pack is not None else Path("runbooks-pack")
     try:
-        written = scaffold(name, pack, set(installed_packs_or_exit().runbooks))
+        written = (
+            new_catalogue_runbook(name, Path.cwd(), known)
+            if into_catalogue
+            else scaffold(name, folder, known)
+        )
     except ScaffoldError as error:
         typer.echo(f"stanch: {error}", err=True)
         raise typer.Exit(2) from None
     for path in written:
-        typer.echo(f"wrote {path}")
-    typer.echo(f"next: pip install -e {pack}, then run its tests with this checkout on PYTHONPATH")
+        typer.echo(f"wrote {path.relative_to(Path.cwd()) if into_catalogue else path}")
+    if into_catalogue:
+        typer.echo(
+            f"next: edit workflows/{name}.py (workflows/pack.py finds it), run tests/workflows/test_{name}.py, "
+            "and move its ROUTE into config/stanch.toml's [[routes]] if the default does not fit"
+        )
+    else:
+        typer.echo(f"next: pip install -e {folder}, then run its tests with this checkout on PYTHONPATH")
 
 
 @app.command("list")

@@ -58,6 +58,7 @@ from stanch.audit_store import read_rows
 from stanch.decisions import questions
 from stanch.markup import plain
 from stanch.ops.samples import SAMPLES, sample
+from stanch.packs import installed_packs
 from stanch.policy import Policy, PolicyError, load_policy, read_policy_table
 from stanch.settings import Settings
 from stanch.signing import sign, statement_for
@@ -226,7 +227,9 @@ def rehearsal_policy(source: Path, answers: Sequence[Answer], directory: Path) -
     table["people"] = people
     path = directory / "rehearsal-policy.toml"
     path.write_text(toml_text(table))
-    return RehearsalPolicy(path, load_policy(path), original, keys)
+    # Routed as the intake and the worker route: the installed packs' default routes after the policy's.
+    routed = installed_packs().policy_with_routes(load_policy(path))
+    return RehearsalPolicy(path, routed, original, keys)
 
 
 # ---- the stage: Temporal on skipped time, Postgres, the sandbox -------------------------------------

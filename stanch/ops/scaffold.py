@@ -1,4 +1,5 @@
-"""`stanch new runbook <name> --pack DIR`: a runbook that runs, in a pip-installable pack.
+"""`stanch new runbook <name> [--pack DIR]`: a runbook that runs, in a pip-installable pack or, without
+`--pack` inside a Stanch checkout, in Stanch's own catalogue.
 
 The pack's `pack.py` finds its runbooks by module (each runbook file names its workflow class, its default
 route and its sample alert), so adding a runbook after the first touches the runbook's own file and, if
@@ -12,6 +13,12 @@ Layout written (DIR `ops-pack` gives the package `ops_pack`):
     ops-pack/ops_pack/pack.py        the Pack: every runbook module of the package
     ops-pack/ops_pack/<name>.py      the runbook: procedure docstring, target model, numbered steps
     ops-pack/tests/test_<name>.py    happy, rejected, escalated on the time-skipping server
+
+Into the catalogue (a checkout: the folder holding workflows/pack.py and schemas/targets.py):
+
+    workflows/<name>.py              the runbook, with its default ROUTE and SAMPLE; workflows/pack.py finds
+                                     it (catalogue_modules), so nothing is registered by hand
+    tests/workflows/test_<name>.py   the same three tests, beside the catalogue's
 """
 
 from __future__ import annotations
@@ -55,9 +62,7 @@ def new_runbook(name: str, pack_dir: Path, known: set[str] = frozenset()) -> lis
         pack_dir / package / f"{name}.py": RUNBOOK.format(
             name=name, cls=class_name(name), dashed=name.replace("_", "-")
         ),
-        pack_dir / "tests" / f"test_{name}.py": TESTS.format(
-            name=name, cls=class_name(name), package=package
-        ),
+        pack_dir / "tests" / f"test_{name}.py": TESTS.format(name=name, cls=class_name(name)),
     }
     for path in files:
         if path.exists():
@@ -74,6 +79,33 @@ def new_runbook(name: str, pack_dir: Path, known: set[str] = frozenset()) -> lis
         raise ScaffoldError(
             f"{pack_dir / 'pyproject.toml'} exists but {pack_dir / package / 'pack.py'} does not"
         )
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return sorted(files)
+
+
+def is_checkout(root: Path) -> bool:
+    """Whether `root` is a Stanch checkout, whose catalogue a runbook without `--pack` goes into."""
+    return all(
+        (root / part).is_file() for part in ("workflows/pack.py", "schemas/targets.py", "pyproject.toml")
+    )
+
+
+def new_catalogue_runbook(name: str, root: Path, known: set[str] = frozenset()) -> list[Path]:  # type: ignore[assignment]
+    """Write the runbook into the catalogue of the checkout at `root`; the files written."""
+    check_name(name, known)
+    if not is_checkout(root):
+        raise ScaffoldError(f"{root} is not a Stanch checkout (no workflows/pack.py): give --pack DIR")
+    files = {
+        root / "workflows" / f"{name}.py": RUNBOOK.format(
+            name=name, cls=class_name(name), dashed=name.replace("_", "-")
+        ),
+        root / "tests" / "workflows" / f"test_{name}.py": TESTS.format(name=name, cls=class_name(name)),
+    }
+    for path in files:
+        if path.exists():
+            raise ScaffoldError(f"{path} already exists: choose another runbook name")
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -243,7 +275,7 @@ SAMPLE = {{
 
 TESTS = '''\
 """{cls} on the time-skipping server, with real effects: the sandbox platform over HTTP, the audit log in
-Postgres (Stanch's fixtures: see conftest.py)."""
+Postgres (Stanch's fixtures: tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ the policy's; and `stanch new runbook --pack` writes a pack whose own tests pass
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -79,7 +80,18 @@ def test_a_scaffolded_pack_is_found_by_its_entry_point_and_its_tests_pass(tmp_pa
     (info / "entry_points.txt").write_text("[stanch.packs]\nops_pack = ops_pack.pack:pack\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(pack_dir), str(site)])}
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        # A basetemp of its own: pytest's shared numbered ones are pruned by other runs on the machine.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            f"--basetemp={tmp_path / 't'}",
+        ],
         cwd=pack_dir,
         env=env,
         capture_output=True,
@@ -88,3 +100,58 @@ def test_a_scaffolded_pack_is_found_by_its_entry_point_and_its_tests_pass(tmp_pa
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
     assert "3 passed" in ran.stdout
+
+
+# What a checkout's catalogue needs for its tests to run (not its recorded histories, caches or dev state).
+CATALOGUE_PARTS = ("activities", "config", "examples", "schemas", "stanch", "tests", "workers", "workflows")
+NOT_COPIED = shutil.ignore_patterns("__pycache__", "histories", "node_modules", ".*")
+
+
+def test_without_a_pack_in_a_checkout_the_runbook_goes_into_the_catalogue_and_its_tests_pass(
+    tmp_path: Path,
+) -> None:
+    checkout = tmp_path / "stanch"
+    for part in CATALOGUE_PARTS:
+        shutil.copytree(REPO_ROOT / part, checkout / part, ignore=NOT_COPIED)
+    shutil.copy(REPO_ROOT / "pyproject.toml", checkout / "pyproject.toml")
+    # The copy shadows this checkout: its workflows/pack.py is the `stanch` pack's entry point there.
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args], cwd=checkout, env=env, capture_output=True, text=True, timeout=240
+        )
+
+    wrote = run("-m", "stanch", "new", "runbook", "disk_full")
+    assert wrote.returncode == 0, wrote.stderr
+    assert wrote.stdout.splitlines()[:2] == [
+        "wrote tests/workflows/test_disk_full.py",
+        "wrote workflows/disk_full.py",
+    ]
+    assert not (checkout / "runbooks-pack").exists()
+    again = run("-m", "stanch", "new", "runbook", "disk_full")
+    assert again.returncode == 2 and "already has a runbook" in again.stderr
+    # Found by the catalogue pack with no registration by hand: runbook, target model, default route, sample.
+    found = run(
+        "-c",
+        "from stanch.packs import installed_packs; from schemas.targets import target_model_for; "
+        "packs = installed_packs(); print(packs.runbooks['disk_full'].__module__, "
+        "target_model_for('disk_full').__name__, [r.name for r in packs.routes], 'disk-full' in packs.samples)",
+    )
+    assert found.stdout.split() == ["workflows.disk_full", "DiskFullTarget", "['disk-full']", "True"], (
+        found.stderr
+    )
+    basetemp = f"--basetemp={tmp_path / 't'}"  # its own: pytest's shared ones are pruned by other runs
+    tested = run(
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        basetemp,
+        "tests/workflows/test_disk_full.py",
+    )
+    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
+    assert "3 passed" in tested.stdout

@@ -889,13 +889,16 @@ def main() -> None:
 
     import uvicorn
 
+    from stanch.packs import installed_packs_or_exit
     from stanch.policy import load_policy_or_exit
     from stanch.settings import load_settings_or_exit
     from stanch.signing import SigningKeyError
     from stanch.trust import demo_keys_trusted, refuse_demo_keys_or_exit
 
     settings = load_settings_or_exit()
-    policy = load_policy_or_exit(settings.config)
+    # The routes the intake routes by: the policy's, then the installed packs' defaults (whose runbooks'
+    # target models loading them registers), so the new-incident form offers a pack's runbooks too.
+    policy = installed_packs_or_exit().policy_with_routes(load_policy_or_exit(settings.config))
     refuse_demo_keys_or_exit(policy, settings.config)
     if settings.console_secret is None:
         print(
