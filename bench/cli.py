@@ -23,20 +23,23 @@ import json
 import shlex
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import common
 from bench.common import Stack, fail, note
 from bench.parked import AWAITING, Parker
 from stanch.ops.devstack import child_environment
 from stanch.policy import load_policy
-from stanch.settings import REPO_ROOT, Settings
+from stanch.settings import Settings
 from stanch.temporal_client import connect
 
-BIN = REPO_ROOT / ".venv" / "bin"
+# The interpreter running the benchmark and its console scripts (`make install`'s venv, or a worktree's).
+BIN = Path(sys.executable).parent
 STANCH = str(BIN / "stanch")
 TEMPORAL = str(BIN / "temporal")
 # `stanch list` with neither --state nor --all asks exactly this (stanch/ops/cli.py, list_incidents).
