@@ -286,6 +286,7 @@ class DevStack:
         rows = [
             ("Temporal UI", f"http://127.0.0.1:{settings.temporal_ui_port}"),
             ("Temporal gRPC", f"{settings.temporal_address} (namespace {settings.namespace})"),
+            ("Temporal HTTP API", f"{settings.temporal_http_url} (stanch brief / approve)"),
         ]
         if "intake" in self.processes:
             rows.append(("intake", f"http://{_http_host(settings.host)}:{settings.intake_port}"))
@@ -468,6 +469,13 @@ class DevStack:
         ports = [
             ("temporal", "Temporal gRPC", "127.0.0.1", temporal_port, ["temporal_address"]),
             ("temporal", "Temporal UI", "127.0.0.1", settings.temporal_ui_port, ["temporal_ui_port"]),
+            (
+                "temporal",
+                "Temporal HTTP API",
+                "127.0.0.1",
+                temporal.http_port(settings),
+                ["temporal_http_url"],
+            ),
             ("postgres", "Postgres", "127.0.0.1", settings.postgres_port, ["postgres_port", *DATABASE_URLS]),
         ]
         if "intake" in self.processes:
