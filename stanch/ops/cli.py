@@ -403,14 +403,20 @@ def _brief_over_http(settings: Settings, wid: str, timeline: bool) -> bool:
 
 def _closed_brief(settings: Settings, wid: str, timeline: bool) -> None:
     """A closed incident answers no query without a worker of its version (issue 16): read its history."""
+    from schemas.briefs import Brief, Timeline
     from stanch.ops.closed_brief import ClosedBriefError, closed_brief
 
     async def go() -> None:
+        client = await connect(settings)
         try:
-            answer = await closed_brief(await connect(settings), wid)
-        except ClosedBriefError as error:
-            typer.echo(f"stanch: {error}", err=True)
-            raise typer.Exit(1) from None
+            answer = await closed_brief(client, wid)
+        except ClosedBriefError:
+            # Not an incident's history (a post-mortem's, say): ask its workers, as before.
+            handle = client.get_workflow_handle(wid)
+            _print_brief(await handle.query("brief", result_type=Brief))
+            if timeline:
+                _print_timeline(await handle.query("timeline", result_type=Timeline))
+            return
         typer.echo(
             f"stanch: {wid} is {answer.status}: brief read from its history, not from a worker", err=True
         )
