@@ -350,14 +350,13 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _http(settings: Settings) -> TemporalHttp | None:
-    """Temporal's HTTP API when STANCH_TEMPORAL_HTTP_URL names one (issue 15: no SDK to load), else None."""
-    from stanch.ops.temporal_http import TemporalHttp, Unavailable
+def _http() -> TemporalHttp | None:
+    """Temporal's HTTP API when STANCH_TEMPORAL_HTTP_URL names one (issue 15: neither the SDK nor
+    pydantic-settings to load), else None: the SDK path, which validates every setting."""
+    from stanch.ops.temporal_http import HttpSettings, TemporalHttp
 
-    try:
-        return TemporalHttp(settings)
-    except Unavailable:
-        return None
+    settings = HttpSettings.from_environment(os.environ)
+    return TemporalHttp(settings) if settings is not None else None
 
 
 def _temporal_said(message: str) -> typer.Exit:
@@ -378,13 +377,13 @@ def _print_timeline(entries: Timeline) -> None:
         typer.echo(f"  {entry.at:%H:%M:%S} {entry.kind:<11} {entry.actor:<12} {plain(entry.text)}")
 
 
-def _brief_over_http(settings: Settings, wid: str, timeline: bool) -> bool:
+def _brief_over_http(wid: str, timeline: bool) -> bool:
     """Answer `stanch brief` over the HTTP API; False when it is not there (the SDK path answers then).
     A closed run is read from its history (stanch.ops.closed_brief) like on the SDK path."""
     from schemas.briefs import Brief, Timeline
     from stanch.ops.temporal_http import QueryRejected, TemporalSaid, Unavailable
 
-    http = _http(settings)
+    http = _http()
     if http is None:
         return False
     try:
@@ -395,7 +394,7 @@ def _brief_over_http(settings: Settings, wid: str, timeline: bool) -> bool:
     except Unavailable:
         return False
     except QueryRejected:
-        _closed_brief(settings, wid, timeline)
+        _closed_brief(_settings(), wid, timeline)
     except TemporalSaid as error:
         raise _temporal_said(error.message) from None
     return True
@@ -430,10 +429,10 @@ def _closed_brief(settings: Settings, wid: str, timeline: bool) -> None:
 @app.command()
 def brief(incident: str, timeline: bool = typer.Option(False, help="print the timeline too")) -> None:
     """Print an incident's decision brief (a closed incident's is read from its history)."""
-    settings = _settings()
     wid = workflow_id(incident)
-    if _brief_over_http(settings, wid, timeline):
+    if _brief_over_http(wid, timeline):
         return
+    settings = _settings()
     from temporalio.client import WorkflowQueryRejectedError
     from temporalio.common import QueryRejectCondition
 
@@ -578,7 +577,7 @@ def _decide(
     # The brief says which question is open and what it shows: the action must be that one (the golden
     # rule, checked here before anything is signed and again by the workflow), and the digest binds the
     # answer to what was read now, signed or not.
-    brief, http = _brief_to_decide(incident, _http(_settings()))
+    brief, http = _brief_to_decide(incident, _http())
     to_sign = _question(brief, action)
     if to_sign is None:
         if signer is not None:

@@ -8,7 +8,8 @@ grpc-gateway, from the `google.api.http` annotations of temporal/api/workflowser
     POST /api/v1/namespaces/{namespace}/workflows/{workflow_id}/update/{update_name}
 
 with the standard library only (urllib, json). `STANCH_TEMPORAL_HTTP_URL` names the endpoint; unset, or
-when nothing answers there, the caller falls back to the SDK (`Unavailable`). Payloads travel in their full
+when nothing answers there, the caller falls back to the SDK (`Unavailable`). The settings it needs are read
+from the environment directly (`HttpSettings`), not through pydantic-settings. Payloads travel in their full
 JSON form (`?noPayloadShorthand=true`: `{"metadata": {"encoding": <base64>}, "data": <base64>}`); with
 `STANCH_PAYLOAD_KEY` set they go through the same `EncryptionCodec` the SDK path uses (stanch.codec, which
 imports the payload protobuf but not the client).
@@ -24,13 +25,13 @@ import socket
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 if TYPE_CHECKING:
     from stanch.codec import EncryptionCodec
-    from stanch.settings import Settings
 
 JSON_PLAIN = b"json/plain"
 # The SDK's own: reject a query on a closed run at once, rather than wait for a worker of its version.
@@ -72,23 +73,51 @@ class UpdateOutcome:
     refusal: str | None = None
 
 
-def identity(settings: Settings) -> str:
-    # The SDK's default client identity, so the history names the same caller whichever path sent it.
-    return settings.worker_identity or f"{os.getpid()}@{socket.gethostname()}"
+@dataclass(frozen=True)
+class HttpSettings:
+    """The four settings this path reads, straight from the environment: pydantic-settings alone costs about
+    as long as the whole `temporal workflow query` (bench/README.md). Anything odd in them (None from
+    `from_environment`) and the caller takes the SDK path, whose `Settings` reports it in one line."""
+
+    url: str
+    namespace: str = "default"
+    worker_identity: str | None = None
+    payload_key: str | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> HttpSettings | None:
+        # pydantic-settings matches `STANCH_*` names case-insensitively; so does this.
+        env = {name.upper(): value for name, value in environ.items() if name.upper().startswith("STANCH_")}
+        url = env.get("STANCH_TEMPORAL_HTTP_URL") or None
+        if url is None or not url.startswith(("http://", "https://")):
+            return None
+        payload_key = env.get("STANCH_PAYLOAD_KEY") or None
+        if payload_key is not None:
+            from stanch.codec import PayloadKeyError, decode_key
+
+            try:
+                decode_key(payload_key)
+            except PayloadKeyError:
+                return None
+        return cls(
+            url=url,
+            namespace=env.get("STANCH_NAMESPACE", "default"),
+            worker_identity=env.get("STANCH_WORKER_IDENTITY") or None,
+            payload_key=payload_key,
+        )
 
 
 class TemporalHttp:
-    def __init__(self, settings: Settings) -> None:
-        if not settings.temporal_http_url:
-            raise Unavailable("STANCH_TEMPORAL_HTTP_URL is not set")
-        self.base = settings.temporal_http_url.rstrip("/")
+    def __init__(self, settings: HttpSettings) -> None:
+        self.base = settings.url.rstrip("/")
         self.namespace = settings.namespace
-        self.identity = identity(settings)
+        # The SDK's default client identity, so the history names the same caller whichever path sent it.
+        self.identity = settings.worker_identity or f"{os.getpid()}@{socket.gethostname()}"
         self.codec: EncryptionCodec | None = None
         if settings.payload_key is not None:
-            from stanch.codec import codec_from_settings
+            from stanch.codec import EncryptionCodec, decode_key
 
-            self.codec = codec_from_settings(settings)
+            self.codec = EncryptionCodec(decode_key(settings.payload_key))
 
     # ---- the two calls -------------------------------------------------------------------------------
 

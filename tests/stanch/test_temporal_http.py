@@ -159,7 +159,7 @@ async def modules_after_command(args: list[str], env: dict[str, Any]) -> dict[st
         "except SystemExit as exit:\n"
         "    code = exit.code\n"
         "print(json.dumps({'code': code, 'client': 'temporalio.client' in sys.modules,"
-        " 'service': 'temporalio.service' in sys.modules}))\n"
+        " 'service': 'temporalio.service' in sys.modules, 'settings': 'pydantic_settings' in sys.modules}))\n"
     )
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
     environment.update({k: v for k, v in env.items() if v is not None})
@@ -183,16 +183,24 @@ async def test_brief_and_approve_over_http_load_no_temporal_client(
     async with running_stanch(env, settings, None) as (client, incidents):
         handle = await parked(client, incidents, settings)
         over_http = cli_environment(client, tmp_path, http_url, None)
-        assert await modules_after_command(["brief", handle.id], over_http) == {
-            "code": 0,
-            "client": False,
-            "service": False,
-        }
+        briefed = await modules_after_command(["brief", handle.id], over_http)
+        assert briefed == {"code": 0, "client": False, "service": False, "settings": False}
         approved = await modules_after_command(
             ["approve", handle.id, "rollback", "--as", "alice", "--yes"], over_http
         )
-        assert approved == {"code": 0, "client": False, "service": False}
+        assert approved == {"code": 0, "client": False, "service": False, "settings": False}
         assert (await handle.result()).final_state == "rolled_back"
-        # The probe can fail: without the HTTP URL the same command loads the client.
+        # The probe can fail: without the HTTP URL the same command loads the client and the settings.
         sdk = await modules_after_command(["brief", handle.id], cli_environment(client, tmp_path, None, None))
-        assert sdk["client"] is True
+        assert sdk["client"] is True and sdk["settings"] is True
+
+
+async def test_a_bad_http_url_stops_brief_with_one_line_naming_it(tmp_path: Path) -> None:
+    # The HTTP path reads its settings itself; one it cannot use leaves the check to the SDK path's Settings.
+    get_settings.cache_clear()
+    done = await cli(
+        ["brief", "x"], {"STANCH_TEMPORAL_HTTP_URL": "ftp://127.0.0.1:7243", "HOME": str(tmp_path)}
+    )
+    assert done.exit_code == 2
+    assert done.stderr.startswith("stanch: invalid setting STANCH_TEMPORAL_HTTP_URL: ")
+    get_settings.cache_clear()
