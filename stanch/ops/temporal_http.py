@@ -17,7 +17,6 @@ imports the payload protobuf but not the client).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -165,6 +164,8 @@ class TemporalHttp:
     def _payload(self, data: bytes) -> dict[str, Any]:
         metadata = {"encoding": JSON_PLAIN}
         if self.codec is not None:
+            import asyncio
+
             from temporalio.api.common.v1 import Payload
 
             [encoded] = asyncio.run(self.codec.encode([Payload(metadata=metadata, data=data)]))
@@ -182,6 +183,8 @@ class TemporalHttp:
         metadata = {key: base64.b64decode(value) for key, value in (items[0].get("metadata") or {}).items()}
         data = base64.b64decode(items[0].get("data") or "")
         if self.codec is not None:
+            import asyncio
+
             from temporalio.api.common.v1 import Payload
 
             [plain] = asyncio.run(self.codec.decode([Payload(metadata=metadata, data=data)]))
