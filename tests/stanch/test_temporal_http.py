@@ -204,3 +204,21 @@ async def test_a_bad_http_url_stops_brief_with_one_line_naming_it(tmp_path: Path
     assert done.exit_code == 2
     assert done.stderr.startswith("stanch: invalid setting STANCH_TEMPORAL_HTTP_URL: ")
     get_settings.cache_clear()
+
+
+async def test_reject_over_http_answers_like_the_sdk(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
+) -> None:
+    env, http_url = http_env
+    async with running_stanch(env, settings, None) as (client, incidents):
+        first, second = [await parked(client, incidents, settings) for _ in range(2)]
+        answers = [
+            await cli(["reject", handle.id, "rollback", "--as", "alice", "--yes"], side)
+            for handle, side in (
+                (first, cli_environment(client, tmp_path, http_url, None)),
+                (second, cli_environment(client, tmp_path, None, None)),
+            )
+        ]
+        assert [a.exit_code for a in answers] == [0, 0], [a.output for a in answers]
+        assert answers[0].stdout.replace(first.id, "X") == answers[1].stdout.replace(second.id, "X")
+        assert (await first.result()).final_state == (await second.result()).final_state != "rolled_back"
