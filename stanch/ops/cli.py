@@ -15,7 +15,9 @@ from stanch.ops.keys import keys_app
 # What a person types at 3 a.m. answers at once: this module imports only what parsing the command line
 # needs (typer; the parameters' types are builtins and Path). Each command imports the Temporal client,
 # the schemas, the policy and the signer in its own body, so `stanch --help` loads none of them and
-# `stanch brief` loads only what a query needs (tests/stanch/test_cli_imports.py keeps it so).
+# `stanch brief` loads only what a query needs (tests/stanch/test_cli_imports.py keeps it so). With
+# STANCH_TEMPORAL_HTTP_URL set, `brief` / `approve` / `reject` go over Temporal's HTTP API and load neither
+# the SDK nor pydantic-settings (stanch/ops/temporal_http.py, tests/stanch/test_temporal_http.py).
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
