@@ -6,6 +6,7 @@ still answers, on the HTTP path and on the SDK path alike, saying on stderr that
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
+from stanch.codec import data_converter
 from stanch.ops.closed_brief import closed_brief
 from stanch.policy import load_policy
 from stanch.settings import Settings, get_settings
@@ -24,6 +26,8 @@ from tests.conftest import TEST_POLICY
 from tests.helpers import Incidents, cli, free_port, new_agent, until_state
 from tests.helpers_intake import start_dev_server
 from workers.worker import activity_implementations, build_worker
+
+PAYLOAD_KEY = base64.b64encode(b"c" * 32).decode()
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +38,31 @@ async def http_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
     await env.shutdown()
 
 
-def cli_environment(client: Client, home: Path, http_url: str | None) -> dict[str, Any]:
+def cli_environment(
+    client: Client, home: Path, http_url: str | None, payload_key: str | None
+) -> dict[str, Any]:
     get_settings.cache_clear()
     return {
         "STANCH_TEMPORAL_ADDRESS": client.service_client.config.target_host,
         "STANCH_NAMESPACE": client.namespace,
         "STANCH_CONFIG": str(TEST_POLICY),
         "STANCH_TEMPORAL_HTTP_URL": http_url,
+        "STANCH_PAYLOAD_KEY": payload_key,
         "HOME": str(home),
     }
 
 
+@pytest.mark.parametrize("payload_key", [None, PAYLOAD_KEY], ids=["plain", "encrypted"])
 async def test_a_closed_incident_s_brief_comes_from_its_history_with_no_worker_left(
-    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path, payload_key: str | None
 ) -> None:
     env, http_url = http_env
-    client = env.client
+    # With a key, every payload in the history is ciphertext: the CLI's codec must decode the history.
+    client = await Client.connect(
+        env.client.service_client.config.target_host,
+        namespace=env.client.namespace,
+        data_converter=data_converter(Settings(payload_key=payload_key)),
+    )
     task_queue = f"closed-{uuid.uuid4().hex[:8]}"
     incidents = Incidents(client, task_queue, load_policy(TEST_POLICY))
     worker_settings = settings.model_copy(update={"task_queue": task_queue})
@@ -69,7 +82,9 @@ async def test_a_closed_incident_s_brief_comes_from_its_history_with_no_worker_l
     # No worker polls this task queue any more: a query would wait for one in vain.
 
     for http in (http_url, None):
-        done = await cli(["brief", approved.id, "--timeline"], cli_environment(client, tmp_path, http))
+        done = await cli(
+            ["brief", approved.id, "--timeline"], cli_environment(client, tmp_path, http, payload_key)
+        )
         assert done.exit_code == 0, done.output
         assert f"stanch: {approved.id} is completed: brief read from its history" in done.stderr
         assert "State: rolled_back" in done.stdout
@@ -77,7 +92,8 @@ async def test_a_closed_incident_s_brief_comes_from_its_history_with_no_worker_l
         assert "Timeline:" in done.stdout and "rollback" in done.stdout
 
     over = [
-        await cli(["brief", abandoned.id], cli_environment(client, tmp_path, h)) for h in (http_url, None)
+        await cli(["brief", abandoned.id], cli_environment(client, tmp_path, h, payload_key))
+        for h in (http_url, None)
     ]
     assert [o.exit_code for o in over] == [0, 0], [o.output for o in over]
     assert over[0].stdout == over[1].stdout
@@ -90,3 +106,7 @@ async def test_a_closed_incident_s_brief_comes_from_its_history_with_no_worker_l
     assert {f: getattr(rebuilt, f) for f in same} == {f: getattr(live, f) for f in same}
     assert live.automatic_actions, "the emergency stop pauses the agent before it asks"
     assert rebuilt.to_sign == [] and rebuilt.awaiting is None
+    if payload_key is not None:  # the history the brief was rebuilt from holds ciphertext only
+        raw = await env.client.get_workflow_handle(abandoned.id).fetch_history()
+        [start] = raw.events[0].workflow_execution_started_event_attributes.input.payloads
+        assert start.metadata["encoding"] == b"binary/encrypted"
