@@ -9,7 +9,9 @@ p50 of each, their ratio and the exact commands:
   - `stanch list` (the open incidents) vs `temporal workflow list --query` with stanch list's own query,
     with --incidents agent_emergency_stop incidents parked at their approval gate (opened as the intake
     opens them: signal-with-start of the routed alert, bench.parked's Parker); both must list all of them;
-  - `stanch brief X` vs `temporal workflow query --name brief` on a parked incident;
+  - `stanch brief X` vs `temporal workflow query --name brief` on a parked incident (stanch over Temporal's
+    HTTP API, STANCH_TEMPORAL_HTTP_URL, which the dev stack serves; an `sdk` line times the same command on
+    its gRPC fallback, without the URL);
   - `stanch approve X rollback --as <approver> --yes` vs `temporal workflow update execute --name decide`
     with the same decision, each on its own parked incident. The rollback is not destructive, so the
     policy asks for no signature and neither side signs (stanch runs with a HOME holding no key).
@@ -23,20 +25,23 @@ import json
 import shlex
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import common
 from bench.common import Stack, fail, note
 from bench.parked import AWAITING, Parker
 from stanch.ops.devstack import child_environment
 from stanch.policy import load_policy
-from stanch.settings import REPO_ROOT, Settings
+from stanch.settings import Settings
 from stanch.temporal_client import connect
 
-BIN = REPO_ROOT / ".venv" / "bin"
+# The interpreter running the benchmark and its console scripts (`make install`'s venv, or a worktree's).
+BIN = Path(sys.executable).parent
 STANCH = str(BIN / "stanch")
 TEMPORAL = str(BIN / "temporal")
 # `stanch list` with neither --state nor --all asks exactly this (stanch/ops/cli.py, list_incidents).
@@ -174,6 +179,16 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
             )
         )
         print(pairs[-1].line(), flush=True)
+        # The same `stanch brief` without STANCH_TEMPORAL_HTTP_URL: the SDK path it falls back to, what the
+        # HTTP path saves (issue 15), in the same run.
+        sdk_env = {name: value for name, value in env.items() if name != "STANCH_TEMPORAL_HTTP_URL"}
+        sdk_brief = [run_timed([STANCH, "brief", first], sdk_env)[0] for _ in range(args.runs)]
+        ours, theirs = statistics.median(sdk_brief), statistics.median(pairs[-1].temporal_s)
+        print(
+            f"{'sdk':<8} stanch brief without STANCH_TEMPORAL_HTTP_URL (the gRPC fallback) p50 {ours * 1000:7.0f} ms"
+            f" = {ours / theirs:.1f}x temporal workflow query's p50 (no goal: what the HTTP path saves)",
+            flush=True,
+        )
         # What any CLI on the Python SDK pays before its first RPC, against the same temporal query: the
         # floor under `stanch brief` and `approve` while they import temporalio.client.
         floor = [run_timed(SDK_IMPORT, env)[0] for _ in range(args.runs)]

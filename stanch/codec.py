@@ -17,16 +17,20 @@ import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
-from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import PayloadCodec
 
 from stanch.settings import Settings
+
+# The client and the pydantic converter are imported where they are used: `stanch brief` / `approve` over
+# the HTTP API (stanch/ops/temporal_http.py) encrypt with EncryptionCodec and must not load the client.
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHistory
+    from temporalio.converter import DataConverter
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
@@ -100,6 +104,8 @@ def codec_from_settings(settings: Settings) -> EncryptionCodec | None:
 
 def data_converter(settings: Settings) -> DataConverter:
     """pydantic's converter (convention 2), plus the encryption codec when a key is set."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
     codec = codec_from_settings(settings)
     if codec is None:
         return pydantic_data_converter
@@ -109,6 +115,9 @@ def data_converter(settings: Settings) -> DataConverter:
 async def decoded_history(history: WorkflowHistory, codec: PayloadCodec) -> WorkflowHistory:
     """A copy of a history whose every payload went through the codec, for readers that decode payloads
     themselves (the audit timeline, the history cross-check). Payloads never encrypted pass unchanged."""
+    from temporalio.api.history.v1 import HistoryEvent
+    from temporalio.client import WorkflowHistory
+
     events = []
     for event in history.events:
         copy = HistoryEvent()

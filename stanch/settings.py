@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     namespace: str = "default"
     task_queue: str = "stanch"
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    # The frontend's HTTP API (e.g. http://127.0.0.1:7243): `stanch brief` / `approve` / `reject` answer over
+    # it without loading the Python SDK (stanch/ops/temporal_http.py); unset or unreachable, they use gRPC.
+    temporal_http_url: str | None = None
 
     # Workers and the CLI use the insert-only role; migrations and `stanch dev` use the owner.
     database_url: str = "postgresql://stanch_app@127.0.0.1:5433/stanch"
@@ -92,6 +95,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("temporal_http_url", mode="before")
+    @classmethod
+    def _empty_http_url_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("temporal_http_url")
+    @classmethod
+    def _http_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:7243")
+        return value
 
     @field_validator("build_id", mode="before")
     @classmethod

@@ -15,16 +15,20 @@ from stanch.ops.keys import keys_app
 # What a person types at 3 a.m. answers at once: this module imports only what parsing the command line
 # needs (typer; the parameters' types are builtins and Path). Each command imports the Temporal client,
 # the schemas, the policy and the signer in its own body, so `stanch --help` loads none of them and
-# `stanch brief` loads only what a query needs (tests/stanch/test_cli_imports.py keeps it so).
+# `stanch brief` loads only what a query needs (tests/stanch/test_cli_imports.py keeps it so). With
+# STANCH_TEMPORAL_HTTP_URL set, `brief` / `approve` / `reject` go over Temporal's HTTP API and load neither
+# the SDK nor pydantic-settings (stanch/ops/temporal_http.py, tests/stanch/test_temporal_http.py).
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
     from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 
-    from schemas.briefs import Brief
+    from schemas.approvals import Decision, DecisionOutcome
+    from schemas.briefs import Brief, Timeline
     from schemas.signatures import SignedDecision, ToSign, Verdict
     from schemas.systems import SystemCheck
     from stanch.ops.signer import Signer
+    from stanch.ops.temporal_http import TemporalHttp
     from stanch.settings import Settings
 
 # Plain help (rich_markup_mode=None): Rich's help renderer imports Rich's Markdown, syntax and traceback
@@ -365,23 +369,109 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-@app.command()
-def brief(incident: str, timeline: bool = typer.Option(False, help="print the timeline too")) -> None:
-    """Print an incident's decision brief."""
-    from schemas.briefs import Brief, Timeline
+def _http() -> TemporalHttp | None:
+    """Temporal's HTTP API when STANCH_TEMPORAL_HTTP_URL names one (issue 15: neither the SDK nor
+    pydantic-settings to load), else None: the SDK path, which validates every setting."""
+    from stanch.ops.temporal_http import HttpSettings, TemporalHttp
+
+    settings = HttpSettings.from_environment(os.environ)
+    return TemporalHttp(settings) if settings is not None else None
+
+
+def _temporal_said(message: str) -> typer.Exit:
+    # The same line _run prints for the SDK's RPCError, so both paths fail alike.
+    typer.echo(f"stanch: Temporal said: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _print_brief(result: Brief) -> None:
+    typer.echo(result.as_text())  # plain text: a terminal renders no Markdown
+
+
+def _print_timeline(entries: Timeline) -> None:
     from stanch.markup import plain
 
-    async def go() -> None:
-        handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
-        result = await handle.query("brief", result_type=Brief)
-        typer.echo(result.as_text())  # plain text: a terminal renders no Markdown
+    typer.echo("\nTimeline:")
+    for entry in entries.entries:
+        typer.echo(f"  {entry.at:%H:%M:%S} {entry.kind:<11} {entry.actor:<12} {plain(entry.text)}")
+
+
+def _brief_over_http(wid: str, timeline: bool) -> bool:
+    """Answer `stanch brief` over the HTTP API; False when it is not there (the SDK path answers then).
+    A closed run is read from its history (stanch.ops.closed_brief) like on the SDK path."""
+    from schemas.briefs import Brief, Timeline
+    from stanch.ops.temporal_http import QueryRejected, TemporalSaid, Unavailable
+
+    http = _http()
+    if http is None:
+        return False
+    try:
+        result = Brief.model_validate_json(http.query(wid, "brief", reject_closed=True) or b"null")
+        _print_brief(result)
         if timeline:
-            entries = await handle.query("timeline", result_type=Timeline)
-            typer.echo("\nTimeline:")
-            for entry in entries.entries:
-                typer.echo(f"  {entry.at:%H:%M:%S} {entry.kind:<11} {entry.actor:<12} {plain(entry.text)}")
+            _print_timeline(Timeline.model_validate_json(http.query(wid, "timeline") or b"null"))
+    except Unavailable:
+        return False
+    except QueryRejected:
+        _closed_brief(_settings(), wid, timeline)
+    except TemporalSaid as error:
+        raise _temporal_said(error.message) from None
+    return True
+
+
+def _closed_brief(settings: Settings, wid: str, timeline: bool) -> None:
+    """A closed incident answers no query without a worker of its version (issue 16): read its history."""
+    from schemas.briefs import Brief, Timeline
+    from stanch.ops.closed_brief import ClosedBriefError, closed_brief
+
+    async def go() -> None:
+        client = await connect(settings)
+        try:
+            answer = await closed_brief(client, wid)
+        except ClosedBriefError:
+            # Not an incident's history (a post-mortem's, say): ask its workers, as before.
+            handle = client.get_workflow_handle(wid)
+            _print_brief(await handle.query("brief", result_type=Brief))
+            if timeline:
+                _print_timeline(await handle.query("timeline", result_type=Timeline))
+            return
+        typer.echo(
+            f"stanch: {wid} is {answer.status}: brief read from its history, not from a worker", err=True
+        )
+        _print_brief(answer.brief)
+        if timeline:
+            _print_timeline(answer.timeline)
 
     _run(go())
+
+
+@app.command()
+def brief(incident: str, timeline: bool = typer.Option(False, help="print the timeline too")) -> None:
+    """Print an incident's decision brief (a closed incident's is read from its history)."""
+    wid = workflow_id(incident)
+    if _brief_over_http(wid, timeline):
+        return
+    settings = _settings()
+    from temporalio.client import WorkflowQueryRejectedError
+    from temporalio.common import QueryRejectCondition
+
+    from schemas.briefs import Brief, Timeline
+
+    async def go() -> bool:
+        handle = (await connect(settings)).get_workflow_handle(wid)
+        try:
+            result = await handle.query(
+                "brief", result_type=Brief, reject_condition=QueryRejectCondition.NOT_OPEN
+            )
+        except WorkflowQueryRejectedError:
+            return False
+        _print_brief(result)
+        if timeline:
+            _print_timeline(await handle.query("timeline", result_type=Timeline))
+        return True
+
+    if not _run(go()):
+        _closed_brief(settings, wid, timeline)
 
 
 # ---- signing (issue 13): the same key rules, confirmation and refusals for every command that signs ----
@@ -460,6 +550,22 @@ def _fetch_brief(incident: str) -> Brief:
     return _run(go())
 
 
+def _brief_to_decide(incident: str, http: TemporalHttp | None) -> tuple[Brief, TemporalHttp | None]:
+    """The brief a decision answers, over the HTTP API when it is there; with the HTTP client to send the
+    decision by (None: it was not there, so the SDK sends it)."""
+    from schemas.briefs import Brief
+    from stanch.ops.temporal_http import TemporalSaid, Unavailable
+
+    if http is not None:
+        try:
+            return Brief.model_validate_json(http.query(workflow_id(incident), "brief") or b"null"), http
+        except Unavailable:
+            pass
+        except TemporalSaid as error:
+            raise _temporal_said(error.message) from None
+    return _fetch_brief(incident), None
+
+
 def _question(brief: Brief, action: str | None) -> ToSign | None:
     from stanch.ops.signer import SignerError, pick_question
 
@@ -483,16 +589,15 @@ def _decide(
     key: Path | None,
     yes: bool,
 ) -> None:
-    from temporalio.client import WorkflowUpdateFailedError
-
-    from schemas.approvals import Decision, DecisionOutcome
+    from schemas.approvals import Decision
 
     verdict: Verdict = "approve" if approved else "reject"
     signer = _signer(key)
     # The brief says which question is open and what it shows: the action must be that one (the golden
     # rule, checked here before anything is signed and again by the workflow), and the digest binds the
     # answer to what was read now, signed or not.
-    to_sign = _question(_fetch_brief(incident), action)
+    brief, http = _brief_to_decide(incident, _http())
+    to_sign = _question(brief, action)
     if to_sign is None:
         if signer is not None:
             raise _refused(f"{workflow_id(incident)} lists no open question to sign")
@@ -512,17 +617,40 @@ def _decide(
             digest=None if signed is not None else to_sign.digest,
         )
 
+    outcome = _send_decision(incident, decision, http)
+    typer.echo(
+        f"{workflow_id(incident)}: {outcome.detail} (by {outcome.approver}{_signed_by(decision.signed)})"
+    )
+
+
+def _send_decision(incident: str, decision: Decision, http: TemporalHttp | None) -> DecisionOutcome:
+    """The `decide` update, over the HTTP API when the brief came that way, else with the SDK; a refusal by
+    the validator or the gate exits 1 with its sentence either way."""
+    from schemas.approvals import DecisionOutcome
+    from stanch.ops.temporal_http import TemporalSaid, Unavailable
+
+    if http is not None:
+        try:
+            answer = http.update(workflow_id(incident), "decide", decision.model_dump_json().encode())
+        except Unavailable:
+            pass  # gone since the brief was read: the SDK sends it (a second answer is refused by the gate)
+        except TemporalSaid as error:
+            raise _temporal_said(error.message) from None
+        else:
+            if answer.refusal is not None:
+                raise _refused(answer.refusal)
+            return DecisionOutcome.model_validate_json(answer.value or b"null")
+
+    from temporalio.client import WorkflowUpdateFailedError
+
     async def go() -> DecisionOutcome:
         handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
         return await handle.execute_update("decide", decision, result_type=DecisionOutcome)
 
     try:
-        outcome = _run(go())
+        return _run(go())
     except WorkflowUpdateFailedError as error:
         raise _refused(_update_refusal(error)) from None
-    typer.echo(
-        f"{workflow_id(incident)}: {outcome.detail} (by {outcome.approver}{_signed_by(decision.signed)})"
-    )
 
 
 @app.command()

@@ -311,3 +311,16 @@ def test_with_a_payload_key_the_ui_gets_stanchs_codec_server(settings: Settings)
     with DevStack(keyed, processes=("codec-server",), log=lambda line: None) as stack:
         assert stack.processes == ("codec-server",)
         assert httpx.get(f"http://127.0.0.1:{codec_port}/healthz", timeout=5).status_code == 200
+
+
+def test_the_dev_server_serves_temporal_s_http_api_where_dev_env_says(settings: Settings) -> None:
+    # `stanch brief` / `approve` in another terminal find it through .stanch/dev.env (issue 15).
+    with DevStack(settings, processes=(), log=lambda line: None) as stack:
+        lines = (settings.home / "dev.env").read_text().splitlines()
+        assert f"STANCH_TEMPORAL_HTTP_URL={settings.temporal_http_url}" in lines
+        assert stack.settings.temporal_http_url == settings.temporal_http_url
+        answer = httpx.get(
+            f"{settings.temporal_http_url}/api/v1/namespaces/{settings.namespace}", trust_env=False
+        )
+        assert answer.status_code == 200
+        assert answer.json()["namespaceInfo"]["name"] == settings.namespace

@@ -75,10 +75,11 @@ SANDBOX_URLS = ("platform_url", "notify_webhook_url")
 
 def settings_on_free_ports(home: Path) -> Settings:
     """Settings for a private stack (tests, benchmarks): every port free, all data under `home`."""
-    grpc, ui, pg, intake, sandbox, codec, console = free_ports(7)
+    grpc, ui, pg, intake, sandbox, codec, console, http = free_ports(8)
     return Settings(
         home=home,
         temporal_address=f"127.0.0.1:{grpc}",
+        temporal_http_url=f"http://127.0.0.1:{http}",
         temporal_ui_port=ui,
         postgres_port=pg,
         database_url=f"postgresql://stanch_app@127.0.0.1:{pg}/stanch",
@@ -150,7 +151,11 @@ class DevStack:
         # After Postgres and Temporal, before the sandbox and the worker whose adapters act on them.
         self.examples = {example.name: example for example in examples}
         # Postgres runs with its data dir as working directory, so a relative home would point elsewhere.
-        self.settings = settings.model_copy(update={"home": settings.home.resolve()})
+        # The dev server always serves Temporal's HTTP API (`stanch brief` / `approve` use it, issue 15).
+        http_url = settings.temporal_http_url or temporal.DEFAULT_HTTP_URL
+        self.settings = settings.model_copy(
+            update={"home": settings.home.resolve(), "temporal_http_url": http_url}
+        )
         self.processes = tuple(
             name
             for name in PROCESS_ORDER
@@ -281,6 +286,7 @@ class DevStack:
         rows = [
             ("Temporal UI", f"http://127.0.0.1:{settings.temporal_ui_port}"),
             ("Temporal gRPC", f"{settings.temporal_address} (namespace {settings.namespace})"),
+            ("Temporal HTTP API", f"{settings.temporal_http_url} (stanch brief / approve)"),
         ]
         if "intake" in self.processes:
             rows.append(("intake", f"http://{_http_host(settings.host)}:{settings.intake_port}"))
@@ -410,6 +416,7 @@ class DevStack:
             "STANCH_CONFIG": str(settings.config),
             "STANCH_PLATFORM_URL": settings.platform_url,
             "STANCH_TEMPORAL_ADDRESS": settings.temporal_address,
+            "STANCH_TEMPORAL_HTTP_URL": settings.temporal_http_url or temporal.DEFAULT_HTTP_URL,
             TRUST_DEMO_KEYS: "1",
             **self.example_environment(),
         }
@@ -462,6 +469,13 @@ class DevStack:
         ports = [
             ("temporal", "Temporal gRPC", "127.0.0.1", temporal_port, ["temporal_address"]),
             ("temporal", "Temporal UI", "127.0.0.1", settings.temporal_ui_port, ["temporal_ui_port"]),
+            (
+                "temporal",
+                "Temporal HTTP API",
+                "127.0.0.1",
+                temporal.http_port(settings),
+                ["temporal_http_url"],
+            ),
             ("postgres", "Postgres", "127.0.0.1", settings.postgres_port, ["postgres_port", *DATABASE_URLS]),
         ]
         if "intake" in self.processes:

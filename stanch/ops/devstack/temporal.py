@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from temporalio.api.enums.v1 import TaskQueueType
@@ -61,6 +62,20 @@ DYNAMIC_CONFIG = {
 }
 
 
+# Temporal's HTTP API (the frontend's grpc-gateway), which `stanch brief` / `approve` / `reject` use so they
+# need not load the Python SDK; left to itself the dev server would pick a random port.
+DEFAULT_HTTP_URL = "http://127.0.0.1:7243"
+
+
+def http_port(settings: Settings) -> int:
+    port = urlsplit(settings.temporal_http_url or DEFAULT_HTTP_URL).port
+    if port is None:
+        raise DevStackError(
+            f"{env_name('temporal_http_url')} must name a port, not {settings.temporal_http_url!r}"
+        )
+    return port
+
+
 def command(settings: Settings) -> list[str]:
     _, port = split_address(settings.temporal_address)
     argv = [
@@ -73,6 +88,8 @@ def command(settings: Settings) -> list[str]:
         str(port),
         "--ui-port",
         str(settings.temporal_ui_port),
+        "--http-port",
+        str(http_port(settings)),
         "--db-filename",
         str(settings.home / "temporal.db"),
         "--namespace",

@@ -1,0 +1,121 @@
+"""A closed incident's decision brief, rebuilt from its Temporal history: no worker needed (issue 16).
+
+A query is answered by a worker, and a closed run's only by a worker of the version it was pinned to; once
+those are gone, `brief` would get no answer at all. The history always answers. What it gives:
+- who, what, where from the start input (`IncidentInput`: id, runbook, severity, service, summary, the
+  alert's start);
+- the state: the result's `final_state` when the run completed, else the last `StanchState` it upserted
+  followed by how it ended ("awaiting_approval (terminated)");
+- the automatic actions: every effect that completed, labelled with its step's summary and time, as the
+  runbook lists them (stanch.ops.history_timeline reads them);
+- the last update: when the run closed.
+The brief of a closed run lists no open decision (`to_sign` is empty) and no recommendation: nothing
+is waiting for anyone.
+
+The console can call `closed_brief(client, workflow_id)` with its own client (its converter's codec decodes
+encrypted payloads) and render `.brief` like a queried one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+
+from schemas.briefs import Brief, Timeline, TimelineEntry
+from stanch.codec import decoded_history
+from stanch.ops.history_timeline import build_timeline, first_value
+
+STATE_ATTRIBUTE = "StanchState"
+INCIDENT_FIELDS = ("incident_id", "runbook", "severity", "service", "summary")
+DONE = ": done"
+
+
+class ClosedBriefError(Exception):
+    """The history holds no incident brief to rebuild (still open, not an incident, unreadable payloads)."""
+
+
+@dataclass
+class ClosedBrief:
+    brief: Brief
+    timeline: Timeline
+    status: (
+        str  # how the run ended: completed | failed | cancelled | terminated | timed out | continued as new
+    )
+
+
+async def closed_brief(client: Client, workflow_id: str) -> ClosedBrief:
+    """The brief of a closed incident from its history (the latest run of `workflow_id`)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    codec = client.data_converter.payload_codec
+    if codec is not None:
+        history = await decoded_history(history, codec)
+    return brief_from_history(history)
+
+
+def brief_from_history(history: WorkflowHistory) -> ClosedBrief:
+    events = list(history.events)
+    if not events:
+        raise ClosedBriefError(f"{history.workflow_id} has an empty history")
+    incident = first_value(events[0].workflow_execution_started_event_attributes.input)
+    if not isinstance(incident, dict) or any(not isinstance(incident.get(f), str) for f in INCIDENT_FIELDS):
+        raise ClosedBriefError(f"{history.workflow_id}'s history does not start an incident this can read")
+    story = build_timeline(history)
+    if story.outcome == "running":
+        raise ClosedBriefError(f"{history.workflow_id} is still open: its workers answer its brief")
+    state = story.final_state if story.outcome == "completed" and story.final_state else None
+    if state is None:
+        state = f"{_last_state(history) or 'triggered'} ({story.outcome})"
+    alert = incident.get("alert")
+    alert = alert if isinstance(alert, dict) else {}
+    brief = Brief(
+        incident_id=incident["incident_id"],
+        runbook=incident["runbook"],
+        severity=incident["severity"],
+        service=incident["service"],
+        summary=incident["summary"],
+        started_at=alert.get("starts_at") or _time(events[0]),
+        last_update_at=_time(events[-1]),
+        automatic_actions=[
+            f"{entry.at:%H:%M:%S} {entry.text.removesuffix(DONE)}"
+            for entry in story.entries
+            if entry.kind == "action" and entry.actor == "stanch" and entry.text.endswith(DONE)
+        ],
+        state=state,
+    )
+    timeline = Timeline(
+        entries=[
+            TimelineEntry(at=entry.at, kind=entry.kind, text=entry.text, actor=entry.actor)
+            for entry in story.entries
+        ]
+    )
+    return ClosedBrief(brief=brief, timeline=timeline, status=story.outcome)
+
+
+def _last_state(history: WorkflowHistory) -> str | None:
+    """The last StanchState the run upserted (what the incident list showed when it ended)."""
+    state: str | None = None
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            continue
+        fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        if STATE_ATTRIBUTE in fields:
+            value: Any = _json(fields[STATE_ATTRIBUTE].data)
+            state = value if isinstance(value, str) else state
+    return state
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _time(event: Any) -> datetime:
+    stamp: datetime = event.event_time.ToDatetime(tzinfo=UTC)
+    return stamp

@@ -1,0 +1,224 @@
+"""`stanch brief` / `approve` / `reject` over Temporal's HTTP API (issue 15, goal 7): the same bytes out as
+the SDK path, on the same incidents of a real dev server serving its HTTP API, with and without payload
+encryption; the fallback when the endpoint refuses; and, in a fresh interpreter, no `temporalio.client`.
+
+Each command runs twice: once with STANCH_TEMPORAL_HTTP_URL (the HTTP path) and once without (the SDK
+path). A worker of the real runbooks runs in this process; nothing here is timed (bench/cli.py is)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from stanch.codec import data_converter
+from stanch.policy import load_policy
+from stanch.settings import Settings, get_settings
+from tests.conftest import TEST_POLICY
+from tests.helpers import Incidents, cli, free_port, new_agent, until_state
+from tests.helpers_intake import start_dev_server
+from workers.worker import activity_implementations, build_worker
+
+PAYLOAD_KEY = base64.b64encode(b"k" * 32).decode()
+
+
+@pytest.fixture(scope="module")
+async def http_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
+    port = free_port()
+    env = await start_dev_server(extra_args=["--http-port", str(port)])
+    yield env, f"http://127.0.0.1:{port}"
+    await env.shutdown()
+
+
+@asynccontextmanager
+async def running_stanch(
+    env: WorkflowEnvironment, settings: Settings, payload_key: str | None
+) -> AsyncIterator[tuple[Client, Incidents]]:
+    """A worker of the real runbooks on a fresh task queue; its client encrypts when given a key."""
+    task_queue = f"http-{uuid.uuid4().hex[:8]}"
+    keyed = settings.model_copy(update={"task_queue": task_queue, "payload_key": payload_key})
+    client = await Client.connect(
+        env.client.service_client.config.target_host,
+        namespace=env.client.namespace,
+        data_converter=data_converter(Settings(payload_key=payload_key)),
+    )
+    async with activity_implementations(keyed, client) as activities:
+        async with build_worker(client, task_queue, activities):
+            yield client, Incidents(client, task_queue, load_policy(TEST_POLICY))
+
+
+def cli_environment(
+    client: Client, home: Path, http_url: str | None, payload_key: str | None
+) -> dict[str, Any]:
+    get_settings.cache_clear()
+    return {
+        "STANCH_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "STANCH_NAMESPACE": client.namespace,
+        "STANCH_CONFIG": str(TEST_POLICY),
+        "STANCH_TEMPORAL_HTTP_URL": http_url,  # None unsets it: the SDK path
+        "STANCH_PAYLOAD_KEY": payload_key,
+        "STANCH_SIGNING_KEY": None,
+        "HOME": str(home),  # no ~/.ssh/id_ed25519: the decision goes out unsigned, as on both paths
+    }
+
+
+async def parked(client: Client, incidents: Incidents, settings: Settings) -> WorkflowHandle[Any, Any]:
+    handle = await incidents.agent_emergency_stop(new_agent(settings.platform_url))
+    await until_state(handle, "awaiting_approval")
+    return handle
+
+
+@pytest.mark.parametrize("payload_key", [None, PAYLOAD_KEY], ids=["plain", "encrypted"])
+async def test_brief_and_approve_print_the_same_over_http_as_over_the_sdk(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path, payload_key: str | None
+) -> None:
+    env, http_url = http_env
+    async with running_stanch(env, settings, payload_key) as (client, incidents):
+        over_http = cli_environment(client, tmp_path, http_url, payload_key)
+        over_sdk = cli_environment(client, tmp_path, None, payload_key)
+        handle = await parked(client, incidents, settings)
+
+        briefs = [await cli(["brief", handle.id, "--timeline"], side) for side in (over_http, over_sdk)]
+        assert [b.exit_code for b in briefs] == [0, 0], [b.output for b in briefs]
+        assert briefs[0].stdout == briefs[1].stdout
+        assert "State: awaiting_approval" in briefs[0].stdout and "Timeline:" in briefs[0].stdout
+
+        # The validator's refusal (an approver the policy does not know), word for word on both paths.
+        refusals = [
+            await cli(["approve", handle.id, "rollback", "--as", "mallory"], s) for s in (over_http, over_sdk)
+        ]
+        assert [r.exit_code for r in refusals] == [1, 1]
+        assert refusals[0].stderr == refusals[1].stderr and "stanch: refused:" in refusals[0].stderr
+
+        # The same approval of two like incidents: the same line (but for the incident's id), both applied.
+        second = await parked(client, incidents, settings)
+        approvals = [
+            await cli(["approve", wid, "rollback", "--as", "alice", "--yes"], side)
+            for wid, side in ((handle.id, over_http), (second.id, over_sdk))
+        ]
+        assert [a.exit_code for a in approvals] == [0, 0], [a.output for a in approvals]
+        assert approvals[0].stdout.replace(handle.id, "X") == approvals[1].stdout.replace(second.id, "X")
+        assert approvals[0].stderr == approvals[1].stderr
+        assert (await handle.result()).final_state == (await second.result()).final_state == "rolled_back"
+
+
+async def test_a_refused_http_endpoint_falls_back_to_the_sdk(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
+) -> None:
+    env, http_url = http_env
+    async with running_stanch(env, settings, None) as (client, incidents):
+        handle = await parked(client, incidents, settings)
+        nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        fallen = await cli(["brief", handle.id], cli_environment(client, tmp_path, nobody, None))
+        direct = await cli(["brief", handle.id], cli_environment(client, tmp_path, http_url, None))
+        assert (fallen.exit_code, direct.exit_code) == (0, 0), fallen.output
+        assert fallen.stdout == direct.stdout
+        approved = await cli(
+            ["approve", handle.id, "rollback", "--as", "alice", "--yes"],
+            cli_environment(client, tmp_path, nobody, None),
+        )
+        assert approved.exit_code == 0, approved.output
+        assert (await handle.result()).final_state == "rolled_back"
+
+
+async def test_a_missing_incident_says_what_temporal_said_on_both_paths(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
+) -> None:
+    env, http_url = http_env
+    missing = f"incident-missing-{uuid.uuid4().hex[:8]}"
+    answers = [
+        await cli(["brief", missing], cli_environment(env.client, tmp_path, url, None))
+        for url in (http_url, None)
+    ]
+    assert [a.exit_code for a in answers] == [1, 1]
+    assert answers[0].stderr == answers[1].stderr
+    assert answers[0].stderr.startswith("stanch: Temporal said: workflow not found")
+
+
+async def modules_after_command(args: list[str], env: dict[str, Any]) -> dict[str, Any]:
+    """Run a `stanch` command in a fresh interpreter (in a thread: this loop's worker must answer it);
+    which SDK modules it loaded and how it exited."""
+    probe = (
+        "import json, sys\n"
+        "from stanch.ops.cli import app\n"
+        "try:\n"
+        f"    app({args!r}, standalone_mode=False)\n"
+        "    code = 0\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "print(json.dumps({'code': code, 'client': 'temporalio.client' in sys.modules,"
+        " 'service': 'temporalio.service' in sys.modules, 'settings': 'pydantic_settings' in sys.modules}))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
+    environment.update({k: v for k, v in env.items() if v is not None})
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+async def test_brief_and_approve_over_http_load_no_temporal_client(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
+) -> None:
+    env, http_url = http_env
+    async with running_stanch(env, settings, None) as (client, incidents):
+        handle = await parked(client, incidents, settings)
+        over_http = cli_environment(client, tmp_path, http_url, None)
+        briefed = await modules_after_command(["brief", handle.id], over_http)
+        assert briefed == {"code": 0, "client": False, "service": False, "settings": False}
+        approved = await modules_after_command(
+            ["approve", handle.id, "rollback", "--as", "alice", "--yes"], over_http
+        )
+        assert approved == {"code": 0, "client": False, "service": False, "settings": False}
+        assert (await handle.result()).final_state == "rolled_back"
+        # The probe can fail: without the HTTP URL the same command loads the client and the settings.
+        sdk = await modules_after_command(["brief", handle.id], cli_environment(client, tmp_path, None, None))
+        assert sdk["client"] is True and sdk["settings"] is True
+
+
+async def test_a_bad_http_url_stops_brief_with_one_line_naming_it(tmp_path: Path) -> None:
+    # The HTTP path reads its settings itself; one it cannot use leaves the check to the SDK path's Settings.
+    get_settings.cache_clear()
+    done = await cli(
+        ["brief", "x"], {"STANCH_TEMPORAL_HTTP_URL": "ftp://127.0.0.1:7243", "HOME": str(tmp_path)}
+    )
+    assert done.exit_code == 2
+    assert done.stderr.startswith("stanch: invalid setting STANCH_TEMPORAL_HTTP_URL: ")
+    get_settings.cache_clear()
+
+
+async def test_reject_over_http_answers_like_the_sdk(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
+) -> None:
+    env, http_url = http_env
+    async with running_stanch(env, settings, None) as (client, incidents):
+        first, second = [await parked(client, incidents, settings) for _ in range(2)]
+        answers = [
+            await cli(["reject", handle.id, "rollback", "--as", "alice", "--yes"], side)
+            for handle, side in (
+                (first, cli_environment(client, tmp_path, http_url, None)),
+                (second, cli_environment(client, tmp_path, None, None)),
+            )
+        ]
+        assert [a.exit_code for a in answers] == [0, 0], [a.output for a in answers]
+        assert answers[0].stdout.replace(first.id, "X") == answers[1].stdout.replace(second.id, "X")
+        assert (await first.result()).final_state == (await second.result()).final_state != "rolled_back"
