@@ -91,14 +91,13 @@ class Settings(BaseSettings):
     # Links to the Temporal UI from an incident page; default: http://127.0.0.1:<temporal_ui_port>.
     temporal_ui_url: str | None = None
 
-    @field_validator("console_secret", "console_oidc_client_secret", mode="before")
+    # A blank variable means "not set": compose passes `STANCH_BUILD_ID=` when .env leaves it blank
+    # ("unversioned"), and an empty secret or URL is no secret or URL.
+    @field_validator(
+        "console_secret", "console_oidc_client_secret", "temporal_http_url", "build_id", mode="before"
+    )
     @classmethod
-    def _empty_secret_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("temporal_http_url", mode="before")
-    @classmethod
-    def _empty_http_url_is_none(cls, value: object) -> object:
+    def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
     @field_validator("temporal_http_url")
@@ -107,12 +106,6 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:7243")
         return value
-
-    @field_validator("build_id", mode="before")
-    @classmethod
-    def _empty_build_id_is_none(cls, value: object) -> object:
-        # compose passes `STANCH_BUILD_ID=` when .env leaves it blank: that means "unversioned".
-        return None if value == "" else value
 
     @field_validator("build_id")
     @classmethod
