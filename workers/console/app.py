@@ -18,14 +18,14 @@ import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import httpx
 import jinja2
 import markupsafe
 import psycopg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -113,6 +113,29 @@ def _templates() -> jinja2.Environment:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def list_filters(
+    severity: str | None = None,
+    runbook: str | None = None,
+    state: str | None = None,
+    service: str | None = None,
+    mine: bool = False,
+    closed: bool = False,
+) -> views.ListFilters:
+    """The list's filters from the query string: one dependency for the page and for its refreshes."""
+    return views.ListFilters(
+        severity=severity or None,
+        runbook=runbook or None,
+        state=state or None,
+        service=service or None,
+        mine=mine,
+        closed=closed,
+    )
+
+
+# The incidents page and its refreshes read the same filters from the query string.
+FiltersQuery = Annotated[views.ListFilters, Depends(list_filters)]
 
 
 def create_app(
@@ -279,23 +302,6 @@ def create_app(
 
     # ---- incidents ----------------------------------------------------------------------------------
 
-    def list_filters(
-        severity: str | None,
-        runbook: str | None,
-        state: str | None,
-        service: str | None,
-        mine: bool,
-        closed: bool,
-    ) -> views.ListFilters:
-        return views.ListFilters(
-            severity=severity or None,
-            runbook=runbook or None,
-            state=state or None,
-            service=service or None,
-            mine=mine,
-            closed=closed,
-        )
-
     async def list_data(filters: views.ListFilters, me: views.Person) -> dict[str, Any]:
         """The incidents list's rows from the one visibility query (never a query per incident), for the page
         and for each of its refreshes."""
@@ -326,19 +332,10 @@ def create_app(
         }
 
     @app.get("/", response_model=None)
-    async def incidents(
-        request: Request,
-        severity: str | None = None,
-        runbook: str | None = None,
-        state: str | None = None,
-        service: str | None = None,
-        mine: bool = False,
-        closed: bool = False,
-    ) -> Response:
+    async def incidents(request: Request, filters: FiltersQuery) -> Response:
         me = signed_in(request)
         if me is None:
             return to_login()
-        filters = list_filters(severity, runbook, state, service, mine, closed)
         return page(
             request,
             "incidents.html",
@@ -349,21 +346,12 @@ def create_app(
         )
 
     @app.get("/list", response_model=None)
-    async def incidents_list(
-        request: Request,
-        severity: str | None = None,
-        runbook: str | None = None,
-        state: str | None = None,
-        service: str | None = None,
-        mine: bool = False,
-        closed: bool = False,
-    ) -> Response:
+    async def incidents_list(request: Request, filters: FiltersQuery) -> Response:
         """The incidents page's table alone, with the page's filters: htmx swaps it in every `poll_seconds`,
         so a new incident or a changed state shows without a reload."""
         me = signed_in(request)
         if me is None:
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
-        filters = list_filters(severity, runbook, state, service, mine, closed)
         return fragment(request, "_list.html", **await list_data(filters, me))
 
     async def incident_data(workflow_id: str, me: views.Person) -> dict[str, Any]:
