@@ -58,15 +58,7 @@ def new_runbook(name: str, pack_dir: Path, known: set[str] = frozenset()) -> lis
     package = package_name(pack_dir)
     if not NAME.match(package) or keyword.iskeyword(package):
         raise ScaffoldError(f"pack folder {pack_dir}: its name must make a Python package name")
-    files = {
-        pack_dir / package / f"{name}.py": RUNBOOK.format(
-            name=name, cls=class_name(name), dashed=name.replace("_", "-")
-        ),
-        pack_dir / "tests" / f"test_{name}.py": TESTS.format(name=name, cls=class_name(name)),
-    }
-    for path in files:
-        if path.exists():
-            raise ScaffoldError(f"{path} already exists: choose another runbook name")
+    files = runbook_files(name, pack_dir / package / f"{name}.py", pack_dir / "tests" / f"test_{name}.py")
     if not (pack_dir / "pyproject.toml").exists():
         dist = pack_dir.resolve().name
         files |= {
@@ -79,6 +71,23 @@ def new_runbook(name: str, pack_dir: Path, known: set[str] = frozenset()) -> lis
         raise ScaffoldError(
             f"{pack_dir / 'pyproject.toml'} exists but {pack_dir / package / 'pack.py'} does not"
         )
+    return write(files)
+
+
+def runbook_files(name: str, runbook: Path, tests: Path) -> dict[Path, str]:
+    """The runbook file and its tests, at these paths, refused if either exists already."""
+    files = {
+        runbook: RUNBOOK.format(name=name, cls=class_name(name), dashed=name.replace("_", "-")),
+        tests: TESTS.format(name=name, cls=class_name(name)),
+    }
+    for path in files:
+        if path.exists():
+            raise ScaffoldError(f"{path} already exists: choose another runbook name")
+    return files
+
+
+def write(files: dict[Path, str]) -> list[Path]:
+    """Write every file, making its folders; the paths written, sorted."""
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -97,19 +106,11 @@ def new_catalogue_runbook(name: str, root: Path, known: set[str] = frozenset()) 
     check_name(name, known)
     if not is_checkout(root):
         raise ScaffoldError(f"{root} is not a Stanch checkout (no workflows/pack.py): give --pack DIR")
-    files = {
-        root / "workflows" / f"{name}.py": RUNBOOK.format(
-            name=name, cls=class_name(name), dashed=name.replace("_", "-")
-        ),
-        root / "tests" / "workflows" / f"test_{name}.py": TESTS.format(name=name, cls=class_name(name)),
-    }
-    for path in files:
-        if path.exists():
-            raise ScaffoldError(f"{path} already exists: choose another runbook name")
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return sorted(files)
+    return write(
+        runbook_files(
+            name, root / "workflows" / f"{name}.py", root / "tests" / "workflows" / f"test_{name}.py"
+        )
+    )
 
 
 PYPROJECT = """\
