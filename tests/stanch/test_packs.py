@@ -79,27 +79,27 @@ def test_a_scaffolded_pack_is_found_by_its_entry_point_and_its_tests_pass(tmp_pa
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ops-pack\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[stanch.packs]\nops_pack = ops_pack.pack:pack\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(pack_dir), str(site)])}
-    ran = subprocess.run(
-        # A basetemp of its own: pytest's shared numbered ones are pruned by other runs on the machine.
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            f"--basetemp={tmp_path / 't'}",
-        ],
-        cwd=pack_dir,
+    ran = child_pytest(pack_dir, env, tmp_path / "t")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert "3 passed" in ran.stdout
+
+
+CHILD_PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist")
+
+
+def child_pytest(
+    cwd: Path, env: dict[str, str], basetemp: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The generated tests, in a pytest process of their own, serial, with a basetemp of their own:
+    pytest's shared numbered ones are pruned by other runs on the machine."""
+    return subprocess.run(
+        [*CHILD_PYTEST, f"--basetemp={basetemp}", *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=240,
     )
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
-    assert "3 passed" in ran.stdout
 
 
 # What a checkout's catalogue needs for its tests to run (not its recorded histories, caches or dev state).
@@ -107,6 +107,8 @@ CATALOGUE_PARTS = ("activities", "config", "examples", "schemas", "stanch", "tes
 NOT_COPIED = shutil.ignore_patterns("__pycache__", "histories", "node_modules", ".*")
 
 
+# Slow tier: copies the catalogue and runs the generated tests in a pytest process of their own (~15 s).
+@pytest.mark.slow
 def test_without_a_pack_in_a_checkout_the_runbook_goes_into_the_catalogue_and_its_tests_pass(
     tmp_path: Path,
 ) -> None:
@@ -141,17 +143,6 @@ def test_without_a_pack_in_a_checkout_the_runbook_goes_into_the_catalogue_and_it
     assert found.stdout.split() == ["workflows.disk_full", "DiskFullTarget", "['disk-full']", "True"], (
         found.stderr
     )
-    basetemp = f"--basetemp={tmp_path / 't'}"  # its own: pytest's shared ones are pruned by other runs
-    tested = run(
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:xdist",
-        basetemp,
-        "tests/workflows/test_disk_full.py",
-    )
+    tested = child_pytest(checkout, env, tmp_path / "t", "tests/workflows/test_disk_full.py")
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert "3 passed" in tested.stdout
