@@ -23,11 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 from stanch.ops.devstack import DevStack, postgres, settings_on_free_ports
 from stanch.ops.rehearse import StartedWorkflows
 from stanch.policy import load_policy
-from stanch.settings import REPO_ROOT, Settings, get_settings
+from stanch.settings import Settings, get_settings
 from stanch.trust import TRUST_DEMO_KEYS
 from tests.clock import free_clock, settle_and_terminate
 from tests.helpers import (  # re-exported: tests written before tests/helpers.py import them from here
     SERVER_STARTUP,
+    TEST_POLICY,
     Incidents,
     Running,
     ThreadedServer,
@@ -47,10 +48,9 @@ from workers.worker import activity_implementations, build_worker
 # proves the refusal removes it from its subprocess's environment.
 os.environ[TRUST_DEMO_KEYS] = "1"
 
-# The shipped policy with a demo key for every person (tests/policy.toml): the tests decide as the shipped
-# policy says, and sign what it needs signed with config/dev-keys/. Every process the tests run reads it —
-# the in-process CLI and activities through STANCH_CONFIG too, whichever loads the settings first.
-TEST_POLICY = REPO_ROOT / "tests" / "policy.toml"
+# The shipped policy with a demo key for every person (tests/policy.toml, TEST_POLICY in tests/helpers.py):
+# every process the tests run reads it — the in-process CLI and activities through STANCH_CONFIG too,
+# whichever loads the settings first.
 os.environ.setdefault("STANCH_CONFIG", str(TEST_POLICY))
 
 # The local HTTP and SMTP receivers (`receiver`, `mailbox`, `http`) serve tests in several folders.

@@ -35,9 +35,13 @@ from schemas.severity import Severity
 from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
 from stanch.ops.cli import app
 from stanch.policy import Policy
-from stanch.settings import Settings
+from stanch.settings import REPO_ROOT, Settings, get_settings
 from tests.clock import settled
 from workers.intake.routing import runbook_incident_id
+
+# The shipped policy with a demo key for every person: the tests decide as the shipped policy says, and sign
+# what it needs signed with config/dev-keys/.
+TEST_POLICY = REPO_ROOT / "tests" / "policy.toml"
 
 # A loaded CI machine can take longer than the SDK's default to bring a server up.
 SERVER_STARTUP = timedelta(seconds=60)
@@ -220,6 +224,24 @@ def level_timers(history: WorkflowHistory) -> list[timedelta]:
 
 
 # ---- the CLI ---------------------------------------------------------------------------------------------
+
+
+def cli_environment(
+    client: Client, home: Path, http_url: str | None, payload_key: str | None
+) -> dict[str, Any]:
+    """What `cli` needs to reach `client`'s server: over Temporal's HTTP API at `http_url` (None unsets it:
+    the SDK path), with `payload_key`'s codec, and a HOME with no ~/.ssh/id_ed25519 and no signing key, so
+    a decision goes out unsigned on either path."""
+    get_settings.cache_clear()
+    return {
+        "STANCH_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "STANCH_NAMESPACE": client.namespace,
+        "STANCH_CONFIG": str(TEST_POLICY),
+        "STANCH_TEMPORAL_HTTP_URL": http_url,
+        "STANCH_PAYLOAD_KEY": payload_key,
+        "STANCH_SIGNING_KEY": None,
+        "HOME": str(home),
+    }
 
 
 async def cli(args: list[str], env: dict[str, str]) -> Result:

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.policy import Policy
 from stanch.settings import Settings
-from tests.helpers import SERVER_STARTUP, Running
+from tests.helpers import SERVER_STARTUP, Running, free_port
 from workers.intake.app import Delivered, TemporalGateway, create_app
 from workers.intake.routing import RoutedAlert
 from workflows.steps.incident import SEARCH_ATTRIBUTES
@@ -42,6 +42,12 @@ async def start_dev_server(port: int | None = None, extra_args: Sequence[str] = 
         port=port,
         dev_server_extra_args=list(extra_args),
     )
+
+
+async def start_dev_server_with_http() -> tuple[WorkflowEnvironment, str]:
+    """A dev server that also serves Temporal's HTTP API, and that API's URL (`stanch brief` / `approve`)."""
+    port = free_port()
+    return await start_dev_server(extra_args=["--http-port", str(port)]), f"http://127.0.0.1:{port}"
 
 
 class CountingGateway(TemporalGateway):

@@ -10,7 +10,6 @@ import base64
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -21,10 +20,10 @@ from schemas.briefs import Brief
 from stanch.codec import data_converter
 from stanch.ops.closed_brief import closed_brief
 from stanch.policy import load_policy
-from stanch.settings import Settings, get_settings
+from stanch.settings import Settings
 from tests.conftest import TEST_POLICY
-from tests.helpers import Incidents, cli, free_port, new_agent, until_state
-from tests.helpers_intake import start_dev_server
+from tests.helpers import Incidents, cli, cli_environment, new_agent, until_state
+from tests.helpers_intake import start_dev_server_with_http
 from workers.worker import activity_implementations, build_worker
 
 PAYLOAD_KEY = base64.b64encode(b"c" * 32).decode()
@@ -32,24 +31,9 @@ PAYLOAD_KEY = base64.b64encode(b"c" * 32).decode()
 
 @pytest.fixture(scope="module")
 async def http_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
-    port = free_port()
-    env = await start_dev_server(extra_args=["--http-port", str(port)])
-    yield env, f"http://127.0.0.1:{port}"
+    env, url = await start_dev_server_with_http()
+    yield env, url
     await env.shutdown()
-
-
-def cli_environment(
-    client: Client, home: Path, http_url: str | None, payload_key: str | None
-) -> dict[str, Any]:
-    get_settings.cache_clear()
-    return {
-        "STANCH_TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "STANCH_NAMESPACE": client.namespace,
-        "STANCH_CONFIG": str(TEST_POLICY),
-        "STANCH_TEMPORAL_HTTP_URL": http_url,
-        "STANCH_PAYLOAD_KEY": payload_key,
-        "HOME": str(home),
-    }
 
 
 @pytest.mark.parametrize("payload_key", [None, PAYLOAD_KEY], ids=["plain", "encrypted"])

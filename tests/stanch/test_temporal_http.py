@@ -27,8 +27,8 @@ from stanch.codec import data_converter
 from stanch.policy import load_policy
 from stanch.settings import Settings, get_settings
 from tests.conftest import TEST_POLICY
-from tests.helpers import Incidents, cli, free_port, new_agent, until_state
-from tests.helpers_intake import start_dev_server
+from tests.helpers import Incidents, cli, cli_environment, free_port, new_agent, until_state
+from tests.helpers_intake import start_dev_server_with_http
 from workers.worker import activity_implementations, build_worker
 
 PAYLOAD_KEY = base64.b64encode(b"k" * 32).decode()
@@ -36,9 +36,8 @@ PAYLOAD_KEY = base64.b64encode(b"k" * 32).decode()
 
 @pytest.fixture(scope="module")
 async def http_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
-    port = free_port()
-    env = await start_dev_server(extra_args=["--http-port", str(port)])
-    yield env, f"http://127.0.0.1:{port}"
+    env, url = await start_dev_server_with_http()
+    yield env, url
     await env.shutdown()
 
 
@@ -57,21 +56,6 @@ async def running_stanch(
     async with activity_implementations(keyed, client) as activities:
         async with build_worker(client, task_queue, activities):
             yield client, Incidents(client, task_queue, load_policy(TEST_POLICY))
-
-
-def cli_environment(
-    client: Client, home: Path, http_url: str | None, payload_key: str | None
-) -> dict[str, Any]:
-    get_settings.cache_clear()
-    return {
-        "STANCH_TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "STANCH_NAMESPACE": client.namespace,
-        "STANCH_CONFIG": str(TEST_POLICY),
-        "STANCH_TEMPORAL_HTTP_URL": http_url,  # None unsets it: the SDK path
-        "STANCH_PAYLOAD_KEY": payload_key,
-        "STANCH_SIGNING_KEY": None,
-        "HOME": str(home),  # no ~/.ssh/id_ed25519: the decision goes out unsigned, as on both paths
-    }
 
 
 async def parked(client: Client, incidents: Incidents, settings: Settings) -> WorkflowHandle[Any, Any]:
