@@ -18,9 +18,7 @@ encrypted payloads) and render `.brief` like a queried one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -28,7 +26,7 @@ from temporalio.client import Client, WorkflowHistory
 
 from schemas.briefs import Brief, Timeline, TimelineEntry
 from stanch.codec import decoded_history
-from stanch.ops.history_timeline import build_timeline, first_value
+from stanch.ops.history_timeline import build_timeline, decode_one, first_value, stamp_time
 
 STATE_ATTRIBUTE = "StanchState"
 INCIDENT_FIELDS = ("incident_id", "runbook", "severity", "service", "summary")
@@ -78,8 +76,8 @@ def brief_from_history(history: WorkflowHistory) -> ClosedBrief:
         severity=incident["severity"],
         service=incident["service"],
         summary=incident["summary"],
-        started_at=alert.get("starts_at") or _time(events[0]),
-        last_update_at=_time(events[-1]),
+        started_at=alert.get("starts_at") or stamp_time(events[0].event_time),
+        last_update_at=stamp_time(events[-1].event_time),
         automatic_actions=[
             f"{entry.at:%H:%M:%S} {entry.text.removesuffix(DONE)}"
             for entry in story.entries
@@ -104,18 +102,6 @@ def _last_state(history: WorkflowHistory) -> str | None:
             continue
         fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
         if STATE_ATTRIBUTE in fields:
-            value: Any = _json(fields[STATE_ATTRIBUTE].data)
+            value: Any = decode_one(fields[STATE_ATTRIBUTE])
             state = value if isinstance(value, str) else state
     return state
-
-
-def _json(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-def _time(event: Any) -> datetime:
-    stamp: datetime = event.event_time.ToDatetime(tzinfo=UTC)
-    return stamp

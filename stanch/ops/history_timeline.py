@@ -131,7 +131,8 @@ def _decode(payloads: Payloads | None) -> list[Any]:
         return ["<undecodable payload>"] * len(payloads.payloads)
 
 
-def _decode_one(payload: Payload) -> Any:
+def decode_one(payload: Payload) -> Any:
+    """One payload as a plain JSON value; None when empty or undecodable."""
     if not payload.data and not payload.metadata:
         return None
     try:
@@ -148,11 +149,11 @@ def first_value(payloads: Payloads | None) -> Any:
 def _summary(event: HistoryEvent) -> str:
     if not event.HasField("user_metadata") or not event.user_metadata.HasField("summary"):
         return ""
-    value = _decode_one(event.user_metadata.summary)
+    value = decode_one(event.user_metadata.summary)
     return value if isinstance(value, str) else ""
 
 
-def _time(stamp: Timestamp) -> datetime:
+def stamp_time(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
 
 
@@ -193,14 +194,14 @@ def build_timeline(history: WorkflowHistory) -> HistoryTimeline:
     timeline = HistoryTimeline(
         workflow_id=history.workflow_id,
         workflow_type=start.workflow_type.name if start else "?",
-        started_at=_time(events[0].event_time) if events else None,
+        started_at=stamp_time(events[0].event_time) if events else None,
     )
     scheduled: dict[int, _Scheduled] = {}
     timers: dict[str, str] = {}
     unmatched_answers: list[Entry] = []
 
     for event in events:
-        at, eid = _time(event.event_time), event.event_id
+        at, eid = stamp_time(event.event_time), event.event_id
         kind = event.event_type
 
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -373,7 +374,9 @@ def _maybe_close(timeline: HistoryTimeline, event: HistoryEvent) -> None:
         timeline.outcome = "continued as new"
     else:
         return
-    timeline.entries.append(Entry(_time(event.event_time), "outcome", "stanch", timeline.outcome_line(), 0))
+    timeline.entries.append(
+        Entry(stamp_time(event.event_time), "outcome", "stanch", timeline.outcome_line(), 0)
+    )
     timeline.entries[-1].event_id = event.event_id
 
 
