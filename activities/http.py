@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr
 from activities.adapters import AdapterContext, AdapterSettings, require_idempotency_key
 from activities.errors import raise_for_status
 from schemas.systems import SystemCheck, SystemName
+from stanch.tls import default_tls_context
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -98,6 +99,7 @@ class HttpConnection:
                 base_url=settings.base_url or context.platform_url,
                 timeout=settings.timeout_s,
                 headers=headers,
+                verify=default_tls_context(),
             )
         self.base_url = str(client.base_url)
         self._http = PlatformHttp(client)

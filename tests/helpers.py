@@ -36,6 +36,7 @@ from schemas.triage import TRIAGE_WORKFLOW, TriageInput, TriageProblem
 from stanch.ops.cli import app
 from stanch.policy import Policy
 from stanch.settings import REPO_ROOT, Settings, get_settings
+from stanch.tls import default_tls_context
 from tests.clock import settled
 from workers.intake.routing import runbook_incident_id
 
@@ -86,6 +87,12 @@ class ThreadedServer(uvicorn.Server):
         pass
 
 
+# The tests' own calls to local services (the sandbox, receivers, the real stack) share one client:
+# `httpx.get` builds a client, and with it a TLS context (~30 ms of CPU), per call, and the fast tier makes
+# thousands. No proxy from the environment: every address here is local.
+http_client = httpx.Client(timeout=5.0, trust_env=False, verify=default_tls_context())
+
+
 class Running:
     """A worker on a fresh task queue, with the client and settings the test needs to reach it."""
 
@@ -112,13 +119,13 @@ def audit_rows(settings: Settings, workflow_id: str) -> list[dict[str, Any]]:
 def applied(sandbox_url: str, path: str, method: str = "POST") -> int:
     """How many `method` calls to `path` the sandbox platform applied (replays of an idempotency key not
     counted)."""
-    counts = httpx.get(f"{sandbox_url}/calls/count", params={"path": path, "method": method}).json()
+    counts = http_client.get(f"{sandbox_url}/calls/count", params={"path": path, "method": method}).json()
     return int(counts["applied"])
 
 
 def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
     agent_id = f"agent-{uuid.uuid4().hex[:8]}"
-    response = httpx.put(
+    response = http_client.put(
         f"{sandbox_url}/agents/{agent_id}", json={"versions": versions or ["v1", "v2", "v3"]}
     )
     response.raise_for_status()
@@ -126,11 +133,11 @@ def new_agent(sandbox_url: str, versions: list[str] | None = None) -> str:
 
 
 def agent(sandbox_url: str, agent_id: str) -> dict[str, Any]:
-    return httpx.get(f"{sandbox_url}/agents/{agent_id}").json()
+    return http_client.get(f"{sandbox_url}/agents/{agent_id}").json()
 
 
 def _incident_messages(sandbox_url: str, workflow_id: str) -> list[dict[str, Any]]:
-    messages = httpx.get(f"{sandbox_url}/chat/messages").json()
+    messages = http_client.get(f"{sandbox_url}/chat/messages").json()
     return [m["body"] for m in messages if m["idempotency_key"].startswith(workflow_id + "/")]
 
 
@@ -162,18 +169,18 @@ def pages(sandbox_url: str, workflow_id: str, title: str = "") -> list[tuple[str
 
 def fault(sandbox_url: str, path_prefix: str, status: int = 409, times: int = 1) -> None:
     """The sandbox answers the next `times` requests under `path_prefix` with `status`."""
-    httpx.post(
+    http_client.post(
         f"{sandbox_url}/faults", json={"path_prefix": path_prefix, "status": status, "times": times}
     ).raise_for_status()
 
 
 def get(sandbox: str, path: str, **params: str) -> Any:
-    return httpx.get(f"{sandbox}{path}", params=params).json()
+    return http_client.get(f"{sandbox}{path}", params=params).json()
 
 
 def put(sandbox: str, path: str, body: dict[str, Any], key: str | None = None) -> Any:
     headers = {"Idempotency-Key": key} if key else {}
-    response = httpx.put(f"{sandbox}{path}", json=body, headers=headers)
+    response = http_client.put(f"{sandbox}{path}", json=body, headers=headers)
     response.raise_for_status()
     return response.json()
 
@@ -182,16 +189,20 @@ def new_service(sandbox: str, versions: list[str] | None = None) -> str:
     """A service of its own, with deploys (oldest first, the last one live), so tests never collide."""
     service = f"svc-{uuid.uuid4().hex[:8]}"
     if versions:
-        httpx.put(f"{sandbox}/deploys/services/{service}", json={"versions": versions}).raise_for_status()
+        http_client.put(
+            f"{sandbox}/deploys/services/{service}", json={"versions": versions}
+        ).raise_for_status()
     return service
 
 
 def script_qa(sandbox: str, service: str, verdicts: list[str]) -> None:
-    httpx.put(f"{sandbox}/qa/script", json={"service": service, "verdicts": verdicts}).raise_for_status()
+    http_client.put(
+        f"{sandbox}/qa/script", json={"service": service, "verdicts": verdicts}
+    ).raise_for_status()
 
 
 def deploys_of(sandbox: str, service: str) -> list[dict[str, Any]]:
-    return [d for d in httpx.get(f"{sandbox}/deploys").json() if d["service"] == service]
+    return [d for d in http_client.get(f"{sandbox}/deploys").json() if d["service"] == service]
 
 
 # ---- waiting on a workflow ------------------------------------------------------------------------------

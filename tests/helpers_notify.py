@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 from starlette.types import Receive, Scope, Send
 
 from schemas.actions import Notification
+from stanch.tls import default_tls_context
 from tests.helpers import Mailbox, ThreadedServer, free_port
 
 
@@ -106,7 +107,7 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=default_tls_context()) as client:
         yield client
 
 

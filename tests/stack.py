@@ -28,7 +28,7 @@ from stanch.ops.samples import sample
 from stanch.policy import Policy
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
-from tests.helpers import Incidents
+from tests.helpers import Incidents, http_client
 from tests.helpers import applied as sandbox_applied
 
 
@@ -45,11 +45,13 @@ def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> An
 
 
 def post_alert(settings: Settings, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"http://127.0.0.1:{settings.intake_port}/alerts/alertmanager", json=body, timeout=10)
+    return http_client.post(
+        f"http://127.0.0.1:{settings.intake_port}/alerts/alertmanager", json=body, timeout=10
+    )
 
 
 def agent(settings: Settings, agent_id: str) -> dict[str, Any]:
-    return httpx.get(f"{settings.platform_url}/agents/{agent_id}").json()
+    return http_client.get(f"{settings.platform_url}/agents/{agent_id}").json()
 
 
 def applied(settings: Settings, path: str, method: str = "POST") -> int:
@@ -249,7 +251,7 @@ def terminate_running(settings: Settings, workflow_ids: Iterable[str]) -> None:
 def applied_keys(settings: Settings, workflow_id: str) -> list[str]:
     """The idempotency keys of the workflow's effects the platform applied (replays and failures not
     counted), in the order it applied them: a key listed twice is an effect that happened twice."""
-    calls = httpx.get(f"{settings.platform_url}/calls", timeout=10).json()
+    calls = http_client.get(f"{settings.platform_url}/calls", timeout=10).json()
     return [
         call["idempotency_key"]
         for call in calls
@@ -278,7 +280,7 @@ def fire(settings: Settings, scenario: str, agent_id: str) -> str:
 
 def calls(settings: Settings, path: str, method: str = "POST") -> list[dict[str, Any]]:
     """Every request the sandbox received on exactly `path`, in arrival order, refused and faulted ones too."""
-    logged = httpx.get(f"{settings.platform_url}/calls", params={"path_prefix": path}).json()
+    logged = http_client.get(f"{settings.platform_url}/calls", params={"path_prefix": path}).json()
     return [call for call in logged if call["path"] == path and call["method"] == method]
 
 

@@ -32,6 +32,7 @@ from stanch.schedules import apply_schedules_or_log
 from stanch.settings import Settings, load_settings_or_exit
 from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect, missing_search_attributes
+from stanch.tls import default_tls_context
 from stanch.trust import refuse_demo_keys_or_exit
 from workers.priority import ActivityPriorityFromWorkflow
 from workflows.long_lived import LONG_LIVED
@@ -51,8 +52,10 @@ POOL_RECONNECT_SECONDS = 5.0
 async def worker_context(settings: Settings, client: Client) -> AsyncIterator[PackContext]:
     """What every pack's activities share (clients, pool, adapters, metrics), open while the worker runs."""
     async with (
-        httpx.AsyncClient(base_url=settings.platform_url, timeout=20.0) as platform_http,
-        httpx.AsyncClient(timeout=20.0) as notify_http,
+        httpx.AsyncClient(
+            base_url=settings.platform_url, timeout=20.0, verify=default_tls_context()
+        ) as platform_http,
+        httpx.AsyncClient(timeout=20.0, verify=default_tls_context()) as notify_http,
         AsyncConnectionPool(
             settings.database_url,
             min_size=1,

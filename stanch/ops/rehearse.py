@@ -63,6 +63,7 @@ from stanch.policy import Policy, PolicyError, load_policy, read_policy_table
 from stanch.settings import Settings
 from stanch.signing import sign, statement_for
 from stanch.temporal_client import INDEXED_VALUE_TYPES, SEARCH_ATTRIBUTES
+from stanch.tls import default_tls_context
 
 # ---- what to rehearse -------------------------------------------------------------------------------
 
@@ -770,7 +771,7 @@ async def _until_done(
 
 async def _post(rig: Rig, item: Rehearsable) -> dict[str, IncidentRehearsal]:
     """The alert through the intake's own app, as monitoring posts it: the incidents it opened or joined."""
-    async with httpx.AsyncClient(base_url=rig.settings.platform_url) as sandbox:
+    async with httpx.AsyncClient(base_url=rig.settings.platform_url, verify=default_tls_context()) as sandbox:
         for path, body in item.sandbox_setup:
             (await sandbox.put(path, json=body)).raise_for_status()
     transport = httpx.ASGITransport(app=rig.intake)

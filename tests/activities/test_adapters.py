@@ -23,6 +23,7 @@ from activities.gateway.http import HttpGateway
 from activities.systems import open_systems
 from schemas.gateway import GatewayRead
 from stanch.policy import load_policy
+from stanch.tls import default_tls_context
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -127,7 +128,7 @@ async def test_variables_in_settings_are_expanded_from_the_environment() -> None
 
 
 async def test_the_http_adapter_reaches_the_sandbox_and_its_check_says_so(sandbox_url: str) -> None:
-    async with httpx.AsyncClient(base_url=sandbox_url) as shared:
+    async with httpx.AsyncClient(base_url=sandbox_url, verify=default_tls_context()) as shared:
         adapter = open_adapter(
             "gateway", "http", {}, AdapterContext(platform_url=sandbox_url, platform_http=shared)
         )

@@ -19,12 +19,13 @@ from activities.agents import AgentActivities
 from activities.agents.http import HttpAgents
 from activities.http import HttpSettings
 from schemas.agents import AgentAction, AgentRollback, CredentialsResult, GoldSetResult
-from tests.helpers import get
+from stanch.tls import default_tls_context
+from tests.helpers import get, http_client
 
 
 @pytest.fixture
 async def agents(sandbox_url: str) -> AsyncIterator[AgentActivities]:
-    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10, verify=default_tls_context()) as client:
         adapter = HttpAgents(HttpSettings(), AdapterContext(platform_url=sandbox_url, platform_http=client))
         yield AgentActivities(adapter)
 
@@ -32,8 +33,8 @@ async def agents(sandbox_url: str) -> AsyncIterator[AgentActivities]:
 def agent_with(sandbox_url: str, *, tokens: list[str], gold_scores: dict[str, float] | None = None) -> str:
     agent_id = f"act-agent-{uuid.uuid4().hex[:8]}"
     spec = {"versions": ["v1", "v2"], "gold_scores": gold_scores or {}}
-    httpx.put(f"{sandbox_url}/agents/{agent_id}", json=spec).raise_for_status()
-    httpx.put(f"{sandbox_url}/agents/{agent_id}/lifecycle", json={"tokens": tokens}).raise_for_status()
+    http_client.put(f"{sandbox_url}/agents/{agent_id}", json=spec).raise_for_status()
+    http_client.put(f"{sandbox_url}/agents/{agent_id}/lifecycle", json={"tokens": tokens}).raise_for_status()
     return agent_id
 
 

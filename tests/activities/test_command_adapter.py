@@ -26,6 +26,7 @@ from activities.gateway.command import CommandGateway
 from schemas.database import ServiceRequest
 from schemas.gateway import Cleanup, GatewayEffect, GatewayRead, GatewayStatus, SafeRestart
 from stanch import redact
+from stanch.tls import default_tls_context
 
 STATUS = {"name": "gw-1", "memory_mb": 90.5, "high_watermark_mb": 112, "memory_ratio": 0.81, "healthy": True}
 RESTARTED = {"name": "gw-1", "memory_before_mb": 100, "memory_mb": 21, "restarts": 1, "reason": "memory"}
@@ -390,7 +391,7 @@ async def test_an_action_without_a_command_goes_to_the_http_adapter_when_otherwi
     tmp_path: Path, sandbox_url: str
 ) -> None:
     name = f"cmd-gw-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
+    async with httpx.AsyncClient(base_url=sandbox_url, verify=default_tls_context()) as sandbox:
         spec = {"memory_mb": 700, "high_watermark_mb": 1000}
         (await sandbox.put(f"/runtimes/{name}", json=spec)).raise_for_status()
     record = tmp_path / "seen.json"
@@ -413,7 +414,7 @@ async def test_an_action_without_a_command_goes_to_the_http_adapter_when_otherwi
     assert from_script.memory_mb == STATUS["memory_mb"] and record.exists()
     assert (from_sandbox.name, from_sandbox.memory_mb) == (name, 700)
     assert flags.resource_pressure
-    async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
+    async with httpx.AsyncClient(base_url=sandbox_url, verify=default_tls_context()) as sandbox:
         calls = (await sandbox.get("/calls", params={"path_prefix": f"/runtimes/{name}/"})).json()
     # The sandbox records the effects it receives, with their keys: the one unconfigured effect reached it.
     assert [(call["path"], call["idempotency_key"]) for call in calls] == [

@@ -25,6 +25,7 @@ from schemas.briefs import TimelineEntry
 from schemas.documents import DocumentReceipt, HandoffDocument, HandoffExecution, PostmortemRequest
 from schemas.handoff import Handoff, HandoffOption, Trigger
 from schemas.hotfix import Postmortem
+from stanch.tls import default_tls_context
 from tests.helpers import get
 
 AT = datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC)
@@ -33,7 +34,7 @@ TIMELINE = [TimelineEntry(at=AT, kind="decision", actor="alice", text="alice app
 
 @pytest.fixture
 async def documents(sandbox_url: str) -> AsyncIterator[DocumentActivities]:
-    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10, verify=default_tls_context()) as client:
         adapter = HttpDocuments(
             HttpSettings(), AdapterContext(platform_url=sandbox_url, platform_http=client)
         )

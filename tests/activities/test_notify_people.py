@@ -17,7 +17,8 @@ from activities.notify import NotifyActivities
 from schemas.actions import Notification
 from stanch.policy import Policy, load_policy
 from stanch.settings import Settings
-from tests.helpers import free_port, pages, write_policy
+from stanch.tls import default_tls_context
+from tests.helpers import free_port, http_client, pages, write_policy
 
 # Everyone's channels are the sandbox chat (url_setting), as in the dev stack; erin has no instant channel
 # and frank none at all. `broken` refuses every connection, so alice's instant page falls back to the chat.
@@ -91,7 +92,7 @@ async def notify(settings: Settings, tmp_path: Path) -> AsyncIterator[NotifyActi
     policy: Policy = load_policy(write_policy(tmp_path, POLICY))
     env = {"STANCH_TEST_BROKEN_URL": f"http://127.0.0.1:{free_port()}/hook"}
     async with (
-        httpx.AsyncClient(trust_env=False) as http,
+        httpx.AsyncClient(trust_env=False, verify=default_tls_context()) as http,
         AsyncConnectionPool(settings.database_url, min_size=1, max_size=2, open=False) as pool,
     ):
         yield NotifyActivities.from_policy(policy, settings, http, pool, environ=env)
@@ -110,7 +111,7 @@ def message(workflow_id: str, **changes: Any) -> Notification:
 
 
 def received_messages(sandbox_url: str) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{sandbox_url}/chat/messages").json())
+    return list(http_client.get(f"{sandbox_url}/chat/messages").json())
 
 
 def incident() -> str:

@@ -18,6 +18,7 @@ from activities.documents.http import HttpDocuments
 from activities.systems import INTERFACES, Systems, open_systems
 from schemas.systems import SYSTEMS
 from stanch.policy import Policy
+from stanch.tls import default_tls_context
 from tests.activities.test_heartbeat import activity_definitions
 from workers.worker import system_activities
 
@@ -37,7 +38,7 @@ PROBES = {"replay_probe_echo"}
 @pytest.fixture
 async def systems(sandbox_url: str) -> AsyncIterator[Systems]:
     async with (
-        httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client,
+        httpx.AsyncClient(base_url=sandbox_url, timeout=10, verify=default_tls_context()) as client,
         open_systems(Policy(), AdapterContext(platform_url=sandbox_url, platform_http=client)) as opened,
     ):
         yield opened

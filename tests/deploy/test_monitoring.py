@@ -30,6 +30,7 @@ from stanch.ops.samples import sample
 from stanch.policy import NotifyRouting, Policy
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
+from stanch.tls import default_tls_context
 from tests.helpers import Running, free_port, new_agent
 from tests.helpers_notify import notification
 from workers.intake.app import TemporalGateway, create_app
@@ -125,7 +126,7 @@ def test_example_prometheus_and_alertmanager_configs_load() -> None:
 
 async def scrape(url: str, *needed: str) -> str:
     body = ""
-    async with httpx.AsyncClient(trust_env=False) as http:
+    async with httpx.AsyncClient(trust_env=False, verify=default_tls_context()) as http:
         for _ in range(200):  # 10 s: a loaded machine is slow to start the workflow pollers
             body = (await http.get(url)).text
             if all(name in body for name in needed):
@@ -194,7 +195,7 @@ async def test_a_real_worker_exports_what_the_rules_read_and_counts_failures(
                 )
                 with pytest.raises(Exception):  # noqa: B017 - whatever psycopg raises, it must be counted
                     await asyncio.wait_for(audit.write_audit(event), 20)
-                http = httpx.AsyncClient(trust_env=False)
+                http = httpx.AsyncClient(trust_env=False, verify=default_tls_context())
                 refusing = WebhookConfig(url=SecretStr(f"http://127.0.0.1:{free_port()}/hook"), timeout=1)
                 refused = WebhookNotifier("refusing", refusing, http)
                 routing = NotifyRouting(P0=["on-call"], P1=["on-call"], P2=["on-call"], P3=["on-call"],

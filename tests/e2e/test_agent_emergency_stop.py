@@ -8,13 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from stanch.ops.devstack import child_environment
 from stanch.ops.samples import sample
 from stanch.settings import Settings
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, http_client
 from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +56,9 @@ def test_alertmanager_alert_pauses_agent_and_temporal_cli_approval_rolls_it_back
 
 def test_stanch_cli_approves_and_audit_verify_passes(stack: Settings) -> None:
     agent_id = "billing-bot"
-    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v7", "v8"]}).raise_for_status()
+    http_client.put(
+        f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v7", "v8"]}
+    ).raise_for_status()
     response = post_alert(stack, sample("agent-hallucination", agent=agent_id))
     workflow_id = response.json()["incidents"][0]["workflow_id"]
     eventually(lambda: brief_state(stack, workflow_id) == "awaiting_approval", "the approval request")
@@ -108,7 +109,9 @@ def test_history_from_temporal_workflow_show_replays_and_tells_the_story(
 ) -> None:
     """An auditor's path with the plain `temporal` CLI: its JSON export loads, replays and reads."""
     agent_id = "audit-bot"
-    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    http_client.put(
+        f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
+    ).raise_for_status()
     workflow_id = post_alert(stack, sample("agent-hallucination", agent=agent_id)).json()["incidents"][0][
         "workflow_id"
     ]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from stanch.ops.devstack import child_environment
@@ -17,7 +16,7 @@ from stanch.ops.samples import sample
 from stanch.schedules import DAILY_REPORT_SCHEDULE
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, http_client
 from tests.stack import agent, applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +32,9 @@ def stanch_cli(stack: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_prompt_injection_is_contained_then_fixed_on_temporal_cli_approval(stack: Settings) -> None:
     agent_id = "fleet-e2e-sec-bot"
-    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v4", "v5"]}).raise_for_status()
+    http_client.put(
+        f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v4", "v5"]}
+    ).raise_for_status()
     response = post_alert(stack, sample("security-p0", agent=agent_id))
     assert response.status_code == 202, response.text
     [incident] = response.json()["incidents"]
@@ -72,13 +73,15 @@ def test_prompt_injection_is_contained_then_fixed_on_temporal_cli_approval(stack
         "post-mortem",
         "closed",
     ]
-    postmortems = httpx.get(f"{stack.platform_url}/postmortems", params={"incident_id": workflow_id}).json()
+    postmortems = http_client.get(
+        f"{stack.platform_url}/postmortems", params={"incident_id": workflow_id}
+    ).json()
     assert len(postmortems) == 1 and postmortems[0]["root_cause"] == "prompt_injection"
 
 
 def test_handoff_alert_is_decided_with_the_stanch_cli(stack: Settings) -> None:
     agent_id = "fleet-e2e-handoff-bot"
-    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1"]}).raise_for_status()
+    http_client.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1"]}).raise_for_status()
     response = post_alert(stack, sample("escalate-to-human", agent=agent_id))
     assert response.status_code == 202, response.text
     [incident] = response.json()["incidents"]
@@ -103,7 +106,7 @@ def test_handoff_alert_is_decided_with_the_stanch_cli(stack: Settings) -> None:
 
     result = result_of(stack, workflow_id)
     assert result.final_state == "decided"
-    desk = httpx.get(f"{stack.platform_url}/handoffs/{workflow_id}").json()
+    desk = http_client.get(f"{stack.platform_url}/handoffs/{workflow_id}").json()
     assert (desk["status"], desk["executed_option"], desk["decided_by"]) == (
         "executed",
         "pause-agent",

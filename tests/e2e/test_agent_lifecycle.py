@@ -7,11 +7,10 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from stanch.settings import REPO_ROOT, Settings
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, http_client
 from tests.stack import agent, awaiting, eventually, fire, result_of, stanch_cli, temporal_signal
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +46,7 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     assert steps[-6:] == ["health-check", "deployed", "gold-set-1", "activate", "operational", "closed"]
 
     # Upgrade to the sample's v4: snapshot, apply, gold set, then the owner validates.
-    httpx.put(
+    http_client.put(
         f"{sandbox}/agents/{agent_id}/lifecycle",
         json={"memory": ["invoices are due in 30 days"], "version_configs": {"v4": {"model": "large"}}},
     ).raise_for_status()
@@ -65,7 +64,7 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     ]
 
     # Termination: archive first, then the destructive part.
-    httpx.put(
+    http_client.put(
         f"{sandbox}/agents/{agent_id}/lifecycle",
         json={"tokens": ["tok-1"], "secrets": ["CRM_KEY"], "dependents": [f"{agent_id}-router"]},
     ).raise_for_status()
@@ -82,10 +81,10 @@ def test_agent_is_onboarded_upgraded_and_terminated_through_the_intake(stack: Se
     assert result_of(stack, termination).final_state == "terminated"
 
     assert agent(stack, agent_id)["state"] == "terminated"
-    held = httpx.get(f"{sandbox}/agents/{agent_id}/lifecycle").json()
+    held = http_client.get(f"{sandbox}/agents/{agent_id}/lifecycle").json()
     assert (held["tokens"], held["secrets"]) == ([], [])
     assert held["retention_until"] and held["archives"][f"{agent_id}-archive-1"]["memory"]
-    router = httpx.get(f"{sandbox}/agents/{agent_id}-router/lifecycle").json()
+    router = http_client.get(f"{sandbox}/agents/{agent_id}-router/lifecycle").json()
     assert [notice["from_agent"] for notice in router["notices"]] == [agent_id]
     rows = audit_rows(stack, termination)
     steps = [row["step_key"] for row in rows]

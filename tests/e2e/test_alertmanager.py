@@ -32,7 +32,7 @@ from schemas.briefs import Timeline
 from schemas.triage import TRIAGE_WORKFLOW
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import free_port
+from tests.helpers import free_port, http_client
 from tests.stack import agent, eventually, hand_over
 
 pytestmark = pytest.mark.e2e
@@ -54,12 +54,12 @@ class Alertmanager:
         self.url = url
 
     def post(self, *alerts: dict[str, Any]) -> None:
-        response = httpx.post(f"{self.url}/api/v2/alerts", json=list(alerts), timeout=10)
+        response = http_client.post(f"{self.url}/api/v2/alerts", json=list(alerts), timeout=10)
         assert response.status_code == 200, response.text
 
     def metric(self, name: str) -> float:
         """The sum of a counter over its label sets, from Alertmanager's /metrics."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        text = http_client.get(f"{self.url}/metrics", timeout=10).text
         total = 0.0
         for line in text.splitlines():
             if line.startswith(name + "{") or line.startswith(name + " "):
@@ -115,7 +115,7 @@ receivers:
 
         def ready() -> bool:
             try:
-                return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+                return http_client.get(f"{url}/-/ready", timeout=2).status_code == 200
             except httpx.TransportError:
                 assert child.poll() is None, (home / "alertmanager.log").read_text()
                 return False
@@ -202,7 +202,7 @@ def timeline_texts(settings: Settings, workflow_id: str) -> list[str]:
 
 def oncall_messages(settings: Settings, workflow_id: str) -> list[str]:
     """What the incident sent through the sandbox's chat (idempotency keys start with its workflow id)."""
-    messages = httpx.get(f"{settings.platform_url}/chat/messages", timeout=10).json()
+    messages = http_client.get(f"{settings.platform_url}/chat/messages", timeout=10).json()
     return [str(m["body"]) for m in messages if (m["idempotency_key"] or "").startswith(workflow_id + "/")]
 
 
@@ -212,7 +212,7 @@ def no_failed_notifications(alertmanager: Alertmanager) -> None:
 
 
 def put_agent(settings: Settings, agent_id: str) -> None:
-    httpx.put(
+    http_client.put(
         f"{settings.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
     ).raise_for_status()
 

@@ -10,13 +10,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from stanch.ops.devstack import child_environment
 from stanch.ops.samples import alertmanager_body
 from stanch.settings import Settings
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, http_client
 from tests.stack import applied, brief_state, eventually, post_alert, result_of, temporal_signal
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +25,12 @@ BIN = Path(sys.executable).parent
 
 def new_channel(stack: Settings, **spec: Any) -> str:
     name = f"e2e-wa-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{stack.platform_url}/chat/channels/{name}", json=spec).raise_for_status()
+    http_client.put(f"{stack.platform_url}/chat/channels/{name}", json=spec).raise_for_status()
     return name
 
 
 def channel_state(stack: Settings, name: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{stack.platform_url}/chat/channels/{name}").json())
+    return dict(http_client.get(f"{stack.platform_url}/chat/channels/{name}").json())
 
 
 def fire(stack: Settings, alertname: str, labels: dict[str, str], summary: str) -> str:

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
-import httpx
 import psycopg
 import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
@@ -27,7 +26,7 @@ from stanch.ops.devstack.supervisor import Child
 from stanch.ops.devstack.temporal import split_address
 from stanch.ops.samples import sample
 from stanch.settings import Settings
-from tests.helpers import audit_rows, chat_messages
+from tests.helpers import audit_rows, chat_messages, http_client
 from tests.stack import (
     agent,
     applied,
@@ -78,7 +77,7 @@ def part(stack: DevStack, name: str) -> Child:
 def fire(settings: Settings, incidents: list[str]) -> tuple[str, str]:
     """A hallucinating agent of its own, alerted through the intake as Alertmanager would."""
     agent_id = f"agent-{uuid.uuid4().hex[:8]}"
-    httpx.put(
+    http_client.put(
         f"{settings.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
     ).raise_for_status()
     response = post_alert(settings, sample("agent-hallucination", agent=agent_id))

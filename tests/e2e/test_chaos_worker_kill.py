@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
@@ -31,7 +30,7 @@ from stanch.ops.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, http_client
 from tests.stack import (
     agent,
     applied,
@@ -114,12 +113,12 @@ def faults(chaos: Settings) -> Iterator[str]:
     """The sandbox's fault list; whatever a test left in it is cleared at the end."""
     url = f"{chaos.platform_url}/faults"
     yield url
-    httpx.delete(url).raise_for_status()
+    http_client.delete(url).raise_for_status()
 
 
 def new_agent(settings: Settings) -> str:
     agent_id = f"chaos-{uuid.uuid4().hex[:6]}"
-    httpx.put(
+    http_client.put(
         f"{settings.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
     ).raise_for_status()
     return agent_id
@@ -188,13 +187,13 @@ def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies
     for how, (fault, _) in HELD_PAUSES.items():
         agent_id = new_agent(chaos)
         hold = {"path_prefix": f"/agents/{agent_id}/pause", "hang_seconds": 5, **fault}
-        httpx.post(faults, json=hold).raise_for_status()
+        http_client.post(faults, json=hold).raise_for_status()
         held[how] = agent_id, open_emergency_stop(chaos, policy, agent_id, incidents)
 
     # A fault leaves the list the moment a request takes it: both pause calls are at the platform, held.
     holding = {f"/agents/{agent_id}/pause" for agent_id, _ in held.values()}
     eventually(
-        lambda: not holding & {fault["path_prefix"] for fault in httpx.get(faults).json()},
+        lambda: not holding & {fault["path_prefix"] for fault in http_client.get(faults).json()},
         "both pause calls to reach the platform",
     )
     killed_at = datetime.now(UTC)
@@ -208,7 +207,7 @@ def test_a_worker_killed_during_the_pause_call_is_replaced_and_the_pause_applies
         assert approve_and_finish(chaos, workflow_id).final_state == "rolled_back"
 
         pause = f"/agents/{agent_id}/pause"
-        calls = httpx.get(f"{chaos.platform_url}/calls", params={"path_prefix": pause}).json()
+        calls = http_client.get(f"{chaos.platform_url}/calls", params={"path_prefix": pause}).json()
         assert [(call["status_code"], call["replayed"]) for call in calls] == HELD_PAUSES[how][1], how
         # The retried pause reached the platform seconds after the SIGKILL, not a start-to-close later.
         retried_after = datetime.fromisoformat(calls[-1]["at"]) - killed_at

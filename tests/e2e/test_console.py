@@ -37,7 +37,8 @@ from stanch.ops.devstack import DevStack, settings_on_free_ports
 from stanch.ops.samples import sample
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
-from tests.helpers import chat_messages, new_agent
+from stanch.tls import default_tls_context
+from tests.helpers import chat_messages, http_client, new_agent
 from tests.stack import (
     agent,
     brief_state,
@@ -156,7 +157,9 @@ def signed_in_page(browser: Any, settings: Settings, name: str, shot: Path | Non
 
 def signed_in_http(settings: Settings, name: str) -> tuple[httpx.Client, str]:
     """A person's session as a script holds it (no browser): the client with its cookie, and its CSRF token."""
-    http = httpx.Client(base_url=console_url(settings), timeout=30, follow_redirects=False)
+    http = httpx.Client(
+        base_url=console_url(settings), timeout=30, follow_redirects=False, verify=default_tls_context()
+    )
     token = csrf_of(http.get("/login").text)
     response = http.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token})
     assert response.status_code == 303, response.text
@@ -427,14 +430,16 @@ def test_the_health_page_shows_postgres_down_while_it_is_stopped(
             assert "DOWN" in postgres_row, postgres_row
             assert "not verified" in page.locator("#check-audit-chain").inner_text()
             page.screenshot(path=str(shots / "health-postgres-down.png"), full_page=True)
-            health = httpx.get(f"{console_url(own.settings)}/api/health", timeout=30).json()
+            health = http_client.get(f"{console_url(own.settings)}/api/health", timeout=30).json()
             assert not health["ok"]
             assert {c["name"]: c["ok"] for c in health["checks"]}["Postgres"] is False
         # Back: the next look says so.
         eventually(
             lambda: {
                 c["name"]: c["ok"]
-                for c in httpx.get(f"{console_url(own.settings)}/api/health", timeout=30).json()["checks"]
+                for c in http_client.get(f"{console_url(own.settings)}/api/health", timeout=30).json()[
+                    "checks"
+                ]
             }["Postgres"],
             "Postgres back on the health page",
         )

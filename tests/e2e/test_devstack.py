@@ -13,7 +13,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from pydantic import SecretStr
@@ -33,6 +32,7 @@ from stanch.ops.devstack import (
 from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.settings import Settings
 from stanch.trust import TRUST_DEMO_KEYS
+from tests.helpers import http_client
 
 pytestmark = pytest.mark.e2e
 
@@ -227,14 +227,14 @@ def test_stanch_dev_runs_on_the_dev_policy_with_the_example_gateway(settings: Se
         )
         assert health is not None, banner
         assert re.search(r"policy +\S+/config/dev\.toml", banner), banner
-        assert httpx.get(health.group(1), timeout=5).json()["status"] == "ok"
+        assert http_client.get(health.group(1), timeout=5).json()["status"] == "ok"
         # The console is up, where the banner says, with the demo password it prints.
         console = re.search(
             r"console +(http://\S+)  \(sign in as alice, bob or carol with the password (\S+) ", banner
         )
         assert console is not None, banner
         assert console.group(2) == "stanch-demo"
-        assert "Sign in" in httpx.get(f"{console.group(1)}/login", timeout=5).text
+        assert "Sign in" in http_client.get(f"{console.group(1)}/login", timeout=5).text
         supervisord_log = settings.home / "examples" / "gateway" / "supervisord.log"
         spawned = [
             int(pid) for pid in re.findall(r"spawned: 'gateway' with pid (\d+)", supervisord_log.read_text())
@@ -310,7 +310,7 @@ def test_with_a_payload_key_the_ui_gets_stanchs_codec_server(settings: Settings)
     assert argv[argv.index("--ui-codec-endpoint") + 1] == f"http://127.0.0.1:{codec_port}"
     with DevStack(keyed, processes=("codec-server",), log=lambda line: None) as stack:
         assert stack.processes == ("codec-server",)
-        assert httpx.get(f"http://127.0.0.1:{codec_port}/healthz", timeout=5).status_code == 200
+        assert http_client.get(f"http://127.0.0.1:{codec_port}/healthz", timeout=5).status_code == 200
 
 
 def test_the_dev_server_serves_temporal_s_http_api_where_dev_env_says(settings: Settings) -> None:
@@ -319,7 +319,7 @@ def test_the_dev_server_serves_temporal_s_http_api_where_dev_env_says(settings: 
         lines = (settings.home / "dev.env").read_text().splitlines()
         assert f"STANCH_TEMPORAL_HTTP_URL={settings.temporal_http_url}" in lines
         assert stack.settings.temporal_http_url == settings.temporal_http_url
-        answer = httpx.get(
+        answer = http_client.get(
             f"{settings.temporal_http_url}/api/v1/namespaces/{settings.namespace}", trust_env=False
         )
         assert answer.status_code == 200

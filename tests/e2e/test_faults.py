@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 
@@ -27,7 +26,7 @@ from schemas.actions import NotificationReceipt
 from stanch.ops.devstack import child_environment
 from stanch.policy import load_policy
 from stanch.settings import Settings
-from tests.helpers import audit_rows, chat_messages, new_agent
+from tests.helpers import audit_rows, chat_messages, http_client, new_agent
 from tests.stack import (
     activity_run,
     agent,
@@ -67,10 +66,10 @@ def faults(stack: Settings) -> Iterator[Inject]:
 
     def inject(path_prefix: str, status: int, times: int = 1, hang_seconds: float = 0) -> None:
         fault = {"path_prefix": path_prefix, "status": status, "times": times, "hang_seconds": hang_seconds}
-        httpx.post(f"{stack.platform_url}/faults", json=fault).raise_for_status()
+        http_client.post(f"{stack.platform_url}/faults", json=fault).raise_for_status()
 
     yield inject
-    httpx.delete(f"{stack.platform_url}/faults").raise_for_status()
+    http_client.delete(f"{stack.platform_url}/faults").raise_for_status()
 
 
 # ---- the platform answers 5xx, then recovers -------------------------------------------------------------

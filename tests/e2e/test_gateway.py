@@ -10,13 +10,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from stanch.ops.devstack import child_environment
 from stanch.ops.samples import alertmanager_body
 from stanch.settings import Settings
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, http_client
 from tests.stack import applied, audit_settled, brief_state, eventually, post_alert, result_of
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +25,12 @@ BIN = Path(sys.executable).parent
 
 def new_gateway(stack: Settings, **spec: Any) -> str:
     name = f"e2e-gw-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{stack.platform_url}/runtimes/{name}", json=spec).raise_for_status()
+    http_client.put(f"{stack.platform_url}/runtimes/{name}", json=spec).raise_for_status()
     return name
 
 
 def runtime(stack: Settings, name: str) -> dict[str, Any]:
-    return httpx.get(f"{stack.platform_url}/runtimes/{name}").json()
+    return http_client.get(f"{stack.platform_url}/runtimes/{name}").json()
 
 
 def fire(stack: Settings, alertname: str, gateway: str, severity: str, summary: str) -> str:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
@@ -34,6 +33,7 @@ from stanch.ops.devstack.example_deploys import ExampleDeploys
 from stanch.ops.devstack.example_gateway import ExampleGateway
 from stanch.ops.samples import sample
 from stanch.settings import REPO_ROOT, Settings
+from tests.helpers import http_client
 from tests.stack import (
     attempts_that_ended,
     brief_state,
@@ -82,7 +82,9 @@ class RealGateway:
         return self.home / "data"
 
     def health(self) -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{self.example.port}/health", timeout=5).json()
+        body: dict[str, Any] = http_client.get(
+            f"http://127.0.0.1:{self.example.port}/health", timeout=5
+        ).json()
         return body
 
     def pid(self) -> int:
@@ -91,7 +93,7 @@ class RealGateway:
     def memory_above_threshold(self) -> float:
         """Open sessions until the gateway holds more than 80 % of its watermark, as a busy morning does."""
         while (memory := rss_mb(self.pid())) <= RESTART_THRESHOLD * self.example.high_watermark_mb + 5:
-            httpx.post(f"http://127.0.0.1:{self.example.port}/sessions", json={"count": 10}, timeout=30)
+            http_client.post(f"http://127.0.0.1:{self.example.port}/sessions", json={"count": 10}, timeout=30)
         return memory
 
     def leave_junk(self) -> tuple[str, list[str]]:

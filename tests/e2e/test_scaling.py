@@ -24,6 +24,7 @@ from stanch.ops.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
+from stanch.tls import default_tls_context
 from tests.helpers import Incidents
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +87,9 @@ async def test_two_worker_processes_share_the_incidents(two_workers: Settings, p
         await asyncio.sleep(0.1)
     assert await pollers(client, settings) >= set(WORKERS), "both workers should poll the task queue"
 
-    async with httpx.AsyncClient(base_url=settings.platform_url, trust_env=False) as http:
+    async with httpx.AsyncClient(
+        base_url=settings.platform_url, trust_env=False, verify=default_tls_context()
+    ) as http:
         agents = [f"agent-{uuid.uuid4().hex[:8]}" for _ in range(INCIDENTS)]
         for agent_id in agents:
             (await http.put(f"/agents/{agent_id}", json={"versions": ["v1", "v2"]})).raise_for_status()

@@ -39,7 +39,7 @@ from stanch.ops.samples import sample
 from stanch.ops.signer import unsigned_notice
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import Mailbox, audit_rows, chat_messages, free_port, new_agent
+from tests.helpers import Mailbox, audit_rows, chat_messages, free_port, http_client, new_agent
 from tests.helpers_intake import BAD_INPUT, raw, sign
 from tests.stack import (
     activity_run,
@@ -215,7 +215,7 @@ def test_the_requester_of_a_destructive_action_may_not_approve_it(stack: Setting
             ("refused-1", "dave", "approval of terminate-agent", self_approval)
         ]
         assert asked(stack, handoff, "terminate-agent")
-        desk = httpx.get(f"{stack.platform_url}/handoffs/{handoff}").json()
+        desk = http_client.get(f"{stack.platform_url}/handoffs/{handoff}").json()
         assert (desk["status"], desk["executed_option"]) == ("open", None)
         assert calls(stack, f"/handoffs/{handoff}/execute") == []
         assert agent(stack, agent_id)["state"] == "paused"
@@ -254,7 +254,7 @@ class Secured:
             "content-type": "application/json",
         }
         sent = {name: value for name, value in {**signed, **headers}.items() if value}
-        return httpx.post(f"{self.intake}/alerts/{source}", content=body, headers=sent, timeout=30)
+        return http_client.post(f"{self.intake}/alerts/{source}", content=body, headers=sent, timeout=30)
 
     def fire(self, agent_id: str) -> str:
         answer = self.post(raw(sample("agent-hallucination", agent=agent_id)))
@@ -576,7 +576,7 @@ def test_no_configured_secret_reaches_a_log_a_history_or_the_audit_log(secured: 
 
     def inject(path_prefix: str, status: int, hang_seconds: float = 0) -> None:
         fault = {"path_prefix": path_prefix, "status": status, "times": 1, "hang_seconds": hang_seconds}
-        httpx.post(f"{sandbox}/faults", json=fault).raise_for_status()
+        http_client.post(f"{sandbox}/faults", json=fault).raise_for_status()
 
     try:
         # 1. An incident that notifies the customer (first try refused: the activity retries) and on-call
@@ -599,7 +599,7 @@ def test_no_configured_secret_reaches_a_log_a_history_or_the_audit_log(secured: 
         failing = secured.fire(second)
         assert result_of(settings, failing).final_state == "action_failed"
     finally:
-        httpx.delete(f"{sandbox}/faults").raise_for_status()
+        http_client.delete(f"{sandbox}/faults").raise_for_status()
 
     # The paths were walked: every secret-bearing channel failed its own way and was audited, the keyed
     # webhooks delivered, and the secrets really went over the wire (so they had a chance to leak).
@@ -624,7 +624,7 @@ def test_no_configured_secret_reaches_a_log_a_history_or_the_audit_log(secured: 
     retried = started.activity_task_started_event_attributes
     assert retried.attempt == 2 and "customer-chat: HTTP 500" in retried.last_failure.message
     assert ("stanch", secured.secrets["SMTP password"]) in secured.mailbox.logins
-    on_the_wire = httpx.get(f"{sandbox}/calls").text.encode()
+    on_the_wire = http_client.get(f"{sandbox}/calls").text.encode()
     assert {"Slack webhook key", "Telegram bot token", "Discord webhook token"} <= {
         found.split(" (")[0] for found in leaks("the sandbox's call log", on_the_wire, secured.secrets)
     }

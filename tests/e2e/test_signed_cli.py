@@ -25,7 +25,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from temporalio.client import WorkflowHandle
@@ -40,7 +39,7 @@ from stanch.policy import load_policy
 from stanch.settings import REPO_ROOT, Settings
 from stanch.signing import fingerprint, load_private_key
 from stanch.temporal_client import connect
-from tests.helpers import Incidents, audit_rows
+from tests.helpers import Incidents, audit_rows, http_client
 from tests.stack import agent, eventually, result_of, temporal_signal, terminate_running
 
 pytestmark = pytest.mark.e2e
@@ -81,10 +80,10 @@ def incident_policy(owners: list[str] | None = None) -> IncidentPolicy:
 
 def retiring_agent(settings: Settings) -> str:
     agent_id = f"signed-end-{uuid.uuid4().hex[:8]}"
-    httpx.put(
+    http_client.put(
         f"{settings.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
     ).raise_for_status()
-    httpx.put(
+    http_client.put(
         f"{settings.platform_url}/agents/{agent_id}/lifecycle",
         json={"workspace": {"JOB.md": "answer invoices"}, "tokens": ["tok-1"], "secrets": ["CRM_KEY"]},
     ).raise_for_status()
@@ -320,7 +319,9 @@ def test_an_unsigned_resolve_that_would_withdraw_a_destructive_question_is_refus
 
 def test_stanch_triage_signs_the_hand_over_it_sends(stack: Settings, tmp_path: Path) -> None:
     agent_id = f"signed-triage-{uuid.uuid4().hex[:6]}"
-    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    http_client.put(
+        f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
+    ).raise_for_status()
 
     async def start() -> str:
         incidents = Incidents(await connect(stack), stack.task_queue, load_policy(SIGNING_POLICY))

@@ -12,7 +12,6 @@ import contextlib
 import json
 import uuid
 
-import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
@@ -21,7 +20,7 @@ from schemas.triage import TRIAGE_WORKFLOW, TriageInput
 from stanch.policy import load_policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import Incidents, audit_rows, chat_messages
+from tests.helpers import Incidents, audit_rows, chat_messages, http_client
 from tests.stack import agent, brief_state, eventually, hand_over, result_of, stanch_cli, terminate_running
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +50,9 @@ def status(settings: Settings, workflow_id: str) -> WorkflowExecutionStatus | No
 
 def test_stanch_triage_hands_a_triage_incident_to_its_runbook_which_pauses_the_agent(stack: Settings) -> None:
     agent_id = f"triage-bot-{uuid.uuid4().hex[:6]}"
-    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    http_client.put(
+        f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
+    ).raise_for_status()
     triage = open_triage(stack, agent_id)
     child_id = triage.runbook_incident_ids["agent_emergency_stop"]
     try:
@@ -93,7 +94,9 @@ def test_the_readme_tour_an_alert_without_its_label_is_triaged_then_handed_over_
 ) -> None:
     """What the README's tour does: `stanch fire --without agent`, read the brief, `stanch triage`."""
     agent_id = f"tour-bot-{uuid.uuid4().hex[:6]}"
-    httpx.put(f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    http_client.put(
+        f"{stack.platform_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
+    ).raise_for_status()
     fired = stanch_cli(stack, "fire", "agent-hallucination", "--agent", agent_id, "--without", "agent")
     assert fired.returncode == 0, fired.stderr
     [entry] = json.loads(fired.stdout)["incidents"]

@@ -9,12 +9,11 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from stanch.ops.samples import sample
 from stanch.settings import Settings
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, http_client
 from tests.stack import brief_state, eventually, post_alert, result_of, stanch_cli, temporal_signal
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +25,7 @@ def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Set
     platform = stack.platform_url
     name = f"shop-{uuid.uuid4().hex[:6]}"  # the sample's service is "<name>-api"
     service = f"{name}-api"
-    httpx.put(
+    http_client.put(
         f"{platform}/deploys/services/{service}", json={"versions": ["1.0.0", "1.1.0"]}
     ).raise_for_status()
 
@@ -45,9 +44,9 @@ def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Set
     postmortem_id = f"postmortem-{workflow_id}"
     eventually(lambda: brief_state(stack, postmortem_id) == "awaiting_learning", "the post-mortem")
 
-    deploys = [d for d in httpx.get(f"{platform}/deploys").json() if d["service"] == service]
+    deploys = [d for d in http_client.get(f"{platform}/deploys").json() if d["service"] == service]
     assert [d["status"] for d in deploys] == ["rolled_back", "live"]
-    [qa] = httpx.get(f"{platform}/qa/runs", params={"service": service}).json()
+    [qa] = http_client.get(f"{platform}/qa/runs", params={"service": service}).json()
     assert qa["verdict"] == "PASS"
 
     sent = stanch_cli(
@@ -67,10 +66,10 @@ def test_production_down_alert_is_rolled_back_verified_and_written_up(stack: Set
     assert f"{postmortem_id}: learning by carol taken; report pm-" in sent.stdout
     assert result_of(stack, postmortem_id).final_state == "learned"
 
-    [postmortem] = httpx.get(f"{platform}/postmortems", params={"incident_id": workflow_id}).json()
+    [postmortem] = http_client.get(f"{platform}/postmortems", params={"incident_id": workflow_id}).json()
     assert postmortem["root_cause"] == "1.1.0 shipped a broken cart query" and postmortem["timeline"]
     assert "latest deploy" in postmortem["markdown"]  # what the room itself found
-    stories = httpx.get(f"{platform}/backlog/stories", params={"incident_id": workflow_id}).json()
+    stories = http_client.get(f"{platform}/backlog/stories", params={"incident_id": workflow_id}).json()
     assert [s["title"] for s in stories] == ["Canary every deploy of the API"]
     keys = [row["step_key"] for row in audit_rows(stack, workflow_id)]
     assert keys[:3] == ["assemble-devops", "assemble-dev", "assemble-qa"]

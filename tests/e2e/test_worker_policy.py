@@ -20,7 +20,7 @@ import pytest
 
 from stanch.settings import REPO_ROOT
 from stanch.trust import TRUST_DEMO_KEYS
-from tests.helpers import free_port, write_policy
+from tests.helpers import free_port, http_client, write_policy
 from tests.helpers_intake import start_dev_server
 from tests.stack import eventually
 
@@ -141,7 +141,7 @@ def test_the_intake_starts_on_the_dev_policy_when_the_dev_stack_or_the_tests_sta
 
 def _health(port: int) -> httpx.Response | None:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        return http_client.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     except httpx.HTTPError:
         return None
 

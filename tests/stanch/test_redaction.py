@@ -22,6 +22,7 @@ from schemas.actions import Notification
 from stanch import telemetry
 from stanch.policy import load_policy
 from stanch.settings import Settings
+from stanch.tls import default_tls_context
 from tests.helpers import free_port, write_policy
 
 
@@ -63,7 +64,7 @@ async def test_a_notification_secret_in_the_request_url_stays_out_of_the_span(
     telemetry.enable(provider)
     try:
         async with (
-            httpx.AsyncClient() as http,
+            httpx.AsyncClient(verify=default_tls_context()) as http,
             AsyncConnectionPool(postgres_settings.database_url, min_size=1, max_size=1, open=False) as pool,
         ):
             notify = NotifyActivities.from_policy(

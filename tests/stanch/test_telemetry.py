@@ -24,6 +24,7 @@ from stanch.ops.samples import sample
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
+from stanch.tls import default_tls_context
 from tests.helpers import SERVER_STARTUP, free_port, new_agent, register_search_attributes
 from workers.intake.app import TemporalGateway, create_app
 from workers.worker import activity_implementations, build_worker
@@ -160,7 +161,7 @@ async def test_sdk_metrics_are_served_for_prometheus(server: WorkflowEnvironment
     client = await connect(metered)
     await client.service_client.check_health()  # at least one request, so the request counters exist
     body = ""
-    async with httpx.AsyncClient(trust_env=False) as http:
+    async with httpx.AsyncClient(trust_env=False, verify=default_tls_context()) as http:
         for _ in range(100):
             response = await http.get(f"http://127.0.0.1:{port}/metrics")
             body = response.text

@@ -9,13 +9,16 @@ from typing import Any
 import httpx
 import pytest
 
+from stanch.tls import default_tls_context
 from workers.sandbox import create_app
 
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app()), base_url="http://sandbox"
+        verify=default_tls_context(),
+        transport=httpx.ASGITransport(app=create_app()),
+        base_url="http://sandbox",
     ) as client:
         yield client
 

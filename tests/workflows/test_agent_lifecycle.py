@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
@@ -18,7 +17,15 @@ from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
 from schemas.severity import Severity
 from tests.clock import settled
-from tests.helpers import SHIPPED_LADDER_REPEATS, Incidents, Running, audit_rows, chat_messages, repeat_pages
+from tests.helpers import (
+    SHIPPED_LADDER_REPEATS,
+    Incidents,
+    Running,
+    audit_rows,
+    chat_messages,
+    http_client,
+    repeat_pages,
+)
 from tests.helpers_keys import demo_signed
 
 
@@ -65,28 +72,28 @@ async def until_parked(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 def agent_of(sandbox: str, agent_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{sandbox}/agents/{agent_id}")
+    response = http_client.get(f"{sandbox}/agents/{agent_id}")
     return dict(response.json()) if response.status_code == 200 else {}
 
 
 def lifecycle(sandbox: str, agent_id: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{sandbox}/agents/{agent_id}/lifecycle").json())
+    return dict(http_client.get(f"{sandbox}/agents/{agent_id}/lifecycle").json())
 
 
 def count(sandbox: str, path: str, method: str = "POST") -> int:
-    counts = httpx.get(f"{sandbox}/calls/count", params={"path": path, "method": method}).json()
+    counts = http_client.get(f"{sandbox}/calls/count", params={"path": path, "method": method}).json()
     return int(counts["applied"])
 
 
 def fault(sandbox: str, path_prefix: str, status: int = 409, times: int = 1) -> None:
-    httpx.post(
+    http_client.post(
         f"{sandbox}/faults", json={"path_prefix": path_prefix, "status": status, "times": times}
     ).raise_for_status()
 
 
 def call_order(sandbox: str, agent_id: str) -> list[str]:
     """`METHOD path-after-the-agent` of every successful effect on the agent, in order (set-up excluded)."""
-    calls = httpx.get(f"{sandbox}/calls", params={"path_prefix": f"/agents/{agent_id}/"}).json()
+    calls = http_client.get(f"{sandbox}/calls", params={"path_prefix": f"/agents/{agent_id}/"}).json()
     prefix = len(f"/agents/{agent_id}/")
     return [
         f"{c['method']} {c['path'][prefix:]}"
@@ -113,10 +120,10 @@ UPGRADE_OPENING = ["identify-changes", "snapshot", "apply", "gold-set"]
 
 def upgradable_agent(sandbox: str, gold_scores: dict[str, float] | None = None) -> str:
     agent_id = f"agent-up-{uuid.uuid4().hex[:8]}"
-    httpx.put(
+    http_client.put(
         f"{sandbox}/agents/{agent_id}", json={"versions": ["v1", "v2"], "gold_scores": gold_scores or {}}
     ).raise_for_status()
-    httpx.put(
+    http_client.put(
         f"{sandbox}/agents/{agent_id}/lifecycle",
         json={"config": OLD_CONFIG, "memory": MEMORY, "version_configs": {"v3": NEW_CONFIG}},
     ).raise_for_status()
@@ -328,8 +335,8 @@ TERMINATION_DONE = [
 def retiring_agent(sandbox: str) -> tuple[str, list[str]]:
     agent_id = f"agent-end-{uuid.uuid4().hex[:8]}"
     dependents = [f"{agent_id}-router", f"{agent_id}-reporter"]
-    httpx.put(f"{sandbox}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
-    httpx.put(
+    http_client.put(f"{sandbox}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+    http_client.put(
         f"{sandbox}/agents/{agent_id}/lifecycle",
         json={
             "workspace": {"JOB.md": "answer invoices", "notes.md": "escalate refunds"},
@@ -510,7 +517,7 @@ DEPLOYED = [*APPROVED_GATES, "workspace", "config", "health-check", "deployed"]
 def new_name(sandbox: str, gold_scores: dict[str, float] | None = None, healthy: bool = True) -> str:
     agent_id = f"agent-new-{uuid.uuid4().hex[:8]}"
     if gold_scores or not healthy:
-        httpx.put(
+        http_client.put(
             f"{sandbox}/agents/{agent_id}/lifecycle",
             json={"gold_scores": gold_scores or {}, "healthy": healthy},
         ).raise_for_status()

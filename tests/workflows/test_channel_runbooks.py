@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowHandle
 
 from activities.guardrail import GuardrailActivities
@@ -24,6 +23,7 @@ from tests.helpers import (
     audit_rows,
     chat_messages,
     fault,
+    http_client,
     repeat_pages,
     until_state,
 )
@@ -40,18 +40,20 @@ BACKUP_BODY = "Oi, tenho uma atualização sobre seu pedido, pode me responder?"
 
 def new_channel(sandbox_url: str, **spec: Any) -> str:
     name = f"wa-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{sandbox_url}/chat/channels/{name}", json=spec).raise_for_status()
+    http_client.put(f"{sandbox_url}/chat/channels/{name}", json=spec).raise_for_status()
     return name
 
 
 def channel_state(sandbox_url: str, name: str) -> dict[str, Any]:
-    response = httpx.get(f"{sandbox_url}/chat/channels/{name}")
+    response = http_client.get(f"{sandbox_url}/chat/channels/{name}")
     response.raise_for_status()
     return dict(response.json())
 
 
 def channel_calls(sandbox_url: str, name: str) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{sandbox_url}/calls", params={"path_prefix": f"/chat/channels/{name}/"}).json())
+    return list(
+        http_client.get(f"{sandbox_url}/calls", params={"path_prefix": f"/chat/channels/{name}/"}).json()
+    )
 
 
 async def open_incident(

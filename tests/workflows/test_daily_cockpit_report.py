@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import ScheduleActionStartWorkflow
@@ -23,7 +22,7 @@ from schemas.audit import AuditEvent
 from schemas.report import AnomalyThresholds, AuditSummary, CockpitReport, Level, ReportRequest
 from stanch.schedules import DAILY_REPORT_SCHEDULE, apply_schedules
 from stanch.settings import Settings
-from tests.helpers import SERVER_STARTUP, Running, audit_rows, chat_messages, fault, new_agent
+from tests.helpers import SERVER_STARTUP, Running, audit_rows, chat_messages, fault, http_client, new_agent
 from workers.worker import activity_implementations, build_worker
 from workflows.daily_cockpit_report import find_anomalies
 
@@ -32,7 +31,7 @@ WINDOW_END = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
 
 def meter(sandbox_url: str, **usage: int) -> str:
     agent_id = new_agent(sandbox_url)
-    httpx.put(f"{sandbox_url}/agents/{agent_id}/usage", json=usage).raise_for_status()
+    http_client.put(f"{sandbox_url}/agents/{agent_id}/usage", json=usage).raise_for_status()
     return agent_id
 
 
@@ -67,7 +66,7 @@ async def run_report(stanch: Running, request: ReportRequest) -> tuple[str, Cock
 
 
 def shelf(sandbox_url: str, report_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{sandbox_url}/reports/{report_id}")
+    response = http_client.get(f"{sandbox_url}/reports/{report_id}")
     return dict(response.json()) if response.status_code == 200 else {"status": response.status_code}
 
 

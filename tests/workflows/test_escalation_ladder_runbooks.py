@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from temporalio.client import WorkflowHandle
@@ -43,6 +42,7 @@ from tests.helpers import (
     audit_rows,
     chat_messages,
     deploys_of,
+    http_client,
     new_service,
     until_state,
 )
@@ -140,7 +140,7 @@ def ladder_pages(sandbox: str, workflow_id: str) -> list[dict[str, Any]]:
 def copies(sandbox: str, workflow_id: str) -> dict[str, list[tuple[str, str, str | None]]]:
     """Every copy the sandbox received per ladder step: (audience, person, kind), in order."""
     received: dict[str, list[tuple[str, str, str | None]]] = {}
-    for message in httpx.get(f"{sandbox}/chat/messages").json():
+    for message in http_client.get(f"{sandbox}/chat/messages").json():
         body = message["body"]
         if not body["idempotency_key"].startswith(workflow_id + "/"):
             continue
@@ -205,29 +205,29 @@ async def spend(stanch: Running, subsystem: str, kind: str, risk: Risk, count: i
 
 def new_runtime(sandbox: str, **spec: Any) -> str:
     name = f"gw-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{sandbox}/runtimes/{name}", json=spec).raise_for_status()
+    http_client.put(f"{sandbox}/runtimes/{name}", json=spec).raise_for_status()
     return name
 
 
 def runtime(sandbox: str, name: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{sandbox}/runtimes/{name}").json())
+    return dict(http_client.get(f"{sandbox}/runtimes/{name}").json())
 
 
 def runtime_effects(sandbox: str, name: str) -> list[str]:
     """The effect paths this gateway received, in order, past `/runtimes/<name>` (replays not counted)."""
     prefix = f"/runtimes/{name}"
-    calls = httpx.get(f"{sandbox}/calls", params={"path_prefix": prefix + "/"}).json()
+    calls = http_client.get(f"{sandbox}/calls", params={"path_prefix": prefix + "/"}).json()
     return [call["path"][len(prefix) :] for call in calls if not call["replayed"]]
 
 
 def new_channel(sandbox: str, **spec: Any) -> str:
     name = f"wa-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{sandbox}/chat/channels/{name}", json=spec).raise_for_status()
+    http_client.put(f"{sandbox}/chat/channels/{name}", json=spec).raise_for_status()
     return name
 
 
 def channel(sandbox: str, name: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{sandbox}/chat/channels/{name}").json())
+    return dict(http_client.get(f"{sandbox}/chat/channels/{name}").json())
 
 
 # ---- the runbooks, each brought to its gate ---------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import psycopg
 from temporalio.client import WorkflowHandle
 
@@ -20,6 +19,7 @@ from tests.helpers import (
     applied,
     audit_rows,
     fault,
+    http_client,
     repeat_pages,
     until_state,
 )
@@ -68,7 +68,7 @@ async def start(
 
 
 def desk(sandbox_url: str, handoff_id: str) -> dict[str, Any]:
-    return httpx.get(f"{sandbox_url}/handoffs/{handoff_id}").json()
+    return http_client.get(f"{sandbox_url}/handoffs/{handoff_id}").json()
 
 
 def delivery_groups(settings: Settings, workflow_id: str, step: str) -> set[str]:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
@@ -33,6 +32,7 @@ from tests.helpers import (
     chat_messages,
     fault,
     get,
+    http_client,
     new_service,
     put,
     until_state,
@@ -46,11 +46,11 @@ from tests.helpers_keys import demo_signed
 def no_leftover_faults(stanch: Running) -> Iterator[None]:
     # A fault a failed test did not use up must not trip the next test's effects.
     yield
-    httpx.delete(f"{stanch.settings.platform_url}/faults").raise_for_status()
+    http_client.delete(f"{stanch.settings.platform_url}/faults").raise_for_status()
 
 
 def status_of(sandbox: str, path: str) -> int:
-    return httpx.get(f"{sandbox}{path}").status_code
+    return http_client.get(f"{sandbox}{path}").status_code
 
 
 def page(sandbox: str, workflow_id: str, step: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
@@ -35,6 +34,7 @@ from tests.helpers import (
     applied,
     audit_rows,
     chat_messages,
+    http_client,
     level_timers,
     repeat_pages,
     until_state,
@@ -52,27 +52,27 @@ class Gateways:
 
     def new(self, **spec: Any) -> str:
         name = f"gw-{uuid.uuid4().hex[:8]}"
-        httpx.put(f"{self.url}/runtimes/{name}", json=spec).raise_for_status()
+        http_client.put(f"{self.url}/runtimes/{name}", json=spec).raise_for_status()
         self.subsystems.append(name)
         return name
 
     def runtime(self, name: str) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/runtimes/{name}").json()
+        return http_client.get(f"{self.url}/runtimes/{name}").json()
 
     def effects(self, name: str) -> list[str]:
         """The effect paths this gateway received, in order, past the `/runtimes/<name>` prefix."""
         prefix = f"/runtimes/{name}"
-        calls = httpx.get(f"{self.url}/calls", params={"path_prefix": prefix + "/"}).json()
+        calls = http_client.get(f"{self.url}/calls", params={"path_prefix": prefix + "/"}).json()
         return [call["path"][len(prefix) :] for call in calls if not call["replayed"]]
 
     def reset(self, name: str) -> None:
-        httpx.put(f"{self.url}/runtimes/{name}", json={}).raise_for_status()
+        http_client.put(f"{self.url}/runtimes/{name}", json={}).raise_for_status()
 
     def clear_faults(self) -> None:
-        httpx.delete(f"{self.url}/faults").raise_for_status()
+        http_client.delete(f"{self.url}/faults").raise_for_status()
 
     def fault(self, path: str, status: int = 409, times: int = 1) -> None:
-        httpx.post(
+        http_client.post(
             f"{self.url}/faults", json={"path_prefix": path, "status": status, "times": times}
         ).raise_for_status()
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import WorkflowHandle
 
@@ -32,7 +31,18 @@ from schemas.severity import Severity
 from stanch.policy import GuardrailRules, Policy
 from stanch.settings import get_settings
 from tests.clock import settle_and_terminate, settled
-from tests.helpers import Incidents, Running, applied, audit_rows, cli, get, new_service, put, until_state
+from tests.helpers import (
+    Incidents,
+    Running,
+    applied,
+    audit_rows,
+    cli,
+    get,
+    http_client,
+    new_service,
+    put,
+    until_state,
+)
 from tests.helpers_keys import demo_signed, policy_with_keys
 
 HIGH_MEMORY = {"memory_mb": 1300, "high_watermark_mb": 1536}
@@ -88,7 +98,7 @@ async def subsystems(stanch: Running) -> AsyncIterator[Subsystems]:
 
 def new_gateway(sandbox: str) -> str:
     name = f"gw-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{sandbox}/runtimes/{name}", json=HIGH_MEMORY).raise_for_status()
+    http_client.put(f"{sandbox}/runtimes/{name}", json=HIGH_MEMORY).raise_for_status()
     return name
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer
@@ -20,6 +19,7 @@ from tests.helpers import (
     chat_messages,
     deploys_of,
     get,
+    http_client,
     new_service,
     put,
     repeat_pages,
@@ -49,7 +49,7 @@ def new_database(sandbox: str, **spec: Any) -> str:
 
 def effect_paths(sandbox: str, service: str) -> list[str]:
     """The effects applied on the platform for this service, in order (not the scenario set-up)."""
-    calls = httpx.get(f"{sandbox}/calls").json()
+    calls = http_client.get(f"{sandbox}/calls").json()
     return [
         call["path"].split(service, 1)[1]
         for call in calls
@@ -61,7 +61,9 @@ def effect_paths(sandbox: str, service: str) -> list[str]:
 
 
 def inject_fault(sandbox: str, path_prefix: str, status: int) -> None:
-    httpx.post(f"{sandbox}/faults", json={"path_prefix": path_prefix, "status": status}).raise_for_status()
+    http_client.post(
+        f"{sandbox}/faults", json={"path_prefix": path_prefix, "status": status}
+    ).raise_for_status()
 
 
 def keys(stanch: Running, workflow_id: str) -> list[str]:

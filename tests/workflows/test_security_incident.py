@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer
@@ -24,6 +23,7 @@ from tests.helpers import (
     chat_messages,
     fault,
     get,
+    http_client,
     repeat_pages,
     until_state,
 )
@@ -56,10 +56,10 @@ def suspect(
 ) -> str:
     agent_id = f"sec-agent-{uuid.uuid4().hex[:8]}"
     spec = {"versions": versions or ["v1", "v2", "v3"], "gold_scores": gold_scores or {}}
-    httpx.put(f"{sandbox_url}/agents/{agent_id}", json=spec).raise_for_status()
-    httpx.put(f"{sandbox_url}/agents/{agent_id}/security-events", json=EVENTS).raise_for_status()
+    http_client.put(f"{sandbox_url}/agents/{agent_id}", json=spec).raise_for_status()
+    http_client.put(f"{sandbox_url}/agents/{agent_id}/security-events", json=EVENTS).raise_for_status()
     # The access it holds: containment must leave it none.
-    httpx.put(f"{sandbox_url}/agents/{agent_id}/lifecycle", json={"tokens": TOKENS}).raise_for_status()
+    http_client.put(f"{sandbox_url}/agents/{agent_id}/lifecycle", json={"tokens": TOKENS}).raise_for_status()
     return agent_id
 
 
@@ -107,7 +107,7 @@ def history_events(sandbox_url: str, agent_id: str) -> list[str]:
 
 
 def postmortem(sandbox_url: str, incident_id: str) -> dict[str, Any]:
-    [document] = httpx.get(f"{sandbox_url}/postmortems", params={"incident_id": incident_id}).json()
+    [document] = http_client.get(f"{sandbox_url}/postmortems", params={"incident_id": incident_id}).json()
     return document
 
 

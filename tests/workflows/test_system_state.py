@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHandle
 
@@ -21,7 +20,16 @@ from schemas.channel import AppealVerdict
 from schemas.guardrail import ActionCheck, GuardrailLimits, GuardrailRequest, Risk
 from schemas.report import CockpitReport, ReportRequest
 from schemas.severity import Severity
-from tests.helpers import Incidents, Running, agent, deploys_of, new_agent, new_service, until_state
+from tests.helpers import (
+    Incidents,
+    Running,
+    agent,
+    deploys_of,
+    http_client,
+    new_agent,
+    new_service,
+    until_state,
+)
 
 
 def readings(brief: Brief) -> dict[str, Reading]:
@@ -30,27 +38,27 @@ def readings(brief: Brief) -> dict[str, Reading]:
 
 def new_gateway(sandbox: str, **spec: Any) -> str:
     name = f"gw-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{sandbox}/runtimes/{name}", json=spec).raise_for_status()
+    http_client.put(f"{sandbox}/runtimes/{name}", json=spec).raise_for_status()
     return name
 
 
 def runtime(sandbox: str, name: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{sandbox}/runtimes/{name}").json())
+    return dict(http_client.get(f"{sandbox}/runtimes/{name}").json())
 
 
 def new_channel(sandbox: str, **spec: Any) -> str:
     name = f"wa-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{sandbox}/chat/channels/{name}", json=spec).raise_for_status()
+    http_client.put(f"{sandbox}/chat/channels/{name}", json=spec).raise_for_status()
     return name
 
 
 def channel_state(sandbox: str, name: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{sandbox}/chat/channels/{name}").json())
+    return dict(http_client.get(f"{sandbox}/chat/channels/{name}").json())
 
 
 def metered_agent(sandbox: str, **usage: int) -> str:
     agent_id = new_agent(sandbox)
-    httpx.put(f"{sandbox}/agents/{agent_id}/usage", json=usage).raise_for_status()
+    http_client.put(f"{sandbox}/agents/{agent_id}/usage", json=usage).raise_for_status()
     return agent_id
 
 

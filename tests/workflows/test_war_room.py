@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer, Resolution
@@ -24,6 +23,7 @@ from tests.helpers import (
     chat_messages,
     deploys_of,
     get,
+    http_client,
     new_service,
     put,
     script_qa,
@@ -311,11 +311,11 @@ async def test_p3_goes_to_the_next_sprint_without_a_war_room(stanch: Running, in
 
 
 def fault(sandbox: str, path_prefix: str, times: int) -> None:
-    httpx.post(f"{sandbox}/faults", json={"path_prefix": path_prefix, "status": 503, "times": times})
+    http_client.post(f"{sandbox}/faults", json={"path_prefix": path_prefix, "status": 503, "times": times})
 
 
 def clear_faults(sandbox: str) -> None:
-    httpx.delete(f"{sandbox}/faults").raise_for_status()
+    http_client.delete(f"{sandbox}/faults").raise_for_status()
 
 
 async def test_resolve_during_the_hotfix_cancels_the_child_and_closes_the_room(

@@ -53,6 +53,7 @@ from stanch.audit_store import AuditRow, ChainReport, read_rows, verify_chains
 from stanch.decisions import RESOLVE_GATE, TRIAGE_GATE, Signer, handover, pick_gate, signed_decision
 from stanch.policy import Policy
 from stanch.settings import Settings
+from stanch.tls import default_tls_context
 from workers.console import auth, views
 from workers.intake.app import TemporalGateway, TemporalRefused, TemporalUnavailable
 from workers.intake.routing import RoutingError, route_by_hand
@@ -841,7 +842,9 @@ async def _intake_check(settings: Settings) -> list[dict[str, Any]]:
     host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
     url = f"{(settings.intake_url or f'http://{host}:{settings.intake_port}').rstrip('/')}/healthz"
     try:
-        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS, trust_env=False) as http:
+        async with httpx.AsyncClient(
+            timeout=CHECK_TIMEOUT_SECONDS, trust_env=False, verify=default_tls_context()
+        ) as http:
             response = await http.get(url)
     except httpx.HTTPError as error:
         return [_check("intake", False, f"{url}: {error or type(error).__name__}")]

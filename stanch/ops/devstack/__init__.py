@@ -42,6 +42,7 @@ from stanch.ops.devstack.supervisor import (
     shutdown_requested,
 )
 from stanch.settings import Settings
+from stanch.tls import default_tls_context
 from stanch.trust import TRUST_DEMO_KEYS
 
 __all__ = [
@@ -449,7 +450,7 @@ class DevStack:
         url = f"http://{_http_host(settings.host)}:{port}/healthz"
 
         def healthy() -> bool:
-            with httpx.Client(trust_env=False, timeout=5) as http:
+            with httpx.Client(trust_env=False, timeout=5, verify=default_tls_context()) as http:
                 return http.get(url).status_code == 200
 
         child.wait_until_ready(healthy, PROCESS_READY_TIMEOUT_SECONDS, f"200 from {url}")

@@ -22,6 +22,7 @@ import httpx
 
 from stanch.ops.devstack.supervisor import Child, LogFn, StartupFailed, free_ports
 from stanch.settings import REPO_ROOT, Settings
+from stanch.tls import default_tls_context
 
 GATEWAY_DIR = REPO_ROOT / "examples" / "gateway"
 READY_TIMEOUT_SECONDS = 30.0
@@ -126,11 +127,11 @@ class ExampleGateway:
         }
 
     def _answers(self) -> bool:
-        with httpx.Client(trust_env=False, timeout=2) as http:
+        with httpx.Client(trust_env=False, timeout=2, verify=default_tls_context()) as http:
             return bool(http.get(f"http://127.0.0.1:{self.port}/health").json().get("status") == "ok")
 
     def _open_sessions(self, count: int) -> None:
-        with httpx.Client(trust_env=False, timeout=30) as http:
+        with httpx.Client(trust_env=False, timeout=30, verify=default_tls_context()) as http:
             response = http.post(f"http://127.0.0.1:{self.port}/sessions", json={"count": count})
         if response.status_code != 200:
             raise StartupFailed(f"gateway: opening {count} sessions answered {response.status_code}")

@@ -27,6 +27,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Describe
 from stanch.ops.devstack.supervisor import Child, DevStackError, StartupFailed, env_name
 from stanch.settings import Settings
 from stanch.temporal_client import SEARCH_ATTRIBUTES, add_missing_search_attributes, connect
+from stanch.tls import default_tls_context
 
 READY_TIMEOUT_SECONDS = 30.0
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -130,7 +131,9 @@ def wait_ready(child: Child, settings: Settings) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             pass
         run_async(lambda: _namespace_ready(settings))
-        with httpx.Client(trust_env=False, timeout=PROBE_TIMEOUT_SECONDS) as http:
+        with httpx.Client(
+            trust_env=False, timeout=PROBE_TIMEOUT_SECONDS, verify=default_tls_context()
+        ) as http:
             return http.get(ui_url).status_code == 200
 
     child.wait_until_ready(ready, READY_TIMEOUT_SECONDS, "Temporal answering on gRPC and the UI")

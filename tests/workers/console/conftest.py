@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from stanch.settings import REPO_ROOT
+from stanch.tls import default_tls_context
 
 PROVIDER_DIR = REPO_ROOT / "tests" / "oidc"
 # node starts the provider in well under a second; this bounds a hung start, it is not a wait.
@@ -58,7 +59,9 @@ class OidcProvider:
         """Be the person's browser: open the authorization URL, fill the provider's login form with `login`
         (the development forms take any password), confirm its consent form — or press its Cancel link —
         and return the query of the redirect to the console's callback."""
-        async with httpx.AsyncClient(follow_redirects=False, timeout=10.0) as browser:
+        async with httpx.AsyncClient(
+            follow_redirects=False, timeout=10.0, verify=default_tls_context()
+        ) as browser:
             response = await browser.get(authorization_url)
             for _ in range(MAX_HOPS):
                 if response.is_redirect:

@@ -24,7 +24,7 @@ from schemas.briefs import Timeline
 from stanch.ops.samples import alertmanager_body
 from stanch.policy import Policy, Route
 from stanch.settings import Settings
-from tests.helpers import Running, applied, audit_rows, free_port, new_agent, until_state
+from tests.helpers import Running, applied, audit_rows, free_port, http_client, new_agent, until_state
 from tests.helpers_intake import (
     ALERTMANAGER_FIXTURES,
     AUDIT_MODE_BAD_INPUT,
@@ -47,7 +47,9 @@ from tests.helpers_intake import (
 
 def put_agents(sandbox_url: str, *agent_ids: str) -> None:
     for agent_id in agent_ids:
-        httpx.put(f"{sandbox_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}).raise_for_status()
+        http_client.put(
+            f"{sandbox_url}/agents/{agent_id}", json={"versions": ["v1", "v2"]}
+        ).raise_for_status()
 
 
 def fixture_policy(policy: Policy, name: str, match: str, agent_label: str) -> Policy:

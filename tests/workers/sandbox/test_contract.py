@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from stanch.tls import default_tls_context
 from workers.sandbox import create_app
 from workers.sandbox.app import CONTROL_ROUTERS
 from workers.sandbox.contract import SPEC_PATH, contract_spec, render
@@ -80,7 +81,9 @@ def test_every_effect_requires_the_idempotency_key_and_no_read_takes_one() -> No
 async def test_an_effect_without_the_key_is_answered_400_as_the_spec_says() -> None:
     # What the spec promises about the key is what the sandbox does: no key, 400, nothing applied.
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app()), base_url="http://sandbox"
+        verify=default_tls_context(),
+        transport=httpx.ASGITransport(app=create_app()),
+        base_url="http://sandbox",
     ) as sandbox:
         refused = await sandbox.put("/flags/agent-tool-calls", json={"enabled": False})
         flags = {f["name"]: f["enabled"] for f in (await sandbox.get("/flags")).json()}

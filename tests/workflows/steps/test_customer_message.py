@@ -32,6 +32,7 @@ from tests.helpers import (
     audit_rows,
     chat_messages,
     cli,
+    http_client,
     new_agent,
     until_state,
     write_policy,
@@ -375,14 +376,14 @@ def test_shipped_policy_sends_customer_messages_at_once() -> None:
 
 def _put_channel(sandbox: str, name: str) -> httpx.Response:
     clean = {"template_sends_24h": 100, "spam_reports_24h": 0, "blocks_24h": 0, "rejected_template_sends": {}}
-    return httpx.put(
+    return http_client.put(
         f"{sandbox}/chat/channels/{name}",
         json={"number": "+5511955550000", "number_status": "banned", "quality_rating": "low", "sends": clean},
     )
 
 
 def _channel(sandbox: str, name: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{sandbox}/chat/channels/{name}").json())
+    return dict(http_client.get(f"{sandbox}/chat/channels/{name}").json())
 
 
 def test_brief_lists_pending_reviews_escaped_and_only_when_there_are_some() -> None:
