@@ -19,6 +19,8 @@ from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.workflow import _Definition as WorkflowDefinition
 
 from activities.adapters import AdapterConfigError, AdapterContext
 from activities.notify import NotifyActivities
@@ -197,6 +199,27 @@ def auto_upgrade_long_lived(workflows: Sequence[type] | None) -> list[type]:
 AUTO_UPGRADE_LONG_LIVED = SimplePlugin("stanch.auto-upgrade-long-lived", workflows=auto_upgrade_long_lived)
 
 
+# (workflow class, name, restrictions) already validated in this process: see SandboxValidatedOnce.
+_validated: set[tuple[type, str | None, int]] = set()
+
+
+class SandboxValidatedOnce(SandboxedWorkflowRunner):
+    """The SDK's sandboxed runner, which validates each workflow class once per process, not once per worker.
+
+    A new Worker validates every workflow it registers by running it in a fresh sandbox: ~9 ms each, a
+    quarter of a second for the catalogue, and most of a new worker's start. The answer depends only on the
+    class and the sandbox's restrictions, fixed for the life of the process, and a process may build many
+    workers (the test suite one per test; `stanch dev`, rehearsals and the benchmarks several), so each
+    class is validated by the first. Every workflow run still gets its own sandbox."""
+
+    def prepare_workflow(self, defn: WorkflowDefinition) -> None:
+        key = (defn.cls, defn.name, id(self.restrictions))
+        if key in _validated:
+            return
+        super().prepare_workflow(defn)
+        _validated.add(key)
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -223,6 +246,7 @@ def build_worker(
         max_cached_workflows=2000,
         # The workflow's priority (the intake's, by severity) named on each of its activities.
         interceptors=[ActivityPriorityFromWorkflow()],
+        workflow_runner=SandboxValidatedOnce(),
         # Issue 15: a new incident's first workflow task waits on the normal task queue, every later one
         # on this worker's sticky queue. The SDK's defaults poll with 5 pollers, 20 % of them on the normal
         # queue; under a storm of repeats that one poller was the new incidents' bottleneck.
