@@ -95,6 +95,19 @@ async def signalled_alerts(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
     return single, batched
 
 
+async def signalled_alerts_once(
+    handle: WorkflowHandle[Any, Any], expected: tuple[int, int]
+) -> tuple[int, int]:
+    """`signalled_alerts` once it reaches `expected`, or what it last was after 10 s."""
+    seen = await signalled_alerts(handle)
+    for _ in range(200):
+        if seen == expected:
+            break
+        await asyncio.sleep(0.05)
+        seen = await signalled_alerts(handle)
+    return seen
+
+
 async def test_a_storm_of_repeats_is_counted_exactly_once_in_one_incident_from_fewer_signals(
     dev_stanch: Running, policy: Policy
 ) -> None:
@@ -139,8 +152,11 @@ async def test_a_batched_repeat_is_answered_only_once_temporal_holds_its_signal(
         assert await signalled_alerts(handle) == (1, 0)
         gateway.release.set()
         answers = await asyncio.gather(*repeats)
-        # Each 202 came after its batch's signal returned: the history holds all ten already.
-        assert await signalled_alerts(handle) == (1, 10)
+        # Each 202 came after its batch's signal returned (none was answered while the gateway held it,
+        # above). The server holds a signal that arrives while a workflow task is in flight as a buffered
+        # event and writes it to the history when that task completes; on a loaded machine the incident's
+        # first task can still be running here, so the history is read until it shows them (bounded).
+        assert await signalled_alerts_once(handle, (1, 10)) == (1, 10)
 
     assert [answer.status_code for answer in answers] == [202] * 10
 
