@@ -68,7 +68,10 @@ class PackError(Exception):
 class Pack(SimplePlugin):
     """One pack. `runbooks`: route name → workflow class; `workflows`: the others it runs (no route may
     start them); `activities`: the worker's shared resources → its activity callables; `routes`: default
-    `[[routes]]` tables, appended after the policy's; `samples`: scenario name → sample alert."""
+    `[[routes]]` tables, appended after the policy's; `samples`: scenario name → sample alert;
+    `long_lived`: those of its workflows that must not pin a worker version (they run for days, or for
+    ever) → each one's AUTO_UPGRADE copy, made with `workflows.long_lived.auto_upgrade_copy`, which a
+    versioned worker registers in its place (docs/deployment.md)."""
 
     def __init__(
         self,
@@ -79,6 +82,7 @@ class Pack(SimplePlugin):
         activities: ActivityFactory | None = None,
         routes: Sequence[Mapping[str, Any]] = (),
         samples: Mapping[str, Sample] = {},
+        long_lived: Mapping[type, type] = {},
         **plugin_options: Any,
     ) -> None:
         self.runbooks: dict[str, type] = dict(runbooks)
@@ -90,6 +94,15 @@ class Pack(SimplePlugin):
         except ValueError as error:
             raise PackError(f"pack {name!r}: a route is invalid: {error}".splitlines()[0]) from None
         self.samples: dict[str, Sample] = dict(samples)
+        self.long_lived: dict[type, type] = dict(long_lived)
+        for original, copy in self.long_lived.items():
+            if original not in self.runbooks.values() and original not in self.other_workflows:
+                raise PackError(f"pack {name!r}: long-lived {original.__name__} is not one of its workflows")
+            if not (isinstance(copy, type) and issubclass(copy, original) and auto_upgrade(copy)):
+                raise PackError(
+                    f"pack {name!r}: long-lived {original.__name__} needs an AUTO_UPGRADE copy made with "
+                    f"workflows.long_lived.auto_upgrade_copy, not {getattr(copy, '__name__', copy)!r}"
+                )
         super().__init__(name, workflows=[*self.runbooks.values(), *self.other_workflows], **plugin_options)
 
     @property
@@ -130,6 +143,10 @@ class Packs:
         return [route for pack in self.packs for route in pack.routes]
 
     @property
+    def long_lived(self) -> dict[type, type]:
+        return {original: copy for pack in self.packs for original, copy in pack.long_lived.items()}
+
+    @property
     def samples(self) -> dict[str, Sample]:
         return {name: sample for pack in self.packs for name, sample in pack.samples.items()}
 
@@ -158,6 +175,15 @@ class Packs:
         if not defaults:
             return policy
         return policy.model_copy(update={"routes": [*policy.routes, *defaults]})
+
+
+def auto_upgrade(cls: type) -> bool:
+    """Whether the workflow class's definition says AUTO_UPGRADE."""
+    from temporalio.common import VersioningBehavior
+    from temporalio.workflow import _Definition
+
+    definition = _Definition.from_class(cls)
+    return definition is not None and definition.versioning_behavior == VersioningBehavior.AUTO_UPGRADE
 
 
 def combined(packs: Iterable[Pack]) -> Packs:

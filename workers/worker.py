@@ -37,7 +37,6 @@ from stanch.temporal_client import connect, missing_search_attributes
 from stanch.tls import default_tls_context
 from stanch.trust import refuse_demo_keys_or_exit
 from workers.priority import ActivityPriorityFromWorkflow
-from workflows.long_lived import LONG_LIVED
 
 # Where tests and docs have always found it; it is part of Stanch's pack now.
 from workflows.pack import system_activities as system_activities
@@ -188,15 +187,17 @@ WORKFLOW_TASK_POLLERS = 10
 NONSTICKY_TO_STICKY_POLL_RATIO = 1.0
 
 
-def auto_upgrade_long_lived(workflows: Sequence[type] | None) -> list[type]:
-    """The workflows a versioned worker registers: the long-lived ones (workflows/long_lived.py) as their
-    AUTO_UPGRADE copies, every other one as it is (PINNED, the deployment config's default)."""
-    return [LONG_LIVED.get(cls, cls) for cls in workflows or ()]
+def auto_upgrade_long_lived(packs: Packs) -> SimplePlugin:
+    """Last of a versioned worker's plugins, so it sees every pack's workflows: each pack's long-lived ones
+    (Stanch's: workflows/long_lived.py) as their AUTO_UPGRADE copies, every other one as it is (PINNED, the
+    deployment config's default). An unversioned worker registers the long-lived workflows as they are: a
+    server refuses the tasks of one that names a behaviour there."""
+    copies = packs.long_lived
 
+    def registered(workflows: Sequence[type] | None) -> list[type]:
+        return [copies.get(cls, cls) for cls in workflows or ()]
 
-# Last of a versioned worker's plugins, so it sees every pack's workflows. An unversioned worker registers
-# the long-lived workflows as they are: a server refuses the tasks of one that names a behaviour there.
-AUTO_UPGRADE_LONG_LIVED = SimplePlugin("stanch.auto-upgrade-long-lived", workflows=auto_upgrade_long_lived)
+    return SimplePlugin("stanch.auto-upgrade-long-lived", workflows=registered)
 
 
 # (workflow class, name, restrictions) already validated in this process: see SandboxValidatedOnce.
@@ -240,7 +241,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=list(extra_workflows),
         activities=list(activities),
-        plugins=[*chosen, AUTO_UPGRADE_LONG_LIVED] if deployment is not None else list(chosen),
+        plugins=[*chosen, auto_upgrade_long_lived(chosen)] if deployment is not None else list(chosen),
         deployment_config=deployment_config(deployment) if deployment is not None else None,
         # Parked incidents cost ~70 KB each in cache; beyond this they are replayed from history on demand.
         max_cached_workflows=2000,

@@ -25,21 +25,19 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
+from temporalio.workflow import _Definition as WorkflowDefinition
 
-with workflow.unsafe.imports_passed_through():
-    from schemas.guardrail import GUARDRAIL_WORKFLOW
-    from schemas.learning import POSTMORTEM_WORKFLOW
-    from schemas.triage import TRIAGE_WORKFLOW
-
-from workflows.daily_cockpit_report import REPORT_WORKFLOW, DailyCockpitReport
+from workflows.daily_cockpit_report import DailyCockpitReport
 from workflows.dead_mans_switch import DeadMansSwitch
 from workflows.guardrail import Guardrail
 from workflows.postmortem import PostmortemWorkflow
 from workflows.triage import Triage
 
 
-def _auto_upgrade_copy(cls: type, workflow_type: str, copy_name: str) -> type:
-    """A subclass of `cls` under its workflow type, AUTO_UPGRADE, whose run is `cls`'s.
+def auto_upgrade_copy(cls: type, copy_name: str, module: str = __name__) -> type:
+    """A subclass of the workflow `cls` under its workflow type, AUTO_UPGRADE, whose run is `cls`'s: set
+    it as the attribute `copy_name` of `module`, where the workflow sandbox looks for it again (a team's
+    pack makes its copies in a module of its own and lists them as its `long_lived`, stanch/packs.py).
 
     `@workflow.defn` wants the run method defined on the class it decorates: the copy's run is a new
     function that calls `cls`'s (`functools.wraps` keeps the signature and type hints the SDK reads for the
@@ -53,28 +51,28 @@ def _auto_upgrade_copy(cls: type, workflow_type: str, copy_name: str) -> type:
     async def run(self: Any, *args: Any) -> Any:
         return await base_run(self, *args)
 
-    run.__module__ = __name__
+    run.__module__ = module
     run.__qualname__ = f"{copy_name}.run"
-    copy = type(
-        copy_name, (cls,), {"__module__": __name__, "__qualname__": copy_name, "__doc__": cls.__doc__}
-    )
+    copy = type(copy_name, (cls,), {"__module__": module, "__qualname__": copy_name, "__doc__": cls.__doc__})
     copy.run = run  # type: ignore[attr-defined]
+    workflow_type = workflow_definition(cls).name
     return workflow.defn(name=workflow_type, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)(copy)
 
 
+def workflow_definition(cls: type) -> WorkflowDefinition:
+    return WorkflowDefinition.must_from_class(cls)
+
+
 # Module attributes, so the workflow sandbox finds each copy again by its module and name.
-GuardrailAutoUpgrade = _auto_upgrade_copy(Guardrail, GUARDRAIL_WORKFLOW, "GuardrailAutoUpgrade")
-DailyCockpitReportAutoUpgrade = _auto_upgrade_copy(
-    DailyCockpitReport, REPORT_WORKFLOW, "DailyCockpitReportAutoUpgrade"
-)
-DeadMansSwitchAutoUpgrade = _auto_upgrade_copy(
-    DeadMansSwitch, "dead_mans_switch", "DeadMansSwitchAutoUpgrade"
-)
-TriageAutoUpgrade = _auto_upgrade_copy(Triage, TRIAGE_WORKFLOW, "TriageAutoUpgrade")
-PostmortemAutoUpgrade = _auto_upgrade_copy(PostmortemWorkflow, POSTMORTEM_WORKFLOW, "PostmortemAutoUpgrade")
+GuardrailAutoUpgrade = auto_upgrade_copy(Guardrail, "GuardrailAutoUpgrade")
+DailyCockpitReportAutoUpgrade = auto_upgrade_copy(DailyCockpitReport, "DailyCockpitReportAutoUpgrade")
+DeadMansSwitchAutoUpgrade = auto_upgrade_copy(DeadMansSwitch, "DeadMansSwitchAutoUpgrade")
+TriageAutoUpgrade = auto_upgrade_copy(Triage, "TriageAutoUpgrade")
+PostmortemAutoUpgrade = auto_upgrade_copy(PostmortemWorkflow, "PostmortemAutoUpgrade")
 
 
-# The one list of long-lived workflows: each one a versioned worker registers → its AUTO_UPGRADE copy.
+# Stanch's long-lived workflows (its pack's `long_lived`): each one a versioned worker registers → its
+# AUTO_UPGRADE copy.
 LONG_LIVED: dict[type, type] = {
     # One per subsystem, never ends: it continues-as-new to bound its history.
     Guardrail: GuardrailAutoUpgrade,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import workflows
 from stanch.packs import Pack, PackContext
+from workflows.long_lived import LONG_LIVED
 from workflows.registry import RUNBOOKS, WORKFLOWS
 from workflows.samples import SAMPLES
 
@@ -117,6 +118,7 @@ def stanch_pack() -> Pack:
         },
         workflows=WORKFLOWS,
         activities=stanch_activities,
+        long_lived=LONG_LIVED,
         routes=[module.ROUTE for module in scaffolded if hasattr(module, "ROUTE")],
         samples={
             **SAMPLES,

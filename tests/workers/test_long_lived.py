@@ -17,10 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from stanch.ops.replay import load_history, replay
-from stanch.packs import installed_packs
+from stanch.packs import Pack, PackError, Packs, combined, installed_packs
 from stanch.settings import Settings
 from tests.clock import settle_and_terminate
 from tests.helpers import Incidents
+from tests.probes.long_lived_pack import TeamWatch, TeamWatchAutoUpgrade, team_pack
 from workers.worker import activity_implementations, build_worker
 from workflows.long_lived import LONG_LIVED, TriageAutoUpgrade
 from workflows.triage import Triage
@@ -36,8 +37,13 @@ HISTORY_FOLDERS = {
 }
 
 
-def registered(env: WorkflowEnvironment, deployment: WorkerDeploymentVersion | None) -> list[type]:
-    worker = build_worker(env.client, "not-polled", [], packs=installed_packs(), deployment=deployment)
+def registered(
+    env: WorkflowEnvironment, deployment: WorkerDeploymentVersion | None, packs: Packs | None = None
+) -> list[type]:
+    chosen = installed_packs() if packs is None else packs
+    worker = build_worker(
+        env.client, f"not-polled-{uuid.uuid4().hex[:8]}", [], packs=chosen, deployment=deployment
+    )
     return list(worker.config(active_config=True).get("workflows", []))
 
 
@@ -87,3 +93,25 @@ async def test_a_triage_run_on_todays_original_replays_on_its_copy(
         await settle_and_terminate(client, [handle.id])
     [outcome] = await replay([("triage today", history)], workflows=[TriageAutoUpgrade])
     assert outcome.ok, outcome.line()
+
+
+async def test_a_teams_pack_marks_its_own_workflow_long_lived_and_a_versioned_worker_runs_the_copy(
+    time_env: WorkflowEnvironment,
+) -> None:
+    packs = combined([*installed_packs(), team_pack()])
+    v1 = WorkerDeploymentVersion(deployment_name="stanch", build_id="v1")
+
+    assert TeamWatch in registered(time_env, None, packs)
+    # Built, so validated: the sandbox found the copy again by its module and name.
+    versioned = registered(time_env, v1, packs)
+    assert TeamWatchAutoUpgrade in versioned and TeamWatch not in versioned
+    assert set(LONG_LIVED.values()) <= set(versioned)  # Stanch's own copies are still there beside it
+
+
+def test_a_pack_whose_long_lived_entry_is_not_its_own_auto_upgrade_copy_is_refused_naming_it() -> None:
+    with pytest.raises(PackError, match="pack 'team': long-lived TeamWatch is not one of its workflows"):
+        Pack("team", runbooks={}, long_lived={TeamWatch: TeamWatchAutoUpgrade})
+    with pytest.raises(
+        PackError, match=r"needs an AUTO_UPGRADE copy made with .*auto_upgrade_copy, not 'TeamWatch'"
+    ):
+        Pack("team", runbooks={}, workflows=[TeamWatch], long_lived={TeamWatch: TeamWatch})
