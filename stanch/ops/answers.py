@@ -4,10 +4,12 @@ without typer (issue 15, goal 7).
 These are what a person types at 3 a.m., so they must answer within three times the `temporal` CLI. With
 STANCH_TEMPORAL_HTTP_URL set they go over Temporal's HTTP API (stanch/ops/temporal_http.py: neither the
 SDK nor pydantic-settings), and the console entry point (stanch/ops/entry.py) runs them before typer is
-imported. `stanch brief` prints the brief from the query's JSON (stanch.brief_text), so that path loads no
-pydantic either. The typer commands in stanch/ops/cli.py call the same functions, with the same output
-and exit codes: a failure says its one line on stderr and raises SystemExit, as `typer.Exit` would.
-Unset or unanswered, every command falls back to the SDK, loaded here only then.
+imported. `stanch brief` prints the brief from the query's JSON (stanch.brief_text), and an unsigned
+decision is read and written as JSON too (stanch.questions applies the golden rule to it), so those paths
+load no pydantic either; signing loads the models and cryptography as before. The typer commands in
+stanch/ops/cli.py call the same functions, with the same output and exit codes: a failure says its one
+line on stderr and raises SystemExit, as `typer.Exit` would. Unset or unanswered, every command falls
+back to the SDK, loaded here only then.
 """
 
 from __future__ import annotations
@@ -221,7 +223,7 @@ def brief(incident: str, timeline: bool) -> None:
 def signer_for(key: Path | None, *, required: bool = False) -> Signer | None:
     """The key this command signs with (`--key` > STANCH_SIGNING_KEY > ~/.ssh/id_ed25519), loaded; None when
     none was named and the default does not exist: the decision goes out unsigned, as said on stderr."""
-    from stanch.ops.signer import SignerError, choose_key, load_signing_key, unsigned_notice
+    from stanch.ops.key_choice import choose_key, unsigned_notice
 
     choice = choose_key(key, os.environ, Path.home())
     if choice is None:
@@ -234,6 +236,9 @@ def signer_for(key: Path | None, *, required: bool = False) -> Signer | None:
             raise SystemExit(2)
         say(unsigned_notice(), err=True)
         return None
+    # Only now the signer (cryptography, the pydantic models): an unsigned decision needs neither.
+    from stanch.ops.signer import SignerError, load_signing_key
+
     ask = _ask_passphrase if sys.stdin.isatty() else None
     try:
         return load_signing_key(choice, os.environ, ask)
@@ -331,14 +336,22 @@ def decide(
     yes: bool,
 ) -> None:
     """`stanch approve` (approved) and `stanch reject`."""
-    from schemas.approvals import Decision
-
     verdict: Verdict = "approve" if approved else "reject"
     signer = signer_for(key)
+    over_http = http()
+    if signer is None and over_http is not None:
+        # Unsigned over the HTTP API: the brief's JSON and the decision's, no pydantic (issue 15).
+        done, over_http = _decide_unsigned_over_http(
+            incident, action, approver, comment, approved, text, over_http
+        )
+        if done:
+            return
+    from schemas.approvals import Decision
+
     # The brief says which question is open and what it shows: the action must be that one (the golden
     # rule, checked here before anything is signed and again by the workflow), and the digest binds the
     # answer to what was read now, signed or not.
-    brief, over_http = _brief_to_decide(incident, http())
+    brief, over_http = _brief_to_decide(incident, over_http)
     to_sign = question(brief, action)
     if to_sign is None:
         if signer is not None:
@@ -361,6 +374,90 @@ def decide(
 
     outcome = _send_decision(incident, decision, over_http)
     say(f"{workflow_id(incident)}: {outcome.detail} (by {outcome.approver}{signed_by(decision.signed)})")
+
+
+def decision_json(
+    approver: str, action: str, comment: str, approved: bool, text: str | None, digest: str | None
+) -> bytes:
+    """An unsigned `decide` update's argument, byte for byte as `Decision(...).model_dump_json()` writes it
+    (its fields in the model's order, compact; tests/stanch/test_answers.py compares), without pydantic."""
+    fields = {
+        "approver": approver,
+        "action": action,
+        "comment": comment,
+        "text": text,
+        "signed": None,
+        "digest": digest,
+        "approved": approved,
+    }
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _decide_unsigned_over_http(
+    incident: str,
+    action: str | None,
+    approver: str,
+    comment: str,
+    approved: bool,
+    text: str | None,
+    over_http: TemporalHttp,
+) -> tuple[bool, TemporalHttp | None]:
+    """An unsigned approve / reject from the brief's JSON: the same question rule (stanch.questions), the
+    same refusals and the same line printed as with the models. (True, _) when answered; else (False, the
+    HTTP client for the model path: a brief this cannot read, whose model says what is wrong), or (False,
+    None) when the HTTP API was not there (the SDK answers)."""
+    from stanch.ops.temporal_http import TemporalSaid, Unavailable
+    from stanch.questions import SignerError, pick_open_question
+
+    wid = workflow_id(incident)
+    try:
+        brief = json.loads(over_http.query(wid, "brief") or b"null")
+        to_sign = pick_open_question(
+            brief.get("to_sign") or [],
+            action,
+            lambda item: item["verdicts"],
+            lambda item: item["shown"]["action"],
+        )
+    except Unavailable:
+        return False, None
+    except TemporalSaid as error:
+        raise temporal_said(error.message) from None
+    except SignerError as error:
+        raise refused(str(error)) from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False, over_http
+    if to_sign is None:
+        if action is None:
+            raise refused(f"{wid} lists no open question; name the action to decide")
+        # A worker from before signed decisions lists none: send it as before; the workflow answers.
+        decision = decision_json(approver, action, comment, approved, text, None)
+    else:
+        decision = decision_json(
+            approver, to_sign["shown"]["action"], comment, approved, text, to_sign["digest"]
+        )
+    try:
+        answer = over_http.update(wid, "decide", decision)
+    except Unavailable:
+        # Gone since the brief was read: the SDK sends the same decision (a second answer is refused by the gate).
+        from schemas.approvals import Decision
+
+        outcome = _send_decision(incident, Decision.model_validate_json(decision), None)
+        say(f"{wid}: {outcome.detail} (by {outcome.approver})")
+        return True, None
+    except TemporalSaid as error:
+        raise temporal_said(error.message) from None
+    if answer.refusal is not None:
+        raise refused(answer.refusal)
+    try:
+        said = json.loads(answer.value or b"null")
+        line = f"{wid}: {said.get('detail', '')} (by {said['approver']})"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        from schemas.approvals import DecisionOutcome
+
+        outcome = DecisionOutcome.model_validate_json(answer.value or b"null")  # says what is wrong
+        line = f"{wid}: {outcome.detail} (by {outcome.approver})"
+    say(line)
+    return True, None
 
 
 def _send_decision(incident: str, decision: Decision, over_http: TemporalHttp | None) -> DecisionOutcome:

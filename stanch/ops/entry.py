@@ -7,8 +7,9 @@ command, `--help`, an option it does not know, `--`, a missing `--as`, a repeate
 app untouched, which parses, helps and refuses as it always did. So the help text, the usage errors and
 their exit codes stay typer's own, and a line read here means what typer would make of it.
 
-tests/stanch/test_entry.py checks that both readings agree and that this path loads neither typer,
-pydantic nor the Temporal client over the HTTP API.
+tests/stanch/test_entry.py checks that both readings agree; tests/stanch/test_temporal_http.py that the
+script prints and exits as the typer app does, and that over the HTTP API this path loads neither typer,
+pydantic nor the Temporal client (the guard that keeps the speed; bench/cli.py measures it).
 """
 
 from __future__ import annotations
