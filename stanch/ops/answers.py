@@ -250,8 +250,17 @@ def signer_for(key: Path | None, *, required: bool = False) -> Signer | None:
 def _ask_passphrase(prompt: str) -> str:
     import typer  # only at a terminal, where a person types: its prompt is click's
 
-    passphrase: str = typer.prompt(prompt, hide_input=True, err=True)
+    try:
+        passphrase: str = typer.prompt(prompt, hide_input=True, err=True)
+    except typer.Abort:
+        raise aborted() from None
     return passphrase
+
+
+def aborted() -> SystemExit:
+    # Ctrl-C or end of input at a prompt: what click's main says for it, on either entry point.
+    say("Aborted!", err=True)
+    return SystemExit(1)
 
 
 def sign(to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer, yes: bool) -> SignedDecision:
@@ -270,7 +279,11 @@ def sign(to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer, yes: 
             raise SystemExit(2)
         import typer  # at a terminal only, as above
 
-        if not typer.confirm("Sign it?", default=False, err=True):
+        try:
+            confirmed = typer.confirm("Sign it?", default=False, err=True)
+        except typer.Abort:
+            raise aborted() from None
+        if not confirmed:
             say("stanch: not signed; nothing sent", err=True)
             raise SystemExit(1)
     return signed_decision(to_sign, verdict, approver, signer, datetime.now(UTC))

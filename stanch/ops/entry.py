@@ -97,6 +97,10 @@ def answer(argv: Sequence[str]) -> int | None:
                 key=None if key is None else Path(str(key)),
                 yes=bool(options.get("yes", False)),
             )
+    except (KeyboardInterrupt, EOFError):
+        # As click's main answers them under the typer app: a new line, then "Aborted!", exit 1.
+        print("\nAborted!", file=sys.stderr)
+        return 1
     except SystemExit as exit_:
         code = exit_.code
         if isinstance(code, str):
