@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,8 @@ from stanch.temporal_client import connect
 
 # The interpreter running the benchmark and its console scripts (`make install`'s venv, or a worktree's).
 BIN = Path(sys.executable).parent
-STANCH = str(BIN / "stanch")
 TEMPORAL = str(BIN / "temporal")
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 # `stanch list` with neither --state nor --all asks exactly this (stanch/ops/cli.py, list_incidents).
 OPEN_INCIDENTS = "StanchRunbook IS NOT NULL AND ExecutionStatus = 'Running'"
 SDK_IMPORT = [str(BIN / "python"), "-c", "import temporalio.client"]
@@ -101,6 +102,26 @@ def measure(
     return pair
 
 
+def console_script(directory: Path) -> str:
+    """The `stanch` a person runs: the console script pyproject.toml declares. The venv's own when it calls
+    that entry point; else (a venv installed before the entry point changed, or from another checkout) the
+    same script written into `directory`, as pip writes it, so what is timed is this checkout's entry."""
+    declared = tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]["stanch"]
+    module, function = declared.split(":")
+    body = (
+        f"import sys\nfrom {module} import {function}\nif __name__ == '__main__':\n"
+        f"    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit({function}())\n"
+    )
+    installed = BIN / "stanch"
+    if installed.exists() and f"from {module} import {function}\n" in installed.read_text():
+        return str(installed)
+    script = directory / "stanch"
+    script.write_text(f"#!{sys.executable}\n{body}")
+    script.chmod(0o755)
+    note(f"{installed} calls another entry point than {declared}: timing {script}")
+    return str(script)
+
+
 def temporal_flags(settings: Settings) -> list[str]:
     return ["--address", settings.temporal_address, "--namespace", settings.namespace]
 
@@ -113,6 +134,8 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
     flags = temporal_flags(settings)
     # stanch signs with ~/.ssh/id_ed25519 when it exists: a HOME without one makes both sides unsigned.
     keyless_home = tempfile.TemporaryDirectory(prefix="stanch-bench-cli-home-")
+    scripts = tempfile.TemporaryDirectory(prefix="stanch-bench-cli-bin-")
+    stanch = console_script(Path(scripts.name))
     env = child_environment(settings) | {"HOME": keyless_home.name}
     env.pop("STANCH_SIGNING_KEY", None)
     common.print_header(
@@ -123,7 +146,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
     pairs: list[Pair] = []
     try:
         pairs.append(
-            measure("--help", args.runs, lambda i: [STANCH, "--help"], lambda i: [TEMPORAL, "--help"], env)
+            measure("--help", args.runs, lambda i: [stanch, "--help"], lambda i: [TEMPORAL, "--help"], env)
         )
         print(pairs[-1].line(), flush=True)
 
@@ -154,7 +177,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
             measure(
                 "list",
                 args.runs,
-                lambda i: [STANCH, "list"],
+                lambda i: [stanch, "list"],
                 lambda i: [TEMPORAL, "workflow", "list", "--query", OPEN_INCIDENTS, *flags],
                 env,
                 lists_all,
@@ -172,7 +195,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
             measure(
                 "brief",
                 args.runs,
-                lambda i: [STANCH, "brief", first],
+                lambda i: [stanch, "brief", first],
                 lambda i: [TEMPORAL, "workflow", "query", "--workflow-id", first, "--name", "brief", *flags],
                 env,
                 shows_the_brief,
@@ -182,7 +205,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
         # The same `stanch brief` without STANCH_TEMPORAL_HTTP_URL: the SDK path it falls back to, what the
         # HTTP path saves (issue 15), in the same run.
         sdk_env = {name: value for name, value in env.items() if name != "STANCH_TEMPORAL_HTTP_URL"}
-        sdk_brief = [run_timed([STANCH, "brief", first], sdk_env)[0] for _ in range(args.runs)]
+        sdk_brief = [run_timed([stanch, "brief", first], sdk_env)[0] for _ in range(args.runs)]
         ours, theirs = statistics.median(sdk_brief), statistics.median(pairs[-1].temporal_s)
         print(
             f"{'sdk':<8} stanch brief without STANCH_TEMPORAL_HTTP_URL (the gRPC fallback) p50 {ours * 1000:7.0f} ms"
@@ -211,7 +234,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
                 "approve",
                 args.runs,
                 lambda i: [
-                    STANCH,
+                    stanch,
                     "approve",
                     parker.started[1 + 2 * i],
                     "rollback",
@@ -240,6 +263,7 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
         note(f"terminating {len(parker.started)} incidents")
         await common.terminate_all(client, parker.started, "bench cli done", concurrency=64)
         keyless_home.cleanup()
+        scripts.cleanup()
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from schemas.signatures import ToSign
 from stanch import markup
+from stanch.brief_text import brief_text, reading_line
 
 
 class TimelineEntry(BaseModel):
@@ -37,10 +38,8 @@ class Reading(BaseModel):
 
     def line(self, escape: Callable[[str], str]) -> str:
         """One line for the brief, every part escaped by the sink's own function (platform values can carry
-        names an alert chose, e.g. a template or a version)."""
-        limit = f" (limit: {escape(self.limit)})" if self.limit else ""
-        when = f" · read {self.read_at:%H:%M:%S} UTC" if self.read_at else ""
-        return f"{escape(self.name)}: {escape(self.value)}{limit}{when}"
+        names an alert chose, e.g. a template or a version): stanch.brief_text's, the CLI's layout too."""
+        return reading_line(self.model_dump(mode="json"), escape)
 
 
 class PostmortemLink(BaseModel):
@@ -107,28 +106,7 @@ class Brief(BaseModel):
         return "\n\n".join(lines)
 
     def as_text(self) -> str:
-        """For the CLI: plain text, no markup to render, control characters made visible."""
-        text = markup.plain
-        actions = "\n".join(f"  - {text(a)}" for a in self.automatic_actions) or "  - none yet"
-        lines = [
-            f"{text(self.severity)} · {text(self.runbook)} · {text(self.service)}  ({text(self.incident_id)})",
-            f"Summary: {text(self.summary)}",
-            f"Time window: since {self.started_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"(last update {self.last_update_at:%H:%M:%S} UTC)",
-            f"State: {text(self.state)}",
-            "Automatic actions taken:",
-            actions,
-            "Current system state:",
-            "\n".join(f"  - {reading.line(text)}" for reading in self.system_state) or "  - nothing read yet",
-            f"Recommendation: {text(self.recommendation) if self.recommendation else 'none'}",
-            f"Risk if no action: {text(self.risk_if_no_action) if self.risk_if_no_action else 'none stated'}",
-        ]
-        if self.awaiting:
-            lines.append(f"Waiting for: {text(self.awaiting)}")
-        if self.pending_reviews:
-            lines.append("Customer messages awaiting review:")
-            lines.extend(f"  - {text(review)}" for review in self.pending_reviews)
-        if self.postmortem:
-            link = self.postmortem
-            lines.append(f"Post-mortem: {text(link.workflow_id)}, report at {text(link.report)}")
-        return "\n".join(lines)
+        """For the CLI: plain text, no markup to render, control characters made visible. The layout is
+        stanch.brief_text's, which `stanch brief` over the HTTP API renders from the query's JSON without
+        this model (issue 15): one layout, the same bytes on every path."""
+        return brief_text(self.model_dump(mode="json"))

@@ -1,3 +1,3 @@
-from stanch.ops.cli import main
+from stanch.ops.entry import main
 
 main()

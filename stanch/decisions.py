@@ -16,16 +16,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.briefs import Brief
 from schemas.signatures import SignedDecision, ToSign, Verdict
+
+# SignerError is defined with the question rule it is raised by (stanch/questions.py); re-exported here.
+from stanch.questions import SignerError as SignerError
+from stanch.questions import approval_questions, pick_open_question
 from stanch.signing import fingerprint, gate_digest, handover_shown, sign, statement_for
 
 # The gates of `ToSign` that are not approval questions (those are gate<N> and review-<step>).
 RESOLVE_GATE = "resolve"
 TRIAGE_GATE = "triage"
 KILL_SWITCH_GATE = "kill-switch"
-
-
-class SignerError(Exception):
-    """Why the CLI cannot sign: a sentence for the person, naming the file or the decision at fault."""
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,23 @@ class Signer:
 
 def questions(brief: Brief) -> list[ToSign]:
     """The approval questions open now (the gate's and customer-message reviews): they take approve/reject."""
-    return [item for item in brief.to_sign if "approve" in item.verdicts]
+    return approval_questions(brief.to_sign, _verdicts)
 
 
 def pick_question(brief: Brief, action: str | None) -> ToSign | None:
     """The question an approve or reject answers: the one whose action is `action` (the golden rule: only
     what was recommended), or the only one open when no action is named. None: the incident lists none
-    (nothing pending, or a worker from before signed decisions), for the workflow to say so itself."""
-    open_now = questions(brief)
-    if not open_now:
-        return None
-    pending = ", ".join(repr(item.shown.action) for item in open_now)
-    if action is None:
-        if len(open_now) > 1:
-            raise SignerError(f"several questions are open ({pending}): name the action to decide")
-        return open_now[0]
-    for item in open_now:
-        if item.shown.action == action:
-            return item
-    # The workflow's own sentence for the same refusal (workflows/steps/approval.py).
-    raise SignerError(f"{action!r} was not recommended; the pending action is {pending}")
+    (nothing pending, or a worker from before signed decisions), for the workflow to say so itself.
+    (stanch.questions holds the rule, which `stanch approve` also applies to the brief's JSON.)"""
+    return pick_open_question(brief.to_sign, action, _verdicts, _action)
+
+
+def _verdicts(item: ToSign) -> list[Verdict]:
+    return item.verdicts
+
+
+def _action(item: ToSign) -> str:
+    return item.shown.action
 
 
 def pick_gate(brief: Brief, gate: str) -> ToSign | None:

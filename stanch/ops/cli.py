@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from stanch.ops import answers
+from stanch.ops.answers import KEY_HELP, YES_HELP, workflow_id
 from stanch.ops.deployment import deployment_app
 from stanch.ops.keys import keys_app
 
@@ -17,18 +19,16 @@ from stanch.ops.keys import keys_app
 # the schemas, the policy and the signer in its own body, so `stanch --help` loads none of them and
 # `stanch brief` loads only what a query needs (tests/stanch/test_cli_imports.py keeps it so). With
 # STANCH_TEMPORAL_HTTP_URL set, `brief` / `approve` / `reject` go over Temporal's HTTP API and load neither
-# the SDK nor pydantic-settings (stanch/ops/temporal_http.py, tests/stanch/test_temporal_http.py).
+# the SDK nor pydantic-settings (stanch/ops/temporal_http.py, tests/stanch/test_temporal_http.py); the
+# console entry point (stanch/ops/entry.py) runs them from stanch/ops/answers.py before this module (and
+# typer) is imported at all.
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
-    from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
+    from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
-    from schemas.approvals import Decision, DecisionOutcome
-    from schemas.briefs import Brief, Timeline
-    from schemas.signatures import SignedDecision, ToSign, Verdict
+    from schemas.signatures import SignedDecision, Verdict
     from schemas.systems import SystemCheck
-    from stanch.ops.signer import Signer
-    from stanch.ops.temporal_http import TemporalHttp
     from stanch.settings import Settings
 
 # Plain help (rich_markup_mode=None): Rich's help renderer imports Rich's Markdown, syntax and traceback
@@ -44,6 +44,15 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(deployment_app, name="deployment")  # issue 16: worker versions
 
 T = TypeVar("T")
+
+# The signing helpers of every command that decides live with approve / reject (stanch/ops/answers.py).
+_signer = answers.signer_for
+_sign = answers.sign
+_refused = answers.refused
+_update_refusal = answers.update_refusal
+_fetch_brief = answers.fetch_brief
+_question = answers.question
+_signed_by = answers.signed_by
 
 # `stanch dev`'s policy: the production-shaped example plus the example systems it runs (never production's).
 # (stanch.settings.REPO_ROOT, without importing pydantic-settings to parse a flag.)
@@ -78,11 +87,6 @@ async def connect(settings: Settings) -> Client:
     from stanch.temporal_client import connect as connect_to_temporal
 
     return await connect_to_temporal(settings)
-
-
-def workflow_id(incident: str) -> str:
-    # A post-mortem (`postmortem-<incident id>`) is answered like an incident: brief, timeline, learning.
-    return incident if incident.startswith(("incident-", "postmortem-")) else f"incident-{incident}"
 
 
 # ---- processes -----------------------------------------------------------------------------------
@@ -369,288 +373,15 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _http() -> TemporalHttp | None:
-    """Temporal's HTTP API when STANCH_TEMPORAL_HTTP_URL names one (issue 15: neither the SDK nor
-    pydantic-settings to load), else None: the SDK path, which validates every setting."""
-    from stanch.ops.temporal_http import HttpSettings, TemporalHttp
-
-    settings = HttpSettings.from_environment(os.environ)
-    return TemporalHttp(settings) if settings is not None else None
-
-
-def _temporal_said(message: str) -> typer.Exit:
-    # The same line _run prints for the SDK's RPCError, so both paths fail alike.
-    typer.echo(f"stanch: Temporal said: {message}", err=True)
-    return typer.Exit(1)
-
-
-def _print_brief(result: Brief) -> None:
-    typer.echo(result.as_text())  # plain text: a terminal renders no Markdown
-
-
-def _print_timeline(entries: Timeline) -> None:
-    from stanch.markup import plain
-
-    typer.echo("\nTimeline:")
-    for entry in entries.entries:
-        typer.echo(f"  {entry.at:%H:%M:%S} {entry.kind:<11} {entry.actor:<12} {plain(entry.text)}")
-
-
-def _brief_over_http(wid: str, timeline: bool) -> bool:
-    """Answer `stanch brief` over the HTTP API; False when it is not there (the SDK path answers then).
-    A closed run is read from its history (stanch.ops.closed_brief) like on the SDK path."""
-    from schemas.briefs import Brief, Timeline
-    from stanch.ops.temporal_http import QueryRejected, TemporalSaid, Unavailable
-
-    http = _http()
-    if http is None:
-        return False
-    try:
-        result = Brief.model_validate_json(http.query(wid, "brief", reject_closed=True) or b"null")
-        _print_brief(result)
-        if timeline:
-            _print_timeline(Timeline.model_validate_json(http.query(wid, "timeline") or b"null"))
-    except Unavailable:
-        return False
-    except QueryRejected:
-        _closed_brief(_settings(), wid, timeline)
-    except TemporalSaid as error:
-        raise _temporal_said(error.message) from None
-    return True
-
-
-def _closed_brief(settings: Settings, wid: str, timeline: bool) -> None:
-    """A closed incident answers no query without a worker of its version (issue 16): read its history."""
-    from schemas.briefs import Brief, Timeline
-    from stanch.ops.closed_brief import ClosedBriefError, closed_brief
-
-    async def go() -> None:
-        client = await connect(settings)
-        try:
-            answer = await closed_brief(client, wid)
-        except ClosedBriefError:
-            # Not an incident's history (a post-mortem's, say): ask its workers, as before.
-            handle = client.get_workflow_handle(wid)
-            _print_brief(await handle.query("brief", result_type=Brief))
-            if timeline:
-                _print_timeline(await handle.query("timeline", result_type=Timeline))
-            return
-        typer.echo(
-            f"stanch: {wid} is {answer.status}: brief read from its history, not from a worker", err=True
-        )
-        _print_brief(answer.brief)
-        if timeline:
-            _print_timeline(answer.timeline)
-
-    _run(go())
+# ---- brief / approve / reject: stanch/ops/answers.py, which the console entry point (stanch/ops/entry.py) also
+# runs before typer is imported (issue 15); these commands give them typer's parsing and help. Its signing
+# helpers serve the other commands that decide (sign, resolve, triage, kill-switch) under their old names.
 
 
 @app.command()
 def brief(incident: str, timeline: bool = typer.Option(False, help="print the timeline too")) -> None:
     """Print an incident's decision brief (a closed incident's is read from its history)."""
-    wid = workflow_id(incident)
-    if _brief_over_http(wid, timeline):
-        return
-    settings = _settings()
-    from temporalio.client import WorkflowQueryRejectedError
-    from temporalio.common import QueryRejectCondition
-
-    from schemas.briefs import Brief, Timeline
-
-    async def go() -> bool:
-        handle = (await connect(settings)).get_workflow_handle(wid)
-        try:
-            result = await handle.query(
-                "brief", result_type=Brief, reject_condition=QueryRejectCondition.NOT_OPEN
-            )
-        except WorkflowQueryRejectedError:
-            return False
-        _print_brief(result)
-        if timeline:
-            _print_timeline(await handle.query("timeline", result_type=Timeline))
-        return True
-
-    if not _run(go()):
-        _closed_brief(settings, wid, timeline)
-
-
-# ---- signing (issue 13): the same key rules, confirmation and refusals for every command that signs ----
-
-KEY_HELP = "private key to sign with (OpenSSH Ed25519); default: $STANCH_SIGNING_KEY, else ~/.ssh/id_ed25519"
-YES_HELP = "sign without asking (read what it signs first: it is printed all the same)"
-
-
-def _signer(key: Path | None, *, required: bool = False) -> Signer | None:
-    """The key this command signs with (`--key` > STANCH_SIGNING_KEY > ~/.ssh/id_ed25519), loaded; None when
-    none was named and the default does not exist: the decision goes out unsigned, as said on stderr."""
-    from stanch.ops.signer import SignerError, choose_key, load_signing_key, unsigned_notice
-
-    choice = choose_key(key, os.environ, Path.home())
-    if choice is None:
-        if required:
-            typer.echo(
-                "stanch: nothing to sign with: pass --key PATH, set STANCH_SIGNING_KEY, or make "
-                "~/.ssh/id_ed25519 (ssh-keygen -t ed25519)",
-                err=True,
-            )
-            raise typer.Exit(2)
-        typer.echo(unsigned_notice(), err=True)
-        return None
-    ask = _ask_passphrase if sys.stdin.isatty() else None
-    try:
-        return load_signing_key(choice, os.environ, ask)
-    except SignerError as error:
-        typer.echo(f"stanch: {error}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _ask_passphrase(prompt: str) -> str:
-    passphrase: str = typer.prompt(prompt, hide_input=True, err=True)
-    return passphrase
-
-
-def _sign(to_sign: ToSign, verdict: Verdict, approver: str, signer: Signer, yes: bool) -> SignedDecision:
-    """Show what is about to be signed, ask (unless --yes), then sign it: the expiry runs from the answer."""
-    from datetime import UTC, datetime
-
-    from stanch.ops.signer import confirmation_text, signed_decision
-
-    typer.echo(confirmation_text(to_sign, verdict, approver, signer), err=True)
-    if not yes:
-        if not sys.stdin.isatty():
-            typer.echo(
-                "stanch: not signed: there is no terminal to ask you in; read the above and pass --yes to sign",
-                err=True,
-            )
-            raise typer.Exit(2)
-        if not typer.confirm("Sign it?", default=False, err=True):
-            typer.echo("stanch: not signed; nothing sent", err=True)
-            raise typer.Exit(1)
-    return signed_decision(to_sign, verdict, approver, signer, datetime.now(UTC))
-
-
-def _refused(reason: str) -> typer.Exit:
-    typer.echo(f"stanch: refused: {reason}", err=True)
-    return typer.Exit(1)
-
-
-def _update_refusal(error: WorkflowUpdateFailedError) -> str:
-    # The validator's own sentence, without the exception type the SDK wraps it in.
-    return getattr(error.cause, "message", None) or str(error.cause or error)
-
-
-def _fetch_brief(incident: str) -> Brief:
-    from schemas.briefs import Brief
-
-    async def go() -> Brief:
-        handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
-        brief: Brief = await handle.query("brief", result_type=Brief)
-        return brief
-
-    return _run(go())
-
-
-def _brief_to_decide(incident: str, http: TemporalHttp | None) -> tuple[Brief, TemporalHttp | None]:
-    """The brief a decision answers, over the HTTP API when it is there; with the HTTP client to send the
-    decision by (None: it was not there, so the SDK sends it)."""
-    from schemas.briefs import Brief
-    from stanch.ops.temporal_http import TemporalSaid, Unavailable
-
-    if http is not None:
-        try:
-            return Brief.model_validate_json(http.query(workflow_id(incident), "brief") or b"null"), http
-        except Unavailable:
-            pass
-        except TemporalSaid as error:
-            raise _temporal_said(error.message) from None
-    return _fetch_brief(incident), None
-
-
-def _question(brief: Brief, action: str | None) -> ToSign | None:
-    from stanch.ops.signer import SignerError, pick_question
-
-    try:
-        return pick_question(brief, action)
-    except SignerError as error:
-        raise _refused(str(error)) from None
-
-
-def _signed_by(signed: SignedDecision | None) -> str:
-    return f"; signed, key {signed.key}" if signed is not None else ""
-
-
-def _decide(
-    incident: str,
-    action: str | None,
-    approver: str,
-    comment: str,
-    approved: bool,
-    text: str | None,
-    key: Path | None,
-    yes: bool,
-) -> None:
-    from schemas.approvals import Decision
-
-    verdict: Verdict = "approve" if approved else "reject"
-    signer = _signer(key)
-    # The brief says which question is open and what it shows: the action must be that one (the golden
-    # rule, checked here before anything is signed and again by the workflow), and the digest binds the
-    # answer to what was read now, signed or not.
-    brief, http = _brief_to_decide(incident, _http())
-    to_sign = _question(brief, action)
-    if to_sign is None:
-        if signer is not None:
-            raise _refused(f"{workflow_id(incident)} lists no open question to sign")
-        if action is None:
-            raise _refused(f"{workflow_id(incident)} lists no open question; name the action to decide")
-        # A worker from before signed decisions lists none: send it as before; the workflow answers.
-        decision = Decision(approver=approver, action=action, comment=comment, approved=approved, text=text)
-    else:
-        signed = _sign(to_sign, verdict, approver, signer, yes) if signer is not None else None
-        decision = Decision(
-            approver=approver,
-            action=to_sign.shown.action,
-            comment=comment,
-            approved=approved,
-            text=text,
-            signed=signed,
-            digest=None if signed is not None else to_sign.digest,
-        )
-
-    outcome = _send_decision(incident, decision, http)
-    typer.echo(
-        f"{workflow_id(incident)}: {outcome.detail} (by {outcome.approver}{_signed_by(decision.signed)})"
-    )
-
-
-def _send_decision(incident: str, decision: Decision, http: TemporalHttp | None) -> DecisionOutcome:
-    """The `decide` update, over the HTTP API when the brief came that way, else with the SDK; a refusal by
-    the validator or the gate exits 1 with its sentence either way."""
-    from schemas.approvals import DecisionOutcome
-    from stanch.ops.temporal_http import TemporalSaid, Unavailable
-
-    if http is not None:
-        try:
-            answer = http.update(workflow_id(incident), "decide", decision.model_dump_json().encode())
-        except Unavailable:
-            pass  # gone since the brief was read: the SDK sends it (a second answer is refused by the gate)
-        except TemporalSaid as error:
-            raise _temporal_said(error.message) from None
-        else:
-            if answer.refusal is not None:
-                raise _refused(answer.refusal)
-            return DecisionOutcome.model_validate_json(answer.value or b"null")
-
-    from temporalio.client import WorkflowUpdateFailedError
-
-    async def go() -> DecisionOutcome:
-        handle = (await connect(_settings())).get_workflow_handle(workflow_id(incident))
-        return await handle.execute_update("decide", decision, result_type=DecisionOutcome)
-
-    try:
-        return _run(go())
-    except WorkflowUpdateFailedError as error:
-        raise _refused(_update_refusal(error)) from None
+    answers.brief(incident, timeline)
 
 
 @app.command()
@@ -667,7 +398,7 @@ def approve(
 ) -> None:
     """Approve the action an incident recommends (refused if it is not the recommended one), signed with
     your key: it prints what it signs and asks first."""
-    _decide(incident, action, approver, comment, approved=True, text=text, key=key, yes=yes)
+    answers.decide(incident, action, approver, comment, approved=True, text=text, key=key, yes=yes)
 
 
 @app.command()
@@ -680,7 +411,7 @@ def reject(
     yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
 ) -> None:
     """Reject the action an incident recommends; the runbook keeps its safe state."""
-    _decide(incident, action, approver, comment, approved=False, text=None, key=key, yes=yes)
+    answers.decide(incident, action, approver, comment, approved=False, text=None, key=key, yes=yes)
 
 
 def _target_fields(target: list[str]) -> dict[str, str]:

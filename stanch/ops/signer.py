@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
@@ -31,6 +30,7 @@ from stanch.decisions import (
     signed_decision,
 )
 from stanch.markup import plain
+from stanch.ops.key_choice import DEFAULT_KEY, KEY_ENV, KeyChoice, choose_key, unsigned_notice
 from stanch.signing import (
     DEFAULT_TTL,
     PassphraseNeeded,
@@ -40,61 +40,31 @@ from stanch.signing import (
     load_private_key,
 )
 
-KEY_ENV = "STANCH_SIGNING_KEY"
 PASSPHRASE_ENV = "STANCH_SIGNING_PASSPHRASE"
-# Where `ssh-keygen -t ed25519` puts a key by default, so an engineer's existing key signs with no flag.
-DEFAULT_KEY = Path(".ssh") / "id_ed25519"
 
 # The pure parts (which decision, the signed statement) live in stanch/decisions.py, which the console
-# shares; they are re-exported here for the CLI and its tests.
+# shares, and which key in stanch/ops/key_choice.py, which `stanch approve` reads without pydantic or
+# cryptography when it signs nothing; they are re-exported here for the CLI and its tests.
 __all__ = [
+    "DEFAULT_KEY",
+    "KEY_ENV",
     "KILL_SWITCH_GATE",
     "RESOLVE_GATE",
     "TRIAGE_GATE",
+    "KeyChoice",
     "Signer",
     "SignerError",
+    "choose_key",
     "handover",
     "pick_gate",
     "pick_question",
     "questions",
     "signed_decision",
+    "unsigned_notice",
 ]
 
 
 # ---- which key ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyChoice:
-    path: Path
-    source: str  # how the person chose it, for messages: "--key", "STANCH_SIGNING_KEY", "the default"
-
-    @property
-    def named(self) -> bool:
-        """Named on purpose (flag or environment): one that cannot be loaded is an error, never unsigned."""
-        return self.source != "the default"
-
-
-def choose_key(flag: Path | None, environ: Mapping[str, str], home: Path) -> KeyChoice | None:
-    """`--key` > `STANCH_SIGNING_KEY` > `~/.ssh/id_ed25519` if that file exists; None: nothing to sign with.
-
-    A named key is returned whether or not it exists, so that loading it fails naming the file: a typo in
-    `--key` must not quietly send an unsigned decision."""
-    if flag is not None:
-        return KeyChoice(flag.expanduser(), "--key")
-    named = environ.get(KEY_ENV, "").strip()
-    if named:
-        return KeyChoice(Path(named).expanduser(), KEY_ENV)
-    default = home / DEFAULT_KEY
-    return KeyChoice(default, "the default") if default.exists() else None
-
-
-def unsigned_notice() -> str:
-    """The one line said on stderr when a decision goes out unsigned because no key was found."""
-    return (
-        f"stanch: no signing key (no --key, no {KEY_ENV}, no ~/{DEFAULT_KEY}): sending it unsigned; "
-        "it is refused where the policy needs a signature"
-    )
 
 
 def load_signing_key(
