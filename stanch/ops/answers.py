@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -448,13 +449,15 @@ def _decide_unsigned_over_http(
         decision = decision_json(
             approver, to_sign["shown"]["action"], comment, approved, text, to_sign["digest"]
         )
+    update_id = str(uuid.uuid4())
     try:
-        answer = over_http.update(wid, "decide", decision)
+        answer = over_http.update(wid, "decide", decision, update_id)
     except Unavailable:
-        # Gone since the brief was read: the SDK sends the same decision (a second answer is refused by the gate).
+        # Gone since the brief was read, or the answer lost on the way back after the update was sent: the
+        # SDK sends the same decision under the same update id, so the server answers the one it may hold.
         from schemas.approvals import Decision
 
-        outcome = _send_decision(incident, Decision.model_validate_json(decision), None)
+        outcome = _send_decision(incident, Decision.model_validate_json(decision), None, update_id)
         say(f"{wid}: {outcome.detail} (by {outcome.approver})")
         return True, None
     except TemporalSaid as error:
@@ -473,17 +476,23 @@ def _decide_unsigned_over_http(
     return True, None
 
 
-def _send_decision(incident: str, decision: Decision, over_http: TemporalHttp | None) -> DecisionOutcome:
+def _send_decision(
+    incident: str, decision: Decision, over_http: TemporalHttp | None, update_id: str | None = None
+) -> DecisionOutcome:
     """The `decide` update, over the HTTP API when the brief came that way, else with the SDK; a refusal by
-    the validator or the gate exits 1 with its sentence either way."""
+    the validator or the gate exits 1 with its sentence either way. One update id for both ways: an update
+    the HTTP API took but whose answer was lost is answered again, not sent a second time."""
     from schemas.approvals import DecisionOutcome
     from stanch.ops.temporal_http import TemporalSaid, Unavailable
 
+    update_id = update_id or str(uuid.uuid4())
     if over_http is not None:
         try:
-            answer = over_http.update(workflow_id(incident), "decide", decision.model_dump_json().encode())
+            answer = over_http.update(
+                workflow_id(incident), "decide", decision.model_dump_json().encode(), update_id
+            )
         except Unavailable:
-            pass  # gone since the brief was read: the SDK sends it (a second answer is refused by the gate)
+            pass  # gone since the brief was read, or its answer lost: the SDK asks under the same update id
         except TemporalSaid as error:
             raise temporal_said(error.message) from None
         else:
@@ -495,7 +504,7 @@ def _send_decision(incident: str, decision: Decision, over_http: TemporalHttp | 
 
     async def go() -> DecisionOutcome:
         handle = (await connect(settings())).get_workflow_handle(workflow_id(incident))
-        return await handle.execute_update("decide", decision, result_type=DecisionOutcome)
+        return await handle.execute_update("decide", decision, id=update_id, result_type=DecisionOutcome)
 
     try:
         return run(go())

@@ -140,14 +140,17 @@ class TemporalHttp:
             raise QueryRejected(str(rejected.get("status", "")))
         return self._first_value(answer.get("queryResult"))
 
-    def update(self, workflow_id: str, name: str, argument: bytes) -> UpdateOutcome:
+    def update(
+        self, workflow_id: str, name: str, argument: bytes, update_id: str | None = None
+    ) -> UpdateOutcome:
         """Execute an update with one argument (its JSON, as the pydantic converter writes it) and wait for
-        its outcome, as `WorkflowHandle.execute_update` does."""
+        its outcome, as `WorkflowHandle.execute_update` does. A caller that may resend it another way after
+        `Unavailable` names the `update_id` and resends under it: the server runs one update once per id."""
         body = {
             "workflowExecution": {"workflowId": workflow_id},
             "waitPolicy": {"lifecycleStage": COMPLETED_STAGE},
             "request": {
-                "meta": {"updateId": str(uuid.uuid4()), "identity": self.identity},
+                "meta": {"updateId": update_id or str(uuid.uuid4()), "identity": self.identity},
                 "input": {"name": name, "args": {"payloads": [self._payload(argument)]}},
             },
         }

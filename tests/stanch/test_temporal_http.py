@@ -13,9 +13,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +119,68 @@ async def test_a_refused_http_endpoint_falls_back_to_the_sdk(
         )
         assert approved.exit_code == 0, approved.output
         assert (await handle.result()).final_state == "rolled_back"
+
+
+@contextmanager
+def losing_update_answers(target: str) -> Iterator[str]:
+    """A proxy in front of Temporal's HTTP API that passes everything on, but hangs up on an update once
+    Temporal has answered it: the update landed, and the CLI never hears so (a timeout, a reset)."""
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            forwarded = urllib.request.Request(
+                target + self.path, data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(forwarded, timeout=60) as response:
+                    status, answer = response.status, response.read()
+            except urllib.error.HTTPError as error:
+                status, answer = error.code, error.read()
+            if "/update/" in self.path:
+                self.close_connection = True
+                return  # no status line at all: the client sees the connection closed
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_an_approval_whose_http_answer_is_lost_is_answered_once_over_the_sdk(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
+) -> None:
+    env, http_url = http_env
+    async with running_stanch(env, settings, None) as (client, incidents):
+        handle = await parked(client, incidents, settings)
+        with losing_update_answers(http_url) as lossy:
+            approved = await cli(
+                ["approve", handle.id, "rollback", "--as", "alice", "--yes"],
+                cli_environment(client, tmp_path, lossy, None),
+            )
+        # The SDK asked again under the same update id: the server gave the first answer, not the gate's
+        # refusal of a second decision.
+        assert approved.exit_code == 0, approved.output
+        assert approved.stdout == f"{handle.id}: rollback approved (by alice)\n"
+        assert (await handle.result()).final_state == "rolled_back"
+        updates = [
+            event.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+            async for event in handle.fetch_history_events()
+            if event.HasField("workflow_execution_update_accepted_event_attributes")
+        ]
+        assert len(updates) == 1
 
 
 async def test_a_missing_incident_says_what_temporal_said_on_both_paths(
