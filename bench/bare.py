@@ -77,7 +77,12 @@ async def run_worker(address: str, namespace: str, task_queue: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with Worker(
-        client, task_queue=task_queue, workflows=[BareIncident, BareFirstAction], activities=[step, clock]
+        client,
+        task_queue=task_queue,
+        workflows=[BareIncident, BareFirstAction],
+        activities=[step, clock],
+        # The runbook worker's cache (workers/worker.py), so bench/parked.py compares parked workflows alike.
+        max_cached_workflows=2000,
     ):
         print(f"bare worker polling {task_queue!r} at {address}", flush=True)
         await stop.wait()

@@ -19,8 +19,12 @@ At each size it prints:
     (client.count_workflows, client.list_workflows, `stanch list`'s query, and the `stanch list --state
     awaiting_approval` CLI process);
   - visibility lag: for the batch's last --lag-probes incidents, opened one at a time, from their mutable
-    state saying awaiting_approval (describe) to the visibility query returning them.
-Every incident is terminated at the end.
+    state saying awaiting_approval (describe) to the visibility query returning them;
+  - the bare reference (issue 15, goal 5): as many of bench/bare.py's workflows, of the emergency stop's
+    frozen shape (7 activities, then the approval signal), parked on the same server by a bare worker
+    process with the same workflow cache, and the growth of its memory per parked workflow: the ratio of
+    the runbook worker's growth to the bare worker's is the goal (at most 1.5x).
+Every incident and bare workflow is terminated at the end.
 """
 
 from __future__ import annotations
@@ -29,13 +33,18 @@ import argparse
 import asyncio
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from bench import common
+from bench import bare, common
 from bench.common import Stack, fail, note
+from bench.overhead import start_bare_worker
 from stanch.ops.devstack import child_environment
 from stanch.ops.samples import alertmanager_body
 from stanch.policy import Policy, load_policy
@@ -109,6 +118,51 @@ class Parker:
 
     async def count(self, query: str) -> int:
         return (await self.client.count_workflows(f"StanchService='{self.service}' AND {query}")).count
+
+
+# The emergency stop's happy path as issue 15 froze it: 7 activities before the approval, 4 after.
+BARE_SHAPE = bare.Shape(before=7, after=4)
+
+
+class BareParker:
+    """Parks bench/bare.py's workflows on their own task queue, as Parker parks incidents."""
+
+    def __init__(self, client: Client, task_queue: str, run: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.run = run
+        self.started: list[str] = []
+
+    async def park_many(self, first: int, last: int, in_flight: int, within: float) -> None:
+        limit = asyncio.Semaphore(in_flight or BURST_STARTS)
+
+        async def one(index: int) -> None:
+            async with limit:
+                workflow_id = f"bare-pk-{self.run}-{index:05d}"
+                handle = await self.client.start_workflow(
+                    bare.WORKFLOW_NAME, BARE_SHAPE, id=workflow_id, task_queue=self.task_queue
+                )
+                self.started.append(workflow_id)
+                await common.follow_history(
+                    handle, waiting_for_the_signal(), within, "waiting for its signal"
+                )
+
+        await asyncio.gather(*(one(index) for index in range(first, last)))
+
+
+def waiting_for_the_signal() -> Callable[[HistoryEvent], bool]:
+    """True at the workflow task that follows the last activity before the signal: the workflow then waits."""
+    completed = 0
+
+    def check(event: HistoryEvent) -> bool:
+        nonlocal completed
+        completed += event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        return (
+            completed >= BARE_SHAPE.before
+            and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        )
+
+    return check
 
 
 async def timed(action: Callable[[], Awaitable[int]]) -> tuple[float, int]:
@@ -214,9 +268,19 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
             "memory is not measured: with --running, name the processes with --pid worker=.. --pid temporal=.."
         )
     total = 0
+    bare_client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
+    scratch = tempfile.TemporaryDirectory(prefix="stanch-bench-parked-")
+    bare_worker = await asyncio.to_thread(
+        start_bare_worker,
+        stack,
+        f"bench-bare-{parker.run}",
+        stack.home / "logs" if stack.home else Path(scratch.name),
+    )
+    bare_parker = BareParker(bare_client, f"bench-bare-{parker.run}", parker.run)
     try:
         await asyncio.sleep(2)  # let the stack's start-up settle before the baseline
         baseline = memory(stack)
+        bare_baseline = common.rss_mb(bare_worker.pid)
         print(f"{'baseline':<10} memory      {memory_line(baseline, baseline, 0)}")
         for size in args.sizes:
             batch = [parker.agent(index) for index in range(total, size)]
@@ -257,12 +321,34 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
                 + f" until the query counted all ({len(bulk) / visible_in:.1f} incidents/s); "
                 f"+{len(probes)} one by one for the lag"
             )
-            print(f"{size:<10} memory      {memory_line(memory(stack), baseline, size)}")
+            now = memory(stack)
+            print(f"{size:<10} memory      {memory_line(now, baseline, size)}")
             await report_listing(client, settings, size)
             print(f"{size:<10} {common.latency_line('visibility lag', lags)}")
+
+            note(f"{size}: parking bare workflows up to {size}")
+            began = time.monotonic()
+            await bare_parker.park_many(len(bare_parker.started), size, args.in_flight, args.timeout)
+            bare_now = common.rss_mb(bare_worker.pid)
+            if bare_now is None or bare_baseline is None or "worker" not in now:
+                note("the bare reference's memory is not measured (no worker pid)")
+                continue
+            bare_kb = (bare_now[0] - bare_baseline[0]) * 1024 / size
+            runbook_kb = (now["worker"][0] - baseline["worker"][0]) * 1024 / size
+            print(
+                f"{size:<10} bare        {size} parked in {time.monotonic() - began:.1f} s; bare worker "
+                f"{bare_now[0]:.0f} MB (peak {bare_now[1]:.0f}), +{bare_kb:.0f} KB per parked workflow"
+            )
+            print(
+                f"{size:<10} ratio       worker memory per parked incident / bare: {runbook_kb:.0f} / "
+                f"{bare_kb:.0f} KB = {runbook_kb / bare_kb:.2f}x (goal <= 1.5x)"
+            )
     finally:
-        note(f"terminating {len(parker.started)} incidents")
+        note(f"terminating {len(parker.started)} incidents and {len(bare_parker.started)} bare workflows")
         await common.terminate_all(client, parker.started, "bench parked done", concurrency=64)
+        await common.terminate_all(bare_client, bare_parker.started, "bench parked done", concurrency=64)
+        bare_worker.stop()
+        scratch.cleanup()
 
 
 def sizes(text: str) -> list[int]:
