@@ -60,7 +60,10 @@ def read_rows(database_url: str, workflow_id: str | None = None) -> list[AuditRo
         query += " WHERE workflow_id = %s"
         params = (workflow_id,)
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        rows = conn.execute(query + " ORDER BY workflow_id, run_id, id", params).fetchall()
+        # An incident id opened again has one chain per run: each run's rows together, runs in the order
+        # they began (run ids are random, so ordering by them would show a re-opened incident's runs mixed).
+        order = " ORDER BY workflow_id, MIN(id) OVER (PARTITION BY workflow_id, run_id), id"
+        rows = conn.execute(query + order, params).fetchall()
     return [AuditRow.model_validate(row) for row in rows]
 
 
