@@ -278,6 +278,15 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         )
         board.close()
 
+        # The agent misbehaves again: the same incident id opens a new run, and its page shows that run's
+        # audit rows alone (the first run's decision and rollback stay in the first run's chain).
+        assert fire(stack, "agent-hallucination", agent_id) == workflow_id
+        eventually(lambda: state_of(stack, workflow_id) == "awaiting_approval", "the second run asking")
+        alice.goto(f"{console_url(stack)}/incidents/{workflow_id}")
+        alice.wait_for_selector("#audit >> text=gate1-requested", timeout=WAIT_MS)
+        steps = [cells[2] for cells in audit_table(alice)]
+        assert "pause" in steps and "gate1-decision" not in steps and "rollback" not in steps, steps
+
         # A new incident from the form opens the runbook through the intake's routing, audited as alice's.
         other = new_agent(stack.platform_url, ["v1", "v2"])
         alice.goto(f"{console_url(stack)}/new")
@@ -311,6 +320,11 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         usable_at_a_phones_width_and_by_keyboard(alice, shots / "health-phone.png")
     finally:
         off_loop(terminate_running, stack, opened)
+
+
+def audit_table(page: Any) -> list[list[str]]:
+    """The incident page's audit rows, cell by cell."""
+    return [row.locator("td").all_inner_texts() for row in page.locator("#audit tbody tr").all()]
 
 
 def timeline_texts(settings: Settings, workflow_id: str) -> list[str]:

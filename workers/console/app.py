@@ -362,6 +362,9 @@ def create_app(
         timeline = await handle.query("timeline", result_type=Timeline, rpc_timeout=RPC_TIMEOUT)
         running = described.status == WorkflowExecutionStatus.RUNNING
         rows, chain, audit_error = await _audit(settings, workflow_id)
+        # The run the page shows: an incident id opened again keeps each earlier run's rows (and pages) in
+        # a chain of its own; the chain check above still covers every run of the id.
+        rows = [row for row in rows if row.run_id == described.run_id]
         actions = views.actions_for(brief, policy, me.name, running)
         return {
             "workflow_id": workflow_id,
