@@ -238,36 +238,6 @@ async def modules_after_command(args: list[str], env: dict[str, Any], via: str =
     return result
 
 
-async def test_brief_and_approve_over_http_load_no_temporal_client(
-    http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
-) -> None:
-    env, http_url = http_env
-    async with running_stanch(env, settings, None) as (client, incidents):
-        handle = await parked(client, incidents, settings)
-        over_http = cli_environment(client, tmp_path, http_url, None)
-        briefed = await modules_after_command(["brief", handle.id], over_http)
-        # (typer's app loads pydantic of its own; the console script's entry point does not: the test below.)
-        assert {name: briefed[name] for name in ("code", "client", "service", "settings")} == {
-            "code": 0,
-            "client": False,
-            "service": False,
-            "settings": False,
-        }
-        approved = await modules_after_command(
-            ["approve", handle.id, "rollback", "--as", "alice", "--yes"], over_http
-        )
-        assert {name: approved[name] for name in ("code", "client", "service", "settings")} == {
-            "code": 0,
-            "client": False,
-            "service": False,
-            "settings": False,
-        }
-        assert (await handle.result()).final_state == "rolled_back"
-        # The probe can fail: without the HTTP URL the same command loads the client and the settings.
-        sdk = await modules_after_command(["brief", handle.id], cli_environment(client, tmp_path, None, None))
-        assert sdk["client"] is True and sdk["settings"] is True and sdk["pydantic"] is True
-
-
 async def test_the_console_script_answers_brief_and_approve_before_loading_typer(
     http_env: tuple[WorkflowEnvironment, str], settings: Settings, tmp_path: Path
 ) -> None:
@@ -298,6 +268,9 @@ async def test_the_console_script_answers_brief_and_approve_before_loading_typer
             "typer": False,
         }
         assert (await handle.result()).final_state == "rolled_back"
+        # The probe can fail: without the HTTP URL the same command loads the client and the settings.
+        sdk = await modules_after_command(["brief", handle.id], cli_environment(client, tmp_path, None, None))
+        assert sdk["client"] is True and sdk["settings"] is True and sdk["pydantic"] is True
         # The probe can fail: a line the entry point leaves to typer loads it.
         helped = await modules_after_command(["brief", "--help"], over_http, VIA_ENTRY)
         assert helped["typer"] is True
