@@ -7,8 +7,9 @@ Audit rows never hold up a page. `audit()` queues the row and returns; one drain
 writes the queue in the order the steps queued them, one write in flight at a time, so the hash chain and
 the step order hold while the effects and notifications after a step go out at once — Postgres being down
 included. Each write takes every row queued so far, in one `audit_write_rows` activity: rows queued while
-one write is in flight share the next, which saves the server a history step per row. Nothing ends a run with rows still queued: `finish()` waits for the queue,
-and so does the wrapper every subclass's `run` gets (a cancelled, failed or continued-as-new run too).
+one write is in flight share the next, which saves the server a history step per row. Nothing ends a run
+with rows still queued: `finish()` waits for the queue, and so does the wrapper every subclass's `run` gets
+(a cancelled, failed or continued-as-new run too).
 Runs recorded before the queue existed replay the old inline writes (`AUDIT_QUEUE_PATCH`), and runs
 recorded with the queue but before the batches their one `write_audit` per row (`AUDIT_BATCH_PATCH`).
 
