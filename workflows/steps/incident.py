@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.customer_message import CustomerMessages
     from workflows.steps.escalation import Ladder
     from workflows.steps.policies import (
+        AUDIT_BATCH_MAX_ROWS,
         AUDIT_BATCH_PATCH,
         AUDIT_QUEUE_PATCH,
         EFFECT_HEARTBEAT_TIMEOUT,
@@ -288,7 +290,7 @@ class IncidentWorkflow:
             self._audit_batched = workflow.patched(AUDIT_BATCH_PATCH)
         while self._audit_queue:
             # The rows stay queued until written, so `audit_landed` waits for the ones in flight too.
-            in_flight = list(self._audit_queue) if self._audit_batched else [self._audit_queue[0]]
+            in_flight = next_audit_batch(self._audit_queue, batched=self._audit_batched)
             try:
                 if self._audit_batched:
                     await write_audit_rows(in_flight)
@@ -755,6 +757,14 @@ def _drains_audit_before_closing(
         return result
 
     return run_then_land_audit_rows
+
+
+def next_audit_batch(
+    queue: deque[AuditEvent], *, batched: bool, most: int = AUDIT_BATCH_MAX_ROWS
+) -> list[AuditEvent]:
+    """The rows the audit queue's next write takes, from its head: every row queued so far up to `most`,
+    or the head alone for a run recorded before the batches."""
+    return list(itertools.islice(queue, most if batched else 1))
 
 
 def activities_in_flight() -> int:

@@ -7,10 +7,14 @@ the incident's history, checked against the rows that landed."""
 
 from __future__ import annotations
 
+from collections import deque
+from datetime import UTC, datetime
+
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from schemas.approvals import ApprovalAnswer
+from schemas.audit import AuditEvent
 from stanch.audit_store import read_rows, verify_chains
 from stanch.ops.history_audit import cross_check
 from stanch.ops.history_timeline import (
@@ -20,7 +24,8 @@ from stanch.ops.history_timeline import (
     first_value,
 )
 from tests.helpers import Incidents, Running, applied, audit_rows, new_agent, until_state
-from workflows.steps.policies import AUDIT_BATCH_PATCH
+from workflows.steps.incident import next_audit_batch
+from workflows.steps.policies import AUDIT_BATCH_MAX_ROWS, AUDIT_BATCH_PATCH
 
 APPROVED = [
     "pause",
@@ -104,3 +109,25 @@ async def test_an_emergency_stops_audit_rows_land_in_batches_with_fewer_write_ac
         len(APPROVED),
     )
     assert check.effects == len(names) - len(batches)
+
+
+def test_the_next_batch_takes_the_queued_rows_from_the_head_up_to_the_cap() -> None:
+    queue = deque(
+        AuditEvent(
+            workflow_id="incident-x",
+            run_id="run-1",
+            step_key=f"step-{index}",
+            actor="stanch",
+            action="do",
+            outcome="done",
+            occurred_at=datetime(2026, 12, 4, tzinfo=UTC),
+        )
+        for index in range(AUDIT_BATCH_MAX_ROWS * 2 + 5)
+    )
+    steps = [event.step_key for event in queue]
+
+    assert [e.step_key for e in next_audit_batch(queue, batched=True)] == steps[:AUDIT_BATCH_MAX_ROWS]
+    assert [e.step_key for e in next_audit_batch(queue, batched=True, most=3)] == steps[:3]
+    assert [e.step_key for e in next_audit_batch(deque(list(queue)[:4]), batched=True)] == steps[:4]
+    assert [e.step_key for e in next_audit_batch(queue, batched=False)] == steps[:1]  # before the batches
+    assert len(queue) == len(steps)  # only the drainer pops, once the batch is written
