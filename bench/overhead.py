@@ -8,9 +8,9 @@ StanchState=awaiting_approval) → approve as an approver from the policy (the `
 `decide` update with --approve-with update) → wait for the result, which must be `rolled_back`. After the
 timed run every agent must show exactly one pause and one rollback on the sandbox.
 
-Bare path, per workflow: start bench/bare.py's workflow (as many activities before and after its one
-signal as the real run's history has before and after the approval; trivial activities, default
-converter, nothing else) on its own task queue, run by its own worker process → wait until it reaches the
+Bare path, per workflow: start bench/bare.py's workflow (the frozen shape of issue 15, BARE_SHAPE: 7
+activities before its one signal and 4 after, as the runbook's happy-path history had when the issue was
+measured; trivial activities, default converter, nothing else) on its own task queue, run by its own worker process → wait until it reaches the
 same point (its last activity before the signal is scheduled, as the runbook's gate audit write is when it
 asks) → signal → wait for the result.
 
@@ -52,6 +52,10 @@ from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 
 APPROVABLE = "awaiting_approval"
+# The bare reference keeps the shape the emergency stop's happy path had when issue 15 measured it
+# (2026-11-22: 7 activities before the approval, 4 after). Read from today's history instead, it would
+# shrink with every history event the runbook saves, and the ratio could never show the saving.
+BARE_SHAPE = bare.Shape(before=7, after=4)
 WORKER_READY_SECONDS = 60.0
 
 
@@ -305,7 +309,11 @@ async def body(args: argparse.Namespace, stack: Stack) -> None:
                 f"{counts['signals']} signals"
             )
             worker = await asyncio.to_thread(start_bare_worker, stack, bare_queue, logs)
-            bare_path = BarePath(bare_client, bare_queue, shape, args.timeout)
+            print(
+                f"bare reference (frozen)     {BARE_SHAPE.before + BARE_SHAPE.after} ActivityTaskScheduled "
+                f"({BARE_SHAPE.before} before the signal, {BARE_SHAPE.after} after)"
+            )
+            bare_path = BarePath(bare_client, bare_queue, BARE_SHAPE, args.timeout)
             await bare_path.run(f"bench-bare-{run}-warmup")
 
             pids = {**stack.pids(), "bare-worker": worker.pid}

@@ -24,6 +24,7 @@ from schemas.incidents import IncidentResult
 from stanch.audit_store import read_rows
 from stanch.ops.devstack import child_environment
 from stanch.ops.history_audit import cross_check
+from stanch.ops.history_timeline import AUDIT_ACTIVITIES
 from stanch.ops.samples import sample
 from stanch.policy import Policy
 from stanch.settings import REPO_ROOT, Settings
@@ -137,16 +138,17 @@ def history(settings: Settings, workflow_id: str, run_id: str | None = None) -> 
 
 
 def attempts_that_ended(
-    settings: Settings, workflow_id: str, activity: str
+    settings: Settings, workflow_id: str, *activities: str
 ) -> list[ActivityTaskStartedEventAttributes]:
-    """The ActivityTaskStarted of each `activity` the workflow ran: the history keeps one per activity, for
-    the attempt that ended it, with its attempt number, the identity of its worker and the failure before."""
+    """The ActivityTaskStarted of each activity of these names the workflow ran: the history keeps one per
+    activity, for the attempt that ended it, with its attempt number, the identity of its worker and the
+    failure before."""
     events = history(settings, workflow_id)
     scheduled = {
         event.event_id
         for event in events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and event.activity_task_scheduled_event_attributes.activity_type.name == activity
+        and event.activity_task_scheduled_event_attributes.activity_type.name in activities
     }
     return [
         event.activity_task_started_event_attributes
@@ -183,7 +185,7 @@ def retried_audit_writes(settings: Settings, workflow_id: str) -> list[PendingAc
     return [
         pending
         for pending in description(settings, workflow_id).pending_activities
-        if pending.activity_type.name == "write_audit" and pending.attempt > 1
+        if pending.activity_type.name in AUDIT_ACTIVITIES and pending.attempt > 1
     ]
 
 
@@ -197,7 +199,7 @@ def audit_settled(settings: Settings, workflow_id: str, timeout: float = 30.0) -
 
     def quiet() -> bool:
         described = description(settings, workflow_id)
-        writing = [p for p in described.pending_activities if p.activity_type.name == "write_audit"]
+        writing = [p for p in described.pending_activities if p.activity_type.name in AUDIT_ACTIVITIES]
         return not writing and not described.HasField("pending_workflow_task")
 
     eventually(quiet, f"the audit rows of {workflow_id} to land", timeout=timeout)

@@ -67,6 +67,7 @@ def stanch_activities(context: PackContext) -> list[Any]:
         security.kill_switch,
         notify.send_notification,
         audit.write_audit,
+        audit.write_audit_rows,
         guardrail.ask,
         *system_activities(context.systems),
     ]

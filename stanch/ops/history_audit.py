@@ -6,14 +6,17 @@ something that never happened goes unnoticed.
 
 The rule, from how runbooks work (`IncidentWorkflow.act` runs an effect, then audits it under the same
 step; `notify` and the approval gate do the same):
-- An *effect* is a completed or failed activity, other than `write_audit` itself, whose request carries a
-  top-level `idempotency_key` `<workflow id>/<run id>/<step>`. Effects change something outside Temporal,
-  so they must be idempotent and carry that key; reads (health checks, version diffs, dependents ...) do
-  not, and the guardrail ask keeps its key inside its check and changes only Temporal's own state. Each
-  effect's step must have been audited in the history (a `write_audit` with that step key).
-- Each completed `write_audit` in the history must have its row in Postgres (same workflow id, run id and
-  step key) with the same actor, action, outcome and reason.
-- Each row of that run in Postgres must have its `write_audit` in the history.
+- An *audit write* is one row an audit activity asked to write: a `write_audit` writes one, an
+  `audit_write_rows` every row of its batch (an incident's queued rows, issue 15). Rows are counted, not
+  activities.
+- An *effect* is a completed or failed activity, other than the audit activities themselves, whose request
+  carries a top-level `idempotency_key` `<workflow id>/<run id>/<step>`. Effects change something outside
+  Temporal, so they must be idempotent and carry that key; reads (health checks, version diffs, dependents
+  ...) do not, and the guardrail ask keeps its key inside its check and changes only Temporal's own state.
+  Each effect's step must have been audited in the history (an audit write with that step key).
+- Each audit write of a completed audit activity must have its row in Postgres (same workflow id, run id
+  and step key) with the same actor, action, outcome and reason.
+- Each row of that run in Postgres must have its audit write in the history.
 The hash chain itself is checked by `stanch.audit_store.verify_chains`.
 """
 
@@ -26,7 +29,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from stanch.audit_store import AuditRow
-from stanch.ops.history_timeline import AUDIT_ACTIVITY, effect_step, first_value
+from stanch.ops.history_timeline import AUDIT_ACTIVITIES, audit_rows_requested, effect_step, first_value
 
 _COMPARED = ("actor", "action", "outcome", "reason")
 
@@ -36,12 +39,16 @@ class CrossCheck:
     workflow_id: str
     run_id: str
     effects: int = 0
-    audit_writes: int = 0
+    audit_writes: int = 0  # rows written by completed audit activities
+    audit_activities: int = 0  # the completed audit activities that wrote them
     rows: int = 0
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        counts = f"{self.effects} effect(s), {self.audit_writes} audit write(s), {self.rows} row(s)"
+        counts = (
+            f"{self.effects} effect(s), {self.audit_writes} audit write(s) in {self.audit_activities} "
+            f"activit{'y' if self.audit_activities == 1 else 'ies'}, {self.rows} row(s)"
+        )
         if not self.problems:
             return f"history and audit log agree for {self.workflow_id} run {self.run_id}: {counts}"
         listed = "\n".join(f"  - {problem}" for problem in self.problems)
@@ -65,10 +72,8 @@ def audited_run(history: WorkflowHistory) -> tuple[str, str]:
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == AUDIT_ACTIVITY:
-                request = first_value(attrs.input)
-                if isinstance(request, dict):
-                    return str(request.get("workflow_id", "")), str(request.get("run_id", ""))
+            for request in audit_rows_requested(attrs.activity_type.name, first_value(attrs.input)):
+                return str(request.get("workflow_id", "")), str(request.get("run_id", ""))
     return "", ""
 
 
@@ -85,8 +90,10 @@ def cross_check(history: WorkflowHistory, rows: list[AuditRow]) -> CrossCheck:
             attrs = event.activity_task_scheduled_event_attributes
             activity = _Activity(event.event_id, attrs.activity_type.name, first_value(attrs.input))
             scheduled[event.event_id] = activity
-            if activity.name == AUDIT_ACTIVITY and isinstance(activity.request, dict):
-                requested.add(str(activity.request.get("step_key", "")))
+            requested.update(
+                str(asked.get("step_key", ""))
+                for asked in audit_rows_requested(activity.name, activity.request)
+            )
         elif event.event_type in (
             EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
             EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
@@ -98,13 +105,13 @@ def cross_check(history: WorkflowHistory, rows: list[AuditRow]) -> CrossCheck:
             done = scheduled.get(scheduled_id)
             if done is None:
                 continue
-            if done.name != AUDIT_ACTIVITY:
+            if done.name not in AUDIT_ACTIVITIES:
                 if effect_step(done.request):
                     effects.append(done)
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and isinstance(
-                done.request, dict
-            ):
-                writes[str(done.request.get("step_key", ""))] = (done.event_id, done.request)
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                check.audit_activities += 1
+                for written in audit_rows_requested(done.name, done.request):
+                    writes[str(written.get("step_key", ""))] = (done.event_id, written)
 
     check.effects, check.audit_writes = len(effects), len(writes)
     for effect in effects:

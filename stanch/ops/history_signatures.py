@@ -16,9 +16,10 @@ The rule:
   history cannot hold one. A signal that does not hold is refused by the workflow too (noted and audited),
   and forged attempts are expected in honest histories: it is listed as refused, not a problem — unless
   an audit write relies on it.
-- Each audit write (`write_audit` input) whose details record `signed_by` (each signer's key fingerprint)
-  and `digest` needs, for each key, an earlier message signed by that key over one of those digests that
-  holds: otherwise the audit log records a signed decision the history cannot show.
+- Each audit row written (a `write_audit` input, or a row of an `audit_write_rows` batch) whose details
+  record `signed_by` (each signer's key fingerprint) and `digest` needs, for each key, an earlier message
+  signed by that key over one of those digests that holds: otherwise the audit log records a signed
+  decision the history cannot show.
 
 What this does not re-decide: expiry, replays and staleness are judged by the workflow against its own
 state and clock; a signature that holds may still have been refused for them (the timeline says so).
@@ -36,7 +37,7 @@ from temporalio.client import WorkflowHistory
 
 from schemas.signatures import Keyring, SignedDecision
 from stanch.ops.history_audit import audited_run
-from stanch.ops.history_timeline import AUDIT_ACTIVITY, first_value
+from stanch.ops.history_timeline import audit_rows_requested, first_value
 from stanch.signing import fingerprint_lines, person_of
 
 KEYS_SIGNAL = "keys"
@@ -197,8 +198,8 @@ def check_signatures(history: WorkflowHistory) -> SignatureCheck:
                     )
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == AUDIT_ACTIVITY:
-                _check_audit_write(check, event.event_id, first_value(attrs.input))
+            for row in audit_rows_requested(attrs.activity_type.name, first_value(attrs.input)):
+                _check_audit_write(check, event.event_id, row)
     return check
 
 

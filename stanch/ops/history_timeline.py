@@ -12,7 +12,8 @@ Choices, so the reader knows what an entry means:
 - `decide` updates appear only once accepted: the validator keeps refused updates out of the history.
 - The gate's own verdict (the `gateN-decision` / `gateN-safe-default` audit steps) is listed as a
   `decision`: that is the answer that counted, including "nobody answered, safe default".
-- Audit writes are otherwise not listed as actions: they restate the entries around them.
+- Audit writes (one row each, or a batch of an incident's queued rows) are otherwise not listed as actions:
+  they restate the entries around them.
 - An escalation is a notification whose step key contains "escalate", or an `escalate` signal.
 """
 
@@ -31,7 +32,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+# The activities that write audit rows: one row each (`write_audit`), or every row an incident's audit
+# queue held at once (`audit_write_rows`, issue 15). `audit_rows_requested` reads the rows of either.
 AUDIT_ACTIVITY = "write_audit"
+AUDIT_ROWS_ACTIVITY = "audit_write_rows"
+AUDIT_ACTIVITIES = frozenset({AUDIT_ACTIVITY, AUDIT_ROWS_ACTIVITY})
 ANSWER_SIGNALS = {"approve": True, "reject": False}
 # Keys that identify rather than describe; left out of the highlights an auditor reads.
 _NOISE = {"idempotency_key", "workflow_id", "run_id", "text", "policy"}
@@ -170,6 +175,17 @@ def highlights(value: Any) -> dict[str, str]:
     return picked
 
 
+def audit_rows_requested(activity: str, request: Any) -> list[dict[str, Any]]:
+    """The audit rows (decoded `AuditEvent`s) an activity of this name asked to write, in their order: one
+    for `write_audit`, each of the batch for `audit_write_rows`, none for any other activity."""
+    if activity == AUDIT_ACTIVITY:
+        return [request] if isinstance(request, dict) else []
+    if activity == AUDIT_ROWS_ACTIVITY and isinstance(request, dict):
+        rows = request.get("rows")
+        return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+    return []
+
+
 def effect_step(value: Any) -> str:
     """The step of an effect, from its idempotency key `<workflow id>/<run id>/<step>`."""
     if isinstance(value, dict) and isinstance(value.get("idempotency_key"), str):
@@ -242,27 +258,27 @@ def build_timeline(history: WorkflowHistory) -> HistoryTimeline:
             attrs_s = event.activity_task_scheduled_event_attributes
             request = first_value(attrs_s.input)
             scheduled[eid] = _Scheduled(attrs_s.activity_type.name, _summary(event), request, at)
-            if attrs_s.activity_type.name == AUDIT_ACTIVITY and isinstance(request, dict):
-                _audit_written(timeline, at, eid, request, unmatched_answers)
+            for row in audit_rows_requested(attrs_s.activity_type.name, request):
+                _audit_written(timeline, at, eid, row, unmatched_answers)
 
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             attrs_c = event.activity_task_completed_event_attributes
             done = scheduled.pop(attrs_c.scheduled_event_id, None)
-            if done and done.name != AUDIT_ACTIVITY:
+            if done and done.name not in AUDIT_ACTIVITIES:
                 result = highlights(first_value(attrs_c.result))
                 timeline.entries.append(_effect(done, at, eid, "done", result))
 
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
             attrs_f = event.activity_task_failed_event_attributes
             failed = scheduled.pop(attrs_f.scheduled_event_id, None)
-            if failed and failed.name != AUDIT_ACTIVITY:
+            if failed and failed.name not in AUDIT_ACTIVITIES:
                 reason = {"error": _failure_text(attrs_f.failure)}
                 timeline.entries.append(_effect(failed, at, eid, "failed", reason))
 
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
             attrs_t = event.activity_task_timed_out_event_attributes
             lost = scheduled.pop(attrs_t.scheduled_event_id, None)
-            if lost and lost.name != AUDIT_ACTIVITY:
+            if lost and lost.name not in AUDIT_ACTIVITIES:
                 timeline.entries.append(_effect(lost, at, eid, "timed out", {}))
 
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
@@ -295,7 +311,7 @@ def build_timeline(history: WorkflowHistory) -> HistoryTimeline:
             _maybe_close(timeline, event)
 
     for pending in scheduled.values():
-        if pending.name != AUDIT_ACTIVITY:
+        if pending.name not in AUDIT_ACTIVITIES:
             timeline.entries.append(_effect(pending, pending.at, 0, "still running", {}))
     return timeline
 

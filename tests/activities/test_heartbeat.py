@@ -2,8 +2,9 @@
 
 The mechanism end to end (a SIGKILLed worker's pause retried after its heartbeat timeout) is in
 tests/e2e/test_chaos_worker_kill.py; here, without a server: `@heartbeating` keeps beating while the activity
-waits and stops when it ends, and every activity the worker runs through `act` is built with it (the one
-exception is `write_audit`, which `act` never runs and which has its own short connect timeout).
+waits and stops when it ends, and every activity the worker runs through `act` is built with it (the
+exceptions are the audit writes, `write_audit` and `audit_write_rows`, which `act` never runs and which have
+their own short connect timeout).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from activities import heartbeat
 from activities.agents import AgentActivities
 from activities.heartbeat import heartbeating, heartbeats
 
-NOT_RUN_BY_ACT = {"write_audit"}
+NOT_RUN_BY_ACT = {"write_audit", "audit_write_rows"}
 
 
 @activity.defn(name="held_call")
@@ -76,6 +77,6 @@ def test_every_effect_the_runbooks_run_heartbeats() -> None:
     assert "pause_agent" in defined and "send_notification" in defined and "write_audit" in defined
     silent = sorted(name for name, fn in defined.items() if not heartbeats(fn) and name not in NOT_RUN_BY_ACT)
     assert silent == [], f"activities without @heartbeating: {silent}"
-    assert not heartbeats(defined["write_audit"])
+    assert not heartbeats(defined["write_audit"]) and not heartbeats(defined["audit_write_rows"])
     # The mark survives @activity.defn, which is where `act` reads it from.
     assert heartbeats(AgentActivities.pause_agent)

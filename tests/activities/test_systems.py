@@ -31,6 +31,7 @@ NOT_A_SYSTEM = {
     "security_kill_switch",
     "send_notification",
     "write_audit",
+    "audit_write_rows",
 }
 PROBES = {"replay_probe_echo"}
 

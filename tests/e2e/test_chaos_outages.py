@@ -24,6 +24,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from stanch.ops.devstack import DevStack, settings_on_free_ports
 from stanch.ops.devstack.supervisor import Child
 from stanch.ops.devstack.temporal import split_address
+from stanch.ops.history_timeline import AUDIT_ACTIVITIES
 from stanch.ops.samples import sample
 from stanch.settings import Settings
 from tests.helpers import audit_rows, chat_messages, http_client
@@ -190,7 +191,9 @@ def test_postgres_outage_delays_audit_rows_but_loses_none_and_writes_none_twice(
         assert result_of(settings, workflow_id).final_state == "rolled_back"
         assert_every_effect_once(settings, agent_id, workflow_id)
         # The history keeps the proof that rows came from retried writes, and agrees with the audit log.
-        assert any(write.attempt > 1 for write in attempts_that_ended(settings, workflow_id, "write_audit"))
+        assert any(
+            write.attempt > 1 for write in attempts_that_ended(settings, workflow_id, *AUDIT_ACTIVITIES)
+        )
         assert history_audit_problems(settings, workflow_id) == []
     assert worker.alive() and part(own_stack, "worker") is worker
     verified = stanch_cli(settings, "audit", "verify")
@@ -225,7 +228,7 @@ def test_postgres_down_before_the_alert_holds_back_no_page_and_every_row_lands_o
     assert result_of(settings, workflow_id).final_state == "rolled_back"
     assert_every_effect_once(settings, agent_id, workflow_id)  # every row once, in step order
     assert chat_channels(settings, workflow_id) == ["customer", "on-call"]
-    assert any(write.attempt > 1 for write in attempts_that_ended(settings, workflow_id, "write_audit"))
+    assert any(write.attempt > 1 for write in attempts_that_ended(settings, workflow_id, *AUDIT_ACTIVITIES))
     assert history_audit_problems(settings, workflow_id) == []
     verified = stanch_cli(settings, "audit", "verify", "--history", workflow_id)
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -7,6 +7,7 @@ real incident on the time-skipping server with real activities and the session's
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,13 @@ from schemas.audit import AuditEvent
 from stanch.audit_store import read_rows
 from stanch.ops.cli import app
 from stanch.ops.history_audit import audited_run, cross_check
-from stanch.ops.history_timeline import build_timeline, first_value, render
+from stanch.ops.history_timeline import (
+    AUDIT_ROWS_ACTIVITY,
+    audit_rows_requested,
+    build_timeline,
+    first_value,
+    render,
+)
 from stanch.ops.replay import load_history, replay
 from stanch.policy import Policy
 from stanch.settings import Settings
@@ -31,6 +38,17 @@ STOP = Path(__file__).parent.parent / "histories" / "agent_emergency_stop"
 APPROVED = STOP / "test_pauses_at_once_then_rolls_back_on_approval.json"
 ESCALATED = STOP / "test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused.json"
 REFUSED = STOP / "test_decide_update_refuses_unknown_approver_and_unrecommended_action.json"
+# The same path with the rows written in batches (`audit_write_rows`, AUDIT_BATCH_PATCH): 7 rows, 5 activities.
+BATCHED = STOP / "test_an_emergency_stops_audit_rows_land_in_batches_with_fewer_write_activities.json"
+APPROVED_STEPS = [
+    "pause",
+    "tell-customer",
+    "tell-oncall",
+    "gate1-requested",
+    "gate1-decision",
+    "rollback",
+    "closed",
+]
 
 
 # ---- timeline ---------------------------------------------------------------------------------------
@@ -72,6 +90,17 @@ def test_timeline_of_an_unanswered_incident_shows_the_escalation_timers_and_safe
     for fmt in ("text", "markdown", "json"):
         rendered = render(timeline, fmt)
         assert "gate1-escalate-1" in rendered and "escalated" in rendered
+
+
+def test_timeline_of_a_batched_incident_tells_the_same_story_as_one_write_per_row() -> None:
+    single, batched = build_timeline(load_history(APPROVED)), build_timeline(load_history(BATCHED))
+
+    for timeline in (single, batched):
+        steps = [entry.details.get("step") for entry in timeline.kinds("action")]
+        assert steps == ["pause", "tell-customer", "tell-oncall", "rollback"]  # no audit write among them
+        [decision] = timeline.kinds("decision")  # read from the gate's row inside a batch, too
+        assert decision.actor == "alice" and "rollback approved" in decision.text
+        assert (timeline.outcome, timeline.final_state) == ("completed", "rolled_back")
 
 
 def test_timeline_marks_the_refused_signal_and_keeps_the_accepted_update() -> None:
@@ -143,6 +172,11 @@ async def test_verify_history_passes_on_a_real_run_and_fails_on_a_row_without_it
                 occurred_at=datetime.now(UTC),
             )
         )
+    # Its rows were written in batches: every row counted, in fewer activities than rows.
+    counted = re.search(r"(\d+) audit write\(s\) in (\d+) activit", agreed.output)
+    assert counted is not None, agreed.output
+    assert int(counted[1]) == len(APPROVED_STEPS) and int(counted[2]) < len(APPROVED_STEPS)
+
     forged = await cli(["audit", "verify", "--history", workflow_id], cli_env)
     assert forged.exit_code == 1, forged.output
     assert (
@@ -161,8 +195,22 @@ def test_verify_history_reports_writes_with_no_row(postgres_settings: Settings) 
 
     check = cross_check(history, rows)
     missing = [p for p in check.problems if "has no row in the audit log" in p]
-    assert len(missing) == check.audit_writes == 7
+    assert len(missing) == check.audit_writes == check.audit_activities == 7
     assert any("'rollback'" in p for p in missing)
+
+
+def test_verify_history_counts_every_row_of_a_batched_history() -> None:
+    """The rows of `audit_write_rows` batches are audit writes like `write_audit`'s: each must have its row
+    (none here: the recording's database is gone), each effect's step is found among them."""
+    history = load_history(BATCHED)
+    audited_id, run_id = audited_run(history)
+    assert audited_id.startswith("incident-") and run_id
+
+    check = cross_check(history, [])
+    missing = [p for p in check.problems if "has no row in the audit log" in p]
+    assert (check.audit_writes, check.audit_activities, check.effects) == (7, 5, 4)
+    assert len(missing) == 7 and all(any(f"{step!r}" in p for p in missing) for step in APPROVED_STEPS)
+    assert not any("never audited" in p for p in check.problems)
 
 
 def test_an_effect_whose_audit_write_is_absent_is_reported() -> None:
@@ -182,6 +230,24 @@ def test_an_effect_whose_audit_write_is_absent_is_reported() -> None:
     problems = cross_check(WorkflowHistory(history.workflow_id, kept), []).problems
     assert any("effect rollback_agent step 'rollback'" in p and "never audited" in p for p in problems)
     assert not any("never audited" in p for p in cross_check(history, []).problems)
+
+
+def test_an_effect_whose_row_is_absent_from_its_batch_is_reported() -> None:
+    """The same rule on a doctored copy of the batched history: the rollback's row taken out of its batch."""
+    history = load_history(BATCHED)
+    doctored = WorkflowHistory.from_json(history.workflow_id, history.to_json_dict())
+    for event in doctored.events:
+        attrs = event.activity_task_scheduled_event_attributes
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        rows = audit_rows_requested(attrs.activity_type.name, first_value(attrs.input))
+        if attrs.activity_type.name == AUDIT_ROWS_ACTIVITY and any(r["step_key"] == "rollback" for r in rows):
+            kept = [row for row in rows if row["step_key"] != "rollback"]
+            payload = attrs.input.payloads[0]
+            payload.data = json.dumps({"rows": kept}).encode()
+    problems = cross_check(doctored, []).problems
+    assert any("effect rollback_agent step 'rollback'" in p and "never audited" in p for p in problems)
+    assert cross_check(doctored, []).audit_writes == 6
 
 
 def test_timeline_refuses_an_unknown_format() -> None:

@@ -2,10 +2,11 @@
 
 On the time-skipping server with the real worker and its real activities, whose database URL goes through
 a TCP hop of the test's own to the session's real Postgres. The test cuts the hop (every connection is
-dropped at once, as a crashed or firewalled database drops it) and mends it: `write_audit` really fails and
-is really retried; nothing fakes a success. While it is cut the agent is paused and the customer and
+dropped at once, as a crashed or firewalled database drops it) and mends it: `audit_write_rows` really fails
+and is really retried; nothing fakes a success. While it is cut the agent is paused and the customer and
 on-call messages reach the sandbox; once it is mended every row lands exactly once, in step order, the
-hash chain verifies, and the incident closed only after its last row landed. The guardrail's kill switch,
+hash chain verifies, and the incident closed only after its last row landed; the rows queued behind the
+retried write went out together, in one batch. The guardrail's kill switch,
 which a security incident flips before it revokes and pages, answers while Postgres is cut off too.
 """
 
@@ -37,7 +38,12 @@ from schemas.guardrail import (
 )
 from schemas.incidents import IncidentResult
 from stanch.audit_store import verify_chains
-from stanch.ops.history_timeline import AUDIT_ACTIVITY
+from stanch.ops.history_timeline import (
+    AUDIT_ACTIVITIES,
+    AUDIT_ROWS_ACTIVITY,
+    audit_rows_requested,
+    first_value,
+)
 from stanch.ops.replay import replay
 from stanch.policy import Policy
 from stanch.settings import Settings
@@ -45,7 +51,7 @@ from tests.clock import free_clock, settle_and_terminate
 from tests.conftest import StartedWorkflows
 from tests.helpers import Incidents, applied, audit_rows, chat_messages, new_agent
 from workers.worker import activity_implementations, build_worker
-from workflows.steps.policies import AUDIT_QUEUE_PATCH
+from workflows.steps.policies import AUDIT_BATCH_PATCH, AUDIT_QUEUE_PATCH
 
 # Slow tier (`make test` runs it, `make test-fast` does not): real connection timeouts and retry backoffs against a cut-off Postgres (~38 s).
 pytestmark = pytest.mark.slow
@@ -178,7 +184,7 @@ async def failed_audit_attempts(handle: WorkflowHandle[Any, Any]) -> int:
     return sum(
         pending.attempt - 1
         for pending in description.raw_description.pending_activities
-        if pending.activity_type.name == AUDIT_ACTIVITY
+        if pending.activity_type.name in AUDIT_ACTIVITIES
     )
 
 
@@ -230,19 +236,36 @@ async def test_pause_and_both_pages_go_out_while_postgres_is_cut_off_and_every_r
     assert applied(sandbox, f"/agents/{agent_id}/pause") == 1
     assert applied(sandbox, f"/agents/{agent_id}/rollback") == 1
 
-    # The history: the new path's marker, one completed write per row, all before the run completed.
+    # The history: the new path's markers; the first row's write retried until Postgres was back, every row
+    # queued behind it in the one batch after it; each write completed, all before the run completed.
     history = await events(handle)
-    assert any(
-        AUDIT_QUEUE_PATCH.encode() in e.marker_recorded_event_attributes.SerializeToString()
-        for e in history
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-    ), f"no {AUDIT_QUEUE_PATCH!r} marker"
-    audit_scheduled = {
-        e.event_id
+    for patch in (AUDIT_QUEUE_PATCH, AUDIT_BATCH_PATCH):
+        assert any(
+            patch.encode() in e.marker_recorded_event_attributes.SerializeToString()
+            for e in history
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        ), f"no {patch!r} marker"
+    writes = [
+        e
         for e in history
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == AUDIT_ACTIVITY
+        and e.activity_task_scheduled_event_attributes.activity_type.name in AUDIT_ACTIVITIES
+    ]
+    carried = [
+        [
+            str(row["step_key"])
+            for row in audit_rows_requested(
+                e.activity_task_scheduled_event_attributes.activity_type.name,
+                first_value(e.activity_task_scheduled_event_attributes.input),
+            )
+        ]
+        for e in writes
+    ]
+    assert {e.activity_task_scheduled_event_attributes.activity_type.name for e in writes} == {
+        AUDIT_ROWS_ACTIVITY
     }
+    assert carried == [APPROVED[:1], APPROVED[1:]], carried
+    audit_scheduled = {e.event_id for e in writes}
     completed = [
         e.event_id
         for e in history
@@ -252,7 +275,7 @@ async def test_pause_and_both_pages_go_out_while_postgres_is_cut_off_and_every_r
     [closed] = [
         e.event_id for e in history if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     ]
-    assert len(audit_scheduled) == len(completed) == len(APPROVED)
+    assert len(audit_scheduled) == len(completed) == 2
     assert max(completed) < closed
 
 

@@ -4,11 +4,14 @@ A runbook subclass only writes its procedure in `run`; everything an on-call hum
 (the `approve`/`reject`/`decide` answers, `brief`, `timeline`, the search attributes) lives here once.
 
 Audit rows never hold up a page. `audit()` queues the row and returns; one drainer task per incident
-writes the queue with `write_audit`, one row in flight at a time and in the order the steps queued them, so
-the hash chain and the step order hold while the effects and notifications after a step go out at once —
-Postgres being down included. Nothing ends a run with rows still queued: `finish()` waits for the queue,
-and so does the wrapper every subclass's `run` gets (a cancelled, failed or continued-as-new run too).
-Runs recorded before the queue existed replay the old inline writes (`AUDIT_QUEUE_PATCH`).
+writes the queue in the order the steps queued them, one write in flight at a time, so the hash chain and
+the step order hold while the effects and notifications after a step go out at once — Postgres being down
+included. Each write takes every row queued so far, in one `audit_write_rows` activity: rows queued while
+one write is in flight share the next, which saves the server a history step per row. Nothing ends a run
+with rows still queued: `finish()` waits for the queue, and so does the wrapper every subclass's `run` gets
+(a cancelled, failed or continued-as-new run too).
+Runs recorded before the queue existed replay the old inline writes (`AUDIT_QUEUE_PATCH`), and runs
+recorded with the queue but before the batches their one `write_audit` per row (`AUDIT_BATCH_PATCH`).
 
 Every incident stands on one escalation ladder (`self.ladder`, workflows/steps/escalation.py) that all its
 approval gates climb, and from its start it watches its severity's response target: nobody responding in
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
@@ -55,10 +59,12 @@ with workflow.unsafe.imports_passed_through():
     from schemas.signatures import GateShown, Keyring, ToSign
     from stanch.signing import resolve_shown
     from workflows.steps.approval import ApprovalGate
-    from workflows.steps.audit import write_audit_row
+    from workflows.steps.audit import write_audit_row, write_audit_rows
     from workflows.steps.customer_message import CustomerMessages
     from workflows.steps.escalation import Ladder
     from workflows.steps.policies import (
+        AUDIT_BATCH_MAX_ROWS,
+        AUDIT_BATCH_PATCH,
         AUDIT_QUEUE_PATCH,
         EFFECT_HEARTBEAT_TIMEOUT,
         EFFECT_RETRY,
@@ -150,7 +156,9 @@ class IncidentWorkflow:
         self._audit_steps: set[str] = set()
         # None until the first row: then `workflow.patched` decides, once, inline (old runs) or queued.
         self._audit_queued: bool | None = None
-        # Rows not yet written; the head is the one in flight. Only the drainer task pops.
+        # None until the first drain: then `workflow.patched` decides, once, one write per row or batches.
+        self._audit_batched: bool | None = None
+        # Rows not yet written; the head rows are the ones in flight. Only the drainer task pops.
         self._audit_queue: deque[AuditEvent] = deque()
         self._audit_drainer: asyncio.Task[None] | None = None
         self._audit_error: BaseException | None = None
@@ -276,13 +284,23 @@ class IncidentWorkflow:
             raise self._audit_error
 
     async def _drain_audit_queue(self) -> None:
+        if self._audit_batched is None:
+            # Here, at the first drain, is where runs part: one recorded with the queue but before the
+            # batches schedules a `write_audit` for its first row next, a new one records the marker.
+            self._audit_batched = workflow.patched(AUDIT_BATCH_PATCH)
         while self._audit_queue:
+            # The rows stay queued until written, so `audit_landed` waits for the ones in flight too.
+            in_flight = next_audit_batch(self._audit_queue, batched=self._audit_batched)
             try:
-                await write_audit_row(self._audit_queue[0])
+                if self._audit_batched:
+                    await write_audit_rows(in_flight)
+                else:
+                    await write_audit_row(in_flight[0])
             except Exception as error:  # kept for `audit_landed` to raise in the run itself
                 self._audit_error = error
                 return
-            self._audit_queue.popleft()
+            for _ in in_flight:
+                self._audit_queue.popleft()
 
     async def act(
         self,
@@ -739,6 +757,14 @@ def _drains_audit_before_closing(
         return result
 
     return run_then_land_audit_rows
+
+
+def next_audit_batch(
+    queue: deque[AuditEvent], *, batched: bool, most: int = AUDIT_BATCH_MAX_ROWS
+) -> list[AuditEvent]:
+    """The rows the audit queue's next write takes, from its head: every row queued so far up to `most`,
+    or the head alone for a run recorded before the batches."""
+    return list(itertools.islice(queue, most if batched else 1))
 
 
 def activities_in_flight() -> int:

@@ -30,6 +30,13 @@ AUDIT_RETRY = RetryPolicy(
 # Audit rows of an incident drain through one in-workflow queue (IncidentWorkflow.audit); runs recorded
 # before it wrote each row inline. The marker is set at an incident's first audit row.
 AUDIT_QUEUE_PATCH = "audit-rows-drain-through-a-queue"
+# The queue's drainer writes every row queued so far in one `audit_write_rows` activity (issue 15: fewer
+# history events per incident); runs recorded before wrote one `write_audit` per row. The marker is set at
+# an incident's first drain.
+AUDIT_BATCH_PATCH = "audit-queue-writes-rows-in-batches"
+# At most this many rows per batch: a queue that grew through a long outage (refused answers keep coming)
+# goes out in several, each payload far below Temporal's blob size limits (~1 KB a row).
+AUDIT_BATCH_MAX_ROWS = 100
 
 # After the last escalation level the gate stays open as `unattended`, re-paging, until it gives up
 # (`closed_unattended`), and an acknowledgement holds the clock for a while only. Runs recorded before took
