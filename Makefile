@@ -15,10 +15,10 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 # replay batch) start once, and the e2e modules share their worker's one dev stack.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadscope
-# The fast tier has no shared stack to keep together, and its tests differ in length by 100x: they are
-# handed out one by one (measured 2026-12-04, quiet: 176 s against loadscope's 205 s), except that the tests
-# sharing a module fixture stay together (tests/conftest.py marks them), so the fixture starts once.
-FAST_XDIST := -n $(TEST_WORKERS) --dist loadgroup
+# The fast tier has no shared stack to keep together, and its tests differ in length by 100x: `--dist load`
+# hands them out one by one (measured 2026-12-04, quiet: 176 s against loadscope's 205 s). (`loadgroup`
+# would keep a module fixture's tests together, but does nothing with pytest 9: tests/README.md.)
+FAST_XDIST := -n $(TEST_WORKERS) --dist load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -73,31 +73,11 @@ E2E_FOLDER = Path(__file__).parent / "e2e"
 STACK_FIXTURES = frozenset({"stack"})
 
 
-# `make test-fast` hands tests out one by one (`--dist loadgroup`), so a module fixture (a dev server, the
-# replay batch) would be set up once on each xdist worker that gets one of the module's tests: the tests
-# that share one are grouped, to run on one worker, and the fixture starts once.
-SHARED_SCOPES = frozenset({"module", "class", "package"})
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         in_folder = item.path.is_relative_to(E2E_FOLDER)
         if in_folder or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
-        if shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
-def shares_a_module_fixture(item: pytest.Item) -> bool:
-    fixtures = getattr(item, "_fixtureinfo", None)
-    if fixtures is None:
-        return False
-    return any(
-        definitions[-1].scope in SHARED_SCOPES
-        for definitions in fixtures.name2fixturedefs.values()
-        if definitions
-    )
 
 
 @pytest.fixture(scope="session")

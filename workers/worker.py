@@ -19,8 +19,6 @@ from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
-from temporalio.workflow import _Definition as WorkflowDefinition
 
 from activities.adapters import AdapterConfigError, AdapterContext
 from activities.notify import NotifyActivities
@@ -36,6 +34,7 @@ from stanch.telemetry import setup_tracing_from_env
 from stanch.temporal_client import connect, missing_search_attributes
 from stanch.tls import default_tls_context
 from stanch.trust import refuse_demo_keys_or_exit
+from stanch.workflow_runner import SandboxValidatedOnce
 from workers.priority import ActivityPriorityFromWorkflow
 
 # Where tests and docs have always found it; it is part of Stanch's pack now.
@@ -198,27 +197,6 @@ def auto_upgrade_long_lived(packs: Packs) -> SimplePlugin:
         return [copies.get(cls, cls) for cls in workflows or ()]
 
     return SimplePlugin("stanch.auto-upgrade-long-lived", workflows=registered)
-
-
-# (workflow class, name, restrictions) already validated in this process: see SandboxValidatedOnce.
-_validated: set[tuple[type, str | None, int]] = set()
-
-
-class SandboxValidatedOnce(SandboxedWorkflowRunner):
-    """The SDK's sandboxed runner, which validates each workflow class once per process, not once per worker.
-
-    A new Worker validates every workflow it registers by running it in a fresh sandbox: ~9 ms each, a
-    quarter of a second for the catalogue, and most of a new worker's start. The answer depends only on the
-    class and the sandbox's restrictions, fixed for the life of the process, and a process may build many
-    workers (the test suite one per test; `stanch dev`, rehearsals and the benchmarks several), so each
-    class is validated by the first. Every workflow run still gets its own sandbox."""
-
-    def prepare_workflow(self, defn: WorkflowDefinition) -> None:
-        key = (defn.cls, defn.name, id(self.restrictions))
-        if key in _validated:
-            return
-        super().prepare_workflow(defn)
-        _validated.add(key)
 
 
 def build_worker(

@@ -22,6 +22,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
+from stanch.workflow_runner import SandboxValidatedOnce
+
 # The core SDK words its nondeterminism failures like
 #   [TMPRL1100] Nondeterminism error: Activity machine does not handle this event: HistoryEvent(id: 5, ...)
 # inside a longer debug rendering of the failure; these pull out the sentence and the event at fault.
@@ -110,9 +112,16 @@ async def replay(
 
         packs = installed_packs()
         workflows = packs.workflows
-        replayer = Replayer(workflows=[], plugins=list(packs), data_converter=data_converter)
+        replayer = Replayer(
+            workflows=[],
+            plugins=list(packs),
+            data_converter=data_converter,
+            workflow_runner=SandboxValidatedOnce(),
+        )
     else:
-        replayer = Replayer(workflows=list(workflows), data_converter=data_converter)
+        replayer = Replayer(
+            workflows=list(workflows), data_converter=data_converter, workflow_runner=SandboxValidatedOnce()
+        )
     known = {definition.name for definition in map(_definition, workflows) if definition}
     sources = {id(history): source for source, history in histories}
 

@@ -1,4 +1,4 @@
-"""A new worker still validates every workflow in the sandbox (workers/worker.py, SandboxValidatedOnce),
+"""A new worker still validates every workflow in the sandbox (stanch/workflow_runner.py, SandboxValidatedOnce),
 though a process validates each class only once: a refused workflow is refused again by every worker that
 registers it (a valid one registers with every worker: the whole suite builds one per test)."""
 
