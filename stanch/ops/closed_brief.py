@@ -19,6 +19,7 @@ encrypted payloads) and render `.brief` like a queried one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -79,7 +80,7 @@ def brief_from_history(history: WorkflowHistory) -> ClosedBrief:
         started_at=alert.get("starts_at") or stamp_time(events[0].event_time),
         last_update_at=stamp_time(events[-1].event_time),
         automatic_actions=[
-            f"{entry.at:%H:%M:%S} {entry.text.removesuffix(DONE)}"
+            f"{_seen_at(events, entry.event_id, entry.at):%H:%M:%S} {entry.text.removesuffix(DONE)}"
             for entry in story.entries
             if entry.kind == "action" and entry.actor == "stanch" and entry.text.endswith(DONE)
         ],
@@ -92,6 +93,16 @@ def brief_from_history(history: WorkflowHistory) -> ClosedBrief:
         ]
     )
     return ClosedBrief(brief=brief, timeline=timeline, status=story.outcome)
+
+
+def _seen_at(events: list[Any], event_id: int, otherwise: datetime) -> datetime:
+    """When the runbook saw the event: the start of the first workflow task after it, whose time is the
+    `workflow.now()` the running incident stamped its brief with (the event's own time can be a second
+    earlier)."""
+    for event in events:
+        if event.event_id > event_id and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            return stamp_time(event.event_time)
+    return otherwise
 
 
 def _last_state(history: WorkflowHistory) -> str | None:

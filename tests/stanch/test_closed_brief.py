@@ -9,22 +9,27 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
 from stanch.codec import data_converter
-from stanch.ops.closed_brief import closed_brief
+from stanch.ops.closed_brief import brief_from_history, closed_brief
+from stanch.ops.replay import load_history
 from stanch.policy import load_policy
 from stanch.settings import Settings
 from tests.conftest import TEST_POLICY
 from tests.helpers import Incidents, cli, cli_environment, new_agent, until_state
 from tests.helpers_intake import start_dev_server_with_http
 from workers.worker import activity_implementations, build_worker
+
+HISTORIES = Path(__file__).parents[1] / "histories"
 
 PAYLOAD_KEY = base64.b64encode(b"c" * 32).decode()
 
@@ -94,3 +99,23 @@ async def test_a_closed_incident_s_brief_comes_from_its_history_with_no_worker_l
         raw = await env.client.get_workflow_handle(abandoned.id).fetch_history()
         [start] = raw.events[0].workflow_execution_started_event_attributes.input.payloads
         assert start.metadata["encoding"] == b"binary/encrypted"
+
+
+def test_an_automatic_action_is_timed_when_the_runbook_saw_it_as_the_live_brief_is() -> None:
+    # The live brief stamps an action with `workflow.now()` of the workflow task that took its result; the
+    # result's own event can be a second earlier. Here it is moved to just before a second boundary.
+    history = load_history(
+        HISTORIES / "agent_emergency_stop" / "test_pauses_at_once_then_rolls_back_on_approval.json"
+    )
+    events = list(history.events)
+    completed = next(e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    task = next(
+        e
+        for e in events
+        if e.event_id > completed.event_id and e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    )
+    seen = task.event_time.ToDatetime(tzinfo=UTC)
+    completed.event_time.FromDatetime(seen.replace(microsecond=0) - timedelta(milliseconds=100))
+
+    [pause, *_] = brief_from_history(history).brief.automatic_actions
+    assert pause.startswith(f"{seen:%H:%M:%S} Pause agent")
