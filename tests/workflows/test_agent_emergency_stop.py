@@ -78,6 +78,7 @@ async def test_rejection_keeps_agent_paused_on_its_version(stanch: Running, inci
     assert rows[-2]["outcome"] == "rejected"
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_no_answer_for_30_minutes_escalates_and_keeps_agent_paused(
     stanch: Running, incidents: Incidents
 ) -> None:

@@ -291,6 +291,7 @@ async def test_upgrade_cancelled_while_awaiting_validation_still_restores(
     assert steps(stanch, handle)[-2:] == ["restore-snapshot", "rolled-back"]
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_upgrade_unanswered_validation_escalates_and_keeps_passing_version(
     stanch: Running, incidents: Incidents
 ) -> None:
@@ -485,6 +486,7 @@ async def test_termination_rejected_keeps_agent(stanch: Running, incidents: Inci
     assert steps(stanch, handle) == ["gate1-requested", "gate1-decision", "closed"]
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_termination_unanswered_escalates_and_deletes_nothing(
     stanch: Running, incidents: Incidents
 ) -> None:
@@ -589,6 +591,7 @@ async def test_onboarding_rejected_job_description_deploys_nothing(
     assert row(stanch, handle, "gate2-decision")["outcome"] == "rejected"
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_onboarding_unanswered_scope_escalates_with_nothing_deployed(
     stanch: Running, incidents: Incidents
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 
 from activities.guardrail import GuardrailActivities
@@ -227,6 +228,7 @@ async def test_token_rotation_rejected_leaves_the_token(stanch: Running, inciden
     assert steps(stanch, handle) == ["diagnosis", "gate1-requested", "gate1-decision", "closed"]
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_token_rotation_unanswered_escalates_and_leaves_the_token(
     stanch: Running, incidents: Incidents
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer
@@ -89,6 +90,7 @@ async def test_unanswered_the_ladder_pages_the_team_lead_then_stays_unattended_p
     assert steps(stanch, handle)[-2:] == ["gate1-decision", "closed"]
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_unanswered_for_24_hours_it_closes_unattended_with_a_final_page_naming_the_safe_state(
     stanch: Running, incidents: Incidents
 ) -> None:

@@ -535,6 +535,7 @@ async def at_the_gate(runbook: Runbook, stanch: Running, incidents: Incidents, p
 # ---- the tests ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 @each_runbook
 async def test_unanswered_the_ladder_pages_the_lead_then_stays_unattended_and_closes_unattended_at_24_hours(
     stanch: Running, incidents: Incidents, policy: Policy, runbook: Runbook

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 from temporalio.client import WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer, Decision
@@ -200,6 +201,7 @@ async def test_destructive_alternative_needs_a_second_approver(stanch: Running, 
     ]
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_nobody_answers_escalates_and_carries_out_nothing(
     stanch: Running, incidents: Incidents
 ) -> None:

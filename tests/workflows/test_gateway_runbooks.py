@@ -290,6 +290,7 @@ async def test_rejected_restart_leaves_the_gateway_running(stanch: Running, gate
     assert row(stanch, handle, "gate1-decision")["outcome"] == "rejected"
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_unanswered_restart_escalates_and_takes_the_safe_default(
     stanch: Running, gateways: Gateways
 ) -> None:
@@ -653,6 +654,7 @@ async def test_zombie_gateway_pages_the_escalation_level_when_paging_fails(
     assert gateways.runtime(name)["restarts"] == 0
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_zombie_gateway_with_missing_evidence_still_records_the_trail_first(
     stanch: Running, gateways: Gateways
 ) -> None:

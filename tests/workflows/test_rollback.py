@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer
@@ -234,6 +235,7 @@ async def test_infrastructure_revert_on_approval(stanch: Running, incidents: Inc
     ]
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_infrastructure_unanswered_escalates_and_keeps_the_config(
     stanch: Running, incidents: Incidents
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 
 from schemas.approvals import ApprovalAnswer
@@ -223,6 +224,7 @@ async def test_fix_failing_its_gold_set_is_handed_to_a_human(stanch: Running, in
     assert "keep-isolated" in postmortem(sandbox, handle.id)["remediation"]
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_nobody_approves_the_fix_escalates_and_keeps_isolation(
     stanch: Running, incidents: Incidents
 ) -> None:

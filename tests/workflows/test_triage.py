@@ -95,6 +95,7 @@ async def test_unrouted_alert_pages_on_call_with_no_route_and_recommends_a_route
     assert (await handle.result()).final_state == "resolved"
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_unanswered_it_escalates_along_the_ladder_and_stays_open_unattended(
     stanch: Running, incidents: Incidents
 ) -> None:

@@ -140,6 +140,7 @@ async def test_answer_to_a_closed_gate_is_refused(stanch: Running, incidents: In
     assert rows[-1]["step_key"] == "closed" and rows[-1]["actor"] == "alice"
 
 
+@pytest.mark.slow  # nobody answers: the whole ladder to its safe default, dozens of pages (3-14 s)
 async def test_escalation_walks_every_level_then_pages_the_last_until_it_takes_the_safe_default(
     stanch: Running, incidents: Incidents
 ) -> None:
