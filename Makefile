@@ -17,8 +17,11 @@ TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadscope
 # The fast tier has no shared stack to keep together, and its tests differ in length by 100x: `--dist load`
 # hands them out one by one (measured 2026-12-04, quiet: 176 s against loadscope's 205 s). (`loadgroup`
-# would keep a module fixture's tests together, but does nothing with pytest 9: tests/README.md.)
-FAST_XDIST := -n $(TEST_WORKERS) --dist load
+# would keep a module fixture's tests together, but does nothing with pytest 9: tests/README.md.) Three
+# workers: each waits on its time-skipping server and Postgres part of the time, and two left a core idle
+# (quiet, 2 cores: 124-127 s with two, 119 s with three).
+FAST_WORKERS ?= 3
+FAST_XDIST := -n $(FAST_WORKERS) --dist load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -50,7 +50,9 @@ POOL_RECONNECT_SECONDS = 5.0
 
 @contextlib.asynccontextmanager
 async def worker_context(settings: Settings, client: Client) -> AsyncIterator[PackContext]:
-    """What every pack's activities share (clients, pool, adapters, metrics), open while the worker runs."""
+    """What every pack's activities share (clients, pool, adapters, metrics), open while the worker runs.
+    The policy is read once for all of them."""
+    policy = load_policy_or_exit(settings.config)
     async with (
         httpx.AsyncClient(
             base_url=settings.platform_url, timeout=20.0, verify=default_tls_context()
@@ -63,17 +65,17 @@ async def worker_context(settings: Settings, client: Client) -> AsyncIterator[Pa
             open=False,
             reconnect_timeout=POOL_RECONNECT_SECONDS,
         ) as pool,
-        systems_or_exit(settings, platform_http) as systems,
+        systems_or_exit(settings, policy, platform_http) as systems,
     ):
         yield PackContext(
             settings=settings,
             client=client,
-            policy=load_policy_or_exit(settings.config),
+            policy=policy,
             systems=systems,
             pool=pool,
             platform_http=platform_http,
             notify_http=notify_http,
-            metrics=worker_metrics(settings, client),
+            metrics=worker_metrics(settings, client, policy),
         )
 
 
@@ -104,12 +106,14 @@ def systems_fit_or_exit(policy: Policy, settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def systems_or_exit(settings: Settings, platform_http: httpx.AsyncClient) -> AsyncIterator[Systems]:
+async def systems_or_exit(
+    settings: Settings, policy: Policy, platform_http: httpx.AsyncClient
+) -> AsyncIterator[Systems]:
     """The adapters `[systems.<name>]` names; an unknown adapter or a bad setting stops the worker in one
     line naming the key, before it polls a task it could not carry out."""
     context = adapter_context(settings, platform_http)
     try:
-        opening = open_systems(load_policy_or_exit(settings.config), context)
+        opening = open_systems(policy, context)
         systems = await opening.__aenter__()
     except AdapterConfigError as error:
         print(f"stanch: policy file {settings.config}: {error}", file=sys.stderr)
@@ -120,11 +124,10 @@ async def systems_or_exit(settings: Settings, platform_http: httpx.AsyncClient) 
         await opening.__aexit__(None, None, None)
 
 
-def worker_metrics(settings: Settings, client: Client) -> WorkerMetrics:
+def worker_metrics(settings: Settings, client: Client, policy: Policy) -> WorkerMetrics:
     """Stanch's own counters, on the meter of the runtime the client runs on: with STANCH_METRICS_PORT set
     they come out of the same endpoint as the SDK's metrics; without it the meter is a no-op."""
     runtime = client.service_client.config.runtime or Runtime.default()
-    policy = load_policy_or_exit(settings.config)
     routing = policy.notify
     groups: set[str] = set()
     if routing is not None:

@@ -27,7 +27,7 @@ from activities.notify import DeliveryLedger, NotifyActivities
 from schemas.audit import AuditEvent
 from stanch.metrics import WorkerMetrics, instrument_intake_metrics
 from stanch.ops.samples import sample
-from stanch.policy import NotifyRouting, Policy
+from stanch.policy import NotifyRouting, Policy, load_policy
 from stanch.settings import REPO_ROOT, Settings
 from stanch.temporal_client import connect
 from stanch.tls import default_tls_context
@@ -180,7 +180,7 @@ async def test_a_real_worker_exports_what_the_rules_read_and_counts_failures(
 
             # Now make them count, through the real activities on the same meter: an audit write to a
             # Postgres that is not there, and a notification whose only channel refuses it.
-            metrics = worker_metrics(metered, client)
+            metrics = worker_metrics(metered, client, load_policy(metered.config))
             dead = f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=1"
             async with AsyncConnectionPool(dead, min_size=0, max_size=1, open=False) as pool:
                 audit = AuditActivities(pool, metrics)
