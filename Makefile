@@ -11,8 +11,8 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 
 # pytest-xdist workers. Two on a 2-core machine (measured in tests/README.md); each worker has its own
 # session fixtures (Postgres, sandbox, time-skipping server, dev stack), so more workers cost more memory.
-# `--dist loadscope` keeps a module (or class) on one worker: module fixtures (the intake's dev server, the
-# replay batch) start once, and the e2e modules share their worker's one dev stack.
+# `--dist loadscope` keeps a module (or class) on one worker: module fixtures (the intake's dev server)
+# start once, and the e2e modules share their worker's one dev stack.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadscope
 # The fast tier has no shared stack to keep together, and its tests differ in length by 100x: `--dist load`
