@@ -13,7 +13,7 @@ import socket
 import textwrap
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from schemas.alerts import Alert
+from schemas.audit import AuditEvent
 from schemas.briefs import Brief
 from schemas.incidents import IncidentInput, IncidentPolicy, IncidentResult
 from schemas.severity import Severity
@@ -91,6 +92,33 @@ class ThreadedServer(uvicorn.Server):
 # `httpx.get` builds a client, and with it a TLS context (~30 ms of CPU), per call, and the fast tier makes
 # thousands. No proxy from the environment: every address here is local.
 http_client = httpx.Client(timeout=5.0, trust_env=False, verify=default_tls_context())
+
+
+# An agent emergency stop approved and rolled back, as its audit trail lists the steps.
+EMERGENCY_STOP_APPROVED_STEPS = [
+    "pause",
+    "tell-customer",
+    "tell-oncall",
+    "gate1-requested",
+    "gate1-decision",
+    "rollback",
+    "closed",
+]
+
+
+def audit_event(workflow_id: str, step: str, *, run_id: str = "run-1", reason: str = "") -> AuditEvent:
+    """One audit row as a runbook hands it to the audit activities."""
+    return AuditEvent(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        step_key=step,
+        actor="stanch",
+        action=f"do {step}",
+        outcome="done",
+        reason=reason,
+        occurred_at=datetime.now(UTC),
+        details={"agent": "support-bot"},
+    )
 
 
 class Running:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -13,20 +12,7 @@ from activities.audit import AuditActivities
 from schemas.audit import AuditEvent
 from stanch.audit_store import verify_chains
 from stanch.settings import Settings
-
-
-def event(workflow_id: str, step: str, reason: str = "") -> AuditEvent:
-    return AuditEvent(
-        workflow_id=workflow_id,
-        run_id="run-1",
-        step_key=step,
-        actor="stanch",
-        action=f"do {step}",
-        outcome="done",
-        reason=reason,
-        occurred_at=datetime.now(UTC),
-        details={"agent": "support-bot"},
-    )
+from tests.helpers import audit_event
 
 
 async def write(settings: Settings, *events: AuditEvent) -> list[bool]:
@@ -43,14 +29,14 @@ def count(settings: Settings, workflow_id: str) -> int:
 
 async def test_retried_audit_write_adds_no_second_row(postgres_settings: Settings) -> None:
     workflow_id = f"incident-audit-{uuid.uuid4().hex[:8]}"
-    pause = event(workflow_id, "pause")
+    pause = audit_event(workflow_id, "pause")
     assert await write(postgres_settings, pause, pause) == [True, False]
     assert count(postgres_settings, workflow_id) == 1
 
 
 async def test_worker_role_cannot_update_or_delete(postgres_settings: Settings) -> None:
     workflow_id = f"incident-audit-{uuid.uuid4().hex[:8]}"
-    await write(postgres_settings, event(workflow_id, "pause"))
+    await write(postgres_settings, audit_event(workflow_id, "pause"))
     for statement in ("UPDATE audit_log SET reason = 'x'", "DELETE FROM audit_log"):
         with psycopg.connect(postgres_settings.database_url) as conn, pytest.raises(psycopg.Error):
             conn.execute(statement + " WHERE workflow_id = %s", (workflow_id,))
@@ -73,7 +59,9 @@ def tamper(settings: Settings, statement: str, workflow_id: str, step: str) -> N
 
 async def test_verify_reports_the_first_edited_row(postgres_settings: Settings) -> None:
     workflow_id = f"incident-audit-{uuid.uuid4().hex[:8]}"
-    await write(postgres_settings, *(event(workflow_id, step) for step in ("pause", "notify", "rollback")))
+    await write(
+        postgres_settings, *(audit_event(workflow_id, step) for step in ("pause", "notify", "rollback"))
+    )
     intact = verify_chains(postgres_settings.database_url, workflow_id)
     assert intact.rows == 3 and not intact.broken
 
@@ -91,7 +79,9 @@ async def test_verify_reports_the_first_edited_row(postgres_settings: Settings) 
 
 async def test_verify_reports_a_removed_row(postgres_settings: Settings) -> None:
     workflow_id = f"incident-audit-{uuid.uuid4().hex[:8]}"
-    await write(postgres_settings, *(event(workflow_id, step) for step in ("pause", "notify", "rollback")))
+    await write(
+        postgres_settings, *(audit_event(workflow_id, step) for step in ("pause", "notify", "rollback"))
+    )
     tamper(
         postgres_settings,
         "DELETE FROM audit_log WHERE workflow_id = %s AND step_key = %s",

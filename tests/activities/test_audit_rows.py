@@ -6,7 +6,6 @@ On the session's real Postgres, through the real activity class."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -18,22 +17,9 @@ from schemas.audit import AuditEvent, AuditReceipt, AuditRows
 from stanch.audit_store import verify_chains
 from stanch.db import GENESIS_HASH, row_hash
 from stanch.settings import Settings
+from tests.helpers import audit_event
 
 STEPS = ["pause", "tell-customer", "tell-oncall", "gate1-requested"]
-
-
-def event(workflow_id: str, step: str, *, run_id: str = "run-1", reason: str = "") -> AuditEvent:
-    return AuditEvent(
-        workflow_id=workflow_id,
-        run_id=run_id,
-        step_key=step,
-        actor="stanch",
-        action=f"do {step}",
-        outcome="done",
-        reason=reason,
-        occurred_at=datetime.now(UTC),
-        details={"agent": "support-bot"},
-    )
 
 
 def rows(settings: Settings, workflow_id: str) -> list[tuple[str, str, str]]:
@@ -56,7 +42,7 @@ async def test_a_batch_writes_every_row_in_order_chained_as_single_writes_would(
     postgres_settings: Settings,
 ) -> None:
     workflow_id = f"incident-rows-{uuid.uuid4().hex[:8]}"
-    events = [event(workflow_id, step) for step in STEPS]
+    events = [audit_event(workflow_id, step) for step in STEPS]
 
     [receipts] = await write_batches(postgres_settings, events)
 
@@ -76,7 +62,7 @@ async def test_a_retried_half_written_batch_writes_only_the_rows_still_missing(
     postgres_settings: Settings,
 ) -> None:
     workflow_id = f"incident-rows-{uuid.uuid4().hex[:8]}"
-    events = [event(workflow_id, step) for step in STEPS]
+    events = [audit_event(workflow_id, step) for step in STEPS]
 
     # The first two rows are in (an earlier attempt's commit whose answer never came back), then the whole
     # batch is retried, then retried once more.
@@ -94,7 +80,7 @@ async def test_a_retried_half_written_batch_writes_only_the_rows_still_missing(
 
 async def test_single_writes_and_batches_of_one_run_make_one_chain(postgres_settings: Settings) -> None:
     workflow_id = f"incident-rows-{uuid.uuid4().hex[:8]}"
-    pause, *middle, last = [event(workflow_id, step) for step in [*STEPS, "closed"]]
+    pause, *middle, last = [audit_event(workflow_id, step) for step in [*STEPS, "closed"]]
     async with AsyncConnectionPool(postgres_settings.database_url, min_size=1, max_size=2) as pool:
         audit = AuditActivities(pool)
         assert (await audit.write_audit(pause)).inserted
@@ -113,9 +99,9 @@ async def test_a_batch_with_a_row_postgres_refuses_writes_none_of_its_rows(
     # Postgres refuses a NUL character in text: the third row cannot be written, so the whole transaction
     # is rolled back, the rows before it included.
     events = [
-        event(workflow_id, "pause"),
-        event(workflow_id, "tell-customer"),
-        event(workflow_id, "x", reason="\x00"),
+        audit_event(workflow_id, "pause"),
+        audit_event(workflow_id, "tell-customer"),
+        audit_event(workflow_id, "x", reason="\x00"),
     ]
 
     with pytest.raises(psycopg.Error):
@@ -129,6 +115,6 @@ async def test_a_batch_with_a_row_postgres_refuses_writes_none_of_its_rows(
 def test_a_batch_holds_the_rows_of_one_run_only() -> None:
     workflow_id = f"incident-rows-{uuid.uuid4().hex[:8]}"
     with pytest.raises(ValidationError, match="one workflow run"):
-        AuditRows(rows=[event(workflow_id, "pause"), event(workflow_id, "pause", run_id="run-2")])
+        AuditRows(rows=[audit_event(workflow_id, "pause"), audit_event(workflow_id, "pause", run_id="run-2")])
     with pytest.raises(ValidationError):
         AuditRows(rows=[])

@@ -30,7 +30,7 @@ from stanch.ops.devstack import child_environment
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect
-from tests.helpers import audit_rows, http_client
+from tests.helpers import EMERGENCY_STOP_APPROVED_STEPS, audit_rows, http_client
 from tests.stack import (
     agent,
     applied,
@@ -46,15 +46,7 @@ from workflows.steps.policies import EFFECT_HEARTBEAT_TIMEOUT, EFFECT_TIMEOUT
 
 pytestmark = pytest.mark.e2e
 
-APPROVED = [
-    "pause",
-    "tell-customer",
-    "tell-oncall",
-    "gate1-requested",
-    "gate1-decision",
-    "rollback",
-    "closed",
-]
+APPROVED = EMERGENCY_STOP_APPROVED_STEPS
 
 # How the platform holds the pause call the worker dies in, and the calls it then records (status, replayed).
 HELD_PAUSES: dict[str, tuple[dict[str, Any], list[tuple[int, bool]]]] = {

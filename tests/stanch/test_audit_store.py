@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from psycopg_pool import AsyncConnectionPool
 
 from activities.audit import AuditActivities
-from schemas.audit import AuditEvent
 from stanch.audit_store import read_rows, verify_chains
 from stanch.settings import Settings
-
-
-def row(workflow_id: str, run_id: str, step: str) -> AuditEvent:
-    return AuditEvent(
-        workflow_id=workflow_id,
-        run_id=run_id,
-        step_key=step,
-        actor="stanch",
-        action=f"do {step}",
-        outcome="done",
-        occurred_at=datetime.now(UTC),
-    )
+from tests.helpers import audit_event
 
 
 async def test_an_incident_opened_again_lists_its_runs_oldest_first_each_run_together(
@@ -33,9 +20,15 @@ async def test_an_incident_opened_again_lists_its_runs_oldest_first_each_run_tog
     first, second = "run-z-first", "run-a-second"
     async with AsyncConnectionPool(postgres_settings.database_url, min_size=1, max_size=1) as pool:
         audit = AuditActivities(pool)
-        for event in (row(workflow_id, first, "pause"), row(workflow_id, first, "closed")):
+        for event in (
+            audit_event(workflow_id, "pause", run_id=first),
+            audit_event(workflow_id, "closed", run_id=first),
+        ):
             await audit.write_audit(event)
-        for event in (row(workflow_id, second, "pause"), row(workflow_id, second, "closed")):
+        for event in (
+            audit_event(workflow_id, "pause", run_id=second),
+            audit_event(workflow_id, "closed", run_id=second),
+        ):
             await audit.write_audit(event)
 
     listed = [

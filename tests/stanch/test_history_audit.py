@@ -32,7 +32,7 @@ from stanch.ops.history_timeline import (
 from stanch.ops.replay import load_history, replay
 from stanch.policy import Policy
 from stanch.settings import Settings
-from tests.helpers import Incidents, Running, cli, new_agent, until_state
+from tests.helpers import EMERGENCY_STOP_APPROVED_STEPS, Incidents, Running, cli, new_agent, until_state
 
 STOP = Path(__file__).parent.parent / "histories" / "agent_emergency_stop"
 APPROVED = STOP / "test_pauses_at_once_then_rolls_back_on_approval.json"
@@ -40,15 +40,7 @@ ESCALATED = STOP / "test_no_answer_for_30_minutes_escalates_and_keeps_agent_paus
 REFUSED = STOP / "test_decide_update_refuses_unknown_approver_and_unrecommended_action.json"
 # The same path with the rows written in batches (`audit_write_rows`, AUDIT_BATCH_PATCH): 7 rows, 5 activities.
 BATCHED = STOP / "test_an_emergency_stops_audit_rows_land_in_batches_with_fewer_write_activities.json"
-APPROVED_STEPS = [
-    "pause",
-    "tell-customer",
-    "tell-oncall",
-    "gate1-requested",
-    "gate1-decision",
-    "rollback",
-    "closed",
-]
+APPROVED_STEPS = EMERGENCY_STOP_APPROVED_STEPS
 
 
 # ---- timeline ---------------------------------------------------------------------------------------

@@ -23,19 +23,19 @@ from stanch.ops.history_timeline import (
     audit_rows_requested,
     first_value,
 )
-from tests.helpers import Incidents, Running, applied, audit_rows, new_agent, until_state
+from tests.helpers import (
+    EMERGENCY_STOP_APPROVED_STEPS,
+    Incidents,
+    Running,
+    applied,
+    audit_rows,
+    new_agent,
+    until_state,
+)
 from workflows.steps.incident import next_audit_batch
 from workflows.steps.policies import AUDIT_BATCH_MAX_ROWS, AUDIT_BATCH_PATCH
 
-APPROVED = [
-    "pause",
-    "tell-customer",
-    "tell-oncall",
-    "gate1-requested",
-    "gate1-decision",
-    "rollback",
-    "closed",
-]
+APPROVED = EMERGENCY_STOP_APPROVED_STEPS
 # What the same incident's history held with one `write_audit` per row (the recorded
 # agent_emergency_stop/test_pauses_at_once_then_rolls_back_on_approval.json): 7 audit activities.
 ONE_WRITE_PER_ROW = len(APPROVED)
