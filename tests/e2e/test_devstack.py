@@ -319,8 +319,6 @@ def test_the_dev_server_serves_temporal_s_http_api_where_dev_env_says(settings: 
         lines = (settings.home / "dev.env").read_text().splitlines()
         assert f"STANCH_TEMPORAL_HTTP_URL={settings.temporal_http_url}" in lines
         assert stack.settings.temporal_http_url == settings.temporal_http_url
-        answer = http_client.get(
-            f"{settings.temporal_http_url}/api/v1/namespaces/{settings.namespace}", trust_env=False
-        )
+        answer = http_client.get(f"{settings.temporal_http_url}/api/v1/namespaces/{settings.namespace}")
         assert answer.status_code == 200
         assert answer.json()["namespaceInfo"]["name"] == settings.namespace
