@@ -9,6 +9,7 @@ test module is free to change without breaking its neighbours.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import textwrap
 import uuid
@@ -119,6 +120,13 @@ def audit_event(workflow_id: str, step: str, *, run_id: str = "run-1", reason: s
         occurred_at=datetime.now(UTC),
         details={"agent": "support-bot"},
     )
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a console page's form carries."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
 
 
 class Running:

@@ -22,9 +22,9 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from schemas.briefs import Brief
 from schemas.incidents import IncidentResult
 from stanch.audit_store import read_rows
+from stanch.history_timeline import AUDIT_ACTIVITIES
 from stanch.ops.devstack import child_environment
 from stanch.ops.history_audit import cross_check
-from stanch.ops.history_timeline import AUDIT_ACTIVITIES
 from stanch.ops.samples import sample
 from stanch.policy import Policy
 from stanch.settings import REPO_ROOT, Settings

@@ -139,7 +139,7 @@ def _timeline_of(raw: bytes | None) -> str:
 def _brief_over_http(wid: str, timeline: bool) -> bool:
     """Answer `stanch brief` over the HTTP API; False when it is not there (the SDK path answers then).
     Both queries are asked before anything is printed, so a fallback never prints the brief twice. A
-    closed run is read from its history (stanch.ops.closed_brief) like on the SDK path."""
+    closed run is read from its history (stanch.closed_brief) like on the SDK path."""
     from stanch.ops.temporal_http import QueryRejected, TemporalSaid, Unavailable
 
     over_http = http()
@@ -172,7 +172,7 @@ def _sdk_text(brief: Brief, timeline: Any | None) -> str:
 def _closed_brief(found: Settings, wid: str, timeline: bool) -> None:
     """A closed incident answers no query without a worker of its version (issue 16): read its history."""
     from schemas.briefs import Brief, Timeline
-    from stanch.ops.closed_brief import ClosedBriefError, closed_brief
+    from stanch.closed_brief import ClosedBriefError, closed_brief
 
     async def go() -> None:
         client = await connect(found)

@@ -966,7 +966,7 @@ def audit_timeline(
     fmt: str = typer.Option("text", "--format", help="text, json or markdown"),
 ) -> None:
     """Tell an incident's story from its history alone: alerts, actions, answers, escalations, outcome."""
-    from stanch.ops.history_timeline import build_timeline, render
+    from stanch.history_timeline import build_timeline, render
 
     if fmt not in ("text", "json", "markdown"):
         typer.echo(f"stanch: --format must be text, json or markdown, not {fmt!r}", err=True)

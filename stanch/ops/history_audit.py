@@ -29,7 +29,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from stanch.audit_store import AuditRow
-from stanch.ops.history_timeline import AUDIT_ACTIVITIES, audit_rows_requested, effect_step, first_value
+from stanch.history_timeline import AUDIT_ACTIVITIES, audit_rows_requested, effect_step, first_value
 
 _COMPARED = ("actor", "action", "outcome", "reason")
 

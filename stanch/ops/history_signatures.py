@@ -36,8 +36,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from schemas.signatures import Keyring, SignedDecision
+from stanch.history_timeline import audit_rows_requested, first_value
 from stanch.ops.history_audit import audited_run
-from stanch.ops.history_timeline import audit_rows_requested, first_value
 from stanch.signing import fingerprint_lines, person_of
 
 KEYS_SIGNAL = "keys"

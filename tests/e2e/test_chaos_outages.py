@@ -21,10 +21,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
+from stanch.history_timeline import AUDIT_ACTIVITIES
 from stanch.ops.devstack import DevStack, settings_on_free_ports
 from stanch.ops.devstack.supervisor import Child
 from stanch.ops.devstack.temporal import split_address
-from stanch.ops.history_timeline import AUDIT_ACTIVITIES
 from stanch.ops.samples import sample
 from stanch.settings import Settings
 from tests.helpers import audit_rows, chat_messages, http_client

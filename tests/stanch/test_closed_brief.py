@@ -12,21 +12,25 @@ from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.approvals import ApprovalAnswer
 from schemas.briefs import Brief
+from stanch.closed_brief import brief_from_history, closed_brief
 from stanch.codec import data_converter
-from stanch.ops.closed_brief import brief_from_history, closed_brief
 from stanch.ops.replay import load_history
 from stanch.policy import load_policy
 from stanch.settings import Settings
 from tests.conftest import TEST_POLICY
-from tests.helpers import Incidents, cli, cli_environment, new_agent, until_state
+from tests.helpers import Incidents, cli, cli_environment, csrf_of, new_agent, until_state
 from tests.helpers_intake import start_dev_server_with_http
+from workers.console.app import create_app
+from workers.console.auth import DEMO_PASSWORD
 from workers.worker import activity_implementations, build_worker
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -119,3 +123,42 @@ def test_an_automatic_action_is_timed_when_the_runbook_saw_it_as_the_live_brief_
 
     [pause, *_] = brief_from_history(history).brief.automatic_actions
     assert pause.startswith(f"{seen:%H:%M:%S} Pause agent")
+
+
+async def test_the_consoles_page_of_a_closed_incident_with_no_worker_left_reads_its_history(
+    http_env: tuple[WorkflowEnvironment, str], settings: Settings
+) -> None:
+    env, _ = http_env
+    client = await Client.connect(
+        env.client.service_client.config.target_host,
+        namespace=env.client.namespace,
+        data_converter=data_converter(Settings()),
+    )
+    task_queue = f"closed-console-{uuid.uuid4().hex[:8]}"
+    policy = load_policy(TEST_POLICY)
+    worker_settings = settings.model_copy(update={"task_queue": task_queue})
+    async with activity_implementations(worker_settings, client) as activities:
+        async with build_worker(client, task_queue, activities):
+            abandoned = await Incidents(client, task_queue, policy).agent_emergency_stop(
+                new_agent(settings.platform_url)
+            )
+            await until_state(abandoned, "awaiting_approval")
+            await abandoned.terminate("test: the run is cut short while it waits")
+    # No worker polls the queue now: the page's queries go unanswered, and the history tells the brief.
+
+    console_settings = settings.model_copy(
+        update={"console_secret": SecretStr("s" * 32), "config": TEST_POLICY}
+    )
+    app = create_app(console_settings, policy, client=client)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console"
+    ) as browser:
+        token = csrf_of((await browser.get("/login")).text)
+        await browser.post("/login", data={"name": "alice", "password": DEMO_PASSWORD, "csrf_token": token})
+        page = await browser.get(f"/incidents/{abandoned.id}")
+
+    assert page.status_code == 200, page.text[:300]
+    assert 'id="from-history"' in page.text
+    assert "awaiting_approval (terminated)" in page.text
+    assert "Pause agent" in page.text  # its automatic actions, from the history
+    assert "hx-trigger" not in page.text.split('id="live"')[1].split(">")[0]  # and it does not poll

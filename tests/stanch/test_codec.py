@@ -23,8 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 from schemas.briefs import Brief
 from schemas.incidents import IncidentInput
 from stanch.codec import ENCODING, EncryptionCodec, codec_from_settings, data_converter, decoded_history
+from stanch.history_timeline import build_timeline, render
 from stanch.ops.codec_server import create_app
-from stanch.ops.history_timeline import build_timeline, render
 from stanch.policy import Policy
 from stanch.settings import Settings
 from stanch.temporal_client import connect

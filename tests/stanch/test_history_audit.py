@@ -20,15 +20,15 @@ from activities.audit import AuditActivities
 from schemas.approvals import ApprovalAnswer
 from schemas.audit import AuditEvent
 from stanch.audit_store import read_rows
-from stanch.ops.cli import app
-from stanch.ops.history_audit import audited_run, cross_check
-from stanch.ops.history_timeline import (
+from stanch.history_timeline import (
     AUDIT_ROWS_ACTIVITY,
     audit_rows_requested,
     build_timeline,
     first_value,
     render,
 )
+from stanch.ops.cli import app
+from stanch.ops.history_audit import audited_run, cross_check
 from stanch.ops.replay import load_history, replay
 from stanch.policy import Policy
 from stanch.settings import Settings

@@ -38,7 +38,7 @@ from schemas.guardrail import (
 )
 from schemas.incidents import IncidentResult
 from stanch.audit_store import verify_chains
-from stanch.ops.history_timeline import (
+from stanch.history_timeline import (
     AUDIT_ACTIVITIES,
     AUDIT_ROWS_ACTIVITY,
     audit_rows_requested,

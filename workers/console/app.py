@@ -50,6 +50,7 @@ from schemas.signatures import SignedDecision, ToSign, Verdict
 from schemas.targets import target_model_for
 from schemas.triage import RunbookStarted, RunRunbook
 from stanch.audit_store import AuditRow, ChainReport, read_rows, verify_chains
+from stanch.closed_brief import closed_brief
 from stanch.decisions import RESOLVE_GATE, TRIAGE_GATE, Signer, handover, pick_gate, signed_decision
 from stanch.policy import Policy
 from stanch.settings import Settings
@@ -358,9 +359,18 @@ def create_app(
     async def incident_data(workflow_id: str, me: views.Person) -> dict[str, Any]:
         handle = await console.handle(workflow_id)
         described = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        brief = await handle.query("brief", result_type=Brief, rpc_timeout=RPC_TIMEOUT)
-        timeline = await handle.query("timeline", result_type=Timeline, rpc_timeout=RPC_TIMEOUT)
         running = described.status == WorkflowExecutionStatus.RUNNING
+        from_history = False
+        try:
+            brief = await handle.query("brief", result_type=Brief, rpc_timeout=RPC_TIMEOUT)
+            timeline = await handle.query("timeline", result_type=Timeline, rpc_timeout=RPC_TIMEOUT)
+        except RPCError:
+            if running:
+                raise
+            # A closed run's queries are answered only by a worker of the version it ran on; once those
+            # are gone its history still tells the brief, as `stanch brief` reads it (docs/deployment.md).
+            closed = await closed_brief(await console.client(), workflow_id)
+            brief, timeline, from_history = closed.brief, closed.timeline, True
         rows, chain, audit_error = await _audit(settings, workflow_id)
         # The run the page shows: an incident id opened again keeps each earlier run's rows (and pages) in
         # a chain of its own; the chain check above still covers every run of the id.
@@ -371,6 +381,7 @@ def create_app(
             "run_id": described.run_id,
             "execution_status": described.status.name if described.status else "?",
             "running": running,
+            "from_history": from_history,
             "brief": brief,
             "timeline": timeline.entries,
             "rows": rows,

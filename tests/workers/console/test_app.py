@@ -4,7 +4,6 @@ as an alert would be (workers/intake/routing.py `route_by_hand`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from schemas.alerts import OPENED_BY_HAND, OPENED_BY_LABEL
 from schemas.severity import Severity
 from stanch.policy import Policy, load_policy
 from stanch.settings import REPO_ROOT, Settings
+from tests.helpers import csrf_of
 from workers.console import auth
 from workers.console.app import SESSION_COOKIE, create_app, load_signer
 from workers.intake.routing import RoutingError, route_by_hand
@@ -39,12 +39,6 @@ def console(policy: Policy) -> TestClient:
     return TestClient(
         create_app(settings, policy, load_signer(REPO_ROOT / "config" / "dev-keys" / "console"))
     )
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found
-    return found.group(1)
 
 
 def test_sign_in_sets_a_signed_http_only_same_site_lax_session_and_refuses_a_wrong_password(

@@ -16,13 +16,13 @@ from temporalio.api.history.v1 import HistoryEvent
 from schemas.approvals import ApprovalAnswer
 from schemas.audit import AuditEvent
 from stanch.audit_store import read_rows, verify_chains
-from stanch.ops.history_audit import cross_check
-from stanch.ops.history_timeline import (
+from stanch.history_timeline import (
     AUDIT_ACTIVITY,
     AUDIT_ROWS_ACTIVITY,
     audit_rows_requested,
     first_value,
 )
+from stanch.ops.history_audit import cross_check
 from tests.helpers import (
     EMERGENCY_STOP_APPROVED_STEPS,
     Incidents,

@@ -7,13 +7,14 @@ those are gone, `brief` would get no answer at all. The history always answers. 
 - the state: the result's `final_state` when the run completed, else the last `StanchState` it upserted
   followed by how it ended ("awaiting_approval (terminated)");
 - the automatic actions: every effect that completed, labelled with its step's summary and time, as the
-  runbook lists them (stanch.ops.history_timeline reads them);
+  runbook lists them (stanch.history_timeline reads them);
 - the last update: when the run closed.
 The brief of a closed run lists no open decision (`to_sign` is empty) and no recommendation: nothing
 is waiting for anyone.
 
-The console can call `closed_brief(client, workflow_id)` with its own client (its converter's codec decodes
-encrypted payloads) and render `.brief` like a queried one.
+The console calls `closed_brief(client, workflow_id)` with its own client (its converter's codec decodes
+encrypted payloads) when no worker answers a closed incident's queries, and renders `.brief` like a queried
+one. Core, beside history_timeline.py, so the console (runtime code) may import it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from temporalio.client import Client, WorkflowHistory
 
 from schemas.briefs import Brief, Timeline, TimelineEntry
 from stanch.codec import decoded_history
-from stanch.ops.history_timeline import build_timeline, decode_one, first_value, stamp_time
+from stanch.history_timeline import build_timeline, decode_one, first_value, stamp_time
 
 STATE_ATTRIBUTE = "StanchState"
 INCIDENT_FIELDS = ("incident_id", "runbook", "severity", "service", "summary")
