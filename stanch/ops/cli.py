@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -23,13 +23,10 @@ from stanch.ops.keys import keys_app
 # console entry point (stanch/ops/entry.py) runs them from stanch/ops/answers.py before this module (and
 # typer) is imported at all.
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
     from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
     from schemas.signatures import SignedDecision, Verdict
     from schemas.systems import SystemCheck
-    from stanch.settings import Settings
 
 # Plain help (rich_markup_mode=None): Rich's help renderer imports Rich's Markdown, syntax and traceback
 # modules, about half a second before `stanch --help` prints a line; click's formatter takes none of that.
@@ -42,8 +39,6 @@ audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(deployment_app, name="deployment")  # issue 16: worker versions
-
-T = TypeVar("T")
 
 # The signing helpers of every command that decides live with approve / reject (stanch/ops/answers.py).
 _signer = answers.signer_for
@@ -59,34 +54,11 @@ _signed_by = answers.signed_by
 DEV_POLICY = Path(__file__).resolve().parents[2] / "config" / "dev.toml"
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    import asyncio
-
-    from temporalio.service import RPCError
-
-    try:
-        return asyncio.run(coro)
-    except RPCError as error:
-        typer.echo(f"stanch: Temporal said: {error.message}", err=True)
-        raise typer.Exit(1) from None
-    except RuntimeError as error:
-        if "connect" in str(error).lower():
-            typer.echo(f"stanch: cannot reach Temporal: {error}", err=True)
-            raise typer.Exit(1) from None
-        raise
-
-
-def _settings() -> Settings:
-    from stanch.settings import load_settings_or_exit
-
-    return load_settings_or_exit()
-
-
-async def connect(settings: Settings) -> Client:
-    """stanch.temporal_client.connect, imported by the first command that talks to Temporal."""
-    from stanch.temporal_client import connect as connect_to_temporal
-
-    return await connect_to_temporal(settings)
+# The SDK path's plumbing, shared with them too: run a coroutine (Temporal's errors as one line and exit 1),
+# the validated settings, and a client.
+_run = answers.run
+_settings = answers.settings
+connect = answers.connect
 
 
 # ---- processes -----------------------------------------------------------------------------------
