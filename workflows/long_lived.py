@@ -55,12 +55,8 @@ def auto_upgrade_copy(cls: type, copy_name: str, module: str = __name__) -> type
     run.__qualname__ = f"{copy_name}.run"
     copy = type(copy_name, (cls,), {"__module__": module, "__qualname__": copy_name, "__doc__": cls.__doc__})
     copy.run = run  # type: ignore[attr-defined]
-    workflow_type = workflow_definition(cls).name
+    workflow_type = WorkflowDefinition.must_from_class(cls).name
     return workflow.defn(name=workflow_type, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)(copy)
-
-
-def workflow_definition(cls: type) -> WorkflowDefinition:
-    return WorkflowDefinition.must_from_class(cls)
 
 
 # Module attributes, so the workflow sandbox finds each copy again by its module and name.

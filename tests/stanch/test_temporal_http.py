@@ -215,24 +215,14 @@ VIA_ENTRY = (
 
 
 async def modules_after_command(args: list[str], env: dict[str, Any], via: str = VIA_TYPER) -> dict[str, Any]:
-    """Run a `stanch` command in a fresh interpreter (in a thread: this loop's worker must answer it);
-    which of WATCHED it loaded and how it exited."""
+    """Run a `stanch` command in a fresh interpreter; which of WATCHED it loaded and how it exited."""
     probe = (
         "import json, sys\n" + via.format(args=args) + "except SystemExit as exit:\n"
         "    code = exit.code\n"
         f"watched = {WATCHED!r}\n"
         "print(json.dumps({'code': code} | {key: name in sys.modules for key, name in watched.items()}))\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
-    environment.update({k: v for k, v in env.items() if v is not None})
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-    )
+    done = await python_child(["-c", probe], env)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return result
@@ -278,11 +268,17 @@ async def test_the_console_script_answers_brief_and_approve_before_loading_typer
 
 async def stanch_script(args: list[str], env: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """`python -m stanch ARGS`: the console script's entry point in a process of its own."""
+    return await python_child(["-m", "stanch", *args], env)
+
+
+async def python_child(argv: list[str], env: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """This Python with `argv`, in a thread (this loop's worker must answer it), with the operator's
+    environment `env` instead of this process's STANCH_ settings."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
     environment.update({k: v for k, v in env.items() if v is not None})
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "stanch", *args],
+        [sys.executable, *argv],
         capture_output=True,
         text=True,
         env=environment,
