@@ -282,7 +282,9 @@ def test_alice_approves_the_rollback_from_the_console_and_erin_without_the_role_
         # audit rows alone (the first run's decision and rollback stay in the first run's chain).
         assert fire(stack, "agent-hallucination", agent_id) == workflow_id
         eventually(lambda: state_of(stack, workflow_id) == "awaiting_approval", "the second run asking")
-        alice.goto(f"{console_url(stack)}/incidents/{workflow_id}")
+        # alice's page is still open on the closed run: its live poll sees a new question and reloads the
+        # page by itself (a goto here would race that reload), so the new run's buttons appear unasked.
+        alice.wait_for_selector("button:has-text('Approve rollback')", timeout=WAIT_MS)
         alice.wait_for_selector("#audit >> text=gate1-requested", timeout=WAIT_MS)
         steps = [cells[2] for cells in audit_table(alice)]
         assert "pause" in steps and "gate1-decision" not in steps and "rollback" not in steps, steps
