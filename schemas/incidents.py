@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+from contextlib import suppress
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 
 from schemas.alerts import Alert
 from schemas.approvals import ApprovalOutcome
@@ -58,8 +68,21 @@ class ResponseTargets(BaseModel):
         return target
 
 
+# IncidentPolicy objects decoded from JSON, by their canonical JSON: see IncidentPolicy.shared_when_equal.
+_decoded_policies: OrderedDict[str, IncidentPolicy] = OrderedDict()
+DECODED_POLICIES_KEPT = (
+    32  # distinct policies kept; one per policy version a worker's incidents started under
+)
+
+
 class IncidentPolicy(BaseModel):
-    """The slice of the policy file an incident needs, copied into its input so history shows what ruled."""
+    """The slice of the policy file an incident needs, copied into its input so history shows what ruled.
+
+    Frozen, and decoded once per distinct content (`shared_when_equal`): every parked incident keeps its
+    input for its whole life, and ~10 KB of policy per incident (more with many people and keys) was most of
+    what a parked runbook held beyond a bare workflow (bench.parked, issue 15)."""
+
+    model_config = ConfigDict(frozen=True)
 
     roles: dict[str, list[str]] = Field(
         default_factory=dict, description="role → people who hold it; no roles at all: anyone may decide"
@@ -88,6 +111,30 @@ class IncidentPolicy(BaseModel):
     # before signatures existed decode as "optional" with no keys: their runs decide as they did.
     signatures: SignatureMode = "optional"
     keyring: Keyring = Field(default_factory=Keyring)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def shared_when_equal(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> IncidentPolicy:
+        """From JSON (a workflow's input decoded by the worker), equal content gives the same object.
+
+        Only JSON input is shared: its data is plain JSON, so its canonical text is its identity. The object
+        is frozen and nothing mutates its lists or dicts (workflow code reads its policy), so sharing is safe,
+        and replay sees the same values either way."""
+        if info.mode != "json" or not isinstance(data, dict):
+            return handler(data)
+        key = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        shared = _decoded_policies.get(key)
+        if shared is None:
+            shared = handler(data)
+            # Workflow tasks decode on the worker's threads: popitem is one step under the GIL, and a
+            # thread that finds the oldest already evicted by another has nothing left to do.
+            if len(_decoded_policies) >= DECODED_POLICIES_KEPT:
+                with suppress(KeyError):
+                    _decoded_policies.popitem(last=False)  # the oldest policy seen
+            _decoded_policies[key] = shared
+        return shared
 
     def guardrail_limits(self, subsystem: str) -> GuardrailLimits:
         """The limits the policy sets for one subsystem's guardrail."""
