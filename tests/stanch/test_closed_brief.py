@@ -33,6 +33,8 @@ from workers.console.app import create_app
 from workers.console.auth import DEMO_PASSWORD
 from workers.worker import activity_implementations, build_worker
 
+# A dev server with its HTTP API of this module's own, and the CLI in fresh interpreters (3-6 s a test).
+pytestmark = pytest.mark.slow
 HISTORIES = Path(__file__).parents[1] / "histories"
 
 PAYLOAD_KEY = base64.b64encode(b"c" * 32).decode()

@@ -35,6 +35,8 @@ from tests.helpers import Incidents, cli, cli_environment, free_port, new_agent,
 from tests.helpers_intake import start_dev_server_with_http
 from workers.worker import activity_implementations, build_worker
 
+# A dev server with its HTTP API of this module's own, and the CLI in fresh interpreters (3-6 s a test).
+pytestmark = pytest.mark.slow
 PAYLOAD_KEY = base64.b64encode(b"k" * 32).decode()
 
 

@@ -33,6 +33,9 @@ from tests.helpers_intake import (
     start_dev_server,
 )
 
+# Hypothesis: a hundred generated bodies per endpoint through the intake and a dev server (3-10 s per test).
+pytestmark = pytest.mark.slow
+
 SOURCES = ("alertmanager", "grafana", "generic")
 EXAMPLES_PER_ENDPOINT = 100
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from stanch.tls import default_tls_context
@@ -36,6 +37,7 @@ def test_the_checked_in_spec_is_what_the_code_generates() -> None:
     )
 
 
+@pytest.mark.slow  # a fresh interpreter of its own prints the spec (~7 s on 2 cores)
 def test_the_generator_prints_the_same_spec_it_writes() -> None:
     printed = subprocess.run(
         [sys.executable, "-m", "workers.sandbox.contract"], capture_output=True, text=True, check=True
