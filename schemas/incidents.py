@@ -70,9 +70,8 @@ class ResponseTargets(BaseModel):
 
 # IncidentPolicy objects decoded from JSON, by their canonical JSON: see IncidentPolicy.shared_when_equal.
 _decoded_policies: OrderedDict[str, IncidentPolicy] = OrderedDict()
-DECODED_POLICIES_KEPT = (
-    32  # distinct policies kept; one per policy version a worker's incidents started under
-)
+# Distinct policies kept: one per policy version a worker's incidents started under.
+DECODED_POLICIES_KEPT = 32
 
 
 class IncidentPolicy(BaseModel):
