@@ -157,9 +157,16 @@ async def stanch(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIter
     await free_clock(time_env)
 
 
-@pytest.fixture
-def policy() -> Any:
+@pytest.fixture(scope="session")
+def test_policy_once() -> Any:
+    # Parsed and validated once per xdist worker (~5 ms each, and nearly every workflow test asks for it).
     return load_policy(TEST_POLICY)
+
+
+@pytest.fixture
+def policy(test_policy_once: Any) -> Any:
+    # A deep copy per test: a test that changes its policy cannot change the next test's.
+    return test_policy_once.model_copy(deep=True)
 
 
 @pytest.fixture
