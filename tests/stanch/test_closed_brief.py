@@ -35,6 +35,7 @@ from workers.worker import activity_implementations, build_worker
 
 # A dev server with its HTTP API of this module's own, and the CLI in fresh interpreters (3-6 s a test).
 pytestmark = pytest.mark.slow
+
 HISTORIES = Path(__file__).parents[1] / "histories"
 
 PAYLOAD_KEY = base64.b64encode(b"c" * 32).decode()

@@ -37,6 +37,7 @@ from workers.worker import activity_implementations, build_worker
 
 # A dev server with its HTTP API of this module's own, and the CLI in fresh interpreters (3-6 s a test).
 pytestmark = pytest.mark.slow
+
 PAYLOAD_KEY = base64.b64encode(b"k" * 32).decode()
 
 
