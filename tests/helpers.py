@@ -9,6 +9,7 @@ test module is free to change without breaking its neighbours.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import textwrap
@@ -268,6 +269,26 @@ def level_timers(history: WorkflowHistory) -> list[timedelta]:
         if "response target" not in summary:
             timers.append(event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta())
     return timers
+
+
+def patch_markers(history: WorkflowHistory) -> list[str]:
+    """The `workflow.patched` ids a history recorded a marker for, in order."""
+    return [
+        json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+
+
+def change_version_upserts(history: WorkflowHistory) -> int:
+    """How many upserts of `TemporalChangeVersion` (the SDK's, one per marker) a history holds."""
+    return sum(
+        "TemporalChangeVersion"
+        in event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for event in history.events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    )
 
 
 # ---- the CLI ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentStopTarget
     from workflows.steps.approve_then_act import approve_then_act
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import observe_agent
 
 CUSTOMER_MESSAGE = (
@@ -94,7 +95,7 @@ class AgentEmergencyStop(IncidentWorkflow):
             return await self.finish("escalated" if rollback.timed_out else "contained")
         if rollback.result is not None:
             observe_agent(self, rollback.result)
-        if rollback.failed and workflow.patched("rollback-failure-tells-oncall"):
+        if rollback.failed and patched("rollback-failure-tells-oncall"):
             # The agent stays paused, which is safe, but the approved fix did not happen: someone must know,
             # or the incident ends quietly with its conversations manual for good. (Its own words, older
             # than `page_failure`.)

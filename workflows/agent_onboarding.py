@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentOnboardingTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe, observe_agent, observe_gold_set
 
@@ -178,7 +179,7 @@ class AgentOnboarding(IncidentWorkflow):
         if live is not None:
             observe_agent(self, live)
         if live is None:
-            if workflow.patched("agent_onboarding-activate-failure-pages"):
+            if patched("agent_onboarding-activate-failure-pages"):
                 await page_failure(
                     self,
                     "activate-failed",

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe, observe_agent
 
@@ -107,7 +108,7 @@ class AgentTermination(IncidentWorkflow):
 
         # 3. Clean-up, now that everything is safe in the archive, if the agent's guardrail lets it run: each
         #    step is tried, failures are kept.
-        if workflow.patched(CLEANUP_ASKS_GUARDRAIL_PATCH):
+        if patched(CLEANUP_ASKS_GUARDRAIL_PATCH):
             cleared = await clear_with_guardrail(
                 self,
                 agent_id,
@@ -189,7 +190,7 @@ class AgentTermination(IncidentWorkflow):
             f"Dependent agents: {', '.join(names) or 'none'}."
             + (f" Still to do by hand: {'; '.join(failed)}." if failed else ""),
         )
-        if failed and workflow.patched("agent_termination-cleanup-failure-pages"):
+        if failed and patched("agent_termination-cleanup-failure-pages"):
             # The owner's report lists what is left; on-call must hear it too: a live token is a live risk.
             left = {
                 f"Terminate agent {agent_id}": f"agent {agent_id} is paused, not terminated",

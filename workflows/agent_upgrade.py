@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import AgentUpgradeTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe, observe_gold_set
 
@@ -77,7 +78,7 @@ class AgentUpgrade(IncidentWorkflow):
         )
         if diff is None:
             # Unknown agent or version: nothing was touched, so there is nothing to undo.
-            if workflow.patched("agent_upgrade-identify-changes-failure-pages"):
+            if patched("agent_upgrade-identify-changes-failure-pages"):
                 await page_failure(
                     self,
                     "identify-changes-failed",

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import UNREADABLE, observe
 
 # Server errors on webhook deliveries within five minutes that mean the runtime itself is broken, not a blip.
@@ -212,7 +213,7 @@ class ChannelDowntime(IncidentWorkflow):
             observe(
                 self, "runtime server errors", after_restart, limit=f"restart at {RUNTIME_ERROR_THRESHOLD}"
             )
-        if restarted is None and workflow.patched("channel_downtime-restart-runtime-failure-pages"):
+        if restarted is None and patched("channel_downtime-restart-runtime-failure-pages"):
             await page_failure(
                 self,
                 "restart-runtime-failed",

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ReportRequest,
     )
     from workflows.steps.audit import write_audit_row
+    from workflows.steps.patches import patched
     from workflows.steps.policies import EFFECT_RETRY, EFFECT_TIMEOUT
 
 REPORT_WORKFLOW = "daily_cockpit_report"
@@ -102,9 +103,7 @@ class DailyCockpitReport:
                 summary="Count incidents and escalations in the audit log",
             )
         except ActivityError as error:
-            if not is_cancelled_exception(error) and workflow.patched(
-                "daily_cockpit_report-collect-failure-pages"
-            ):
+            if not is_cancelled_exception(error) and patched("daily_cockpit_report-collect-failure-pages"):
                 await self._page_collect_failure(reading, str(error.cause or error), end)
             raise
 

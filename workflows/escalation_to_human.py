@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import HandoffTarget
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.roles import owner_or
     from workflows.steps.system_state import observe
 
@@ -124,7 +125,7 @@ class EscalationToHuman(IncidentWorkflow):
         if carried is not None:
             observe(self, "handoff", f"{carried.handoff_id} {carried.status}: {carried.executed_option}")
         if carried is None:
-            if workflow.patched("escalation_to_human-carry-out-failure-pages"):
+            if patched("escalation_to_human-carry-out-failure-pages"):
                 await page_failure(
                     self,
                     "carry-out-failed",

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.targets import GatewayRestartTarget
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.policies import EFFECT_TIMEOUT
     from workflows.steps.system_state import observe, observe_memory
 
@@ -97,7 +98,7 @@ class GatewaySafeRestart(IncidentWorkflow):
                 kind="restart",
                 risk=Risk.high,
                 reason=reason,
-                destructive=workflow.patched(RESTART_IS_DESTRUCTIVE_PATCH),
+                destructive=patched(RESTART_IS_DESTRUCTIVE_PATCH),
             ),
             incident.policy.guardrail_limits(subsystem),
         )

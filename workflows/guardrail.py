@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.signatures import Verdict as SignedVerdict
     from stanch.signing import kill_switch_shown
     from workflows.steps.audit import write_audit_row
+    from workflows.steps.patches import patched
     from workflows.steps.signatures import DecisionSigning, signature_details
 
 
@@ -278,7 +279,7 @@ class Guardrail:
             occurred_at=workflow.now(),
             details={"previous": previous.value, "now": mode.value} | signature_details([change.signed]),
         )
-        if workflow.patched(KILL_SWITCH_AUDIT_PATCH):
+        if patched(KILL_SWITCH_AUDIT_PATCH):
             # The answer does not wait for Postgres either: a security incident flips the switch and goes
             # on to revoke and page at once. The row follows, in the order of the flips (the lock is FIFO
             # and the tasks start in the order they were made), and lands before a continue-as-new.

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.channel import read
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import NUMBER_QUALITY_ON_OPEN_PATCH, UNREADABLE, observe
 
 VERDICT_REMINDER_EVERY = timedelta(hours=24)
@@ -75,7 +76,7 @@ class NumberBanned(IncidentWorkflow):
             )
             return await self.finish("action_failed")
         self.set_state("contained")
-        if workflow.patched(NUMBER_QUALITY_ON_OPEN_PATCH):
+        if patched(NUMBER_QUALITY_ON_OPEN_PATCH):
             self.observe_report(
                 await read(ChannelActivities.send_report, ChannelRef(channel=channel), summary="Send report")
             )
@@ -114,7 +115,7 @@ class NumberBanned(IncidentWorkflow):
         self.note(
             "decision", f"provider verdict from {verdict.by}: {verdict.outcome} {verdict.note}", verdict.by
         )
-        if workflow.patched(VERDICT_IS_A_RESPONSE_PATCH):
+        if patched(VERDICT_IS_A_RESPONSE_PATCH):
             # The person relaying the verdict is on the incident: its response target is met, not missed.
             self.ladder.respond(verdict.by)
 

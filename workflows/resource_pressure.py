@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, ask_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import observe_flags, observe_memory
 
 # The seed allows only these two for resource pressure; anything else in the label is treated as medium.
@@ -120,7 +121,7 @@ class ResourcePressure(IncidentWorkflow):
         if blocked:
             return await self.finish("spawns_blocked")
         if verdict.ruling is Ruling.allow:  # allowed, but the block itself failed
-            if workflow.patched("resource_pressure-block-spawns-failure-pages"):
+            if patched("resource_pressure-block-spawns-failure-pages"):
                 await page_failure(
                     self,
                     "block-spawns-failed",

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import (
         observe,
         observe_alert_figures,
@@ -90,7 +91,7 @@ class Rollback(IncidentWorkflow):
         )
         observe_deploys(self, service, deploys)
         if deploys is None:
-            if workflow.patched("rollback-find-deploy-failure-pages"):
+            if patched("rollback-find-deploy-failure-pages"):
                 await page_failure(
                     self,
                     "find-deploy-failed",
@@ -144,7 +145,7 @@ class Rollback(IncidentWorkflow):
         if state is not None:
             observe_database(self, service, state)
         if state is None:
-            if workflow.patched("rollback-find-migration-failure-pages"):
+            if patched("rollback-find-migration-failure-pages"):
                 await page_failure(
                     self,
                     "find-migration-failed",
@@ -199,7 +200,7 @@ class Rollback(IncidentWorkflow):
         if not decision.approved:
             return await self.declined(decision)
         migrate_by = decision.decided_by
-        if workflow.patched(MIGRATE_DOWN_ASKS_GUARDRAIL_PATCH):
+        if patched(MIGRATE_DOWN_ASKS_GUARDRAIL_PATCH):
             cleared = await clear_with_guardrail(
                 self,
                 service,
@@ -239,7 +240,7 @@ class Rollback(IncidentWorkflow):
         if reversed_ is not None:
             observe_database(self, service, reversed_)
         if reversed_ is None:
-            if workflow.patched("rollback-migrate-down-failure-pages"):
+            if patched("rollback-migrate-down-failure-pages"):
                 await page_failure(
                     self,
                     "migrate-down-failed",
@@ -282,7 +283,7 @@ class Rollback(IncidentWorkflow):
         )
         observe_infra(self, service, infra)
         if infra is None:
-            if workflow.patched("rollback-find-config-failure-pages"):
+            if patched("rollback-find-config-failure-pages"):
                 await page_failure(
                     self,
                     "find-config-failed",

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.guardrail import action_check, ask_guardrail, clear_with_guardrail
     from workflows.steps.handoff import hand_off
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import observe, observe_agent, observe_gold_set
 
 # Runs recorded before the kill switch had modes only turned it "on" (it already was: armed by default),
@@ -92,7 +93,7 @@ class SecurityIncident(IncidentWorkflow):
         )
 
         # 1. Kill switch and isolation.
-        self.engages = workflow.patched(KILL_SWITCH_ENGAGED_PATCH)
+        self.engages = patched(KILL_SWITCH_ENGAGED_PATCH)
         self.subsystem = subsystem
         switched = await self.act(
             "kill-switch",
@@ -196,7 +197,7 @@ class SecurityIncident(IncidentWorkflow):
             ),
             summary=f"Publish post-mortem for agent {agent_id}",
         )
-        if published is None and workflow.patched("security_incident-post-mortem-failure-pages"):
+        if published is None and patched("security_incident-post-mortem-failure-pages"):
             await page_failure(
                 self,
                 "post-mortem-failed",

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.channel import read
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import UNREADABLE, observe
 
 DEFAULT_BACKUP = "generic_update"
@@ -120,7 +121,7 @@ class TemplateRejected(IncidentWorkflow):
                 summary=f"Resubmit edited {template} ({attempt}/{MAX_SUBMISSIONS})",
             )
             if submitted is None:
-                if workflow.patched("template_rejected-resubmit-failure-pages"):
+                if patched("template_rejected-resubmit-failure-pages"):
                     await page_failure(
                         self,
                         f"{step}-failed",

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workers.intake.routing import id_part
     from workflows.steps.escalation import Ladder, LevelClock
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.policies import NEVER_SILENT_PATCH
     from workflows.steps.signatures import how_to_sign
 
@@ -181,7 +182,7 @@ class Triage(IncidentWorkflow):
             text=f"{self._clock.lapsed_text()}Nobody along the escalation ladder has taken this alert; it stays open. "
             f"{self.what_happened()} Recommendation: {self.recommendation()}",
         )
-        if not workflow.patched(NEVER_SILENT_PATCH):
+        if not patched(NEVER_SILENT_PATCH):
             # Runs recorded before: one page, then silence until a human closes it.
             await workflow.wait_condition(self._closed)
             return

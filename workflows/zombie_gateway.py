@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.failures import page_failure
     from workflows.steps.guardrail import action_check, clear_with_guardrail
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.system_state import UNREADABLE, observe, observe_memory
 
 # How much of the service log goes into the hand-off message; the whole bundle is in the audit row.
@@ -125,7 +126,7 @@ class ZombieGateway(IncidentWorkflow):
             f": {decision.comment}" if decision.comment else ""
         )
         restart_by = decision.decided_by
-        if workflow.patched(RESTART_ASKS_GUARDRAIL_PATCH):
+        if patched(RESTART_ASKS_GUARDRAIL_PATCH):
             # 5. The approval said a restart is right; the guardrail says whether the gateway can take one now.
             subsystem = incident.target.get("subsystem", "gateway")
             cleared = await clear_with_guardrail(
@@ -160,7 +161,7 @@ class ZombieGateway(IncidentWorkflow):
             summary=f"Safe restart of gateway {gateway}",
             actor=restart_by,
         )
-        if restarted is None and workflow.patched("zombie_gateway-safe-restart-failure-pages"):
+        if restarted is None and patched("zombie_gateway-safe-restart-failure-pages"):
             await page_failure(
                 self,
                 "safe-restart-failed",

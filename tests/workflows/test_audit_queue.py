@@ -49,9 +49,9 @@ from stanch.policy import Policy
 from stanch.settings import Settings
 from tests.clock import free_clock, settle_and_terminate
 from tests.conftest import StartedWorkflows
-from tests.helpers import Incidents, applied, audit_rows, chat_messages, new_agent
+from tests.helpers import Incidents, applied, audit_rows, chat_messages, new_agent, patch_markers
 from workers.worker import activity_implementations, build_worker
-from workflows.steps.policies import AUDIT_BATCH_PATCH, AUDIT_QUEUE_PATCH
+from workflows.steps.patches import CHANGES_TO_2026_12_PATCH
 
 # Slow tier (`make test` runs it, `make test-fast` does not): real connection timeouts and retry backoffs against a cut-off Postgres (~38 s).
 pytestmark = pytest.mark.slow
@@ -236,15 +236,11 @@ async def test_pause_and_both_pages_go_out_while_postgres_is_cut_off_and_every_r
     assert applied(sandbox, f"/agents/{agent_id}/pause") == 1
     assert applied(sandbox, f"/agents/{agent_id}/rollback") == 1
 
-    # The history: the new path's markers; the first row's write retried until Postgres was back, every row
-    # queued behind it in the one batch after it; each write completed, all before the run completed.
+    # The history: the new path's one marker (workflows/steps/patches.py); the first row's write retried
+    # until Postgres was back, every row queued behind it in the one batch after it; each write completed,
+    # all before the run completed.
     history = await events(handle)
-    for patch in (AUDIT_QUEUE_PATCH, AUDIT_BATCH_PATCH):
-        assert any(
-            patch.encode() in e.marker_recorded_event_attributes.SerializeToString()
-            for e in history
-            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-        ), f"no {patch!r} marker"
+    assert patch_markers(await handle.fetch_history()) == [CHANGES_TO_2026_12_PATCH]
     writes = [
         e
         for e in history

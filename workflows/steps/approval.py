@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.severity import Severity
     from schemas.signatures import GateShown, ToSign, Verdict
     from workflows.steps.escalation import Ladder, LevelClock
+    from workflows.steps.patches import patched
     from workflows.steps.policies import NEVER_SILENT_PATCH
     from workflows.steps.signatures import how_to_sign, signature_details, who
 
@@ -259,7 +260,7 @@ class ApprovalGate:
 
         # Nobody answered anywhere along the chain. Old runs took the safe default and closed here; new
         # ones keep the question open, unattended and paging, until they give up.
-        if workflow.patched(NEVER_SILENT_PATCH):
+        if patched(NEVER_SILENT_PATCH):
             try:
                 decided = await self._unattended(gate, request, give_up_at=asked_at + policy.give_up_after)
             except asyncio.CancelledError:

@@ -37,6 +37,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schemas.approvals import ApprovalOutcome, ApprovalRequest
     from workflows.steps.failures import page_failure
+    from workflows.steps.patches import patched
 
 if TYPE_CHECKING:
     from workflows.steps.incident import IncidentWorkflow
@@ -109,7 +110,7 @@ async def approve_then_act(
         summary=summary,
         actor=decision.decided_by,
     )
-    if result is None and if_failed is not None and workflow.patched(if_failed.patch):
+    if result is None and if_failed is not None and patched(if_failed.patch):
         await page_failure(
             incident,
             if_failed.step,

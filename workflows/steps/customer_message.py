@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.approval import ApprovalGate
     from workflows.steps.escalation import level_waits
     from workflows.steps.failures import page_failure
+    from workflows.steps.patches import patched
     from workflows.steps.signatures import signature_details
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ class CustomerMessages:
             return False
         if self._incident.incident.policy.customer_messages != "review":
             return False
-        if not workflow.patched(CUSTOMER_REVIEW_PATCH):
+        if not patched(CUSTOMER_REVIEW_PATCH):
             return False
         review = CustomerMessageReview(self._incident, step, title=title, draft=text, recipient=recipient)
         self._reviews.append(review)

@@ -25,6 +25,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from schemas.incidents import IncidentPolicy
+    from workflows.steps.patches import patched
     from workflows.steps.policies import NEVER_SILENT_PATCH
 
 
@@ -139,7 +140,7 @@ class LevelClock:
             return False
         if self.acknowledged and not closed() and not self.escalate_now and not moved():
             # Here old and new runs part: the old held the clock with no timer at all.
-            if hold is not None and workflow.patched(NEVER_SILENT_PATCH):
+            if hold is not None and patched(NEVER_SILENT_PATCH):
                 try:
                     await workflow.wait_condition(
                         lambda: closed() or self.escalate_now or moved(),

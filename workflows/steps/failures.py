@@ -5,7 +5,7 @@ a `failed` row, but nobody reads the audit log at 3 a.m. Every such path calls `
 person on call learns three things in one message: what Stanch tried, why it did not happen (the
 platform's own answer), and the state the system was left in — the part they must act on by hand.
 
-    if rolled is None and workflow.patched("rollback-code-rollback-failure-pages"):
+    if rolled is None and patched("rollback-code-rollback-failure-pages"):
         await page_failure(self, "rollback-deploy-failed", what=f"rolling {service} back (approved by alice)",
                            state_left=f"{service} still runs 7.1.0; roll it back by hand")
 

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.audit import write_audit_row, write_audit_rows
     from workflows.steps.customer_message import CustomerMessages
     from workflows.steps.escalation import Ladder
+    from workflows.steps.patches import patched
     from workflows.steps.policies import (
         AUDIT_BATCH_MAX_ROWS,
         AUDIT_BATCH_PATCH,
@@ -180,7 +181,7 @@ class IncidentWorkflow:
         self.note("state", f"{self.incident.runbook} opened: {self.incident.summary}")
         self.publish_brief()
         alert = self.incident.alert
-        if alert.source == OPENED_BY_HAND and workflow.patched(OPENED_BY_HAND_PATCH):
+        if alert.source == OPENED_BY_HAND and patched(OPENED_BY_HAND_PATCH):
             # Opened by a person from the console's form, not by monitoring: the audit row says who. Only
             # such incidents (none recorded before the form existed) take this branch. `open` cannot wait,
             # so the row is queued from a task that `audit_landed` waits for, like a refused answer's.
@@ -224,7 +225,7 @@ class IncidentWorkflow:
         if level == self._escalation_published:
             return
         if self._escalation_patched is None:
-            self._escalation_patched = workflow.patched(ESCALATION_LEVEL_PATCH)
+            self._escalation_patched = patched(ESCALATION_LEVEL_PATCH)
         if not self._escalation_patched:
             return
         self._escalation_published = level
@@ -265,7 +266,7 @@ class IncidentWorkflow:
         if self._audit_queued is None:
             # Here, at the first row, is where old and new runs part: an old history schedules this very
             # write next, a new one records the marker and hands the row to the drainer.
-            self._audit_queued = workflow.patched(AUDIT_QUEUE_PATCH)
+            self._audit_queued = patched(AUDIT_QUEUE_PATCH)
         if not self._audit_queued:
             await write_audit_row(event)
             return
@@ -287,7 +288,7 @@ class IncidentWorkflow:
         if self._audit_batched is None:
             # Here, at the first drain, is where runs part: one recorded with the queue but before the
             # batches schedules a `write_audit` for its first row next, a new one records the marker.
-            self._audit_batched = workflow.patched(AUDIT_BATCH_PATCH)
+            self._audit_batched = patched(AUDIT_BATCH_PATCH)
         while self._audit_queue:
             # The rows stay queued until written, so `audit_landed` waits for the ones in flight too.
             in_flight = next_audit_batch(self._audit_queue, batched=self._audit_batched)
@@ -446,7 +447,7 @@ class IncidentWorkflow:
             if not any(gate.pending() for gate in self.gates):
                 return
             # Here, at the first question, old and new runs part: the old kept no such attribute.
-            self._awaiting_published = workflow.patched(STANCH_AWAITING_PATCH)
+            self._awaiting_published = patched(STANCH_AWAITING_PATCH)
         if not self._awaiting_published:
             return
         people = sorted({person for gate in self.gates for person in gate.deciders()})
@@ -507,11 +508,11 @@ class IncidentWorkflow:
 
     def _start_run(self) -> None:
         """At the start of every run: where old and new runs part (both markers at the run's start)."""
-        self.shared_ladder = workflow.patched(SHARED_LADDER_PATCH)
+        self.shared_ladder = patched(SHARED_LADDER_PATCH)
         if self.shared_ladder:
             self._start_response_target()
         if not self.owns_resolve:
-            self._stands_down_on_resolve = workflow.patched(RESOLVE_STANDS_DOWN_PATCH)
+            self._stands_down_on_resolve = patched(RESOLVE_STANDS_DOWN_PATCH)
 
     async def _run_until_resolved(self, body: asyncio.Task[Any]) -> Any:
         """The runbook's body, until it ends or a `resolve` stands it down between effects."""

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.severity import Severity
     from workflows.steps.failures import page_failure
+    from workflows.steps.patches import patched
     from workflows.steps.policies import EFFECT_RETRY, EFFECT_TIMEOUT
 
 if TYPE_CHECKING:  # incident.py imports this module
@@ -116,7 +117,7 @@ async def open_postmortem(
         severities=severities,
     ):
         return None
-    if not workflow.patched(POSTMORTEM_PATCH):
+    if not patched(POSTMORTEM_PATCH):
         return None
     source = incident.incident
     resolution = incident.resolution

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps.approve_then_act import FailurePage, approve_then_act
     from workflows.steps.failures import page_failure
     from workflows.steps.incident import IncidentWorkflow
+    from workflows.steps.patches import patched
     from workflows.steps.postmortem import open_postmortem
     from workflows.steps.system_state import observe_alert_figures, observe_qa, observe_triage
     from workflows.war_room.assembly import (
@@ -129,7 +130,7 @@ class WarRoom(IncidentWorkflow):
             ),
             summary=f"File a next-sprint story for {service}",
         )
-        if story is None and workflow.patched("war_room-sprint-story-failure-pages"):
+        if story is None and patched("war_room-sprint-story-failure-pages"):
             # Telling dev it is queued would be false: nothing is in the backlog, so nobody will pick it up.
             await page_failure(
                 self,
@@ -260,7 +261,7 @@ class WarRoom(IncidentWorkflow):
             has_flag="feature" in incident.target,
             could_roll_back=bool(deploys and deploys.rollback_possible),
         )
-        if workflow.patched(LEARNING_PATCH):
+        if patched(LEARNING_PATCH):
             await open_postmortem(
                 self, final_state="resolved", draft=draft_of(postmortem), severities=ROOM_SEVERITIES
             )
@@ -271,7 +272,7 @@ class WarRoom(IncidentWorkflow):
             postmortem.request(),
             summary=f"Store the post-mortem of {incident.incident_id}",
         )
-        if stored is None and workflow.patched("war_room-postmortem-failure-pages"):
+        if stored is None and patched("war_room-postmortem-failure-pages"):
             await page_failure(
                 self,
                 "postmortem-failed",
