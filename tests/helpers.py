@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from schemas.alerts import Alert
+from schemas.approvals import ApprovalAnswer
 from schemas.audit import AuditEvent
 from schemas.briefs import Brief
 from schemas.incidents import IncidentInput, IncidentPolicy, IncidentResult
@@ -256,6 +257,20 @@ async def until_state(handle: WorkflowHandle[Any, Any], state: str, *, settle: b
             return brief
         await asyncio.sleep(0.05)
     raise AssertionError(f"incident never reached {state}; last brief: {brief}")
+
+
+async def emergency_stop_rolled_back(
+    incidents: Incidents, sandbox_url: str
+) -> tuple[WorkflowHandle[Any, Any], str]:
+    """The emergency stop's happy path for a new agent: paused, approved by alice, rolled back. Returns
+    the closed incident's handle and the agent."""
+    agent_id = new_agent(sandbox_url)
+    handle = await incidents.agent_emergency_stop(agent_id)
+    await until_state(handle, "awaiting_approval")
+    await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback", comment="v3 is bad"))
+    result = await handle.result()
+    assert result.final_state == "rolled_back", result
+    return handle, agent_id
 
 
 def level_timers(history: WorkflowHistory) -> list[timedelta]:

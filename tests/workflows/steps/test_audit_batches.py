@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from schemas.approvals import ApprovalAnswer
 from schemas.audit import AuditEvent
 from stanch.audit_store import read_rows, verify_chains
 from stanch.history_timeline import (
@@ -29,9 +28,8 @@ from tests.helpers import (
     Running,
     applied,
     audit_rows,
-    new_agent,
+    emergency_stop_rolled_back,
     patch_markers,
-    until_state,
 )
 from workflows.steps.incident import next_audit_batch
 from workflows.steps.patches import CHANGES_TO_2026_12_PATCH
@@ -51,11 +49,7 @@ async def test_an_emergency_stops_audit_rows_land_in_batches_with_fewer_write_ac
     stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
-    agent_id = new_agent(sandbox)
-    handle = await incidents.agent_emergency_stop(agent_id)
-    await until_state(handle, "awaiting_approval")
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback", comment="v3 is bad"))
-    assert (await handle.result()).final_state == "rolled_back"
+    handle, agent_id = await emergency_stop_rolled_back(incidents, sandbox)
 
     # Every row once, in step order, on one intact chain; each effect once.
     assert [row["step_key"] for row in audit_rows(stanch.settings, handle.id)] == APPROVED

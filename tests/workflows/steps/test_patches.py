@@ -28,6 +28,7 @@ from tests.helpers import (
     applied,
     audit_rows,
     change_version_upserts,
+    emergency_stop_rolled_back,
     fault,
     new_agent,
     pages,
@@ -61,11 +62,7 @@ async def test_a_new_emergency_stop_records_one_marker_for_every_change_it_takes
     stanch: Running, incidents: Incidents
 ) -> None:
     sandbox = stanch.settings.platform_url
-    agent_id = new_agent(sandbox)
-    handle = await incidents.agent_emergency_stop(agent_id)
-    await until_state(handle, "awaiting_approval")
-    await handle.signal("approve", ApprovalAnswer(approver="alice", action="rollback", comment="v3 is bad"))
-    assert (await handle.result()).final_state == "rolled_back"
+    handle, agent_id = await emergency_stop_rolled_back(incidents, sandbox)
 
     history = await handle.fetch_history()
     assert patch_markers(history) == [CHANGES_TO_2026_12_PATCH]
