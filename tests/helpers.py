@@ -14,6 +14,7 @@ import re
 import socket
 import textwrap
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ import uvicorn
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from click.testing import Result
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
@@ -286,22 +288,22 @@ def level_timers(history: WorkflowHistory) -> list[timedelta]:
     return timers
 
 
-def patch_markers(history: WorkflowHistory) -> list[str]:
-    """The `workflow.patched` ids a history recorded a marker for, in order."""
+def patch_markers(events: Iterable[HistoryEvent]) -> list[str]:
+    """The `workflow.patched` ids a history's events recorded a marker for, in order."""
     return [
         json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
-        for event in history.events
+        for event in events
         if event.HasField("marker_recorded_event_attributes")
         and event.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
 
 
-def change_version_upserts(history: WorkflowHistory) -> int:
-    """How many upserts of `TemporalChangeVersion` (the SDK's, one per marker) a history holds."""
+def upserts_of(events: Iterable[HistoryEvent], attribute: str) -> int:
+    """How many search-attribute upserts among a history's events set `attribute` (`TemporalChangeVersion`:
+    the SDK's own, one with each patch marker)."""
     return sum(
-        "TemporalChangeVersion"
-        in event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-        for event in history.events
+        attribute in event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for event in events
         if event.HasField("upsert_workflow_search_attributes_event_attributes")
     )
 

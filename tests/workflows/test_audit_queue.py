@@ -240,7 +240,7 @@ async def test_pause_and_both_pages_go_out_while_postgres_is_cut_off_and_every_r
     # until Postgres was back, every row queued behind it in the one batch after it; each write completed,
     # all before the run completed.
     history = await events(handle)
-    assert patch_markers(await handle.fetch_history()) == [CHANGES_TO_2026_12_PATCH]
+    assert patch_markers(history) == [CHANGES_TO_2026_12_PATCH]
     writes = [
         e
         for e in history

@@ -58,9 +58,8 @@ async def test_an_emergency_stops_audit_rows_land_in_batches_with_fewer_write_ac
     assert applied(sandbox, f"/agents/{agent_id}/pause") == 1
     assert applied(sandbox, f"/agents/{agent_id}/rollback") == 1
 
-    history = await handle.fetch_history()
-    events = list(history.events)
-    activities = scheduled(events)
+    history = (await handle.fetch_history()).events
+    activities = scheduled(list(history))
     names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in activities.values()]
     assert AUDIT_ACTIVITY not in names  # a new run writes no row on its own
     batches = [
@@ -84,11 +83,11 @@ async def test_an_emergency_stops_audit_rows_land_in_batches_with_fewer_write_ac
     # Each batch completed, before the run did.
     completed = {
         e.activity_task_completed_event_attributes.scheduled_event_id: e.event_id
-        for e in events
+        for e in history
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
     }
     [closed] = [
-        e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+        e.event_id for e in history if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     ]
     assert all(e.event_id in completed and completed[e.event_id] < closed for e in batches)
     # The batches are in force under the one marker a new run records (workflows/steps/patches.py).

@@ -27,13 +27,13 @@ from tests.helpers import (
     Running,
     applied,
     audit_rows,
-    change_version_upserts,
     emergency_stop_rolled_back,
     fault,
     new_agent,
     pages,
     patch_markers,
     until_state,
+    upserts_of,
 )
 from workers.worker import activity_implementations, build_worker
 from workflows.steps import patches
@@ -65,8 +65,8 @@ async def test_a_new_emergency_stop_records_one_marker_for_every_change_it_takes
     handle, agent_id = await emergency_stop_rolled_back(incidents, sandbox)
 
     history = await handle.fetch_history()
-    assert patch_markers(history) == [CHANGES_TO_2026_12_PATCH]
-    assert change_version_upserts(history) == 1
+    assert patch_markers(history.events) == [CHANGES_TO_2026_12_PATCH]
+    assert upserts_of(history.events, "TemporalChangeVersion") == 1
     # Every change the five markers stood for is in force: the shared ladder's response-target timer,
     # the audit queue's batches, StanchAwaiting.
     assert any("response target" in e.user_metadata.summary.data.decode() for e in history.events)
@@ -76,12 +76,7 @@ async def test_a_new_emergency_stop_records_one_marker_for_every_change_it_takes
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
     assert "audit_write_rows" in scheduled and "write_audit" not in scheduled
-    assert any(
-        "StanchAwaiting"
-        in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-        for e in history.events
-        if e.HasField("upsert_workflow_search_attributes_event_attributes")
-    )
+    assert upserts_of(history.events, "StanchAwaiting") > 0
     assert [
         row["step_key"] for row in audit_rows(stanch.settings, handle.id)
     ] == EMERGENCY_STOP_APPROVED_STEPS
@@ -108,7 +103,7 @@ async def test_a_run_started_before_the_umbrella_keeps_a_marker_per_change_after
         async with build_worker(client, task_queue, activities):
             handle = await incidents.agent_emergency_stop(agent_id)
             await until_state(handle, "awaiting_approval")
-        assert patch_markers(await handle.fetch_history()) == MARKERS_UP_TO_THE_GATE
+        assert patch_markers((await handle.fetch_history()).events) == MARKERS_UP_TO_THE_GATE
 
         # Upgraded while the incident waits at its gate: a new worker, nothing cached, replays it, then
         # takes the approval; the rollback fails, which asks for a change the run has not met yet.
@@ -127,8 +122,8 @@ async def test_a_run_started_before_the_umbrella_keeps_a_marker_per_change_after
     assert result.final_state == "action_failed"
     history = await handle.fetch_history()
     # The old run never takes the umbrella: the change it met after the upgrade got its own marker.
-    assert patch_markers(history) == [*MARKERS_UP_TO_THE_GATE, ROLLBACK_FAILURE_PATCH]
-    assert change_version_upserts(history) == len(MARKERS_UP_TO_THE_GATE) + 1
+    assert patch_markers(history.events) == [*MARKERS_UP_TO_THE_GATE, ROLLBACK_FAILURE_PATCH]
+    assert upserts_of(history.events, "TemporalChangeVersion") == len(MARKERS_UP_TO_THE_GATE) + 1
     assert pages(sandbox, handle.id, "failed")  # what that change does: on-call hears of the failure
     assert applied(sandbox, f"/agents/{agent_id}/rollback") == 0
     [outcome] = await replay([(handle.id, history)])
