@@ -54,6 +54,11 @@ def heartbeats(fn: Callable[..., Any]) -> bool:
 
 
 async def _beat() -> None:
+    # The first beat only after one interval. Until an attempt's first heartbeat the server counts its
+    # heartbeat timeout from the attempt's start, so a worker dying at once is noticed as soon as before;
+    # and an effect that ends within the interval (nearly every one) sends no heartbeat at all, where the
+    # SDK would send the first at once: an RPC and a write of the server's workflow state per activity,
+    # which during an alert storm queue with every other write on the dev server's one SQLite writer.
     while True:
-        activity.heartbeat()
         await asyncio.sleep(HEARTBEAT_EVERY)
+        activity.heartbeat()

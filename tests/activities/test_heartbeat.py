@@ -50,6 +50,24 @@ async def test_a_heartbeating_activity_beats_while_it_waits_and_stops_when_it_en
     assert len(beats) == during  # nothing after the activity returned
 
 
+async def test_an_effect_that_ends_within_the_first_interval_sends_no_heartbeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Until the first heartbeat the server times an attempt from its start, so a quick effect needs none;
+    # a beat at once would cost the server a write per activity (bench/README.md, 2026-12-06).
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_EVERY", 0.2)
+    env = ActivityEnvironment()
+    beats: list[tuple[Any, ...]] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    assert await env.run(held_call, 0.05) == "answered"
+    await asyncio.sleep(0.3)
+    assert beats == []
+
+    assert await env.run(held_call, 0.3) == "answered"
+    assert len(beats) == 1  # at 0.2 s, not at the start
+
+
 async def test_outside_an_activity_the_wrapped_function_just_runs() -> None:
     assert await held_call(0) == "answered"
 
