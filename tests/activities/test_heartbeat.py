@@ -34,13 +34,19 @@ async def held_call(seconds: float) -> str:
     return "answered"
 
 
-async def test_a_heartbeating_activity_beats_while_it_waits_and_stops_when_it_ends(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_EVERY", 0.02)
+def beating_every(seconds: float, monkeypatch: pytest.MonkeyPatch) -> tuple[ActivityEnvironment, list[Any]]:
+    """An activity environment whose heartbeats land in the returned list, beating every `seconds`."""
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_EVERY", seconds)
     env = ActivityEnvironment()
     beats: list[tuple[Any, ...]] = []
     env.on_heartbeat = lambda *details: beats.append(details)
+    return env, beats
+
+
+async def test_a_heartbeating_activity_beats_while_it_waits_and_stops_when_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env, beats = beating_every(0.02, monkeypatch)
 
     assert await env.run(held_call, 0.3) == "answered"
     during = len(beats)
@@ -55,10 +61,7 @@ async def test_an_effect_that_ends_within_the_first_interval_sends_no_heartbeat(
 ) -> None:
     # Until the first heartbeat the server times an attempt from its start, so a quick effect needs none;
     # a beat at once would cost the server a write per activity (bench/README.md, 2026-12-06).
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_EVERY", 0.2)
-    env = ActivityEnvironment()
-    beats: list[tuple[Any, ...]] = []
-    env.on_heartbeat = lambda *details: beats.append(details)
+    env, beats = beating_every(0.2, monkeypatch)
 
     assert await env.run(held_call, 0.05) == "answered"
     await asyncio.sleep(0.3)
